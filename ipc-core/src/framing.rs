@@ -1,0 +1,581 @@
+//! Length-prefixed framing for byte-stream transports (pipes, FIFOs), written once.
+//!
+//! # Wire format
+//!
+//! | bytes   | field   | meaning                                                   |
+//! |---------|---------|-----------------------------------------------------------|
+//! | 4       | length  | payload length, little endian, at most the receiver's max |
+//! | length  | payload | the message                                               |
+//! | 1       | trailer | [`COMMIT`]: deliver; [`ABORT`]: the sender gave up, drop   |
+//!
+//! The trailer is what makes `try_send` and `send_timeout` exact on a stream. A frame larger than
+//! `PIPE_BUF` can be written only in part before the pipe fills; if the deadline passes then, the
+//! sender returns `Full`/`Timeout` and owes the rest of the frame. It pays that debt (zero bytes
+//! and an [`ABORT`] trailer) before its next frame, and the receiver drops the aborted frame. So a
+//! failed send is never delivered and a successful one always is, and a sender that dies
+//! mid-frame leaves a truncated frame that the receiver drops at end of stream.
+//!
+//! A length read from the stream is checked against the receiver's maximum before it is used:
+//! the receiver's buffer is allocated once, at construction, and never grows.
+
+use std::io::IoSlice;
+
+use crate::{Error, Result, Wait};
+
+/// Bytes of the length prefix.
+pub const HEADER_LEN: usize = 4;
+/// Bytes a frame adds to its payload (length prefix and trailer).
+pub const FRAME_OVERHEAD: usize = HEADER_LEN + 1;
+/// Trailer of a frame to deliver.
+pub const COMMIT: u8 = 0xC3;
+/// Trailer of a frame its sender abandoned.
+pub const ABORT: u8 = 0xA5;
+/// Largest payload the format carries (so that a frame length always fits in `u32`).
+pub const MAX_PAYLOAD: usize = 1 << 30;
+
+/// Smallest read buffer, so that small messages are read many per system call.
+const MIN_READ_BUFFER: usize = 64 * 1024;
+
+/// Length on the wire of a frame carrying `payload` bytes.
+pub const fn frame_len(payload: usize) -> usize {
+    payload + FRAME_OVERHEAD
+}
+
+/// The byte stream under the framing. Implementations retry `EINTR` themselves and map a
+/// closed peer to [`Error::Disconnected`].
+pub trait StreamIo {
+    /// Writes a prefix of `bufs` (gathered, as `writev`). With `block`, waits for room and
+    /// returns `Some(n > 0)`; without, returns `None` when no byte fits now.
+    fn write(&mut self, bufs: &[IoSlice<'_>], block: bool) -> Result<Option<usize>>;
+
+    /// Waits until some room frees up; `Ok(false)` once `wait` has expired.
+    fn wait_writable(&mut self, wait: Wait) -> Result<bool>;
+
+    /// Reads into `buf`. `Some(0)` is end of stream; `None` (only without `block`) means no
+    /// data now.
+    fn read(&mut self, buf: &mut [u8], block: bool) -> Result<Option<usize>>;
+
+    /// Waits until data (or end of stream) is there; `Ok(false)` once `wait` has expired.
+    fn wait_readable(&mut self, wait: Wait) -> Result<bool>;
+}
+
+/// Source of an abandoned frame's filler.
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+
+/// The bytes of one frame, produced from any offset without building the frame in memory.
+struct Frame<'a> {
+    header: [u8; HEADER_LEN],
+    payload: Payload<'a>,
+    trailer: [u8; 1],
+}
+
+enum Payload<'a> {
+    Bytes(&'a [u8]),
+    /// Filler of this length, for an aborted frame.
+    Zeros(usize),
+}
+
+impl<'a> Frame<'a> {
+    fn new(payload: Payload<'a>, trailer: u8) -> Frame<'a> {
+        let len = match payload {
+            Payload::Bytes(b) => b.len(),
+            Payload::Zeros(n) => n,
+        };
+        let len = u32::try_from(len).expect("payload length checked against MAX_PAYLOAD");
+        Frame {
+            header: len.to_le_bytes(),
+            payload,
+            trailer: [trailer],
+        }
+    }
+
+    fn payload_len(&self) -> usize {
+        u32::from_le_bytes(self.header) as usize
+    }
+
+    fn len(&self) -> usize {
+        frame_len(self.payload_len())
+    }
+
+    /// The unwritten rest of the frame from `offset`, as up to three slices.
+    fn slices_from(&'a self, offset: usize) -> ([IoSlice<'a>; 3], usize) {
+        let payload: &[u8] = match self.payload {
+            Payload::Bytes(b) => b,
+            Payload::Zeros(n) => &ZEROS[..n.min(ZEROS.len())],
+        };
+        let payload_len = self.payload_len();
+        let mut out = [IoSlice::new(&[]), IoSlice::new(&[]), IoSlice::new(&[])];
+        let mut n = 0;
+        if offset < HEADER_LEN {
+            out[n] = IoSlice::new(&self.header[offset..]);
+            n += 1;
+        }
+        let in_payload = offset.saturating_sub(HEADER_LEN);
+        if in_payload < payload_len {
+            // Filler longer than ZEROS is written in several rounds; the caller loops.
+            let from = in_payload.min(payload.len());
+            let chunk = match self.payload {
+                Payload::Bytes(_) => &payload[from..],
+                Payload::Zeros(_) => &payload[..payload.len().min(payload_len - in_payload)],
+            };
+            out[n] = IoSlice::new(chunk);
+            n += 1;
+            // The trailer may follow only if this slice reaches the end of the payload.
+            if in_payload + chunk.len() == payload_len {
+                out[n] = IoSlice::new(&self.trailer);
+                n += 1;
+            }
+        } else if offset < self.len() {
+            out[n] = IoSlice::new(&self.trailer);
+            n += 1;
+        }
+        (out, n)
+    }
+}
+
+/// Writes `frame` from `*written` until done (`Ok(true)`) or `wait` expires (`Ok(false)`),
+/// advancing `*written` by what went out.
+fn write_frame(
+    io: &mut impl StreamIo,
+    frame: &Frame<'_>,
+    written: &mut usize,
+    wait: Wait,
+) -> Result<bool> {
+    let block = wait.is_forever();
+    while *written < frame.len() {
+        let (slices, n) = frame.slices_from(*written);
+        match io.write(&slices[..n], block)? {
+            Some(n) => *written += n,
+            None if wait == Wait::Never => return Ok(false),
+            None => {
+                if !io.wait_writable(wait)? {
+                    return Ok(false);
+                }
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// The unwritten rest of a frame that a timed-out send abandoned.
+#[derive(Debug, Clone, Copy)]
+struct Debt {
+    payload_len: usize,
+    written: usize,
+}
+
+/// Writes messages as frames (see the [module documentation](self)).
+#[derive(Debug)]
+pub struct FrameWriter {
+    max: usize,
+    debt: Option<Debt>,
+}
+
+impl FrameWriter {
+    /// A writer of messages up to `max` bytes (at most [`MAX_PAYLOAD`]).
+    pub fn new(max: usize) -> FrameWriter {
+        assert!(max <= MAX_PAYLOAD, "message size {max} above MAX_PAYLOAD");
+        FrameWriter { max, debt: None }
+    }
+
+    /// Largest message accepted.
+    pub fn max_message_size(&self) -> usize {
+        self.max
+    }
+
+    /// Sends `msg` as one frame. `Full`/`Timeout` mean that the receiver will never see it.
+    pub fn send(&mut self, io: &mut impl StreamIo, msg: &[u8], wait: Wait) -> Result<()> {
+        if msg.len() > self.max {
+            return Err(Error::MessageTooLarge {
+                len: msg.len(),
+                max: self.max,
+            });
+        }
+        if let Some(mut debt) = self.debt {
+            let filler = Frame::new(Payload::Zeros(debt.payload_len), ABORT);
+            // Filler longer than ZEROS takes several passes; each pass makes progress.
+            loop {
+                let before = debt.written;
+                let done = write_frame(io, &filler, &mut debt.written, wait)?;
+                if done {
+                    break;
+                }
+                self.debt = Some(debt);
+                if debt.written == before || wait == Wait::Never || wait.expired() {
+                    return Err(wait.full_error());
+                }
+            }
+            self.debt = None;
+        }
+        let frame = Frame::new(Payload::Bytes(msg), COMMIT);
+        let mut written = 0;
+        if write_frame(io, &frame, &mut written, wait)? {
+            return Ok(());
+        }
+        if written > 0 {
+            self.debt = Some(Debt {
+                payload_len: msg.len(),
+                written,
+            });
+        }
+        Err(wait.full_error())
+    }
+}
+
+/// Reads frames into the caller's buffer (see the [module documentation](self)).
+///
+/// Holds one buffer of at least one whole frame, allocated at construction, so small messages
+/// are read many per system call and a frame interrupted by a timeout is kept, not lost.
+#[derive(Debug)]
+pub struct FrameReader {
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    max: usize,
+    end_of_stream: bool,
+    corrupted: Option<String>,
+}
+
+impl FrameReader {
+    /// A reader of messages up to `max` bytes (at most [`MAX_PAYLOAD`]).
+    pub fn new(max: usize) -> FrameReader {
+        assert!(max <= MAX_PAYLOAD, "message size {max} above MAX_PAYLOAD");
+        FrameReader {
+            buf: vec![0; frame_len(max).max(MIN_READ_BUFFER)].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            max,
+            end_of_stream: false,
+            corrupted: None,
+        }
+    }
+
+    /// Largest message accepted.
+    pub fn max_message_size(&self) -> usize {
+        self.max
+    }
+
+    /// Receives one message into `out`, returning its length.
+    pub fn recv(&mut self, io: &mut impl StreamIo, out: &mut [u8], wait: Wait) -> Result<usize> {
+        if let Some(what) = &self.corrupted {
+            return Err(Error::corrupted(what.clone()));
+        }
+        loop {
+            let need = match self.next_frame(out)? {
+                Next::Delivered(len) => return Ok(len),
+                Next::Skipped => continue,
+                Next::Need(bytes) => bytes,
+            };
+            if self.end_of_stream {
+                return Err(Error::Disconnected);
+            }
+            if self.start + need > self.buf.len() {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            match io.read(&mut self.buf[self.end..], wait.is_forever())? {
+                Some(0) => {
+                    // A truncated frame at end of stream is one its sender never finished.
+                    self.end_of_stream = true;
+                    self.start = 0;
+                    self.end = 0;
+                    return Err(Error::Disconnected);
+                }
+                Some(n) => self.end += n,
+                None if wait == Wait::Never => return Err(Error::Empty),
+                None => {
+                    if !io.wait_readable(wait)? {
+                        return Err(Error::Timeout);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Delivers or skips the frame at the front of the buffer, or says how many bytes of it
+    /// must be buffered first.
+    fn next_frame(&mut self, out: &mut [u8]) -> Result<Next> {
+        let avail = &self.buf[self.start..self.end];
+        let Some(header) = avail.first_chunk::<HEADER_LEN>() else {
+            return Ok(Next::Need(HEADER_LEN));
+        };
+        let len = u32::from_le_bytes(*header) as usize;
+        if len > self.max {
+            return Err(self.corrupt(format!(
+                "frame of {len} bytes exceeds message_size {} (peers disagree on message_size, \
+                 or the stream is not framed by ipc)",
+                self.max
+            )));
+        }
+        let frame = frame_len(len);
+        if avail.len() < frame {
+            return Ok(Next::Need(frame));
+        }
+        let payload = &avail[HEADER_LEN..HEADER_LEN + len];
+        match avail[HEADER_LEN + len] {
+            COMMIT => {
+                let Some(dst) = out.get_mut(..len) else {
+                    return Err(Error::BufferTooSmall {
+                        len: out.len(),
+                        needed: len,
+                    });
+                };
+                dst.copy_from_slice(payload);
+                self.consume(frame);
+                Ok(Next::Delivered(len))
+            }
+            ABORT => {
+                self.consume(frame);
+                Ok(Next::Skipped)
+            }
+            other => Err(self.corrupt(format!(
+                "frame trailer {other:#04x} is neither commit nor abort"
+            ))),
+        }
+    }
+
+    fn consume(&mut self, frame: usize) {
+        self.start += frame;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    #[cold]
+    fn corrupt(&mut self, what: String) -> Error {
+        self.corrupted = Some(what.clone());
+        Error::corrupted(what)
+    }
+}
+
+enum Next {
+    Delivered(usize),
+    Skipped,
+    Need(usize),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    /// An in-memory pipe with a fixed capacity, for testing the framing alone.
+    struct MemPipe {
+        data: VecDeque<u8>,
+        capacity: usize,
+        writer_closed: bool,
+        /// Largest single write accepted (to force partial writes).
+        write_chunk: usize,
+    }
+
+    impl MemPipe {
+        fn new(capacity: usize) -> MemPipe {
+            MemPipe {
+                data: VecDeque::new(),
+                capacity,
+                writer_closed: false,
+                write_chunk: usize::MAX,
+            }
+        }
+    }
+
+    impl StreamIo for MemPipe {
+        fn write(&mut self, bufs: &[IoSlice<'_>], block: bool) -> Result<Option<usize>> {
+            let room = (self.capacity - self.data.len()).min(self.write_chunk);
+            assert!(!(block && room == 0), "test would block forever");
+            if room == 0 {
+                return Ok(None);
+            }
+            let mut n = 0;
+            for b in bufs {
+                for &byte in b.iter() {
+                    if n == room {
+                        return Ok(Some(n));
+                    }
+                    self.data.push_back(byte);
+                    n += 1;
+                }
+            }
+            Ok(Some(n))
+        }
+        fn wait_writable(&mut self, _wait: Wait) -> Result<bool> {
+            Ok(false)
+        }
+        fn read(&mut self, buf: &mut [u8], _block: bool) -> Result<Option<usize>> {
+            if self.data.is_empty() {
+                return Ok(if self.writer_closed { Some(0) } else { None });
+            }
+            let n = buf.len().min(self.data.len());
+            for b in &mut buf[..n] {
+                *b = self.data.pop_front().unwrap();
+            }
+            Ok(Some(n))
+        }
+        fn wait_readable(&mut self, _wait: Wait) -> Result<bool> {
+            Ok(false)
+        }
+    }
+
+    #[test]
+    fn round_trips_and_reports_empty() {
+        let mut pipe = MemPipe::new(1 << 20);
+        let mut w = FrameWriter::new(1000);
+        let mut r = FrameReader::new(1000);
+        let mut out = [0u8; 1000];
+        for msg in [&b""[..], b"a", &[7u8; 1000]] {
+            w.send(&mut pipe, msg, Wait::Never).unwrap();
+        }
+        assert_eq!(r.recv(&mut pipe, &mut out, Wait::Never).unwrap(), 0);
+        assert_eq!(r.recv(&mut pipe, &mut out, Wait::Never).unwrap(), 1);
+        assert_eq!(out[0], b'a');
+        assert_eq!(r.recv(&mut pipe, &mut out, Wait::Never).unwrap(), 1000);
+        assert!(matches!(
+            r.recv(&mut pipe, &mut out, Wait::Never),
+            Err(Error::Empty)
+        ));
+        assert!(matches!(
+            w.send(&mut pipe, &[0; 1001], Wait::Never),
+            Err(Error::MessageTooLarge {
+                len: 1001,
+                max: 1000
+            })
+        ));
+    }
+
+    #[test]
+    fn abandoned_frame_is_never_delivered() {
+        let mut pipe = MemPipe::new(100);
+        let mut w = FrameWriter::new(1000);
+        let mut r = FrameReader::new(1000);
+        let mut out = [0u8; 1000];
+        w.send(&mut pipe, b"first", Wait::Never).unwrap();
+        // Does not fit: part of it goes out, then the call fails and the frame is owed.
+        assert!(matches!(
+            w.send(&mut pipe, &[9u8; 500], Wait::Never),
+            Err(Error::Full)
+        ));
+        assert_eq!(r.recv(&mut pipe, &mut out, Wait::Never).unwrap(), 5);
+        // Paying the debt takes several rounds as the reader drains.
+        let mut sent = false;
+        for _ in 0..100 {
+            match w.send(&mut pipe, b"second", Wait::Never) {
+                Ok(()) => {
+                    sent = true;
+                    break;
+                }
+                Err(Error::Full) => {
+                    assert!(matches!(
+                        r.recv(&mut pipe, &mut out, Wait::Never),
+                        Err(Error::Empty)
+                    ));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(sent);
+        assert_eq!(r.recv(&mut pipe, &mut out, Wait::Never).unwrap(), 6);
+        assert_eq!(&out[..6], b"second");
+    }
+
+    #[test]
+    fn small_buffer_keeps_the_message() {
+        let mut pipe = MemPipe::new(1 << 16);
+        let mut w = FrameWriter::new(100);
+        let mut r = FrameReader::new(100);
+        w.send(&mut pipe, &[1; 50], Wait::Never).unwrap();
+        let mut small = [0u8; 10];
+        assert!(matches!(
+            r.recv(&mut pipe, &mut small, Wait::Never),
+            Err(Error::BufferTooSmall {
+                len: 10,
+                needed: 50
+            })
+        ));
+        let mut big = [0u8; 100];
+        assert_eq!(r.recv(&mut pipe, &mut big, Wait::Never).unwrap(), 50);
+    }
+
+    #[test]
+    fn oversized_length_is_corrupted_and_sticky() {
+        let mut pipe = MemPipe::new(1 << 16);
+        pipe.data.extend(u32::MAX.to_le_bytes());
+        let mut r = FrameReader::new(100);
+        let mut out = [0u8; 100];
+        assert!(matches!(
+            r.recv(&mut pipe, &mut out, Wait::Never),
+            Err(Error::Corrupted { .. })
+        ));
+        assert!(matches!(
+            r.recv(&mut pipe, &mut out, Wait::Never),
+            Err(Error::Corrupted { .. })
+        ));
+    }
+
+    #[test]
+    fn truncated_frame_at_end_of_stream_is_dropped() {
+        let mut pipe = MemPipe::new(1 << 16);
+        let mut w = FrameWriter::new(100);
+        w.send(&mut pipe, b"whole", Wait::Never).unwrap();
+        pipe.data.extend(10u32.to_le_bytes());
+        pipe.data.extend(b"half");
+        pipe.writer_closed = true;
+        let mut r = FrameReader::new(100);
+        let mut out = [0u8; 100];
+        assert_eq!(r.recv(&mut pipe, &mut out, Wait::Never).unwrap(), 5);
+        assert!(matches!(
+            r.recv(&mut pipe, &mut out, Wait::Never),
+            Err(Error::Disconnected)
+        ));
+        assert!(matches!(
+            r.recv(&mut pipe, &mut out, Wait::Never),
+            Err(Error::Disconnected)
+        ));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_sequence_survives_partial_writes_and_aborts(
+            sizes in proptest::collection::vec(0usize..3000, 1..40),
+            capacity in 16usize..5000,
+            chunk in 1usize..700,
+        ) {
+            let mut pipe = MemPipe::new(capacity);
+            pipe.write_chunk = chunk;
+            let mut w = FrameWriter::new(3000);
+            let mut r = FrameReader::new(3000);
+            let mut out = vec![0u8; 3000];
+            let mut delivered = Vec::new();
+            let mut accepted = Vec::new();
+            for (i, size) in sizes.iter().enumerate() {
+                let msg: Vec<u8> = (0..*size).map(|j| (i * 31 + j) as u8).collect();
+                // Try a few times, draining in between, as a real sender would.
+                for _ in 0..3 {
+                    match w.send(&mut pipe, &msg, Wait::Never) {
+                        Ok(()) => { accepted.push(msg.clone()); break; }
+                        Err(Error::Full) => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                    while let Ok(n) = r.recv(&mut pipe, &mut out, Wait::Never) {
+                        delivered.push(out[..n].to_vec());
+                    }
+                }
+            }
+            // Flush any debt with an empty message, then drain.
+            for _ in 0..10_000 {
+                if w.send(&mut pipe, b"", Wait::Never).is_ok() {
+                    accepted.push(Vec::new());
+                    break;
+                }
+                while let Ok(n) = r.recv(&mut pipe, &mut out, Wait::Never) {
+                    delivered.push(out[..n].to_vec());
+                }
+            }
+            while let Ok(n) = r.recv(&mut pipe, &mut out, Wait::Never) {
+                delivered.push(out[..n].to_vec());
+            }
+            proptest::prop_assert_eq!(delivered, accepted);
+        }
+    }
+}

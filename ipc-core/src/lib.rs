@@ -1,0 +1,27 @@
+//! The contract every transport of the `ipc` workspace implements.
+//!
+//! - [`Sender`] / [`Receiver`]: message-oriented, blocking, `try_` and `_timeout` forms, all
+//!   expressed through one [`Wait`]; object safe.
+//! - [`Error`]: the one error type, with variants a caller can act on.
+//! - [`TransportSpec`]: transport strings such as `fifo:/tmp/app.fifo?capacity=64KiB`.
+//! - [`framing`]: the length-prefixed framing of every byte-stream transport.
+//! - [`Owner`] / [`Removable`]: the lifecycle of kernel objects that outlive processes.
+//! - [`Segment`]: a mapped region of shared memory.
+//!
+//! This crate makes no system calls; the backends (`ipc-pipe`, `ipc-fifo`, ...) do.
+#![deny(unsafe_code)]
+
+mod channel;
+mod error;
+pub mod framing;
+mod lifecycle;
+mod segment;
+pub mod spec;
+mod wait;
+
+pub use channel::{Receiver, Sender};
+pub use error::{Error, Result};
+pub use lifecycle::{Owner, Removable};
+pub use segment::{ObjectId, Segment};
+pub use spec::{Address, Create, Options, Transport, TransportSpec};
+pub use wait::Wait;

@@ -1,0 +1,706 @@
+//! Transport strings: one line that names a transport and its options.
+//!
+//! ```text
+//! pipe:                                   inherited from the parent (see ipc-pipe)
+//! pipe:fd=7                               a pipe end handed over as descriptor 7
+//! fifo:/tmp/app.fifo?capacity=128KiB
+//! posix-mq:/orders?capacity=64&message_size=8192
+//! posix-shm:/ticks?capacity=1MiB
+//! sysv-mq:key=0x6666
+//! sysv-shm:ftok=/tmp/app:0x66?capacity=64KiB
+//! ```
+//!
+//! The grammar is `TRANSPORT ":" ADDRESS [ "?" NAME "=" VALUE { "&" NAME "=" VALUE } ]`. The
+//! address cannot contain `?`. [`Display`](std::fmt::Display) writes the canonical form, which
+//! parses back to an equal [`TransportSpec`]; unknown options, options that do not apply to the
+//! transport and malformed values are [`Error::InvalidSpec`] naming the offending part.
+//!
+//! ```
+//! use ipc_core::{Create, Transport, TransportSpec};
+//!
+//! # fn main() -> Result<(), ipc_core::Error> {
+//! let spec: TransportSpec = "fifo:/tmp/app.fifo?capacity=64KiB&create=never".parse()?;
+//! assert_eq!(spec.transport, Transport::Fifo);
+//! assert_eq!(spec.options.capacity, Some(64 * 1024));
+//! assert_eq!(spec.options.create, Some(Create::Never));
+//! assert_eq!(spec.to_string(), "fifo:/tmp/app.fifo?capacity=64KiB&create=never");
+//!
+//! let err = "fifo:/tmp/app.fifo?bogus=1".parse::<TransportSpec>().unwrap_err();
+//! assert!(err.to_string().contains("bogus"));
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::{Error, Result};
+
+/// Longest name component the kernel accepts for POSIX objects (`NAME_MAX`).
+pub const NAME_MAX: usize = 255;
+
+/// The transports a string can name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Transport {
+    /// Anonymous pipe (`ipc-pipe`).
+    Pipe,
+    /// Named pipe (`ipc-fifo`).
+    Fifo,
+    /// POSIX message queue (`ipc-posix`).
+    PosixMq,
+    /// POSIX shared-memory ring (`ipc-posix` + `ipc-sync`).
+    PosixShm,
+    /// System V message queue (`ipc-sysv`).
+    SysvMq,
+    /// System V shared-memory ring (`ipc-sysv` + `ipc-sync`).
+    SysvShm,
+}
+
+impl Transport {
+    /// Every transport, in the order tables list them.
+    pub const ALL: [Transport; 6] = [
+        Transport::Pipe,
+        Transport::Fifo,
+        Transport::PosixMq,
+        Transport::PosixShm,
+        Transport::SysvMq,
+        Transport::SysvShm,
+    ];
+
+    /// The name used before the `:` in a transport string.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Transport::Pipe => "pipe",
+            Transport::Fifo => "fifo",
+            Transport::PosixMq => "posix-mq",
+            Transport::PosixShm => "posix-shm",
+            Transport::SysvMq => "sysv-mq",
+            Transport::SysvShm => "sysv-shm",
+        }
+    }
+
+    /// The cargo feature of the `ipc` facade that builds this transport.
+    pub fn feature(self) -> &'static str {
+        match self {
+            Transport::Pipe => "pipe",
+            Transport::Fifo => "fifo",
+            Transport::PosixMq | Transport::PosixShm => "posix",
+            Transport::SysvMq | Transport::SysvShm => "sysv",
+        }
+    }
+
+    /// Whether `capacity` counts bytes (pipes and rings) rather than messages (queues).
+    pub fn capacity_in_bytes(self) -> bool {
+        !matches!(self, Transport::PosixMq | Transport::SysvMq)
+    }
+
+    /// The options this transport understands.
+    pub fn options(self) -> &'static [&'static str] {
+        match self {
+            Transport::Pipe => &["capacity", "message_size"],
+            Transport::Fifo => &["capacity", "message_size", "mode", "create", "open_timeout"],
+            Transport::PosixMq | Transport::PosixShm | Transport::SysvMq | Transport::SysvShm => {
+                &["capacity", "message_size", "mode", "create"]
+            }
+        }
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.scheme())
+    }
+}
+
+impl FromStr for Transport {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Transport> {
+        Transport::ALL
+            .into_iter()
+            .find(|t| t.scheme() == s)
+            .ok_or_else(|| {
+                let known: Vec<_> = Transport::ALL.iter().map(|t| t.scheme()).collect();
+                Error::invalid_spec(
+                    s,
+                    format!("unknown transport `{s}` (known: {})", known.join(", ")),
+                )
+            })
+    }
+}
+
+/// Whether opening may create the object, and whether it must.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Create {
+    /// Create exclusively (`O_EXCL` / `IPC_EXCL`); an existing object is
+    /// [`Error::AlreadyExists`].
+    Always,
+    /// Open an existing object only; a missing one is [`Error::NotFound`].
+    Never,
+    /// Open the object if it exists (after checking it), else create it.
+    IfMissing,
+}
+
+impl Create {
+    fn as_str(self) -> &'static str {
+        match self {
+            Create::Always => "always",
+            Create::Never => "never",
+            Create::IfMissing => "if_missing",
+        }
+    }
+}
+
+/// Where the transport's object lives.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Address {
+    /// `pipe:`: a pipe created by this process, to be handed to a child.
+    Unnamed,
+    /// `pipe:fd=N`: a pipe end inherited as file descriptor `N`.
+    Fd(i32),
+    /// `fifo:PATH`: a file-system path (UTF-8, no NUL, no `?`).
+    Path(String),
+    /// `posix-*:/name`: a POSIX object name (leading `/`, no other `/`, at most `NAME_MAX`).
+    Name(String),
+    /// `sysv-*:key=0x6666`: an explicit System V key (never `IPC_PRIVATE`).
+    Key(i32),
+    /// `sysv-*:ftok=/path:0x66`: a key computed by `ftok(path, proj_id)`; `proj_id` is 1..=255.
+    Ftok {
+        /// The existing file whose inode feeds the key.
+        path: String,
+        /// The low 8 bits that go into the key.
+        proj_id: u8,
+    },
+    /// `sysv-*:private`: `IPC_PRIVATE`, a new object only this process (and its children) know.
+    Private,
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Unnamed => Ok(()),
+            Address::Fd(fd) => write!(f, "fd={fd}"),
+            Address::Path(p) | Address::Name(p) => f.write_str(p),
+            Address::Key(key) => write!(f, "key={:#x}", *key as u32),
+            Address::Ftok { path, proj_id } => write!(f, "ftok={path}:{proj_id:#x}"),
+            Address::Private => f.write_str("private"),
+        }
+    }
+}
+
+/// The options of a transport string. `None` means "the transport's default".
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Options {
+    /// Messages for queues; bytes for pipes and rings (units `KiB`, `MiB`, `GiB` accepted).
+    pub capacity: Option<u64>,
+    /// Largest message in bytes (units accepted).
+    pub message_size: Option<u64>,
+    /// Permissions of a created object (octal, default `0600`).
+    pub mode: Option<u32>,
+    /// Whether opening may or must create (default: receivers `if_missing`, senders `never`).
+    pub create: Option<Create>,
+    /// How long opening waits for the other side (FIFO), e.g. `500ms`, `10s`.
+    pub open_timeout: Option<Duration>,
+}
+
+/// A parsed transport string. See the [module documentation](self) for the format.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TransportSpec {
+    /// Which transport.
+    pub transport: Transport,
+    /// Where its object lives.
+    pub address: Address,
+    /// Its options.
+    pub options: Options,
+}
+
+impl TransportSpec {
+    /// A spec with default options. Fails if `address` is not a kind this transport uses.
+    pub fn new(transport: Transport, address: Address) -> Result<TransportSpec> {
+        let spec = TransportSpec {
+            transport,
+            address,
+            options: Options::default(),
+        };
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Checks what the types cannot: the address kind fits the transport, every option given
+    /// applies to it, and values are in range. [`FromStr`] only returns specs that pass.
+    pub fn validate(&self) -> Result<()> {
+        let scheme = self.transport.scheme();
+        let address_fits = match (&self.address, self.transport) {
+            (Address::Unnamed | Address::Fd(_), Transport::Pipe) => true,
+            (Address::Path(p), Transport::Fifo) => check_path(p).is_ok(),
+            (Address::Name(n), Transport::PosixMq | Transport::PosixShm) => {
+                check_posix_name(n).is_ok()
+            }
+            (
+                Address::Key(_) | Address::Ftok { .. } | Address::Private,
+                Transport::SysvMq | Transport::SysvShm,
+            ) => true,
+            _ => false,
+        };
+        if !address_fits {
+            return Err(Error::invalid_spec(
+                self.address.to_string(),
+                format!("not a valid address for {scheme}"),
+            ));
+        }
+        let allowed = self.transport.options();
+        let o = &self.options;
+        let given = [
+            ("capacity", o.capacity.is_some()),
+            ("message_size", o.message_size.is_some()),
+            ("mode", o.mode.is_some()),
+            ("create", o.create.is_some()),
+            ("open_timeout", o.open_timeout.is_some()),
+        ];
+        for (name, present) in given {
+            if present && !allowed.contains(&name) {
+                return Err(not_applicable(name, self.transport));
+            }
+        }
+        if o.capacity == Some(0) || o.message_size == Some(0) {
+            return Err(Error::invalid_spec(
+                self.to_string(),
+                "capacity and message_size must be at least 1",
+            ));
+        }
+        if o.mode.is_some_and(|m| m > 0o777) {
+            return Err(Error::invalid_spec(
+                self.to_string(),
+                "mode must be at most 0777",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn not_applicable(name: &str, transport: Transport) -> Error {
+    Error::invalid_spec(
+        name,
+        format!(
+            "option `{name}` does not apply to {transport} (it takes: {})",
+            transport.options().join(", ")
+        ),
+    )
+}
+
+impl fmt::Display for TransportSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.transport, self.address)?;
+        let o = &self.options;
+        let mut sep = '?';
+        let mut put = |f: &mut fmt::Formatter<'_>, name: &str, value: &dyn fmt::Display| {
+            let r = write!(f, "{sep}{name}={value}");
+            sep = '&';
+            r
+        };
+        if let Some(c) = o.capacity {
+            if self.transport.capacity_in_bytes() {
+                put(f, "capacity", &Size(c))?;
+            } else {
+                put(f, "capacity", &c)?;
+            }
+        }
+        if let Some(m) = o.message_size {
+            put(f, "message_size", &Size(m))?;
+        }
+        if let Some(m) = o.mode {
+            put(f, "mode", &format_args!("{m:04o}"))?;
+        }
+        if let Some(c) = o.create {
+            put(f, "create", &c.as_str())?;
+        }
+        if let Some(t) = o.open_timeout {
+            put(f, "open_timeout", &DurationText(t))?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for TransportSpec {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<TransportSpec> {
+        let (scheme, rest) = s.split_once(':').ok_or_else(|| {
+            Error::invalid_spec(
+                s,
+                "missing `:` after the transport name (e.g. `fifo:/tmp/app.fifo`)",
+            )
+        })?;
+        let transport: Transport = scheme.parse()?;
+        let (address, query) = match rest.split_once('?') {
+            Some((a, q)) => (a, Some(q)),
+            None => (rest, None),
+        };
+        let address = parse_address(transport, address)?;
+        let mut options = Options::default();
+        if let Some(query) = query {
+            for pair in query.split('&') {
+                parse_option(transport, pair, &mut options)?;
+            }
+        }
+        let spec = TransportSpec {
+            transport,
+            address,
+            options,
+        };
+        spec.validate()?;
+        Ok(spec)
+    }
+}
+
+fn parse_address(transport: Transport, text: &str) -> Result<Address> {
+    let bad = |reason: String| Error::invalid_spec(text, reason);
+    match transport {
+        Transport::Pipe => {
+            if text.is_empty() {
+                return Ok(Address::Unnamed);
+            }
+            let fd = text
+                .strip_prefix("fd=")
+                .ok_or_else(|| bad("a pipe address is empty or `fd=N`".into()))?;
+            let fd: i32 = parse_decimal(fd)
+                .and_then(|n| i32::try_from(n).ok())
+                .ok_or_else(|| bad(format!("`{fd}` is not a file descriptor number")))?;
+            Ok(Address::Fd(fd))
+        }
+        Transport::Fifo => {
+            check_path(text).map_err(bad)?;
+            Ok(Address::Path(text.to_owned()))
+        }
+        Transport::PosixMq | Transport::PosixShm => {
+            check_posix_name(text).map_err(bad)?;
+            Ok(Address::Name(text.to_owned()))
+        }
+        Transport::SysvMq | Transport::SysvShm => {
+            if text == "private" {
+                Ok(Address::Private)
+            } else if let Some(key) = text.strip_prefix("key=") {
+                let key = parse_int(key)
+                    .and_then(|k| u32::try_from(k).ok())
+                    .ok_or_else(|| bad(format!("`{key}` is not a 32-bit key")))?;
+                if key == 0 {
+                    return Err(bad("key 0 is IPC_PRIVATE: write `private`".into()));
+                }
+                Ok(Address::Key(key as i32))
+            } else if let Some(ftok) = text.strip_prefix("ftok=") {
+                let (path, proj) = ftok
+                    .rsplit_once(':')
+                    .ok_or_else(|| bad("ftok takes `PATH:PROJ_ID`".into()))?;
+                check_path(path).map_err(bad)?;
+                let proj_id = parse_int(proj)
+                    .and_then(|p| u8::try_from(p).ok())
+                    .filter(|p| *p != 0)
+                    .ok_or_else(|| bad(format!("proj_id `{proj}` must be 1..=255")))?;
+                Ok(Address::Ftok {
+                    path: path.to_owned(),
+                    proj_id,
+                })
+            } else {
+                Err(bad(
+                    "a System V address is `key=0x..`, `ftok=PATH:PROJ_ID` or `private`".into(),
+                ))
+            }
+        }
+    }
+}
+
+fn check_path(path: &str) -> Result<(), String> {
+    if path.is_empty() {
+        Err("the path is empty".into())
+    } else if path.contains('\0') {
+        Err("the path contains NUL".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks a POSIX object name: a leading `/`, no other `/`, 1..=`NAME_MAX` characters after
+/// it, no NUL, and not `/.` or `/..`.
+pub fn check_posix_name(name: &str) -> Result<(), String> {
+    let Some(rest) = name.strip_prefix('/') else {
+        return Err(format!("POSIX name `{name}` must start with `/`"));
+    };
+    if rest.is_empty() || rest == "." || rest == ".." {
+        Err(format!("POSIX name `{name}` needs a name after the `/`"))
+    } else if rest.contains('/') {
+        Err(format!(
+            "POSIX name `{name}` may not contain `/` after the first"
+        ))
+    } else if rest.len() > NAME_MAX {
+        Err(format!(
+            "POSIX name is {} bytes long, NAME_MAX is {NAME_MAX}",
+            rest.len()
+        ))
+    } else if rest.contains('\0') {
+        Err("POSIX name contains NUL".into())
+    } else {
+        Ok(())
+    }
+}
+
+fn parse_option(transport: Transport, pair: &str, o: &mut Options) -> Result<()> {
+    let (name, value) = pair
+        .split_once('=')
+        .ok_or_else(|| Error::invalid_spec(pair, "an option is written `name=value`"))?;
+    if value.is_empty() {
+        return Err(Error::invalid_spec(
+            pair,
+            format!("option `{name}` has no value"),
+        ));
+    }
+    let known = ["capacity", "message_size", "mode", "create", "open_timeout"];
+    if !known.contains(&name) {
+        return Err(Error::invalid_spec(
+            pair,
+            format!(
+                "unknown option `{name}` (for {transport}: {})",
+                transport.options().join(", ")
+            ),
+        ));
+    }
+    if !transport.options().contains(&name) {
+        return Err(not_applicable(name, transport));
+    }
+    let bad = |reason: String| Error::invalid_spec(pair, reason);
+    let twice = || bad(format!("option `{name}` is given twice"));
+    match name {
+        "capacity" => {
+            let v = if transport.capacity_in_bytes() {
+                parse_size(value).map_err(bad)?
+            } else {
+                parse_decimal(value).ok_or_else(|| {
+                    bad(format!(
+                        "capacity of {transport} counts messages: `{value}` is not a number"
+                    ))
+                })?
+            };
+            set_once(&mut o.capacity, v).map_err(|()| twice())
+        }
+        "message_size" => {
+            set_once(&mut o.message_size, parse_size(value).map_err(bad)?).map_err(|()| twice())
+        }
+        "mode" => {
+            let mode = u32::from_str_radix(value, 8)
+                .ok()
+                .filter(|m| *m <= 0o777 && value.len() <= 4 && !value.starts_with('+'))
+                .ok_or_else(|| bad(format!("mode `{value}` is not octal 0000..=0777")))?;
+            set_once(&mut o.mode, mode).map_err(|()| twice())
+        }
+        "create" => {
+            let c = match value {
+                "always" => Create::Always,
+                "never" => Create::Never,
+                "if_missing" => Create::IfMissing,
+                _ => {
+                    return Err(bad(format!(
+                        "create `{value}` is not one of always, never, if_missing"
+                    )));
+                }
+            };
+            set_once(&mut o.create, c).map_err(|()| twice())
+        }
+        "open_timeout" => {
+            set_once(&mut o.open_timeout, parse_duration(value).map_err(bad)?).map_err(|()| twice())
+        }
+        _ => unreachable!("checked against the known list above"),
+    }
+}
+
+fn set_once<T>(slot: &mut Option<T>, value: T) -> Result<(), ()> {
+    if slot.is_some() {
+        return Err(());
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+fn parse_decimal(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn parse_int(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            u64::from_str_radix(hex, 16).ok()
+        }
+        Some(_) => None,
+        None => parse_decimal(s),
+    }
+}
+
+const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+
+/// Parses a byte count: `4096`, `64KiB`, `1MiB`, `2GiB`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let (digits, scale) = UNITS
+        .iter()
+        .find_map(|(unit, scale)| s.strip_suffix(unit).map(|d| (d, *scale)))
+        .unwrap_or((s, 1));
+    parse_decimal(digits)
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| format!("`{s}` is not a size (e.g. 4096, 64KiB, 1MiB)"))
+}
+
+/// Writes a byte count in the largest unit that divides it exactly.
+struct Size(u64);
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match UNITS
+            .iter()
+            .find(|(_, scale)| self.0 != 0 && self.0 % scale == 0)
+        {
+            Some((unit, scale)) => write!(f, "{}{unit}", self.0 / scale),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+const DURATION_UNITS: [(&str, u128); 6] = [
+    ("h", 3_600_000_000_000),
+    ("m", 60_000_000_000),
+    ("s", 1_000_000_000),
+    ("ms", 1_000_000),
+    ("us", 1_000),
+    ("ns", 1),
+];
+
+/// Parses a duration with a unit: `250ms`, `5s`, `2m`, `1h`, `10us`, `100ns`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("`{s}` is not a duration (e.g. 500ms, 5s, 2m)");
+    let split = s
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("`{s}` needs a unit (ns, us, ms, s, m, h)"))?;
+    let (digits, unit) = s.split_at(split);
+    let scale = DURATION_UNITS
+        .iter()
+        .find(|(u, _)| *u == unit)
+        .map(|(_, scale)| *scale)
+        .ok_or_else(bad)?;
+    let nanos = parse_decimal(digits)
+        .map(u128::from)
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(bad)?;
+    let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| bad())?;
+    Ok(Duration::new(secs, (nanos % 1_000_000_000) as u32))
+}
+
+/// Writes a duration in the largest unit that divides it exactly.
+struct DurationText(Duration);
+
+impl fmt::Display for DurationText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let nanos = self.0.as_nanos();
+        let (unit, scale) = DURATION_UNITS
+            .iter()
+            .find(|(_, scale)| nanos % scale == 0 && nanos != 0)
+            .copied()
+            .unwrap_or(("s", 1_000_000_000));
+        write!(f, "{}{unit}", nanos / scale)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(s: &str) -> (String, String) {
+        match s.parse::<TransportSpec>() {
+            Err(Error::InvalidSpec { spec, reason }) => (spec, reason),
+            other => panic!("{s}: expected InvalidSpec, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_the_design_examples() {
+        for s in [
+            "pipe:",
+            "pipe:fd=7",
+            "fifo:/tmp/app.fifo",
+            "sysv-mq:key=0x6666",
+            "sysv-mq:ftok=/tmp/app:0x66",
+            "sysv-shm:ftok=/tmp/app:0x66?capacity=64KiB",
+            "posix-mq:/orders?capacity=64&message_size=8KiB",
+            "posix-shm:/ticks?capacity=1MiB",
+        ] {
+            let spec: TransportSpec = s.parse().unwrap();
+            assert_eq!(spec.to_string(), s);
+        }
+    }
+
+    #[test]
+    fn canonical_form_uses_largest_exact_unit() {
+        let spec: TransportSpec = "fifo:/x?message_size=65536&capacity=1048576&mode=644"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            spec.to_string(),
+            "fifo:/x?capacity=1MiB&message_size=64KiB&mode=0644"
+        );
+        let spec: TransportSpec = "posix-mq:/q?capacity=1024".parse().unwrap();
+        assert_eq!(spec.to_string(), "posix-mq:/q?capacity=1024");
+        let spec: TransportSpec = "fifo:/x?open_timeout=1500ms".parse().unwrap();
+        assert_eq!(spec.options.open_timeout, Some(Duration::from_millis(1500)));
+        assert_eq!(spec.to_string(), "fifo:/x?open_timeout=1500ms");
+    }
+
+    #[test]
+    fn errors_name_the_offending_part() {
+        let table: &[(&str, &str, &str)] = &[
+            ("fifo:/x?bogus=1", "bogus=1", "unknown option `bogus`"),
+            ("fifo", "fifo", "missing `:`"),
+            ("tcp:localhost", "tcp", "unknown transport `tcp`"),
+            ("fifo:", "", "path is empty"),
+            ("pipe:fd=x", "fd=x", "not a file descriptor"),
+            ("pipe:3", "3", "`fd=N`"),
+            ("fifo:/x?capacity=12QiB", "capacity=12QiB", "not a size"),
+            ("fifo:/x?capacity=", "capacity=", "has no value"),
+            ("fifo:/x?capacity", "capacity", "`name=value`"),
+            ("fifo:/x?capacity=1&capacity=2", "capacity=2", "twice"),
+            ("fifo:/x?mode=0800", "mode=0800", "not octal"),
+            ("fifo:/x?create=maybe", "create=maybe", "not one of"),
+            ("fifo:/x?open_timeout=5", "open_timeout=5", "needs a unit"),
+            ("pipe:?mode=0600", "mode", "does not apply to pipe"),
+            ("posix-mq:orders", "orders", "must start with `/`"),
+            ("posix-mq:/a/b", "/a/b", "may not contain `/`"),
+            (
+                "posix-mq:/q?capacity=1KiB",
+                "capacity=1KiB",
+                "counts messages",
+            ),
+            ("sysv-mq:key=0", "key=0", "IPC_PRIVATE"),
+            ("sysv-mq:ftok=/tmp/x:0", "ftok=/tmp/x:0", "1..=255"),
+            ("sysv-mq:ftok=/tmp/x:0x100", "ftok=/tmp/x:0x100", "1..=255"),
+            ("sysv-mq:/tmp/x", "/tmp/x", "System V address"),
+            ("fifo:/x?capacity=0", "fifo:/x?capacity=0", "at least 1"),
+            (
+                "fifo:/x?capacity=99999999999999999999",
+                "capacity=99999999999999999999",
+                "not a size",
+            ),
+        ];
+        for (input, part, why) in table {
+            let (spec, reason) = reason(input);
+            assert_eq!(&spec, part, "{input}");
+            assert!(reason.contains(why), "{input}: {reason}");
+        }
+        let long = format!("posix-shm:/{}", "n".repeat(NAME_MAX + 1));
+        assert!(reason(&long).1.contains("NAME_MAX"));
+    }
+
+    #[test]
+    fn new_rejects_mismatched_address() {
+        assert!(TransportSpec::new(Transport::Fifo, Address::Fd(3)).is_err());
+        assert!(TransportSpec::new(Transport::Pipe, Address::Fd(3)).is_ok());
+    }
+}
