@@ -191,22 +191,7 @@ impl FrameWriter {
                 max: self.max,
             });
         }
-        if let Some(mut debt) = self.debt {
-            let filler = Frame::new(Payload::Zeros(debt.payload_len), ABORT);
-            // Filler longer than ZEROS takes several passes; each pass makes progress.
-            loop {
-                let before = debt.written;
-                let done = write_frame(io, &filler, &mut debt.written, wait)?;
-                if done {
-                    break;
-                }
-                self.debt = Some(debt);
-                if debt.written == before || wait == Wait::Never || wait.expired() {
-                    return Err(wait.full_error());
-                }
-            }
-            self.debt = None;
-        }
+        self.settle(io, wait)?;
         let frame = Frame::new(Payload::Bytes(msg), COMMIT);
         let mut written = 0;
         if write_frame(io, &frame, &mut written, wait)? {
@@ -219,6 +204,22 @@ impl FrameWriter {
             });
         }
         Err(wait.full_error())
+    }
+}
+
+impl FrameWriter {
+    /// Completes the frame a timed-out send left half written, if any, as an aborted frame
+    /// (filler and an [`ABORT`] trailer), waiting as `wait` allows; `Full`/`Timeout` if it could
+    /// not finish. [`FrameWriter::send`] does this first; call it directly before handing the
+    /// stream to someone else.
+    pub fn settle(&mut self, io: &mut impl StreamIo, wait: Wait) -> Result<()> {
+        let Some(mut debt) = self.debt else {
+            return Ok(());
+        };
+        let filler = Frame::new(Payload::Zeros(debt.payload_len), ABORT);
+        let done = write_frame(io, &filler, &mut debt.written, wait)?;
+        self.debt = (!done).then_some(debt);
+        if done { Ok(()) } else { Err(wait.full_error()) }
     }
 }
 
@@ -253,6 +254,11 @@ impl FrameReader {
     /// Largest message accepted.
     pub fn max_message_size(&self) -> usize {
         self.max
+    }
+
+    /// Bytes read from the stream but not yet delivered.
+    pub fn buffered(&self) -> usize {
+        self.end - self.start
     }
 
     /// Receives one message into `out`, returning its length.

@@ -1,1 +1,430 @@
-//! Placeholder.
+//! Named pipes (FIFOs) as message channels between unrelated processes.
+//!
+//! A FIFO is a pipe with a name in the file system (`mkfifo(3)`); messages are framed on it
+//! exactly as on an anonymous pipe ([`ipc_pipe::StreamSender`] / [`ipc_pipe::StreamReceiver`]).
+//!
+//! ```no_run
+//! use ipc_core::{Receiver, TransportSpec};
+//! use ipc_fifo::FifoReceiver;
+//!
+//! # fn main() -> Result<(), ipc_core::Error> {
+//! // One process receives (creating the FIFO, mode 0600) ...
+//! let spec: TransportSpec = "fifo:/tmp/app.fifo".parse()?;
+//! let mut rx = FifoReceiver::open(&spec)?;
+//! let mut buf = vec![0; rx.max_message_size()];
+//! let n = rx.recv(&mut buf)?; // waits for a writer, then for a message
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ```no_run
+//! # use ipc_core::{Sender, TransportSpec};
+//! # fn main() -> Result<(), ipc_core::Error> {
+//! // ... another sends (waiting up to open_timeout for the receiver to be there).
+//! let spec: TransportSpec = "fifo:/tmp/app.fifo?open_timeout=2s".parse()?;
+//! let mut tx = ipc_fifo::FifoSender::open(&spec)?;
+//! tx.send(b"hello")?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Lifecycle
+//!
+//! The receiver creates the FIFO unless `create=never` (senders default to `create=never`).
+//! Whoever created it removes it when dropped, unless [`FifoReceiver::release_path`] says
+//! otherwise. An existing path is used only if it is a FIFO owned by this user whose mode grants
+//! nothing beyond the requested one; a regular file, a symbolic link, another user's FIFO or a
+//! wider mode is [`Error::Incompatible`] — a name squatted by someone else fails closed.
+//!
+//! # Waiting for the other side
+//!
+//! Opening never hangs: the receiver opens without waiting, and its first receive waits (within
+//! its deadline) for a writer. A sender waits up to `open_timeout` (default 10 s) for the FIFO to
+//! exist and a reader to open it, then gives [`Error::NotFound`] (never created) or
+//! [`Error::Timeout`] (no reader). Linux gives no notification for either, so the sender retries
+//! with a backoff of up to 10 ms.
+//!
+//! # Several writers, disconnection
+//!
+//! As with pipes, messages up to [`ipc_pipe::ATOMIC_MESSAGE_MAX`] bytes are atomic and any
+//! number of senders may share a FIFO. A sender whose `message_size` is larger holds an
+//! exclusive `flock` on the FIFO, and senders with small messages a shared one, so a second
+//! sender that could interleave is refused at open with [`Error::LimitExceeded`]. When all
+//! senders close, the receiver gets the remaining messages then [`Error::Disconnected`]; when
+//! the receiver closes, sends fail with [`Error::Disconnected`], never `SIGPIPE`.
+//!
+//! # References
+//!
+//! `fifo(7)`, `mkfifo(3)`, `open(2)` (`ENXIO` for a write-only open without readers), `flock(2)`.
+#![deny(unsafe_code)]
+
+mod sys;
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::Duration;
+
+use ipc_core::{
+    Address, Create, Error, Owner, Receiver, Removable, Result, Sender, Transport, TransportSpec,
+    Wait,
+};
+use ipc_pipe::{ATOMIC_MESSAGE_MAX, PipeConfig, StreamReceiver, StreamSender};
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::sys::stat::{FileStat, Mode, SFlag, fstat, lstat};
+
+/// How long a sender waits for the FIFO and its reader when the string gives no
+/// `open_timeout`.
+pub const DEFAULT_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Permissions of a FIFO we create when the string gives no `mode`.
+pub const DEFAULT_MODE: u32 = 0o600;
+
+/// Longest pause between two attempts of a sender waiting for its reader.
+const MAX_BACKOFF: Duration = Duration::from_millis(10);
+
+/// The receiving end of a FIFO.
+#[derive(Debug)]
+pub struct FifoReceiver {
+    stream: StreamReceiver,
+    _created: Option<Owner<FifoPath>>,
+    path: PathBuf,
+}
+
+impl FifoReceiver {
+    /// Opens (by default creating) the FIFO that `spec` names, for reading. Does not wait for
+    /// a writer.
+    pub fn open(spec: &TransportSpec) -> Result<FifoReceiver> {
+        let target = Target::from_spec(spec, Create::IfMissing)?;
+        let created = target.create_if_asked()?;
+        let fd = target.open_checked(OFlag::O_RDONLY)?;
+        let created = created.map(|identity| {
+            Owner::new(FifoPath {
+                path: target.path.clone(),
+                identity,
+            })
+        });
+        target.config.apply(fd.as_fd())?;
+        Ok(FifoReceiver {
+            stream: StreamReceiver::new(fd, target.config.message_size, true),
+            _created: created,
+            path: target.path,
+        })
+    }
+
+    /// The FIFO's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Keeps the FIFO in the file system after this receiver is dropped (if it created it).
+    pub fn release_path(&mut self) {
+        if let Some(owner) = self._created.take() {
+            owner.release();
+        }
+    }
+}
+
+impl Receiver for FifoReceiver {
+    fn max_message_size(&self) -> usize {
+        self.stream.max_message_size()
+    }
+
+    fn recv_with(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
+        self.stream.recv_with(buf, wait)
+    }
+}
+
+/// The sending end of a FIFO.
+#[derive(Debug)]
+pub struct FifoSender {
+    stream: StreamSender,
+    _created: Option<Owner<FifoPath>>,
+}
+
+impl FifoSender {
+    /// Opens the FIFO that `spec` names for writing, waiting up to `open_timeout` for it to
+    /// exist (unless `create` allows creating it) and for a reader.
+    pub fn open(spec: &TransportSpec) -> Result<FifoSender> {
+        let target = Target::from_spec(spec, Create::Never)?;
+        let wait = Wait::timeout(spec.options.open_timeout.unwrap_or(DEFAULT_OPEN_TIMEOUT));
+        let created = target.create_if_asked()?.map(|identity| {
+            Owner::new(FifoPath {
+                path: target.path.clone(),
+                identity,
+            })
+        });
+        let fd = target.open_writer_waiting(wait)?;
+        let exclusive = target.config.message_size > ATOMIC_MESSAGE_MAX;
+        match sys::try_flock(fd.as_fd(), exclusive) {
+            Ok(()) => {}
+            Err(Errno::EWOULDBLOCK) => {
+                return Err(ipc_pipe::several_writers_refused(
+                    target.config.message_size,
+                ));
+            }
+            Err(e) => return Err(Error::io(format!("flock {}", target.name), e.into())),
+        }
+        target.config.apply(fd.as_fd())?;
+        Ok(FifoSender {
+            stream: StreamSender::new(fd, target.config.message_size),
+            _created: created,
+        })
+    }
+}
+
+impl Sender for FifoSender {
+    fn max_message_size(&self) -> usize {
+        self.stream.max_message_size()
+    }
+
+    fn send_with(&mut self, msg: &[u8], wait: Wait) -> Result<()> {
+        self.stream.send_with(msg, wait)
+    }
+}
+
+/// Device and inode: what tells "the FIFO we made" from a file put in its place later.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Identity {
+    dev: u64,
+    ino: u64,
+}
+
+impl From<&FileStat> for Identity {
+    fn from(st: &FileStat) -> Identity {
+        Identity {
+            dev: st.st_dev,
+            ino: st.st_ino,
+        }
+    }
+}
+
+/// A FIFO this process created; removing it unlinks the path only if it is still that FIFO.
+#[derive(Debug)]
+pub struct FifoPath {
+    path: PathBuf,
+    identity: Identity,
+}
+
+impl Removable for FifoPath {
+    fn remove(&self) -> Result<()> {
+        match lstat(&self.path) {
+            Ok(st) if Identity::from(&st) == self.identity => std::fs::remove_file(&self.path)
+                .map_err(|e| Error::from_os("unlink", &self.object_name(), e)),
+            // Gone already, or replaced by someone else's file: not ours to remove.
+            _ => Ok(()),
+        }
+    }
+
+    fn object_name(&self) -> String {
+        format!("fifo:{}", self.path.display())
+    }
+}
+
+/// What both ends need to know to create, check and open the FIFO.
+struct Target {
+    path: PathBuf,
+    name: String,
+    create: Create,
+    mode: u32,
+    config: PipeConfig,
+}
+
+impl Target {
+    fn from_spec(spec: &TransportSpec, default_create: Create) -> Result<Target> {
+        let Address::Path(path) = &spec.address else {
+            return Err(Error::invalid_spec(
+                spec.to_string(),
+                "a FIFO is named by a path: `fifo:/tmp/app.fifo`",
+            ));
+        };
+        if spec.transport != Transport::Fifo {
+            return Err(Error::invalid_spec(
+                spec.to_string(),
+                "not a fifo transport string",
+            ));
+        }
+        Ok(Target {
+            path: PathBuf::from(path),
+            name: format!("fifo:{path}"),
+            create: spec.options.create.unwrap_or(default_create),
+            mode: spec.options.mode.unwrap_or(DEFAULT_MODE),
+            config: PipeConfig::from_options(&spec.options)?,
+        })
+    }
+
+    /// Creates the FIFO if `create` says so; returns its identity if this call created it.
+    fn create_if_asked(&self) -> Result<Option<Identity>> {
+        if self.create == Create::Never {
+            return Ok(None);
+        }
+        let mode = Mode::from_bits_truncate(self.mode);
+        match nix::unistd::mkfifo(&self.path, mode) {
+            Ok(()) => {}
+            Err(Errno::EEXIST) if self.create == Create::IfMissing => return Ok(None),
+            Err(e) => return Err(Error::from_os("mkfifo", &self.name, e.into())),
+        }
+        let st = lstat(&self.path).map_err(|e| Error::from_os("stat", &self.name, e.into()))?;
+        // mkfifo applies the umask; the mode asked for is what the FIFO gets.
+        nix::sys::stat::fchmodat(
+            nix::fcntl::AT_FDCWD,
+            &self.path,
+            mode,
+            nix::sys::stat::FchmodatFlags::NoFollowSymlink,
+        )
+        .or_else(|_| {
+            // Some file systems refuse AT_SYMLINK_NOFOLLOW for chmod; the path is our fresh
+            // FIFO (checked above), so follow it.
+            nix::sys::stat::fchmodat(
+                nix::fcntl::AT_FDCWD,
+                &self.path,
+                mode,
+                nix::sys::stat::FchmodatFlags::FollowSymlink,
+            )
+        })
+        .map_err(|e| Error::from_os("chmod", &self.name, e.into()))?;
+        Ok(Some(Identity::from(&st)))
+    }
+
+    /// Refuses anything at the path but a FIFO of ours with no wider mode than asked.
+    fn check(&self, st: &FileStat) -> Result<()> {
+        let incompatible = |reason: String| Error::Incompatible {
+            object: self.name.clone(),
+            reason,
+        };
+        let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+        if kind != SFlag::S_IFIFO {
+            let what = match kind {
+                SFlag::S_IFREG => "a regular file",
+                SFlag::S_IFDIR => "a directory",
+                SFlag::S_IFLNK => "a symbolic link",
+                SFlag::S_IFSOCK => "a socket",
+                _ => "not a FIFO",
+            };
+            return Err(incompatible(format!("the path is {what}, not a FIFO")));
+        }
+        let me = nix::unistd::geteuid().as_raw();
+        if st.st_uid != me {
+            return Err(incompatible(format!(
+                "the FIFO is owned by uid {}, not by us (uid {me})",
+                st.st_uid
+            )));
+        }
+        let mode = st.st_mode & 0o777;
+        if mode & !self.mode != 0 {
+            return Err(incompatible(format!(
+                "its mode {mode:04o} grants more than the requested {:04o}",
+                self.mode
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks the path, opens it without blocking and checks that what was opened is what was
+    /// checked; then makes the descriptor blocking again (the framing picks per call).
+    fn open_checked(&self, access: OFlag) -> Result<OwnedFd> {
+        match self.try_open(access)? {
+            Some(fd) => Ok(fd),
+            None => Err(Error::Timeout),
+        }
+    }
+
+    /// As [`Target::open_checked`]; `Ok(None)` when a write-only open finds no reader.
+    fn try_open(&self, access: OFlag) -> Result<Option<OwnedFd>> {
+        let before = lstat(&self.path).map_err(|e| Error::from_os("stat", &self.name, e.into()))?;
+        self.check(&before)?;
+        let flags = access | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW;
+        let fd = match nix::fcntl::open(&self.path, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::ENXIO) => return Ok(None),
+            Err(e) => return Err(Error::from_os("open", &self.name, e.into())),
+        };
+        let after = fstat(fd.as_fd()).map_err(|e| Error::from_os("fstat", &self.name, e.into()))?;
+        if Identity::from(&after) != Identity::from(&before) {
+            return Err(Error::Incompatible {
+                object: self.name.clone(),
+                reason: "the path was replaced while it was being opened".into(),
+            });
+        }
+        let blocking = OFlag::from_bits_truncate(
+            fcntl(fd.as_fd(), FcntlArg::F_GETFL)
+                .map_err(|e| Error::from_os("fcntl", &self.name, e.into()))?,
+        ) - OFlag::O_NONBLOCK;
+        fcntl(fd.as_fd(), FcntlArg::F_SETFL(blocking))
+            .map_err(|e| Error::from_os("fcntl", &self.name, e.into()))?;
+        Ok(Some(fd))
+    }
+
+    /// Opens for writing, waiting (within `wait`) for the path to appear and a reader to open.
+    fn open_writer_waiting(&self, wait: Wait) -> Result<OwnedFd> {
+        let mut pause = Duration::from_micros(250);
+        loop {
+            let missing = match self.try_open(OFlag::O_WRONLY) {
+                Ok(Some(fd)) => return Ok(fd),
+                Ok(None) => false,
+                Err(Error::NotFound { .. }) => true,
+                Err(e) => return Err(e),
+            };
+            let Some(left) = wait.remaining().filter(|left| !left.is_zero()) else {
+                return Err(if missing {
+                    Error::NotFound {
+                        object: self.name.clone(),
+                    }
+                } else {
+                    Error::Timeout
+                });
+            };
+            // Linux has no notification for "a reader opened this FIFO": poll with backoff.
+            thread::sleep(pause.min(left));
+            pause = (pause * 2).min(MAX_BACKOFF);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn spec(s: &str) -> TransportSpec {
+        s.parse().unwrap()
+    }
+
+    fn temp_path(tag: &str) -> String {
+        format!("/tmp/ipc-fifo-unit-{}-{tag}.fifo", std::process::id())
+    }
+
+    #[test]
+    fn created_fifo_has_mode_0600_and_is_removed_by_its_creator() {
+        let path = temp_path("mode");
+        let rx = FifoReceiver::open(&spec(&format!("fifo:{path}"))).unwrap();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        drop(rx);
+        assert!(std::fs::symlink_metadata(&path).is_err());
+    }
+
+    #[test]
+    fn regular_file_is_refused() {
+        let path = temp_path("regular");
+        std::fs::write(&path, b"x").unwrap();
+        let err = FifoReceiver::open(&spec(&format!("fifo:{path}"))).unwrap_err();
+        std::fs::remove_file(&path).unwrap();
+        assert!(
+            matches!(&err, Error::Incompatible { reason, .. } if reason.contains("regular file")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn sender_without_reader_times_out() {
+        let path = temp_path("noreader");
+        nix::unistd::mkfifo(path.as_str(), Mode::from_bits_truncate(0o600)).unwrap();
+        let started = std::time::Instant::now();
+        let err = FifoSender::open(&spec(&format!("fifo:{path}?open_timeout=100ms"))).unwrap_err();
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(err, Error::Timeout), "{err}");
+        assert!(started.elapsed() >= Duration::from_millis(100));
+    }
+}

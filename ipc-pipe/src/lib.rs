@@ -1,1 +1,336 @@
-//! Placeholder.
+//! Anonymous pipes as message channels, and the way to hand one end to a child process.
+//!
+//! A pipe (`pipe2(2)`) is a byte stream; messages are framed on it by
+//! [`ipc_core::framing`]. It lives as long as a descriptor to it is open, so there is nothing
+//! to clean up, and it connects a process with the children it spawns.
+//!
+//! ```
+//! use ipc_core::{Receiver, Sender};
+//! use ipc_pipe::PipeConfig;
+//!
+//! # fn main() -> Result<(), ipc_core::Error> {
+//! let (mut tx, mut rx) = ipc_pipe::channel(&PipeConfig::default())?;
+//! tx.send(b"hello")?;
+//! let mut buf = vec![0; rx.max_message_size()];
+//! let n = rx.recv(&mut buf)?;
+//! assert_eq!(&buf[..n], b"hello");
+//! drop(tx);
+//! assert!(matches!(rx.recv(&mut buf), Err(ipc_core::Error::Disconnected)));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Handing an end to a child
+//!
+//! [`PipeReceiver::inherit`] (or [`PipeSender::inherit`]) arranges for the child that a
+//! [`Command`] spawns to inherit the descriptor, and returns the transport string the child
+//! opens it with (`pipe:fd=N`, e.g. through `ipc::open_receiver`). `FD_CLOEXEC` is cleared in
+//! the child only, on that descriptor only. Drop the [`Inherited`] after spawning: that closes
+//! the parent's copy, so each side sees the other go away.
+//!
+//! ```no_run
+//! use std::process::Command;
+//! use ipc_core::Sender;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (mut tx, rx) = ipc_pipe::channel(&Default::default())?;
+//! let mut cmd = Command::new("worker");
+//! let handed = rx.inherit(&mut cmd)?;
+//! cmd.arg(handed.spec().to_string()); // "pipe:fd=4", say
+//! let mut child = cmd.spawn()?;
+//! drop(handed);
+//! tx.send(b"job")?;
+//! # child.wait()?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Several writers
+//!
+//! The kernel writes up to `PIPE_BUF` (4096) bytes atomically, so frames of messages up to
+//! [`ATOMIC_MESSAGE_MAX`] bytes never interleave, whoever writes them. A larger frame is written
+//! in pieces that could interleave with another writer's, so a pipe whose `message_size`
+//! exceeds [`ATOMIC_MESSAGE_MAX`] has exactly one writer: [`PipeSender::try_clone`] refuses
+//! it with [`Error::LimitExceeded`]. (We refuse rather than lock: a lock on the pipe would cost
+//! every message a system call, and cannot tell apart processes that share an inherited
+//! descriptor.)
+//!
+//! # Disconnection and signals
+//!
+//! When every write end is closed, the receiver gets the messages already sent, then
+//! [`Error::Disconnected`]. When the read end is closed, a send fails with
+//! [`Error::Disconnected`]: writes use `RWF_NOSIGNAL`, so no `SIGPIPE` is raised even in a
+//! process whose disposition is the default (a C host); on kernels before 6.18 the signal is
+//! blocked around the write and consumed. `EINTR` is retried and deadlines are kept.
+//!
+//! # References
+//!
+//! `pipe(7)`, `pipe2(2)`, `fcntl(2)` (`F_SETPIPE_SZ`), `preadv2(2)` (`RWF_NOWAIT`).
+#![deny(unsafe_code)]
+
+pub mod raw;
+mod stream;
+mod sys;
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::process::Command;
+
+use ipc_core::framing::{MAX_PAYLOAD, frame_len};
+use ipc_core::{Address, Error, Options, Receiver, Result, Sender, Transport, TransportSpec, Wait};
+
+pub use raw::End;
+pub use stream::{StreamReceiver, StreamSender};
+
+/// `PIPE_BUF`: writes up to this size are atomic.
+pub const PIPE_BUF: usize = 4096;
+
+/// Largest message whose frame is written atomically (`PIPE_BUF` less the framing).
+pub const ATOMIC_MESSAGE_MAX: usize = PIPE_BUF - ipc_core::framing::FRAME_OVERHEAD;
+
+/// `message_size` when the transport string gives none.
+pub const DEFAULT_MESSAGE_SIZE: usize = 64 * 1024;
+
+/// How a pipe (or FIFO) is sized, from a transport string's options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PipeConfig {
+    /// Largest message in bytes.
+    pub message_size: usize,
+    /// Pipe buffer size in bytes, if asked for; by default the smallest that holds one whole
+    /// frame of `message_size` (so that `try_send` can always succeed on an empty pipe).
+    pub capacity: Option<usize>,
+}
+
+impl Default for PipeConfig {
+    fn default() -> PipeConfig {
+        PipeConfig {
+            message_size: DEFAULT_MESSAGE_SIZE,
+            capacity: None,
+        }
+    }
+}
+
+impl PipeConfig {
+    /// Reads `message_size` and `capacity` from `options`.
+    pub fn from_options(options: &Options) -> Result<PipeConfig> {
+        let too_big = |what: &str, value: u64, limit: usize| {
+            (value > limit as u64).then(|| Error::LimitExceeded {
+                what: format!("{what} of a pipe ({value} asked)"),
+                limit: limit as u64,
+            })
+        };
+        let message_size = options.message_size.unwrap_or(DEFAULT_MESSAGE_SIZE as u64);
+        if let Some(e) = too_big("message_size", message_size, MAX_PAYLOAD) {
+            return Err(e);
+        }
+        let capacity = match options.capacity {
+            Some(c) => {
+                if let Some(e) = too_big("capacity", c, i32::MAX as usize) {
+                    return Err(e);
+                }
+                Some(c as usize)
+            }
+            None => None,
+        };
+        Ok(PipeConfig {
+            message_size: message_size as usize,
+            capacity,
+        })
+    }
+
+    /// The pipe buffer size to ask the kernel for.
+    pub fn pipe_size(&self) -> usize {
+        self.capacity
+            .unwrap_or_else(|| frame_len(self.message_size))
+    }
+
+    /// Sizes the pipe behind `fd`. Grows it only when needed unless a capacity was asked for,
+    /// and tolerates `EBUSY` (a FIFO whose other side already holds more data than we asked).
+    pub fn apply(&self, fd: std::os::fd::BorrowedFd<'_>) -> Result<()> {
+        let wanted = self.pipe_size();
+        let current = raw::pipe_size(fd)?;
+        if current == wanted || (self.capacity.is_none() && current >= wanted) {
+            return Ok(());
+        }
+        match raw::set_pipe_size(fd, wanted) {
+            Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::EBUSY) => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
+    /// Adds the options that differ from the defaults to `options`, so a peer opened from the
+    /// resulting string frames messages the same way.
+    fn write_options(&self, options: &mut Options) {
+        if self.message_size != DEFAULT_MESSAGE_SIZE {
+            options.message_size = Some(self.message_size as u64);
+        }
+        options.capacity = self.capacity.map(|c| c as u64);
+    }
+}
+
+/// Creates a pipe and returns its two ends as a message channel.
+pub fn channel(config: &PipeConfig) -> Result<(PipeSender, PipeReceiver)> {
+    let (read, write) = raw::pipe()?;
+    config.apply(read.as_fd())?;
+    Ok((
+        PipeSender {
+            stream: StreamSender::new(write, config.message_size),
+            config: *config,
+        },
+        PipeReceiver {
+            stream: StreamReceiver::new(read, config.message_size, false),
+            config: *config,
+        },
+    ))
+}
+
+/// Opens the sending end named by `spec` (`pipe:fd=N`), inherited from the parent.
+pub fn open_sender(spec: &TransportSpec) -> Result<PipeSender> {
+    let (fd, config) = adopt(spec, End::Write)?;
+    Ok(PipeSender {
+        stream: StreamSender::new(fd, config.message_size),
+        config,
+    })
+}
+
+/// Opens the receiving end named by `spec` (`pipe:fd=N`), inherited from the parent.
+pub fn open_receiver(spec: &TransportSpec) -> Result<PipeReceiver> {
+    let (fd, config) = adopt(spec, End::Read)?;
+    Ok(PipeReceiver {
+        stream: StreamReceiver::new(fd, config.message_size, false),
+        config,
+    })
+}
+
+fn adopt(spec: &TransportSpec, end: End) -> Result<(OwnedFd, PipeConfig)> {
+    if spec.transport != Transport::Pipe {
+        return Err(Error::invalid_spec(
+            spec.to_string(),
+            "not a pipe transport string",
+        ));
+    }
+    let config = PipeConfig::from_options(&spec.options)?;
+    match spec.address {
+        Address::Fd(fd) => Ok((raw::adopt_fd(fd, end)?, config)),
+        _ => Err(Error::invalid_spec(
+            spec.to_string(),
+            "an unnamed pipe is opened with ipc_pipe::channel() and handed to a child with \
+             inherit(); the child opens `pipe:fd=N`",
+        )),
+    }
+}
+
+fn inherited_spec(fd: &OwnedFd, config: &PipeConfig) -> TransportSpec {
+    use std::os::fd::AsRawFd;
+    let mut spec = TransportSpec {
+        transport: Transport::Pipe,
+        address: Address::Fd(fd.as_raw_fd()),
+        options: Options::default(),
+    };
+    config.write_options(&mut spec.options);
+    spec
+}
+
+/// An end of a pipe that a child process will inherit. Keep it until the child is spawned,
+/// then drop it to close the parent's copy.
+#[derive(Debug)]
+pub struct Inherited {
+    _fd: raw::InheritedFd,
+    spec: TransportSpec,
+}
+
+impl Inherited {
+    /// The transport string the child opens its end with (`pipe:fd=N`, with the options that
+    /// make both ends agree).
+    pub fn spec(&self) -> &TransportSpec {
+        &self.spec
+    }
+}
+
+/// The sending end of a pipe.
+#[derive(Debug)]
+pub struct PipeSender {
+    stream: StreamSender,
+    config: PipeConfig,
+}
+
+impl PipeSender {
+    /// Another sender on the same pipe (`dup`). Only for pipes whose messages are written
+    /// atomically (`message_size <= ATOMIC_MESSAGE_MAX`); else [`Error::LimitExceeded`].
+    pub fn try_clone(&self) -> Result<PipeSender> {
+        if self.config.message_size > ATOMIC_MESSAGE_MAX {
+            return Err(several_writers_refused(self.config.message_size));
+        }
+        let fd = self
+            .stream
+            .fd()
+            .try_clone_to_owned()
+            .map_err(|e| Error::io("dup pipe", e))?;
+        Ok(PipeSender {
+            stream: StreamSender::new(fd, self.config.message_size),
+            config: self.config,
+        })
+    }
+
+    /// Hands this end to the child `cmd` will spawn (see the crate documentation). A frame left
+    /// half written by a timed-out send is completed first, waiting for the reader if need be.
+    pub fn inherit(self, cmd: &mut Command) -> Result<Inherited> {
+        let fd = self.stream.into_fd(Wait::Forever)?;
+        let spec = inherited_spec(&fd, &self.config);
+        Ok(Inherited {
+            _fd: raw::inherit_fd(fd, cmd),
+            spec,
+        })
+    }
+}
+
+/// Why a second writer is refused for messages above `PIPE_BUF`.
+pub fn several_writers_refused(message_size: usize) -> Error {
+    Error::LimitExceeded {
+        what: format!(
+            "writers of a pipe with message_size {message_size} (several writers need \
+             message_size <= {ATOMIC_MESSAGE_MAX}, so each message is one atomic write)"
+        ),
+        limit: 1,
+    }
+}
+
+impl Sender for PipeSender {
+    fn max_message_size(&self) -> usize {
+        self.stream.max_message_size()
+    }
+
+    fn send_with(&mut self, msg: &[u8], wait: Wait) -> Result<()> {
+        self.stream.send_with(msg, wait)
+    }
+}
+
+/// The receiving end of a pipe.
+#[derive(Debug)]
+pub struct PipeReceiver {
+    stream: StreamReceiver,
+    config: PipeConfig,
+}
+
+impl PipeReceiver {
+    /// Hands this end to the child `cmd` will spawn (see the crate documentation). Do it before
+    /// receiving: messages already read ahead would be lost, so that is
+    /// [`Error::Incompatible`].
+    pub fn inherit(self, cmd: &mut Command) -> Result<Inherited> {
+        let fd = self.stream.into_fd()?;
+        let spec = inherited_spec(&fd, &self.config);
+        Ok(Inherited {
+            _fd: raw::inherit_fd(fd, cmd),
+            spec,
+        })
+    }
+}
+
+impl Receiver for PipeReceiver {
+    fn max_message_size(&self) -> usize {
+        self.stream.max_message_size()
+    }
+
+    fn recv_with(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
+        self.stream.recv_with(buf, wait)
+    }
+}

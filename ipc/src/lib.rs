@@ -1,1 +1,114 @@
-//! Placeholder.
+//! Every classic Linux IPC mechanism behind one pair of traits.
+//!
+//! Pick a transport with a cargo feature and a transport string, and keep the rest of the code:
+//!
+//! ```
+//! use ipc::{Receiver, Sender};
+//!
+//! # fn main() -> Result<(), ipc::Error> {
+//! # let path = format!("/tmp/ipc-doc-{}.fifo", std::process::id());
+//! // The string would come from a config file: `transport = "fifo:/tmp/app.fifo"`.
+//! let spec = format!("fifo:{path}?message_size=4KiB");
+//! let mut rx = ipc::open_receiver(&spec)?;      // creates the FIFO (mode 0600)
+//! let mut tx = ipc::open_sender(&spec)?;        // waits for the reader, here at once
+//! tx.send(b"hello")?;
+//! let mut buf = vec![0; rx.max_message_size()];
+//! let n = rx.recv(&mut buf)?;
+//! assert_eq!(&buf[..n], b"hello");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! | transport string          | feature | crate      |
+//! |---------------------------|---------|------------|
+//! | `pipe:fd=N`               | `pipe`  | [`pipe`]   |
+//! | `fifo:/path`              | `fifo`  | [`fifo`]   |
+//!
+//! A transport whose feature is off is an [`Error::InvalidSpec`] that names the feature.
+//! The traits, errors and transport strings are those of `ipc-core`, re-exported here.
+#![deny(unsafe_code)]
+
+pub use ipc_core::*;
+
+#[cfg(feature = "fifo")]
+pub use ipc_fifo as fifo;
+#[cfg(feature = "pipe")]
+pub use ipc_pipe as pipe;
+
+/// Opens the sending end of the transport `spec` names (e.g. `fifo:/tmp/app.fifo`).
+pub fn open_sender(spec: &str) -> Result<Box<dyn Sender>> {
+    open_sender_spec(&spec.parse()?)
+}
+
+/// Opens the receiving end of the transport `spec` names (e.g. `fifo:/tmp/app.fifo`).
+pub fn open_receiver(spec: &str) -> Result<Box<dyn Receiver>> {
+    open_receiver_spec(&spec.parse()?)
+}
+
+/// Opens the sending end of a parsed transport string.
+pub fn open_sender_spec(spec: &TransportSpec) -> Result<Box<dyn Sender>> {
+    spec.validate()?;
+    match spec.transport {
+        #[cfg(feature = "pipe")]
+        Transport::Pipe => Ok(Box::new(pipe::open_sender(spec)?)),
+        #[cfg(feature = "fifo")]
+        Transport::Fifo => Ok(Box::new(fifo::FifoSender::open(spec)?)),
+        other => Err(unavailable(spec, other)),
+    }
+}
+
+/// Opens the receiving end of a parsed transport string.
+pub fn open_receiver_spec(spec: &TransportSpec) -> Result<Box<dyn Receiver>> {
+    spec.validate()?;
+    match spec.transport {
+        #[cfg(feature = "pipe")]
+        Transport::Pipe => Ok(Box::new(pipe::open_receiver(spec)?)),
+        #[cfg(feature = "fifo")]
+        Transport::Fifo => Ok(Box::new(fifo::FifoReceiver::open(spec)?)),
+        other => Err(unavailable(spec, other)),
+    }
+}
+
+/// The transports this build of the facade can open.
+pub fn available_transports() -> Vec<Transport> {
+    Transport::ALL
+        .into_iter()
+        .filter(|t| {
+            (*t == Transport::Pipe && cfg!(feature = "pipe"))
+                || (*t == Transport::Fifo && cfg!(feature = "fifo"))
+        })
+        .collect()
+}
+
+fn unavailable(spec: &TransportSpec, transport: Transport) -> Error {
+    let built_here = matches!(transport, Transport::Pipe | Transport::Fifo);
+    let reason = if built_here {
+        format!(
+            "transport {transport} is not built in: enable the cargo feature `{}` of the `ipc` crate",
+            transport.feature()
+        )
+    } else {
+        format!(
+            "transport {transport} is not implemented yet (it will come with the cargo feature `{}`)",
+            transport.feature()
+        )
+    };
+    Error::invalid_spec(spec.to_string(), reason)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn unknown_option_names_itself() {
+        let err = super::open_sender("fifo:/tmp/x.fifo?bogus=1")
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn unimplemented_transport_names_its_feature() {
+        let err = super::open_sender("posix-mq:/q").err().unwrap();
+        assert!(err.to_string().contains("`posix`"), "{err}");
+    }
+}

@@ -1,0 +1,184 @@
+//! A framed message channel over one pipe descriptor: what anonymous pipes and FIFOs share.
+//!
+//! The descriptor stays in blocking mode, so a blocking send or receive is a single
+//! `writev`/`read`. The `try_` and `_timeout` forms ask the kernel not to wait per call
+//! (`RWF_NOWAIT`) and wait in `poll(2)` with the caller's deadline; the descriptor's
+//! `O_NONBLOCK` flag is shared with every process holding the same open file, so it is never
+//! changed.
+
+use std::io::IoSlice;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use ipc_core::framing::{FrameReader, FrameWriter, StreamIo};
+use ipc_core::{Error, Receiver, Result, Sender, Wait};
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+
+use crate::sys;
+
+/// One end of a pipe as the framing sees it.
+#[derive(Debug)]
+pub(crate) struct FdIo {
+    fd: OwnedFd,
+    /// A FIFO reader opened before any writer sees end-of-file on `read` until one comes;
+    /// `poll` does not report that hang-up, so we wait in `poll` until the first writer.
+    awaiting_first_writer: bool,
+}
+
+impl FdIo {
+    fn poll(&self, events: PollFlags, wait: Wait) -> Result<bool> {
+        loop {
+            let mut fds = [PollFd::new(self.fd.as_fd(), events)];
+            let timeout = PollTimeout::try_from(wait.poll_timeout_ms()).unwrap_or(PollTimeout::MAX);
+            match nix::poll::poll(&mut fds, timeout) {
+                Ok(0) if wait.expired() => return Ok(false),
+                // poll rounds to milliseconds: go round again until the deadline has passed.
+                Ok(0) => continue,
+                Ok(_) => return Ok(true),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(Error::io("poll on pipe", e.into())),
+            }
+        }
+    }
+}
+
+impl StreamIo for FdIo {
+    fn write(&mut self, bufs: &[IoSlice<'_>], block: bool) -> Result<Option<usize>> {
+        loop {
+            match sys::write_no_sigpipe(self.fd.as_fd(), bufs, !block) {
+                Ok(n) => return Ok(Some(n)),
+                Err(e) => match Errno::from_raw(e.raw_os_error().unwrap_or(0)) {
+                    Errno::EINTR => continue,
+                    Errno::EAGAIN if !block => return Ok(None),
+                    Errno::EPIPE => return Err(Error::Disconnected),
+                    _ => return Err(Error::io("write to pipe", e)),
+                },
+            }
+        }
+    }
+
+    fn wait_writable(&mut self, wait: Wait) -> Result<bool> {
+        self.poll(PollFlags::POLLOUT, wait)
+    }
+
+    fn read(&mut self, buf: &mut [u8], block: bool) -> Result<Option<usize>> {
+        if self.awaiting_first_writer {
+            let wait = if block { Wait::Forever } else { Wait::Never };
+            if !self.poll(PollFlags::POLLIN, wait)? {
+                return Ok(None);
+            }
+            self.awaiting_first_writer = false;
+        }
+        loop {
+            match sys::read(self.fd.as_fd(), buf, !block) {
+                Ok(n) => return Ok(Some(n)),
+                Err(e) => match Errno::from_raw(e.raw_os_error().unwrap_or(0)) {
+                    Errno::EINTR => continue,
+                    Errno::EAGAIN if !block => return Ok(None),
+                    _ => return Err(Error::io("read from pipe", e)),
+                },
+            }
+        }
+    }
+
+    fn wait_readable(&mut self, wait: Wait) -> Result<bool> {
+        let ready = self.poll(PollFlags::POLLIN, wait)?;
+        if ready {
+            self.awaiting_first_writer = false;
+        }
+        Ok(ready)
+    }
+}
+
+/// Sends framed messages on the write end of a pipe or FIFO.
+#[derive(Debug)]
+pub struct StreamSender {
+    io: FdIo,
+    writer: FrameWriter,
+}
+
+impl StreamSender {
+    /// Frames messages of up to `message_size` bytes onto `fd`, a pipe's write end.
+    pub fn new(fd: OwnedFd, message_size: usize) -> StreamSender {
+        StreamSender {
+            io: FdIo {
+                fd,
+                awaiting_first_writer: false,
+            },
+            writer: FrameWriter::new(message_size),
+        }
+    }
+
+    /// The descriptor.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.io.fd.as_fd()
+    }
+
+    /// Completes a frame that an earlier timed-out send left half written (as an aborted frame,
+    /// which the receiver drops), waiting as `wait` allows; then returns the descriptor.
+    pub fn into_fd(mut self, wait: Wait) -> Result<OwnedFd> {
+        self.writer.settle(&mut self.io, wait)?;
+        Ok(self.io.fd)
+    }
+}
+
+impl Sender for StreamSender {
+    fn max_message_size(&self) -> usize {
+        self.writer.max_message_size()
+    }
+
+    fn send_with(&mut self, msg: &[u8], wait: Wait) -> Result<()> {
+        self.writer.send(&mut self.io, msg, wait)
+    }
+}
+
+/// Receives framed messages from the read end of a pipe or FIFO.
+#[derive(Debug)]
+pub struct StreamReceiver {
+    io: FdIo,
+    reader: FrameReader,
+}
+
+impl StreamReceiver {
+    /// Reads messages of up to `message_size` bytes from `fd`, a pipe's read end. With
+    /// `awaiting_first_writer` (a FIFO opened before its writer), end of file is not taken for a
+    /// disconnection until a writer has come.
+    pub fn new(fd: OwnedFd, message_size: usize, awaiting_first_writer: bool) -> StreamReceiver {
+        StreamReceiver {
+            io: FdIo {
+                fd,
+                awaiting_first_writer,
+            },
+            reader: FrameReader::new(message_size),
+        }
+    }
+
+    /// The descriptor.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.io.fd.as_fd()
+    }
+
+    /// Returns the descriptor, or `Incompatible` if messages were already read ahead into this
+    /// receiver's buffer (they would be lost).
+    pub fn into_fd(self) -> Result<OwnedFd> {
+        match self.reader.buffered() {
+            0 => Ok(self.io.fd),
+            n => Err(Error::Incompatible {
+                object: "pipe receiver".into(),
+                reason: format!(
+                    "{n} bytes already read ahead would be lost; hand it over before receiving"
+                ),
+            }),
+        }
+    }
+}
+
+impl Receiver for StreamReceiver {
+    fn max_message_size(&self) -> usize {
+        self.reader.max_message_size()
+    }
+
+    fn recv_with(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
+        self.reader.recv(&mut self.io, buf, wait)
+    }
+}

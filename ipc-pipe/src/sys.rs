@@ -1,0 +1,210 @@
+//! The system calls of pipes that `nix` does not wrap safely, each behind a safe function.
+//!
+//! # Safety
+//!
+//! Every function here takes descriptors as `BorrowedFd` (so they are open for the call) and
+//! buffers as slices (so pointer and length agree); the `unsafe` blocks only forward those to
+//! the kernel.
+#![allow(unsafe_code)]
+
+use std::io::{self, IoSlice};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// `RWF_NOSIGNAL` (Linux 6.18): a write to a pipe without readers fails with `EPIPE` and raises
+/// no `SIGPIPE`. Not yet in the `libc` crate.
+const RWF_NOSIGNAL: libc::c_int = 0x100;
+
+/// Cleared the first time the kernel rejects `RWF_NOSIGNAL` (older than 6.18).
+static NOSIGNAL_SUPPORTED: AtomicBool = AtomicBool::new(true);
+
+fn check(ret: isize) -> io::Result<usize> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// `pwritev2(fd, bufs, -1, flags | RWF_NOSIGNAL)`: one write at the current position that
+/// never raises `SIGPIPE`, whatever the process's disposition (the library may live in a C
+/// host that keeps the default, which kills). `nowait` adds `RWF_NOWAIT`: fail with `EAGAIN`
+/// instead of waiting for room. `EINTR` is returned to the caller.
+pub fn write_no_sigpipe(
+    fd: BorrowedFd<'_>,
+    bufs: &[IoSlice<'_>],
+    nowait: bool,
+) -> io::Result<usize> {
+    let flags = if nowait { libc::RWF_NOWAIT } else { 0 };
+    if NOSIGNAL_SUPPORTED.load(Ordering::Relaxed) {
+        match pwritev2(fd, bufs, flags | RWF_NOSIGNAL) {
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+                NOSIGNAL_SUPPORTED.store(false, Ordering::Relaxed);
+            }
+            result => return result,
+        }
+    }
+    write_masking_sigpipe(fd, bufs, flags)
+}
+
+fn pwritev2(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>], flags: libc::c_int) -> io::Result<usize> {
+    let count = bufs.len().min(libc::UIO_MAXIOV as usize) as libc::c_int;
+    // SAFETY:
+    // - `IoSlice` is ABI-compatible with `struct iovec`, and `bufs` holds `count` of them,
+    //   each pointing to a live byte slice;
+    // - `fd` is borrowed, so open for the duration of the call;
+    // - offset -1 means "current position", as required for pipes.
+    let ret = unsafe {
+        libc::pwritev2(
+            fd.as_raw_fd(),
+            bufs.as_ptr().cast::<libc::iovec>(),
+            count,
+            -1,
+            flags,
+        )
+    };
+    check(ret)
+}
+
+/// The fallback for kernels without `RWF_NOSIGNAL`: block `SIGPIPE` in this thread around the
+/// write, and consume the one the write raised, so it is never delivered.
+#[doc(hidden)]
+pub fn write_masking_sigpipe(
+    fd: BorrowedFd<'_>,
+    bufs: &[IoSlice<'_>],
+    flags: libc::c_int,
+) -> io::Result<usize> {
+    use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
+    let pipe_only = SigSet::from(Signal::SIGPIPE);
+    let mut previous = SigSet::empty();
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&pipe_only), Some(&mut previous))
+        .map_err(io::Error::from)?;
+    // A SIGPIPE already pending for another reason must stay pending.
+    let was_pending = sigpipe_pending();
+    let result = pwritev2(fd, bufs, flags);
+    if matches!(&result, Err(e) if e.raw_os_error() == Some(libc::EPIPE)) && !was_pending {
+        consume_pending_sigpipe();
+    }
+    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&previous), None);
+    result
+}
+
+fn sigpipe_pending() -> bool {
+    let mut set = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: `sigpending` fills `set` (a writable sigset_t); `sigismember` reads it only
+    // after that succeeded.
+    unsafe {
+        libc::sigpending(set.as_mut_ptr()) == 0
+            && libc::sigismember(set.as_ptr(), libc::SIGPIPE) == 1
+    }
+}
+
+fn consume_pending_sigpipe() {
+    let mut set = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    let zero = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY:
+    // - `sigemptyset` initialises `set` before `sigaddset` and `sigtimedwait` read it;
+    // - `zero` is a valid timespec, so `sigtimedwait` returns at once; a null `siginfo_t`
+    //   pointer is allowed.
+    unsafe {
+        libc::sigemptyset(set.as_mut_ptr());
+        libc::sigaddset(set.as_mut_ptr(), libc::SIGPIPE);
+        libc::sigtimedwait(set.as_ptr(), std::ptr::null_mut(), &zero);
+    }
+}
+
+/// `read(2)`, or with `nowait` `preadv2(RWF_NOWAIT)`: `EAGAIN` instead of waiting, decided
+/// per call, so the descriptor's `O_NONBLOCK` (shared with every process holding the same open
+/// file) is never touched. `EINTR` is returned to the caller.
+pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8], nowait: bool) -> io::Result<usize> {
+    let iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let flags = if nowait { libc::RWF_NOWAIT } else { 0 };
+    // SAFETY:
+    // - `iov` describes exactly `buf`, which is writable and outlives the call;
+    // - `fd` is borrowed, so open; offset -1 means "current position".
+    let ret = unsafe { libc::preadv2(fd.as_raw_fd(), &iov, 1, -1, flags) };
+    check(ret)
+}
+
+/// `F_SETPIPE_SZ`; returns the size the kernel chose (rounded up to a power of two pages).
+pub fn set_pipe_size(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<usize> {
+    let bytes =
+        libc::c_int::try_from(bytes).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `F_SETPIPE_SZ` takes an int argument and touches no memory of ours.
+    let ret = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, bytes) };
+    check(ret as isize)
+}
+
+/// `F_GETPIPE_SZ`.
+pub fn pipe_size(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    // SAFETY: `F_GETPIPE_SZ` takes no argument and touches no memory of ours.
+    let ret = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETPIPE_SZ) };
+    check(ret as isize)
+}
+
+/// Arranges for `fd` to survive `exec` in the child `cmd` spawns, and only there: the parent's
+/// descriptor keeps `FD_CLOEXEC`, so other children spawned concurrently do not inherit it.
+pub fn clear_cloexec_in_child(cmd: &mut Command, fd: RawFd) {
+    let clear = move || {
+        // SAFETY: `fcntl(F_SETFD)` is async-signal-safe and takes an int argument. If the
+        // parent closed `fd` before spawning, this fails with EBADF and spawn reports it.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    // SAFETY: the closure runs between fork and exec and only calls `fcntl`, which is
+    // async-signal-safe; it allocates nothing and takes no locks.
+    unsafe {
+        cmd.pre_exec(clear);
+    }
+}
+
+/// Takes ownership of descriptor `fd`, inherited from the parent as the transport string said.
+///
+/// The caller has checked (with `fstat`) that `fd` is open and a pipe, and records adopted
+/// numbers so that one number is adopted once.
+pub fn adopt(fd: RawFd) -> OwnedFd {
+    // SAFETY:
+    // - the descriptor is open (checked by the caller with `fstat` just before);
+    // - the transport string `pipe:fd=N` hands descriptor N to the transport that opens it,
+    //   and the caller refuses a second adoption of the same number, so nothing else in this
+    //   process owns it.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// What `fstat` and `F_GETFL` say of a descriptor number the transport string named.
+pub struct FdFacts {
+    /// It is a pipe or FIFO.
+    pub is_pipe: bool,
+    /// `O_ACCMODE` of its open file.
+    pub access: libc::c_int,
+}
+
+/// Looks at descriptor `fd` without taking it: `EBADF` if it is not open.
+pub fn inspect_fd(fd: RawFd) -> io::Result<FdFacts> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `st` is a writable `stat` buffer; the kernel validates `fd` (EBADF if closed).
+    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fstat` succeeded, so it filled `st`.
+    let st = unsafe { st.assume_init() };
+    // SAFETY: `F_GETFL` takes no argument and touches no memory of ours.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(FdFacts {
+        is_pipe: st.st_mode & libc::S_IFMT == libc::S_IFIFO,
+        access: flags & libc::O_ACCMODE,
+    })
+}
