@@ -208,3 +208,61 @@ pub fn inspect_fd(fd: RawFd) -> io::Result<FdFacts> {
         access: flags & libc::O_ACCMODE,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+    use std::process::Command;
+
+    /// Runs `test` (this very test, by name) in a child process whose `SIGPIPE` disposition is
+    /// the default, which kills on a write to a closed pipe; the child must exit normally.
+    fn in_child_with_default_sigpipe(name: &str, body: impl FnOnce()) {
+        const CHILD: &str = "IPC_PIPE_SIGPIPE_CHILD";
+        if std::env::var_os(CHILD).is_some() {
+            // SAFETY: restoring the default disposition is what a C host has; no handler runs.
+            unsafe {
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            }
+            body();
+            return;
+        }
+        let status = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", name, "--nocapture", "--test-threads=1"])
+            .env(CHILD, "1")
+            .status()
+            .unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), None, "child killed by a signal: {status}");
+        assert!(status.success(), "{status}");
+    }
+
+    fn closed_pipe_write_end() -> OwnedFd {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        drop(read);
+        write
+    }
+
+    #[test]
+    fn nosignal_write_to_closed_pipe_is_epipe_not_death() {
+        in_child_with_default_sigpipe(
+            "sys::tests::nosignal_write_to_closed_pipe_is_epipe_not_death",
+            || {
+                let fd = closed_pipe_write_end();
+                let err = write_no_sigpipe(fd.as_fd(), &[IoSlice::new(b"x")], false).unwrap_err();
+                assert_eq!(err.raw_os_error(), Some(libc::EPIPE));
+            },
+        );
+    }
+
+    #[test]
+    fn masking_fallback_consumes_the_signal() {
+        in_child_with_default_sigpipe("sys::tests::masking_fallback_consumes_the_signal", || {
+            let fd = closed_pipe_write_end();
+            let err = write_masking_sigpipe(fd.as_fd(), &[IoSlice::new(b"x")], 0).unwrap_err();
+            assert_eq!(err.raw_os_error(), Some(libc::EPIPE));
+            // The mask is restored: a SIGPIPE left pending would kill us now.
+            assert!(!sigpipe_pending());
+        });
+    }
+}
