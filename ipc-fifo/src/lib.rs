@@ -386,45 +386,150 @@ impl Target {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn spec(s: &str) -> TransportSpec {
         s.parse().unwrap()
     }
 
-    fn temp_path(tag: &str) -> String {
-        format!("/tmp/ipc-fifo-unit-{}-{tag}.fifo", std::process::id())
+    /// A unique path, removed when the test ends (also when it fails).
+    struct TempPath(String);
+
+    impl TempPath {
+        fn new() -> TempPath {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            TempPath(format!(
+                "/tmp/ipc-fifo-unit-{}-{n}.fifo",
+                std::process::id()
+            ))
+        }
+        fn spec(&self, options: &str) -> TransportSpec {
+            spec(&format!("fifo:{}{options}", self.0))
+        }
+        fn mkfifo(&self, mode: u32) {
+            nix::unistd::mkfifo(self.0.as_str(), Mode::empty()).unwrap();
+            std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+    }
+
+    impl Drop for TempPath {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn incompatible_reason(result: Result<FifoReceiver>) -> String {
+        match result {
+            Err(Error::Incompatible { reason, .. }) => reason,
+            other => panic!("expected Incompatible, got {other:?}"),
+        }
     }
 
     #[test]
     fn created_fifo_has_mode_0600_and_is_removed_by_its_creator() {
-        let path = temp_path("mode");
-        let rx = FifoReceiver::open(&spec(&format!("fifo:{path}"))).unwrap();
-        let meta = std::fs::symlink_metadata(&path).unwrap();
+        let path = TempPath::new();
+        let rx = FifoReceiver::open(&path.spec("")).unwrap();
+        let meta = std::fs::symlink_metadata(&path.0).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         drop(rx);
-        assert!(std::fs::symlink_metadata(&path).is_err());
+        assert!(std::fs::symlink_metadata(&path.0).is_err());
+    }
+
+    #[test]
+    fn requested_mode_is_applied_despite_umask() {
+        let path = TempPath::new();
+        let _rx = FifoReceiver::open(&path.spec("?mode=0660")).unwrap();
+        let meta = std::fs::symlink_metadata(&path.0).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o660);
     }
 
     #[test]
     fn regular_file_is_refused() {
-        let path = temp_path("regular");
-        std::fs::write(&path, b"x").unwrap();
-        let err = FifoReceiver::open(&spec(&format!("fifo:{path}"))).unwrap_err();
-        std::fs::remove_file(&path).unwrap();
-        assert!(
-            matches!(&err, Error::Incompatible { reason, .. } if reason.contains("regular file")),
-            "{err}"
-        );
+        let path = TempPath::new();
+        std::fs::write(&path.0, b"x").unwrap();
+        let reason = incompatible_reason(FifoReceiver::open(&path.spec("")));
+        assert!(reason.contains("regular file"), "{reason}");
     }
 
     #[test]
-    fn sender_without_reader_times_out() {
-        let path = temp_path("noreader");
-        nix::unistd::mkfifo(path.as_str(), Mode::from_bits_truncate(0o600)).unwrap();
+    fn symlink_to_a_fifo_is_refused() {
+        let target = TempPath::new();
+        target.mkfifo(0o600);
+        let link = TempPath::new();
+        std::os::unix::fs::symlink(&target.0, &link.0).unwrap();
+        let reason = incompatible_reason(FifoReceiver::open(&link.spec("")));
+        assert!(reason.contains("symbolic link"), "{reason}");
+    }
+
+    #[test]
+    fn fifo_with_wider_mode_is_refused() {
+        let path = TempPath::new();
+        path.mkfifo(0o666);
+        let reason = incompatible_reason(FifoReceiver::open(&path.spec("")));
+        assert!(reason.contains("0666"), "{reason}");
+        // Asking for that mode explicitly is accepted.
+        assert!(FifoReceiver::open(&path.spec("?mode=0666")).is_ok());
+    }
+
+    #[test]
+    fn fifo_of_another_user_is_refused() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: giving a FIFO to another user needs root");
+            return;
+        }
+        let path = TempPath::new();
+        path.mkfifo(0o600);
+        let nobody = nix::unistd::Uid::from_raw(65534);
+        nix::unistd::chown(path.0.as_str(), Some(nobody), None).unwrap();
+        let reason = incompatible_reason(FifoReceiver::open(&path.spec("")));
+        assert!(reason.contains("owned by uid 65534"), "{reason}");
+        let err = FifoSender::open(&path.spec("?open_timeout=10ms")).unwrap_err();
+        assert!(matches!(err, Error::Incompatible { .. }), "{err}");
+    }
+
+    #[test]
+    fn existing_fifo_is_not_removed_by_a_receiver_that_did_not_create_it() {
+        let path = TempPath::new();
+        path.mkfifo(0o600);
+        drop(FifoReceiver::open(&path.spec("")).unwrap());
+        assert!(std::fs::symlink_metadata(&path.0).is_ok());
+    }
+
+    #[test]
+    fn create_always_on_existing_is_already_exists() {
+        let path = TempPath::new();
+        path.mkfifo(0o600);
+        let err = FifoReceiver::open(&path.spec("?create=always")).unwrap_err();
+        assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
+    }
+
+    #[test]
+    fn sender_without_reader_times_out_and_without_fifo_is_not_found() {
+        let path = TempPath::new();
         let started = std::time::Instant::now();
-        let err = FifoSender::open(&spec(&format!("fifo:{path}?open_timeout=100ms"))).unwrap_err();
-        std::fs::remove_file(&path).unwrap();
+        let err = FifoSender::open(&path.spec("?open_timeout=50ms")).unwrap_err();
+        assert!(matches!(err, Error::NotFound { .. }), "{err}");
+        path.mkfifo(0o600);
+        let err = FifoSender::open(&path.spec("?open_timeout=100ms")).unwrap_err();
         assert!(matches!(err, Error::Timeout), "{err}");
-        assert!(started.elapsed() >= Duration::from_millis(100));
+        assert!(started.elapsed() >= Duration::from_millis(150));
+    }
+
+    #[test]
+    fn second_writer_is_refused_above_pipe_buf_and_allowed_below() {
+        let path = TempPath::new();
+        let _rx = FifoReceiver::open(&path.spec("")).unwrap();
+        let _big = FifoSender::open(&path.spec("")).unwrap();
+        let err = FifoSender::open(&path.spec("?message_size=100")).unwrap_err();
+        assert!(
+            matches!(err, Error::LimitExceeded { limit: 1, .. }),
+            "{err}"
+        );
+        drop(_big);
+        let _small1 = FifoSender::open(&path.spec("?message_size=100")).unwrap();
+        let _small2 = FifoSender::open(&path.spec("?message_size=100")).unwrap();
+        let err = FifoSender::open(&path.spec("")).unwrap_err();
+        assert!(matches!(err, Error::LimitExceeded { .. }), "{err}");
     }
 }
