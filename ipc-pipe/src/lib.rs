@@ -334,3 +334,69 @@ impl Receiver for PipeReceiver {
         self.stream.recv_with(buf, wait)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::IntoRawFd;
+
+    #[test]
+    fn capacity_sets_the_pipe_size_and_default_fits_one_frame() {
+        let config = PipeConfig {
+            message_size: 100,
+            capacity: Some(1 << 20),
+        };
+        let (tx, _rx) = channel(&config).unwrap();
+        assert_eq!(raw::pipe_size(tx.stream.fd()).unwrap(), 1 << 20);
+        let (tx, _rx) = channel(&PipeConfig::default()).unwrap();
+        assert!(raw::pipe_size(tx.stream.fd()).unwrap() >= frame_len(DEFAULT_MESSAGE_SIZE));
+    }
+
+    #[test]
+    fn adopting_checks_the_descriptor() {
+        let file = std::fs::File::open("/proc/self/status").unwrap();
+        let not_a_pipe = file.into_raw_fd();
+        assert!(matches!(
+            raw::adopt_fd(not_a_pipe, End::Read),
+            Err(Error::Incompatible { .. })
+        ));
+        let (read, write) = raw::pipe().unwrap();
+        let (read, write) = (read.into_raw_fd(), write.into_raw_fd());
+        assert!(matches!(
+            raw::adopt_fd(read, End::Write),
+            Err(Error::Incompatible { .. })
+        ));
+        let owned = raw::adopt_fd(read, End::Read).unwrap();
+        assert!(matches!(
+            raw::adopt_fd(read, End::Read),
+            Err(Error::AlreadyExists { .. })
+        ));
+        drop(owned);
+        drop(raw::adopt_fd(write, End::Write).unwrap());
+        // Closed now (and adopted before): never adopted a second time.
+        assert!(raw::adopt_fd(write, End::Write).is_err());
+        assert!(matches!(
+            raw::adopt_fd(100_000, End::Read),
+            Err(Error::NotFound { .. })
+        ));
+        nix::unistd::close(not_a_pipe).unwrap();
+    }
+
+    #[test]
+    fn clones_only_for_atomic_messages() {
+        let (tx, _rx) = channel(&PipeConfig::default()).unwrap();
+        assert!(matches!(
+            tx.try_clone(),
+            Err(Error::LimitExceeded { limit: 1, .. })
+        ));
+        let (tx, mut rx) = channel(&PipeConfig {
+            message_size: ATOMIC_MESSAGE_MAX,
+            capacity: None,
+        })
+        .unwrap();
+        let mut other = tx.try_clone().unwrap();
+        other.send(&[5; ATOMIC_MESSAGE_MAX]).unwrap();
+        let mut buf = vec![0; ATOMIC_MESSAGE_MAX];
+        assert_eq!(rx.recv(&mut buf).unwrap(), ATOMIC_MESSAGE_MAX);
+    }
+}
