@@ -5,8 +5,15 @@
 //! | bytes   | field   | meaning                                                   |
 //! |---------|---------|-----------------------------------------------------------|
 //! | 4       | length  | payload length, little endian, at most the receiver's max |
+//! | 0 or 60 | padding | zeros, for payloads of [`ALIGNED_FROM`] bytes or more     |
 //! | length  | payload | the message                                               |
 //! | 1       | trailer | [`COMMIT`]: deliver; [`ABORT`]: the sender gave up, drop   |
+//!
+//! The padding puts a large payload 64 bytes into its frame. A frame written to an empty pipe
+//! starts a fresh page, so the kernel then copies the payload at the same alignment as the
+//! caller's buffer, as a plain `write` would; with a 4-byte prefix every 64-byte load straddles
+//! two cache lines, which measured about twice as slow for 64 KiB round trips. Frames that can
+//! be atomic (`PIPE_BUF`) keep the short prefix.
 //!
 //! The trailer is what makes `try_send` and `send_timeout` exact on a stream. A frame larger than
 //! `PIPE_BUF` can be written only in part before the pipe fills; if the deadline passes then, the
@@ -24,8 +31,13 @@ use crate::{Error, Result, Wait};
 
 /// Bytes of the length prefix.
 pub const HEADER_LEN: usize = 4;
-/// Bytes a frame adds to its payload (length prefix and trailer).
+/// Bytes a frame adds to a payload shorter than [`ALIGNED_FROM`] (length prefix and trailer).
 pub const FRAME_OVERHEAD: usize = HEADER_LEN + 1;
+/// Payloads of this length or more start [`ALIGNED_HEADER_LEN`] bytes into their frame. Shorter
+/// payloads have frames of at most `PIPE_BUF` (4096) bytes, which a pipe writes atomically.
+pub const ALIGNED_FROM: usize = 4096 - FRAME_OVERHEAD + 1;
+/// Length prefix and padding before a payload of [`ALIGNED_FROM`] bytes or more.
+pub const ALIGNED_HEADER_LEN: usize = 64;
 /// Trailer of a frame to deliver.
 pub const COMMIT: u8 = 0xC3;
 /// Trailer of a frame its sender abandoned.
@@ -36,9 +48,18 @@ pub const MAX_PAYLOAD: usize = 1 << 30;
 /// Smallest read buffer, so that small messages are read many per system call.
 const MIN_READ_BUFFER: usize = 64 * 1024;
 
+/// Bytes before the payload in a frame carrying `payload` bytes.
+pub const fn header_len(payload: usize) -> usize {
+    if payload >= ALIGNED_FROM {
+        ALIGNED_HEADER_LEN
+    } else {
+        HEADER_LEN
+    }
+}
+
 /// Length on the wire of a frame carrying `payload` bytes.
 pub const fn frame_len(payload: usize) -> usize {
-    payload + FRAME_OVERHEAD
+    header_len(payload) + payload + 1
 }
 
 /// The byte stream under the framing. Implementations retry `EINTR` themselves and map a
@@ -64,7 +85,8 @@ static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
 /// The bytes of one frame, produced from any offset without building the frame in memory.
 struct Frame<'a> {
-    header: [u8; HEADER_LEN],
+    header: [u8; ALIGNED_HEADER_LEN],
+    payload_len: usize,
     payload: Payload<'a>,
     trailer: [u8; 1],
 }
@@ -81,20 +103,23 @@ impl<'a> Frame<'a> {
             Payload::Bytes(b) => b.len(),
             Payload::Zeros(n) => n,
         };
-        let len = u32::try_from(len).expect("payload length checked against MAX_PAYLOAD");
+        let mut header = [0; ALIGNED_HEADER_LEN];
+        let prefix = u32::try_from(len).expect("payload length checked against MAX_PAYLOAD");
+        header[..HEADER_LEN].copy_from_slice(&prefix.to_le_bytes());
         Frame {
-            header: len.to_le_bytes(),
+            header,
+            payload_len: len,
             payload,
             trailer: [trailer],
         }
     }
 
-    fn payload_len(&self) -> usize {
-        u32::from_le_bytes(self.header) as usize
+    fn header(&self) -> &[u8] {
+        &self.header[..header_len(self.payload_len)]
     }
 
     fn len(&self) -> usize {
-        frame_len(self.payload_len())
+        frame_len(self.payload_len)
     }
 
     /// The unwritten rest of the frame from `offset`, as up to three slices.
@@ -103,14 +128,15 @@ impl<'a> Frame<'a> {
             Payload::Bytes(b) => b,
             Payload::Zeros(n) => &ZEROS[..n.min(ZEROS.len())],
         };
-        let payload_len = self.payload_len();
+        let payload_len = self.payload_len;
+        let header = self.header();
         let mut out = [IoSlice::new(&[]), IoSlice::new(&[]), IoSlice::new(&[])];
         let mut n = 0;
-        if offset < HEADER_LEN {
-            out[n] = IoSlice::new(&self.header[offset..]);
+        if offset < header.len() {
+            out[n] = IoSlice::new(&header[offset..]);
             n += 1;
         }
-        let in_payload = offset.saturating_sub(HEADER_LEN);
+        let in_payload = offset.saturating_sub(header.len());
         if in_payload < payload_len {
             // Filler longer than ZEROS is written in several rounds; the caller loops.
             let from = in_payload.min(payload.len());
@@ -230,6 +256,9 @@ impl FrameWriter {
 #[derive(Debug)]
 pub struct FrameReader {
     buf: Box<[u8]>,
+    /// Where the 64-byte-aligned part of `buf` begins: frames are read from there, so that the
+    /// kernel's copy into it is aligned as the sender's pages are.
+    base: usize,
     start: usize,
     end: usize,
     max: usize,
@@ -241,10 +270,14 @@ impl FrameReader {
     /// A reader of messages up to `max` bytes (at most [`MAX_PAYLOAD`]).
     pub fn new(max: usize) -> FrameReader {
         assert!(max <= MAX_PAYLOAD, "message size {max} above MAX_PAYLOAD");
+        let capacity = frame_len(max).max(MIN_READ_BUFFER);
+        let buf = vec![0; capacity + ALIGNED_HEADER_LEN - 1].into_boxed_slice();
+        let base = buf.as_ptr().align_offset(ALIGNED_HEADER_LEN);
         FrameReader {
-            buf: vec![0; frame_len(max).max(MIN_READ_BUFFER)].into_boxed_slice(),
-            start: 0,
-            end: 0,
+            buf,
+            base,
+            start: base,
+            end: base,
             max,
             end_of_stream: false,
             corrupted: None,
@@ -276,16 +309,16 @@ impl FrameReader {
                 return Err(Error::Disconnected);
             }
             if self.start + need > self.buf.len() {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
+                self.buf.copy_within(self.start..self.end, self.base);
+                self.end = self.base + (self.end - self.start);
+                self.start = self.base;
             }
             match io.read(&mut self.buf[self.end..], wait.is_forever())? {
                 Some(0) => {
                     // A truncated frame at end of stream is one its sender never finished.
                     self.end_of_stream = true;
-                    self.start = 0;
-                    self.end = 0;
+                    self.start = self.base;
+                    self.end = self.base;
                     return Err(Error::Disconnected);
                 }
                 Some(n) => self.end += n,
@@ -318,8 +351,8 @@ impl FrameReader {
         if avail.len() < frame {
             return Ok(Next::Need(frame));
         }
-        let payload = &avail[HEADER_LEN..HEADER_LEN + len];
-        match avail[HEADER_LEN + len] {
+        let payload = &avail[header_len(len)..frame - 1];
+        match avail[frame - 1] {
             COMMIT => {
                 let Some(dst) = out.get_mut(..len) else {
                     return Err(Error::BufferTooSmall {
@@ -344,8 +377,8 @@ impl FrameReader {
     fn consume(&mut self, frame: usize) {
         self.start += frame;
         if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
+            self.start = self.base;
+            self.end = self.base;
         }
     }
 
@@ -543,15 +576,16 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn any_sequence_survives_partial_writes_and_aborts(
-            sizes in proptest::collection::vec(0usize..3000, 1..40),
-            capacity in 16usize..5000,
-            chunk in 1usize..700,
+            // Both sides of ALIGNED_FROM, so both header layouts interleave.
+            sizes in proptest::collection::vec(0usize..9000, 1..40),
+            capacity in 16usize..20_000,
+            chunk in 1usize..7000,
         ) {
             let mut pipe = MemPipe::new(capacity);
             pipe.write_chunk = chunk;
-            let mut w = FrameWriter::new(3000);
-            let mut r = FrameReader::new(3000);
-            let mut out = vec![0u8; 3000];
+            let mut w = FrameWriter::new(9000);
+            let mut r = FrameReader::new(9000);
+            let mut out = vec![0u8; 9000];
             let mut delivered = Vec::new();
             let mut accepted = Vec::new();
             for (i, size) in sizes.iter().enumerate() {
