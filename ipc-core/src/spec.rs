@@ -587,8 +587,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .find(|(u, _)| *u == unit)
         .map(|(_, scale)| *scale)
         .ok_or_else(bad)?;
-    let nanos = parse_decimal(digits)
-        .map(u128::from)
+    // u128: the canonical form of a long duration in a small unit exceeds u64.
+    let nanos = Some(digits)
+        .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|d| d.parse::<u128>().ok())
         .and_then(|n| n.checked_mul(scale))
         .ok_or_else(bad)?;
     let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| bad())?;
@@ -649,6 +651,10 @@ mod tests {
         );
         let spec: TransportSpec = "posix-mq:/q?capacity=1024".parse().unwrap();
         assert_eq!(spec.to_string(), "posix-mq:/q?capacity=1024");
+        let huge = Duration::new(u64::MAX, 1_000_000);
+        let mut spec: TransportSpec = "fifo:/x".parse().unwrap();
+        spec.options.open_timeout = Some(huge);
+        assert_eq!(spec.to_string().parse::<TransportSpec>().unwrap(), spec);
         let spec: TransportSpec = "fifo:/x?open_timeout=1500ms".parse().unwrap();
         assert_eq!(spec.options.open_timeout, Some(Duration::from_millis(1500)));
         assert_eq!(spec.to_string(), "fifo:/x?open_timeout=1500ms");

@@ -107,7 +107,7 @@ impl FifoReceiver {
         });
         target.config.apply(fd.as_fd())?;
         Ok(FifoReceiver {
-            stream: StreamReceiver::new(fd, target.config.message_size, true),
+            stream: StreamReceiver::new_fifo(fd, target.config.message_size),
             _created: created,
             path: target.path,
         })
@@ -168,7 +168,7 @@ impl FifoSender {
         }
         target.config.apply(fd.as_fd())?;
         Ok(FifoSender {
-            stream: StreamSender::new(fd, target.config.message_size),
+            stream: StreamSender::new_private(fd, target.config.message_size),
             _created: created,
         })
     }

@@ -137,10 +137,12 @@ impl PipeConfig {
         })
     }
 
-    /// The pipe buffer size to ask the kernel for.
+    /// The pipe buffer size to ask the kernel for: the capacity asked for, else one whole
+    /// frame, but no more than `fs.pipe-max-size` (a frame larger than the pipe is written in
+    /// pieces as the reader drains it; only `try_send` of it then needs a reader that keeps up).
     pub fn pipe_size(&self) -> usize {
         self.capacity
-            .unwrap_or_else(|| frame_len(self.message_size))
+            .unwrap_or_else(|| frame_len(self.message_size).min(pipe_max_size()))
     }
 
     /// Sizes the pipe behind `fd`. Grows it only when needed unless a capacity was asked for,
@@ -167,6 +169,17 @@ impl PipeConfig {
     }
 }
 
+/// `/proc/sys/fs/pipe-max-size`: the largest pipe an unprivileged process may ask for.
+pub fn pipe_max_size() -> usize {
+    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(1 << 20)
+    })
+}
+
 /// Creates a pipe and returns its two ends as a message channel.
 pub fn channel(config: &PipeConfig) -> Result<(PipeSender, PipeReceiver)> {
     let (read, write) = raw::pipe()?;
@@ -177,7 +190,7 @@ pub fn channel(config: &PipeConfig) -> Result<(PipeSender, PipeReceiver)> {
             config: *config,
         },
         PipeReceiver {
-            stream: StreamReceiver::new(read, config.message_size, false),
+            stream: StreamReceiver::new(read, config.message_size),
             config: *config,
         },
     ))
@@ -196,7 +209,7 @@ pub fn open_sender(spec: &TransportSpec) -> Result<PipeSender> {
 pub fn open_receiver(spec: &TransportSpec) -> Result<PipeReceiver> {
     let (fd, config) = adopt(spec, End::Read)?;
     Ok(PipeReceiver {
-        stream: StreamReceiver::new(fd, config.message_size, false),
+        stream: StreamReceiver::new(fd, config.message_size),
         config,
     })
 }
@@ -350,6 +363,18 @@ mod tests {
         assert_eq!(raw::pipe_size(tx.stream.fd()).unwrap(), 1 << 20);
         let (tx, _rx) = channel(&PipeConfig::default()).unwrap();
         assert!(raw::pipe_size(tx.stream.fd()).unwrap() >= frame_len(DEFAULT_MESSAGE_SIZE));
+        // Messages larger than the largest pipe still go through, in pieces.
+        let big = 2 * pipe_max_size();
+        let (mut tx, mut rx) = channel(&PipeConfig {
+            message_size: big,
+            capacity: None,
+        })
+        .unwrap();
+        let writer = std::thread::spawn(move || tx.send(&vec![7; big]));
+        let mut buf = vec![0; big];
+        assert_eq!(rx.recv(&mut buf).unwrap(), big);
+        assert!(buf.iter().all(|&b| b == 7));
+        writer.join().unwrap().unwrap();
     }
 
     #[test]

@@ -1,10 +1,15 @@
 //! A framed message channel over one pipe descriptor: what anonymous pipes and FIFOs share.
 //!
-//! The descriptor stays in blocking mode, so a blocking send or receive is a single
-//! `writev`/`read`. The `try_` and `_timeout` forms ask the kernel not to wait per call
-//! (`RWF_NOWAIT`) and wait in `poll(2)` with the caller's deadline; the descriptor's
-//! `O_NONBLOCK` flag is shared with every process holding the same open file, so it is never
-//! changed.
+//! The descriptor is in blocking mode for blocking calls, so a blocking send or receive is a
+//! single `pwritev2`/`read`. The `try_` and `_timeout` forms must not wait in the kernel and wait
+//! in `poll(2)` with the caller's deadline instead. How they tell the kernel not to wait depends
+//! on who shares the open file:
+//!
+//! - an anonymous pipe's open file is shared with the processes that inherited it, and its
+//!   `O_NONBLOCK` flag with them, so it is never changed: each call passes `RWF_NOWAIT`;
+//! - a FIFO's open file is the opener's alone, and Linux refuses `RWF_NOWAIT` on FIFOs
+//!   (`EOPNOTSUPP`, seen on 6.18), so `O_NONBLOCK` is switched on it, only when the kind of call
+//!   changes.
 
 use std::io::IoSlice;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -23,9 +28,49 @@ pub(crate) struct FdIo {
     /// A FIFO reader opened before any writer sees end-of-file on `read` until one comes;
     /// `poll` does not report that hang-up, so we wait in `poll` until the first writer.
     awaiting_first_writer: bool,
+    no_wait: NoWait,
+}
+
+/// How a call tells the kernel not to wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NoWait {
+    /// `RWF_NOWAIT` per call: for open files shared with other processes.
+    PerCall,
+    /// `O_NONBLOCK` on the open file, which is ours alone; the flag's current state.
+    OwnFlag { nonblocking: bool },
 }
 
 impl FdIo {
+    fn new(fd: OwnedFd, private_open_file: bool, awaiting_first_writer: bool) -> FdIo {
+        FdIo {
+            fd,
+            awaiting_first_writer,
+            no_wait: if private_open_file {
+                NoWait::OwnFlag { nonblocking: false }
+            } else {
+                NoWait::PerCall
+            },
+        }
+    }
+
+    /// Prepares the descriptor for a call that may (`block`) or may not wait; returns whether
+    /// the call itself must pass `RWF_NOWAIT`.
+    fn prepare(&mut self, block: bool) -> Result<bool> {
+        match self.no_wait {
+            NoWait::PerCall => Ok(!block),
+            NoWait::OwnFlag { nonblocking } => {
+                if nonblocking == block {
+                    sys::set_nonblocking(self.fd.as_fd(), !block)
+                        .map_err(|e| Error::io("fcntl O_NONBLOCK", e))?;
+                    self.no_wait = NoWait::OwnFlag {
+                        nonblocking: !block,
+                    };
+                }
+                Ok(false)
+            }
+        }
+    }
+
     fn poll(&self, events: PollFlags, wait: Wait) -> Result<bool> {
         loop {
             let mut fds = [PollFd::new(self.fd.as_fd(), events)];
@@ -44,8 +89,9 @@ impl FdIo {
 
 impl StreamIo for FdIo {
     fn write(&mut self, bufs: &[IoSlice<'_>], block: bool) -> Result<Option<usize>> {
+        let nowait = self.prepare(block)?;
         loop {
-            match sys::write_no_sigpipe(self.fd.as_fd(), bufs, !block) {
+            match sys::write_no_sigpipe(self.fd.as_fd(), bufs, nowait) {
                 Ok(n) => return Ok(Some(n)),
                 Err(e) => match Errno::from_raw(e.raw_os_error().unwrap_or(0)) {
                     Errno::EINTR => continue,
@@ -69,8 +115,9 @@ impl StreamIo for FdIo {
             }
             self.awaiting_first_writer = false;
         }
+        let nowait = self.prepare(block)?;
         loop {
-            match sys::read(self.fd.as_fd(), buf, !block) {
+            match sys::read(self.fd.as_fd(), buf, nowait) {
                 Ok(n) => return Ok(Some(n)),
                 Err(e) => match Errno::from_raw(e.raw_os_error().unwrap_or(0)) {
                     Errno::EINTR => continue,
@@ -101,10 +148,16 @@ impl StreamSender {
     /// Frames messages of up to `message_size` bytes onto `fd`, a pipe's write end.
     pub fn new(fd: OwnedFd, message_size: usize) -> StreamSender {
         StreamSender {
-            io: FdIo {
-                fd,
-                awaiting_first_writer: false,
-            },
+            io: FdIo::new(fd, false, false),
+            writer: FrameWriter::new(message_size),
+        }
+    }
+
+    /// As [`StreamSender::new`], for a descriptor whose open file no other process shares (a
+    /// FIFO this process opened): its `O_NONBLOCK` flag may be switched.
+    pub fn new_private(fd: OwnedFd, message_size: usize) -> StreamSender {
+        StreamSender {
+            io: FdIo::new(fd, true, false),
             writer: FrameWriter::new(message_size),
         }
     }
@@ -140,15 +193,19 @@ pub struct StreamReceiver {
 }
 
 impl StreamReceiver {
-    /// Reads messages of up to `message_size` bytes from `fd`, a pipe's read end. With
-    /// `awaiting_first_writer` (a FIFO opened before its writer), end of file is not taken for a
-    /// disconnection until a writer has come.
-    pub fn new(fd: OwnedFd, message_size: usize, awaiting_first_writer: bool) -> StreamReceiver {
+    /// Reads messages of up to `message_size` bytes from `fd`, a pipe's read end.
+    pub fn new(fd: OwnedFd, message_size: usize) -> StreamReceiver {
         StreamReceiver {
-            io: FdIo {
-                fd,
-                awaiting_first_writer,
-            },
+            io: FdIo::new(fd, false, false),
+            reader: FrameReader::new(message_size),
+        }
+    }
+
+    /// Reads from a FIFO this process opened before any writer came: its open file is ours
+    /// alone, and end of file is not taken for a disconnection until a writer has come.
+    pub fn new_fifo(fd: OwnedFd, message_size: usize) -> StreamReceiver {
+        StreamReceiver {
+            io: FdIo::new(fd, true, true),
             reader: FrameReader::new(message_size),
         }
     }

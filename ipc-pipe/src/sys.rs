@@ -41,12 +41,31 @@ pub fn write_no_sigpipe(
     if NOSIGNAL_SUPPORTED.load(Ordering::Relaxed) {
         match pwritev2(fd, bufs, flags | RWF_NOSIGNAL) {
             Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
-                NOSIGNAL_SUPPORTED.store(false, Ordering::Relaxed);
+                // Either flag may be the one refused (FIFOs refuse RWF_NOWAIT): without
+                // RWF_NOSIGNAL, a different answer tells that it was RWF_NOSIGNAL.
+                let result = write_masking_sigpipe(fd, bufs, flags);
+                if !matches!(&result, Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP)) {
+                    NOSIGNAL_SUPPORTED.store(false, Ordering::Relaxed);
+                }
+                return result;
             }
             result => return result,
         }
     }
     write_masking_sigpipe(fd, bufs, flags)
+}
+
+/// `O_NONBLOCK` on or off, for descriptors whose open file is this process's alone.
+pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).map_err(io::Error::from)?);
+    let flags = if on {
+        flags | OFlag::O_NONBLOCK
+    } else {
+        flags - OFlag::O_NONBLOCK
+    };
+    fcntl(fd, FcntlArg::F_SETFL(flags)).map_err(io::Error::from)?;
+    Ok(())
 }
 
 fn pwritev2(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>], flags: libc::c_int) -> io::Result<usize> {
