@@ -1,1 +1,74 @@
-//! Placeholder.
+//! Conformance suite of the `ipc` workspace: one set of tests, run against every transport.
+//!
+//! - [`Factory`] makes transports of one kind: both ends in this process, or one end in a
+//!   peer process. A backend joins the suite with one factory and one test file:
+//!
+//!   ```text
+//!   // tests/tests/pipe.rs
+//!   ipc_tests::conformance_tests!(ipc_tests::PipeFactory);
+//!   ```
+//!
+//! - [`suite`] holds the tests, generic over the factory.
+//! - [`process`] runs the peer binary (`ipc-test-peer`, a fresh exec, not a fork) and keeps
+//!   every test bounded: peers are killed when dropped, waits have deadlines.
+//! - [`message`] makes messages that check themselves (writer, sequence number, checksum).
+//! - [`fixtures`] names objects uniquely and removes them even when a test fails.
+
+pub mod drive;
+pub mod factory;
+pub mod fixtures;
+pub mod message;
+pub mod process;
+pub mod signals;
+pub mod suite;
+
+pub use factory::{Cfg, Factory, FifoFactory, Pair, PipeFactory};
+pub use fixtures::{Cleanup, PathGuard, unique_name, unique_path};
+
+/// Stamps out one `#[test]` per generic test of [`suite`] for the transport of `$factory` (a
+/// `'static` value implementing [`Factory`]). Use it in an integration test of this crate, so
+/// that the peer binary is found through `CARGO_BIN_EXE_ipc-test-peer`.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($factory:expr) => {
+        fn ctx() -> $crate::suite::Ctx {
+            static FACTORY: &dyn $crate::Factory = &$factory;
+            $crate::suite::Ctx::new(FACTORY, env!("CARGO_BIN_EXE_ipc-test-peer"))
+        }
+        $crate::conformance_tests!(@each
+            random_messages_arrive_whole_once_in_order,
+            oversized_message_is_refused_and_sends_nothing,
+            small_buffer_is_refused_and_keeps_the_message,
+            try_recv_on_empty_is_empty,
+            recv_timeout_waits_out_its_deadline,
+            try_send_on_full_is_full_and_send_timeout_waits,
+            timed_out_send_is_never_delivered,
+            dropped_sender_disconnects_after_queued_messages,
+            blocked_recv_wakes_when_sender_dropped,
+            dropped_receiver_disconnects_sender,
+            blocked_send_wakes_when_receiver_dropped,
+            messages_cross_to_a_child_process,
+            messages_cross_from_a_child_process,
+            several_writer_processes_do_not_interleave,
+            exited_sender_disconnects_after_its_messages,
+            killed_sender_disconnects_after_its_messages,
+            blocked_recv_wakes_when_sender_killed,
+            exited_receiver_disconnects_sender,
+            killed_receiver_wakes_blocked_sender,
+            sigpipe_default_child_gets_disconnected,
+            sigpipe_default_child_blocked_in_send_gets_disconnected,
+            signals_do_not_break_blocking_recv,
+            signals_do_not_break_recv_timeout,
+            signals_do_not_shorten_recv_timeout,
+            signals_do_not_break_blocking_send,
+        );
+    };
+    (@each $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::suite::$name(&ctx());
+            }
+        )*
+    };
+}

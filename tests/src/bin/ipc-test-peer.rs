@@ -1,0 +1,233 @@
+//! The other process of the cross-process tests (see `ipc_tests::process`).
+//!
+//! Usage: `ipc-test-peer ROLE ARGS...` with the transport string in `$IPC_TEST_SPEC`. Reports
+//! progress on stdout (one line per step), takes commands on stdin, explains failures on
+//! stderr. Exit status: 0 when every check passed, 1 when a check failed, 2 on misuse.
+
+use std::io::{BufRead, Read, Write};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use ipc::{Error, Receiver, Sender};
+use ipc_tests::drive;
+use ipc_tests::message::{self, StreamCheck};
+use ipc_tests::process::SPEC_ENV;
+use ipc_tests::signals;
+
+type Outcome = Result<(), String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(role) = args.first() else {
+        eprintln!("usage: ipc-test-peer ROLE ARGS... (transport string in ${SPEC_ENV})");
+        return ExitCode::from(2);
+    };
+    let num = |i: usize| -> u64 {
+        args.get(i)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("{role}: argument {i} must be a number"))
+    };
+    let word = |i: usize| args.get(i).map_or("", String::as_str);
+    let outcome = match role.as_str() {
+        "recv" => recv(num(1), num(2) as usize),
+        "send" => send(num(1), num(2) as u32, word(3) == "on-go"),
+        "send-hold" => send_hold(num(1)),
+        "recv-hold" => recv_hold(),
+        "sigpipe-send" => sigpipe_send(word(1)),
+        "signal-recv" => signal_recv(word(1), args.get(2).and_then(|a| a.parse().ok())),
+        "signal-send" => signal_send(),
+        _ => {
+            eprintln!("unknown role {role}");
+            return ExitCode::from(2);
+        }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(why) => {
+            eprintln!("ipc-test-peer {}: {why}", args.join(" "));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn spec() -> Result<String, String> {
+    std::env::var(SPEC_ENV).map_err(|_| format!("${SPEC_ENV} is not set"))
+}
+
+fn open_sender() -> Result<Box<dyn Sender>, String> {
+    let spec = spec()?;
+    ipc::open_sender(&spec).map_err(|e| format!("open_sender({spec}): {e}"))
+}
+
+fn open_receiver() -> Result<Box<dyn Receiver>, String> {
+    let spec = spec()?;
+    ipc::open_receiver(&spec).map_err(|e| format!("open_receiver({spec}): {e}"))
+}
+
+/// Tells the test how far we got.
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    // If the test is gone, so is the point of carrying on; the write error ends us below.
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .unwrap_or_else(|e| {
+            eprintln!("stdout: {e}");
+            std::process::exit(2)
+        });
+}
+
+/// Blocks until the test closes our stdin.
+fn wait_for_eof() {
+    let mut sink = Vec::new();
+    let _ = std::io::stdin().read_to_end(&mut sink);
+}
+
+/// Blocks until the test writes `line` on our stdin.
+fn wait_for(line: &str) -> Outcome {
+    let mut got = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut got)
+        .map_err(|e| format!("stdin: {e}"))?;
+    if got.trim() == line {
+        Ok(())
+    } else {
+        Err(format!("expected `{line}` on stdin, got `{}`", got.trim()))
+    }
+}
+
+/// Receives until the senders are gone; every writer must have sent `per_writer` intact
+/// messages, in order.
+fn recv(per_writer: u64, writers: usize) -> Outcome {
+    let mut rx = open_receiver()?;
+    let mut check = StreamCheck::new(writers);
+    drive::drain(&mut *rx, &mut check)?;
+    check.finish(per_writer)?;
+    say(&format!("ok {}", check.total()));
+    Ok(())
+}
+
+/// Sends `n` messages as writer `writer`, then exits (closing the sender). With `on_go`, says
+/// `ready` once the sender is open and starts only when the test says `go`, so that several
+/// writers really write at the same time.
+fn send(n: u64, writer: u32, on_go: bool) -> Outcome {
+    let mut tx = open_sender()?;
+    if on_go {
+        say("ready");
+        wait_for("go")?;
+    }
+    drive::send_stream(&mut *tx, writer, n)?;
+    say("ok");
+    Ok(())
+}
+
+/// Sends `n` messages, says `sent`, and keeps the sender open until stdin closes (or we are
+/// killed).
+fn send_hold(n: u64) -> Outcome {
+    let mut tx = open_sender()?;
+    drive::send_stream(&mut *tx, 0, n)?;
+    say("sent");
+    wait_for_eof();
+    drop(tx);
+    Ok(())
+}
+
+/// Opens the receiver, says `ready`, and keeps it open (without reading) until stdin closes
+/// (or we are killed).
+fn recv_hold() -> Outcome {
+    let rx = open_receiver()?;
+    say("ready");
+    wait_for_eof();
+    drop(rx);
+    Ok(())
+}
+
+fn expect_disconnected(what: &str, r: ipc::Result<()>) -> Outcome {
+    match r {
+        Err(Error::Disconnected) => Ok(()),
+        other => Err(format!("{what}: expected Disconnected, got {other:?}")),
+    }
+}
+
+/// With SIGPIPE at its default action, sends to a transport whose receiver is gone: must get
+/// `Disconnected`, not die. `after`: the receiver goes before the send (the test says `go`
+/// once it has dropped it); `blocked`: it goes while the send is blocked on a full transport.
+fn sigpipe_send(mode: &str) -> Outcome {
+    signals::reset_sigpipe().map_err(|e| format!("signal(SIGPIPE, SIG_DFL): {e}"))?;
+    let mut tx = open_sender()?;
+    let max = tx.max_message_size();
+    match mode {
+        "after" => {
+            say("ready");
+            wait_for("go")?;
+            expect_disconnected("small send", tx.send(b"into the void"))?;
+            expect_disconnected("try_send", tx.try_send(b"again"))?;
+            expect_disconnected("largest send", tx.send(&vec![7; max]))?;
+        }
+        "blocked" => {
+            let n = drive::fill(&mut *tx)?;
+            say(&format!("full {n}"));
+            expect_disconnected("blocked send", tx.send(&vec![7; max.min(1000)]))?;
+        }
+        _ => return Err(format!("unknown mode {mode}")),
+    }
+    say("ok");
+    Ok(())
+}
+
+/// Blocks in a receive while the test pelts us with SIGUSR1 (handled, no SA_RESTART), then
+/// reports `ok <signals caught during the call> <elapsed ms>`.
+///
+/// Modes: `recv` and `recv-timeout` wait for the message the test sends after its barrage;
+/// `deadline MS` expects no message and a `Timeout` no earlier than `MS`.
+fn signal_recv(mode: &str, ms: Option<u64>) -> Outcome {
+    signals::install_counting_handler(libc::SIGUSR1)
+        .map_err(|e| format!("sigaction(SIGUSR1): {e}"))?;
+    let mut rx = open_receiver()?;
+    let mut buf = vec![0; rx.max_message_size()];
+    say("ready");
+    let before = signals::caught();
+    let start = Instant::now();
+    let result = match mode {
+        "recv" => rx.recv(&mut buf),
+        "recv-timeout" => rx.recv_timeout(&mut buf, Duration::from_secs(20)),
+        "deadline" => {
+            let ms = ms.ok_or("deadline needs a duration in ms")?;
+            rx.recv_timeout(&mut buf, Duration::from_millis(ms))
+        }
+        _ => return Err(format!("unknown mode {mode}")),
+    };
+    let elapsed = start.elapsed();
+    let caught = signals::caught() - before;
+    match (mode, result) {
+        ("deadline", Err(Error::Timeout)) => {}
+        ("deadline", other) => return Err(format!("expected Timeout, got {other:?}")),
+        (_, Ok(n)) if buf[..n] == message::probe()[..] => {}
+        (_, Ok(n)) => return Err(format!("received a wrong message of {n} bytes")),
+        (_, Err(e)) => {
+            return Err(format!(
+                "{mode} failed after {elapsed:?} and {caught} signals: {e:?}"
+            ));
+        }
+    }
+    say(&format!("ok {caught} {}", elapsed.as_millis()));
+    Ok(())
+}
+
+/// Fills the transport, says `full N`, then blocks in a send while the test pelts us with
+/// SIGUSR1 and finally drains; reports `ok <signals caught during the call>`.
+fn signal_send() -> Outcome {
+    signals::install_counting_handler(libc::SIGUSR1)
+        .map_err(|e| format!("sigaction(SIGUSR1): {e}"))?;
+    let mut tx = open_sender()?;
+    let n = drive::fill(&mut *tx)?;
+    say(&format!("full {n}"));
+    let before = signals::caught();
+    let mut msg = Vec::new();
+    message::encode(0, n, 64, &mut msg);
+    tx.send(&msg)
+        .map_err(|e| format!("blocking send under signals: {e:?}"))?;
+    let caught = signals::caught() - before;
+    say(&format!("ok {caught}"));
+    Ok(())
+}

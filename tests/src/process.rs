@@ -1,0 +1,339 @@
+//! Real peer processes for the cross-process tests, and the watchdogs that keep every test
+//! bounded: a peer is killed when its guard drops, every wait on it has a deadline, and a
+//! blocking call under test runs where a watchdog can give up on it.
+//!
+//! Peers are the `ipc-test-peer` binary of this crate, a fresh program (spawned with exec, as
+//! real users of the library would do it), not a fork of the test process. A peer talks to
+//! the test on two channels besides the transport under test: it writes progress lines
+//! (`ready`, `ok ...`) on its stdout, and it reads commands (`go`) or end of file on its stdin.
+//! The test synchronises on those, never on sleeps.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use ipc::{Receiver, Sender, Wait};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::Cleanup;
+
+/// How long anything may take before the test is declared hung. Generous: the point is to
+/// fail instead of hanging, not to measure speed.
+pub const WATCHDOG: Duration = Duration::from_secs(30);
+
+/// Environment variable through which a peer receives its transport string.
+pub const SPEC_ENV: &str = "IPC_TEST_SPEC";
+
+/// Runs `f` on its own thread and returns its result, or panics if it takes longer than
+/// `limit`: a blocking call under test that never returns fails the test instead of hanging
+/// it. The stuck thread is abandoned (it holds only what `f` owns).
+pub fn bounded<T: Send + 'static>(
+    what: &str,
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = mpsc::channel();
+    let handle = thread::Builder::new()
+        .name(format!("bounded: {what}"))
+        .spawn(move || {
+            // If the receiving side gave up, nobody wants the result.
+            let _ = tx.send(f());
+        })
+        .expect("spawn watchdog thread");
+    match rx.recv_timeout(limit) {
+        Ok(v) => {
+            let _ = handle.join();
+            v
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: still blocked after {limit:?}"),
+        // The closure panicked: re-raise its panic here, with its message.
+        Err(mpsc::RecvTimeoutError::Disconnected) => match handle.join() {
+            Err(payload) => std::panic::resume_unwind(payload),
+            Ok(()) => unreachable!("the thread sends before it ends"),
+        },
+    }
+}
+
+/// Stands in for an end while a watched call runs on it elsewhere.
+struct Lent;
+
+impl Sender for Lent {
+    fn max_message_size(&self) -> usize {
+        0
+    }
+    fn send_with(&mut self, _: &[u8], _: Wait) -> ipc::Result<()> {
+        unreachable!("used while lent to a watched call")
+    }
+}
+
+impl Receiver for Lent {
+    fn max_message_size(&self) -> usize {
+        0
+    }
+    fn recv_with(&mut self, _: &mut [u8], _: Wait) -> ipc::Result<usize> {
+        unreachable!("used while lent to a watched call")
+    }
+}
+
+/// Runs `f` on `tx` under [`bounded`] (limit [`WATCHDOG`]) and puts `tx` back: a blocking call
+/// that never returns fails the test instead of hanging it, without testing the `_timeout`
+/// forms on the way.
+pub fn watch_tx<T: Send + 'static>(
+    tx: &mut Box<dyn Sender>,
+    what: &str,
+    f: impl FnOnce(&mut dyn Sender) -> T + Send + 'static,
+) -> T {
+    let lent = std::mem::replace(tx, Box::new(Lent));
+    let (back, out) = bounded(what, WATCHDOG, move || {
+        let mut lent = lent;
+        let out = f(&mut *lent);
+        (lent, out)
+    });
+    *tx = back;
+    out
+}
+
+/// [`watch_tx`] for a receiver.
+pub fn watch_rx<T: Send + 'static>(
+    rx: &mut Box<dyn Receiver>,
+    what: &str,
+    f: impl FnOnce(&mut dyn Receiver) -> T + Send + 'static,
+) -> T {
+    let lent = std::mem::replace(rx, Box::new(Lent));
+    let (back, out) = bounded(what, WATCHDOG, move || {
+        let mut lent = lent;
+        let out = f(&mut *lent);
+        (lent, out)
+    });
+    *rx = back;
+    out
+}
+
+/// One blocking `recv` under the watchdog; the message, or the error.
+pub fn recv_one(rx: &mut Box<dyn Receiver>) -> ipc::Result<Vec<u8>> {
+    watch_rx(rx, "recv", |rx| {
+        let mut buf = vec![0; rx.max_message_size()];
+        rx.recv(&mut buf).map(|n| {
+            buf.truncate(n);
+            buf
+        })
+    })
+}
+
+/// One blocking `send` under the watchdog.
+pub fn send_one(tx: &mut Box<dyn Sender>, msg: &[u8]) -> ipc::Result<()> {
+    let msg = msg.to_vec();
+    watch_tx(tx, "send", move |tx| tx.send(&msg))
+}
+
+/// A command running the peer binary `exe` in `role` with `args`.
+pub fn peer_command(exe: &Path, role: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(exe);
+    cmd.arg(role)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// A running peer. Dropping it kills the process (SIGKILL) and reaps it, then drops the
+/// cleanup guards of the objects it used.
+pub struct Peer {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    stderr: Option<JoinHandle<String>>,
+    status: Option<ExitStatus>,
+    // Declared last: dropped after the process is gone.
+    cleanup: Cleanup,
+}
+
+impl Peer {
+    /// Spawns `cmd` (from [`peer_command`]).
+    pub fn spawn(mut cmd: Command) -> std::io::Result<Peer> {
+        let mut child = cmd.spawn()?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("peer stdout is piped");
+        let stderr = child.stderr.take().expect("peer stderr is piped");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = thread::spawn(move || {
+            let mut text = String::new();
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                text.push_str(&line);
+                text.push('\n');
+            }
+            text
+        });
+        Ok(Peer {
+            child,
+            stdin,
+            lines,
+            stderr: Some(stderr),
+            status: None,
+            cleanup: Cleanup::none(),
+        })
+    }
+
+    /// Keeps `guard` alive until the peer is gone.
+    pub fn hold(&mut self, guard: impl Send + 'static) {
+        self.cleanup.add(guard);
+    }
+
+    /// The peer's process id.
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+
+    /// Waits for the next line of the peer's stdout, which must start with `prefix`; returns
+    /// the rest of it, trimmed.
+    pub fn expect_line(&mut self, prefix: &str) -> String {
+        let line = self.lines.recv_timeout(WATCHDOG);
+        if let Some(rest) = line.as_deref().ok().and_then(|l| l.strip_prefix(prefix)) {
+            return rest.trim().to_owned();
+        }
+        // Kill first, so that the stderr below is complete.
+        self.kill();
+        let status = self.status.map_or_else(|| "still running".into(), describe);
+        match line {
+            Ok(line) => panic!(
+                "peer said `{line}`, expected `{prefix}...` ({status}); stderr:\n{}",
+                self.stderr_text()
+            ),
+            Err(_) => panic!(
+                "peer never said `{prefix}...` ({status}); stderr:\n{}",
+                self.stderr_text()
+            ),
+        }
+    }
+
+    /// The next line of the peer's stdout if there is one already.
+    pub fn poll_line(&mut self) -> Option<String> {
+        self.lines.try_recv().ok()
+    }
+
+    /// Writes a command line to the peer's stdin.
+    pub fn tell(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("peer stdin still open");
+        writeln!(stdin, "{line}").expect("write to peer stdin");
+        stdin.flush().expect("flush peer stdin");
+    }
+
+    /// Closes the peer's stdin: peers waiting for end of file carry on (usually: exit).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Sends `sig`; `false` if the process is gone already.
+    pub fn signal(&self, sig: Signal) -> bool {
+        // An exited but unreaped child is a zombie: its pid cannot be reused until we reap it,
+        // so this never hits an unrelated process.
+        self.status.is_none() && kill(self.pid(), sig).is_ok()
+    }
+
+    /// Kills the peer with SIGKILL and reaps it.
+    pub fn kill(&mut self) {
+        if self.status.is_none() {
+            let _ = self.child.kill();
+            self.status = self.try_wait_until(Instant::now() + WATCHDOG);
+        }
+    }
+
+    fn try_wait_until(&mut self, deadline: Instant) -> Option<ExitStatus> {
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if Instant::now() < deadline => {
+                    // Harness polling of a child's exit status, not synchronisation of the
+                    // processes under test.
+                    thread::sleep(Duration::from_millis(2));
+                }
+                Ok(None) | Err(_) => return None,
+            }
+        }
+    }
+
+    /// Waits (at most [`WATCHDOG`]) for the peer to exit and returns its status; kills it and
+    /// panics if it does not.
+    pub fn wait(&mut self) -> ExitStatus {
+        if let Some(status) = self.status {
+            return status;
+        }
+        match self.try_wait_until(Instant::now() + WATCHDOG) {
+            Some(status) => {
+                self.status = Some(status);
+                status
+            }
+            None => {
+                self.kill();
+                panic!(
+                    "peer did not exit within {WATCHDOG:?}; stderr:\n{}",
+                    self.stderr_text()
+                )
+            }
+        }
+    }
+
+    /// Whether the peer has exited (reaping it if so).
+    pub fn has_exited(&mut self) -> bool {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().ok().flatten();
+        }
+        self.status.is_some()
+    }
+
+    /// Waits for the peer to exit and asserts it succeeded.
+    pub fn wait_success(&mut self) {
+        let status = self.wait();
+        assert!(
+            status.success(),
+            "peer failed: {}; stderr:\n{}",
+            describe(status),
+            self.stderr_text()
+        );
+    }
+
+    /// What the peer wrote on stderr. Complete only once it has exited.
+    pub fn stderr_text(&mut self) -> String {
+        if self.status.is_none() {
+            return "(peer still running)".into();
+        }
+        self.stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.stdin = None;
+        self.kill();
+    }
+}
+
+/// An exit status in words: `exit code 3` or `killed by signal 13 (SIGPIPE)`.
+pub fn describe(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(sig)) => {
+            let name = Signal::try_from(sig).map_or("?", |s| s.as_str());
+            format!("killed by signal {sig} ({name})")
+        }
+        _ => format!("{status:?}"),
+    }
+}

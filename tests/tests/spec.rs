@@ -1,0 +1,286 @@
+//! Transport strings through the public facade: every valid spec survives `Display` then
+//! `FromStr`, and malformed ones are `InvalidSpec` naming the offending part, before anything
+//! is opened or created.
+
+use std::time::Duration;
+
+use ipc::{Address, Create, Error, Options, Transport, TransportSpec};
+use ipc_tests::PathGuard;
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::{Config, TestRunner};
+
+/// A path as transport strings take it: non-empty, no NUL, no `?` (which starts the options).
+fn path() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "/[a-zA-Z0-9._-]{1,30}(/[a-zA-Z0-9._-]{1,30}){0,3}",
+        // Anything else goes too, including `:`, `&`, `=`, spaces and non-ASCII.
+        "[^\u{0}?]{1,40}",
+    ]
+}
+
+/// A POSIX object name: `/`, then 1..=NAME_MAX bytes without `/` or NUL, not `.` or `..`.
+fn posix_name() -> impl Strategy<Value = String> {
+    prop_oneof!["/[a-zA-Z0-9._-]{1,40}", "/[^/\u{0}?]{1,60}", "/[a-z]{255}",]
+        .prop_filter("`.` and `..` are not names", |n| n != "/." && n != "/..")
+        .prop_filter("at most NAME_MAX bytes", |n| n.len() <= 256)
+}
+
+fn address(t: Transport) -> BoxedStrategy<Address> {
+    match t {
+        Transport::Pipe => {
+            prop_oneof![Just(Address::Unnamed), (0..=i32::MAX).prop_map(Address::Fd),].boxed()
+        }
+        Transport::Fifo => path().prop_map(Address::Path).boxed(),
+        Transport::PosixMq | Transport::PosixShm => posix_name().prop_map(Address::Name).boxed(),
+        Transport::SysvMq | Transport::SysvShm => prop_oneof![
+            any::<i32>()
+                .prop_filter("0 is IPC_PRIVATE", |k| *k != 0)
+                .prop_map(Address::Key),
+            (path(), 1..=255u8).prop_map(|(path, proj_id)| Address::Ftok { path, proj_id }),
+            Just(Address::Private),
+        ]
+        .boxed(),
+        other => panic!("no address strategy for {other}: add one"),
+    }
+}
+
+/// A byte count, often a multiple of a unit so that `KiB`/`MiB`/`GiB` are written.
+fn size() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        1..=u64::MAX,
+        1..=65_536u64,
+        (1..=(u64::MAX >> 10)).prop_map(|k| k << 10),
+        (1..=(u64::MAX >> 20)).prop_map(|m| m << 20),
+        (1..=(u64::MAX >> 30)).prop_map(|g| g << 30),
+    ]
+}
+
+fn duration() -> impl Strategy<Value = Duration> {
+    prop_oneof![
+        Just(Duration::ZERO),
+        any::<u64>().prop_map(Duration::from_nanos),
+        (0..=1_000_000_000u64).prop_map(Duration::from_micros),
+        (0..=10_000_000u64).prop_map(Duration::from_millis),
+        any::<u64>().prop_map(Duration::from_secs),
+        (0..=1_000_000u64).prop_map(|m| Duration::from_secs(m * 60)),
+        (0..=1_000_000u64).prop_map(|h| Duration::from_secs(h * 3600)),
+    ]
+}
+
+fn create() -> impl Strategy<Value = Create> {
+    prop_oneof![
+        Just(Create::Always),
+        Just(Create::Never),
+        Just(Create::IfMissing)
+    ]
+}
+
+/// Options, each present or not, among those `t` takes.
+fn options(t: Transport) -> impl Strategy<Value = Options> {
+    let takes = move |name: &str| t.options().contains(&name);
+    let capacity = if t.capacity_in_bytes() {
+        size().boxed()
+    } else {
+        (1..=u64::MAX).boxed()
+    };
+    (
+        proptest::option::of(capacity),
+        proptest::option::of(size()),
+        proptest::option::of(0..=0o777u32),
+        proptest::option::of(create()),
+        proptest::option::of(duration()),
+    )
+        .prop_map(
+            move |(capacity, message_size, mode, create, open_timeout)| Options {
+                capacity: capacity.filter(|_| takes("capacity")),
+                message_size: message_size.filter(|_| takes("message_size")),
+                mode: mode.filter(|_| takes("mode")),
+                create: create.filter(|_| takes("create")),
+                open_timeout: open_timeout.filter(|_| takes("open_timeout")),
+            },
+        )
+}
+
+/// Any valid spec, of every transport.
+fn spec() -> impl Strategy<Value = TransportSpec> {
+    proptest::sample::select(Transport::ALL.to_vec()).prop_flat_map(|t| {
+        (address(t), options(t)).prop_map(move |(address, options)| TransportSpec {
+            transport: t,
+            address,
+            options,
+        })
+    })
+}
+
+#[test]
+fn display_then_parse_round_trips() {
+    let mut runner = TestRunner::new(Config {
+        cases: 1024,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&spec(), |spec| {
+            spec.validate()
+                .map_err(|e| TestCaseError::fail(format!("strategy made an invalid spec: {e}")))?;
+            let text = spec.to_string();
+            let parsed: TransportSpec = text
+                .parse()
+                .map_err(|e| TestCaseError::fail(format!("`{text}` does not parse: {e}")))?;
+            prop_assert_eq!(&parsed, &spec, "`{}` parsed to another spec", text);
+            prop_assert_eq!(parsed.to_string(), text, "the canonical form is not stable");
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn every_transport_is_covered_by_the_strategy() {
+    // A transport added to ipc-core must get an address strategy (address() panics otherwise).
+    let mut runner = TestRunner::deterministic();
+    for t in Transport::ALL {
+        let tree = (address(t), options(t)).new_tree(&mut runner).unwrap();
+        let (address, options) = tree.current();
+        TransportSpec {
+            transport: t,
+            address,
+            options,
+        }
+        .validate()
+        .unwrap();
+    }
+}
+
+/// Each malformed string, opened either way, is `InvalidSpec` whose `spec` is exactly the
+/// offending part, and nothing is created at the path it names.
+#[test]
+fn malformed_strings_are_invalid_spec_naming_the_part() {
+    let guard = PathGuard::unique("fifo");
+    let p = guard.as_str();
+    let long_name = format!("/{}", "n".repeat(256));
+    let table: Vec<(String, String)> = vec![
+        (format!("fifo:{p}?bogus=1"), "bogus=1".into()),
+        (format!("fifo:{p}?capacity=1&bogus=1"), "bogus=1".into()),
+        ("fifo".into(), "fifo".into()),
+        ("".into(), "".into()),
+        ("tcp:localhost".into(), "tcp".into()),
+        (format!("FIFO:{p}"), "FIFO".into()),
+        ("fifo:".into(), "".into()),
+        ("fifo:?capacity=1".into(), "".into()),
+        ("pipe:fd=x".into(), "fd=x".into()),
+        ("pipe:fd=-1".into(), "fd=-1".into()),
+        ("pipe:fd=4294967296".into(), "fd=4294967296".into()),
+        ("pipe:3".into(), "3".into()),
+        (format!("fifo:{p}?capacity=12QiB"), "capacity=12QiB".into()),
+        (format!("fifo:{p}?capacity=-1"), "capacity=-1".into()),
+        (format!("fifo:{p}?capacity="), "capacity=".into()),
+        (format!("fifo:{p}?capacity"), "capacity".into()),
+        (
+            format!("fifo:{p}?capacity=1&capacity=2"),
+            "capacity=2".into(),
+        ),
+        (
+            format!("fifo:{p}?message_size=99999999999999999999"),
+            "message_size=99999999999999999999".into(),
+        ),
+        (format!("fifo:{p}?mode=0800"), "mode=0800".into()),
+        (format!("fifo:{p}?mode=rw"), "mode=rw".into()),
+        (format!("fifo:{p}?create=maybe"), "create=maybe".into()),
+        (format!("fifo:{p}?open_timeout=5"), "open_timeout=5".into()),
+        (
+            format!("fifo:{p}?open_timeout=5y"),
+            "open_timeout=5y".into(),
+        ),
+        ("pipe:?mode=0600".into(), "mode".into()),
+        ("pipe:fd=3?open_timeout=1s".into(), "open_timeout".into()),
+        ("pipe:fd=3?create=never".into(), "create".into()),
+        ("posix-mq:orders".into(), "orders".into()),
+        ("posix-mq:/a/b".into(), "/a/b".into()),
+        ("posix-mq:/".into(), "/".into()),
+        (format!("posix-shm:{long_name}"), long_name.clone()),
+        ("posix-mq:/q?capacity=1KiB".into(), "capacity=1KiB".into()),
+        ("posix-mq:/q?open_timeout=1s".into(), "open_timeout".into()),
+        ("sysv-mq:key=0".into(), "key=0".into()),
+        ("sysv-mq:key=0x1ffffffff".into(), "key=0x1ffffffff".into()),
+        ("sysv-mq:ftok=/tmp/x:0".into(), "ftok=/tmp/x:0".into()),
+        (
+            "sysv-mq:ftok=/tmp/x:0x100".into(),
+            "ftok=/tmp/x:0x100".into(),
+        ),
+        ("sysv-mq:ftok=/tmp/x".into(), "ftok=/tmp/x".into()),
+        ("sysv-mq:/tmp/x".into(), "/tmp/x".into()),
+    ];
+    for (input, part) in &table {
+        for (end, result) in [
+            ("open_sender", ipc::open_sender(input).map(|_| ())),
+            ("open_receiver", ipc::open_receiver(input).map(|_| ())),
+        ] {
+            match result {
+                Err(Error::InvalidSpec { spec, reason }) => {
+                    assert_eq!(&spec, part, "{end}(`{input}`): wrong part named ({reason})");
+                    assert!(!reason.is_empty(), "{end}(`{input}`): no reason");
+                }
+                other => {
+                    panic!("{end}(`{input}`): expected InvalidSpec naming `{part}`, got {other:?}")
+                }
+            }
+        }
+    }
+    assert!(!guard.path().exists(), "a malformed spec created {p}");
+}
+
+/// Values out of range for the whole spec (rather than one option) name the whole string.
+#[test]
+fn zero_sizes_are_invalid_spec_naming_the_string() {
+    let guard = PathGuard::unique("fifo");
+    for opt in ["capacity=0", "message_size=0"] {
+        let input = format!("fifo:{}?{opt}", guard.as_str());
+        let e = ipc::open_receiver(&input).map(|_| ()).unwrap_err();
+        assert!(
+            matches!(&e, Error::InvalidSpec { spec, .. } if *spec == input),
+            "{input}: {e:?}"
+        );
+        assert!(e.to_string().contains(opt), "{e}");
+    }
+    assert!(!guard.path().exists());
+}
+
+/// The facade's own checks (a transport it cannot open) name the transport string and the
+/// cargo feature, so the user knows what to enable.
+#[test]
+fn unavailable_transport_is_invalid_spec_naming_its_feature() {
+    for (input, feature) in [("posix-mq:/q", "posix"), ("sysv-shm:private", "sysv")] {
+        let e = ipc::open_sender(input).map(|_| ()).unwrap_err();
+        match &e {
+            Error::InvalidSpec { spec, reason } => {
+                assert_eq!(spec, input);
+                assert!(reason.contains(feature), "{reason}");
+            }
+            other => panic!("{input}: {other:?}"),
+        }
+    }
+}
+
+/// Regression: a duration whose count in the largest exact unit exceeds `u64` (e.g.
+/// `Duration::new(u64::MAX, 1_000_000)`, written `open_timeout=18446744073709551615001ms`) was
+/// written in a form `FromStr` rejected.
+#[test]
+fn huge_open_timeout_round_trips() {
+    for d in [
+        Duration::new(u64::MAX, 1_000_000),
+        Duration::new(20_000_000_000, 1),
+    ] {
+        let spec = TransportSpec {
+            transport: Transport::Fifo,
+            address: Address::Path("/x".into()),
+            options: Options {
+                open_timeout: Some(d),
+                ..Options::default()
+            },
+        };
+        spec.validate().unwrap();
+        let text = spec.to_string();
+        assert_eq!(text.parse::<TransportSpec>().ok(), Some(spec), "{text}");
+    }
+}
