@@ -1,1 +1,73 @@
-fn main() {}
+//! `ipc`: send and receive messages over any transport of the `ipc` crate, and benchmark the
+//! transports against plain system calls.
+//!
+//! Exit codes: 0 success, 1 runtime error, 2 bad spec or option, 3 timed out.
+
+mod bench;
+mod failure;
+mod recv;
+mod send;
+
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+use clap::{Parser, Subcommand};
+
+use crate::failure::Failure;
+
+/// Send, receive and benchmark messages over Linux IPC transports.
+///
+/// A transport is named by a spec such as `fifo:/tmp/app.fifo?message_size=4KiB` or `pipe:fd=0`.
+/// Exit codes: 0 success, 1 runtime error, 2 bad spec or option, 3 timed out.
+#[derive(Parser)]
+#[command(name = "ipc", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Send(send::Args),
+    Recv(recv::Args),
+    Bench(bench::Args),
+    /// The other process of `ipc bench`, started by it.
+    #[command(hide = true)]
+    BenchPeer(bench::peer::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    let result = match cli.command {
+        Command::Send(args) => send::run(args),
+        Command::Recv(args) => recv::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::BenchPeer(args) => bench::peer::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report(),
+    }
+}
+
+/// Help and version go out as clap prints them; a usage error becomes one line, like every
+/// other error of this command, so that scripts can show it as it is.
+fn usage_error(e: clap::Error) -> ExitCode {
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+        _ => {
+            // clap puts the offending argument in the first paragraph (for a missing argument,
+            // on the lines after the first); usage and tips follow a blank line.
+            let rendered = e.render().to_string();
+            let first = rendered.split("\n\n").next().unwrap_or_default();
+            let line = first.split_whitespace().collect::<Vec<_>>().join(" ");
+            let line = line.strip_prefix("error: ").unwrap_or(&line);
+            Failure::Usage(format!("{line} (see `ipc --help`)")).report()
+        }
+    }
+}

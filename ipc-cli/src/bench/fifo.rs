@@ -1,0 +1,100 @@
+//! Named pipes: ours is `ipc::fifo`, the baseline `write`/`read` on FIFOs made with `mkfifo`.
+//! Both FIFOs of a link live in the bench's private directory.
+
+use std::os::fd::AsFd;
+use std::process::Command;
+
+use ipc::{Receiver, Sender, TransportSpec};
+use nix::sys::stat::Mode;
+
+use super::pipe::size_like_ours;
+use super::raw::{FdReceiver, FdSender, open_fifo, wait_readable};
+use super::transport::{BenchTransport, Link, OPEN_TIMEOUT, Peer, Scratch, Variant};
+
+pub struct Fifo;
+
+impl BenchTransport for Fifo {
+    fn name(&self) -> &'static str {
+        "fifo"
+    }
+
+    fn connect(
+        &self,
+        variant: Variant,
+        size: usize,
+        scratch: &Scratch,
+        mut cmd: Command,
+    ) -> ipc::Result<Link> {
+        let to_peer_path = scratch.unique_path("to-peer")?;
+        let from_peer_path = scratch.unique_path("from-peer")?;
+        match variant {
+            Variant::Ours => {
+                let spec = |path: &str| {
+                    format!(
+                        "fifo:{path}?message_size={size}&open_timeout={}ms",
+                        OPEN_TIMEOUT.as_millis()
+                    )
+                };
+                // Our receiver first: the peer's sender waits for a reader.
+                let from_peer = ipc::open_receiver(&spec(&from_peer_path))?;
+                cmd.arg("--rx").arg(spec(&to_peer_path));
+                cmd.arg("--tx").arg(spec(&from_peer_path));
+                let peer = Peer::spawn(cmd)?;
+                // Waits (up to open_timeout) for the peer to create this FIFO and read it.
+                let to_peer = ipc::open_sender(&spec(&to_peer_path))?;
+                Ok(Link::new(to_peer, from_peer, peer))
+            }
+            Variant::Raw => {
+                for path in [&to_peer_path, &from_peer_path] {
+                    nix::unistd::mkfifo(path.as_str(), Mode::S_IRUSR | Mode::S_IWUSR)
+                        .map_err(|e| ipc::Error::from_os("mkfifo", path, e.into()))?;
+                }
+                let from_peer = open_fifo(&from_peer_path, false)?;
+                // A reader of our own lets us open the writing end before the peer is there;
+                // it goes once the peer has its own.
+                let stand_in = open_fifo(&to_peer_path, false)?;
+                let to_peer = open_fifo(&to_peer_path, true)?;
+                size_like_ours(to_peer.as_fd(), size)?;
+                size_like_ours(from_peer.as_fd(), size)?;
+                cmd.arg("--rx").arg(format!("fifo:{to_peer_path}"));
+                cmd.arg("--tx").arg(format!("fifo:{from_peer_path}"));
+                let peer = Peer::spawn(cmd)?;
+                // The peer opens its reader, then its writer, then sends: once there is
+                // something to read, both its ends are open.
+                if !wait_readable(&from_peer, OPEN_TIMEOUT)? {
+                    return Err(ipc::Error::Timeout);
+                }
+                drop(stand_in);
+                // Both ends are open on both sides: the names are no longer needed.
+                let _ = std::fs::remove_file(&to_peer_path);
+                let _ = std::fs::remove_file(&from_peer_path);
+                Ok(Link::new(
+                    Box::new(FdSender::new(to_peer, size)),
+                    Box::new(FdReceiver::new(from_peer, size)),
+                    peer,
+                ))
+            }
+        }
+    }
+
+    fn open_raw_peer(
+        &self,
+        size: usize,
+        rx: &str,
+        tx: &str,
+    ) -> ipc::Result<(Box<dyn Receiver>, Box<dyn Sender>)> {
+        let rx = open_fifo(&path(rx)?, false)?;
+        let tx = open_fifo(&path(tx)?, true)?;
+        Ok((
+            Box::new(FdReceiver::new(rx, size)),
+            Box::new(FdSender::new(tx, size)),
+        ))
+    }
+}
+
+fn path(spec: &str) -> ipc::Result<String> {
+    match spec.parse::<TransportSpec>()?.address {
+        ipc::Address::Path(path) => Ok(path),
+        _ => Err(ipc::Error::invalid_spec(spec, "expected `fifo:PATH`")),
+    }
+}

@@ -1,0 +1,121 @@
+//! `ipc bench-peer`: the second process of a bench run, started by `ipc bench`.
+
+use std::process::{Command, Stdio};
+
+use ipc::{Receiver, Sender};
+
+use super::cpu;
+use super::transport::{BenchTransport, Role, Variant};
+use crate::failure::{Context, Failure};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long)]
+    transport: String,
+    #[arg(long, value_enum)]
+    variant: Variant,
+    #[arg(long, value_enum)]
+    role: Role,
+    #[arg(long)]
+    size: usize,
+    /// Spec of the end to receive on, as the transport's `connect` wrote it.
+    #[arg(long)]
+    rx: String,
+    /// Spec of the end to send on.
+    #[arg(long)]
+    tx: String,
+    #[arg(long)]
+    cpu: Option<usize>,
+}
+
+/// The command line of a peer, without its transport ends (`BenchTransport::connect` adds
+/// them).
+pub fn command(
+    transport: &dyn BenchTransport,
+    variant: Variant,
+    role: Role,
+    size: usize,
+    cpu: Option<usize>,
+) -> std::io::Result<Command> {
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.arg("bench-peer")
+        .args(["--transport", transport.name()])
+        .args(["--variant", &variant.to_string()])
+        .args(["--role", &role.to_string()])
+        .args(["--size", &size.to_string()]);
+    if let Some(cpu) = cpu {
+        cmd.args(["--cpu", &cpu.to_string()]);
+    }
+    // The parent's stdout may be JSON lines; the peer's errors still reach the user.
+    cmd.stdin(Stdio::null()).stdout(Stdio::null());
+    Ok(cmd)
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    if let Some(cpu) = args.cpu {
+        cpu::pin(cpu);
+    }
+    let transport = super::lookup(&args.transport)?;
+    let (mut rx, mut tx) = match args.variant {
+        // Receiving end first: the parent's sender may be waiting for it (FIFO).
+        Variant::Ours => {
+            let rx = ipc::open_receiver(&args.rx).context(|| format!("opening {}", args.rx))?;
+            let tx = ipc::open_sender(&args.tx).context(|| format!("opening {}", args.tx))?;
+            (rx, tx)
+        }
+        Variant::Raw => transport
+            .open_raw_peer(args.size, &args.rx, &args.tx)
+            .context(|| "opening the raw baseline")?,
+    };
+    let mut buf = vec![0; rx.max_message_size().max(args.size)];
+    let msg = vec![0; args.size];
+    tx.send(&msg).context(|| "sending the ready message")?;
+    match args.role {
+        Role::Echo => echo(&mut *rx, &mut *tx, &mut buf),
+        Role::Sink => sink(&mut *rx, &mut *tx, &mut buf, msg),
+    }
+    .context(|| format!("bench peer ({})", args.role))
+}
+
+fn echo(rx: &mut dyn Receiver, tx: &mut dyn Sender, buf: &mut [u8]) -> ipc::Result<()> {
+    loop {
+        match rx.recv(buf) {
+            Ok(len) => tx.send(&buf[..len])?,
+            Err(ipc::Error::Disconnected) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn sink(
+    rx: &mut dyn Receiver,
+    tx: &mut dyn Sender,
+    buf: &mut [u8],
+    mut ack: Vec<u8>,
+) -> ipc::Result<()> {
+    let mut count = 0u64;
+    loop {
+        match rx.recv(buf) {
+            Ok(_) => count += 1,
+            Err(ipc::Error::Disconnected) => break,
+            Err(e) => return Err(e),
+        }
+    }
+    encode_count(count, &mut ack);
+    tx.send(&ack)
+}
+
+/// Writes `count` into a message of any size: little endian, as many low bytes as fit.
+pub fn encode_count(count: u64, msg: &mut [u8]) {
+    let bytes = count.to_le_bytes();
+    let n = msg.len().min(bytes.len());
+    msg[..n].copy_from_slice(&bytes[..n]);
+}
+
+/// Whether `msg` is what [`encode_count`] writes for `count`.
+pub fn matches_count(count: u64, msg: &[u8]) -> bool {
+    let mut expected = vec![0; msg.len()];
+    encode_count(count, &mut expected);
+    let n = msg.len().min(8);
+    msg[..n] == expected[..n]
+}

@@ -1,0 +1,271 @@
+//! The results: a table for people, or one JSON object per line for programs.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::time::Duration;
+
+use super::pingpong::Latency;
+use super::throughput::Rate;
+
+/// The figures of one variant (ours or raw) of one transport × size.
+pub struct Measurement {
+    pub rtt_p50_ns: u64,
+    pub rtt_p99_ns: u64,
+    pub msgs_per_s: f64,
+    pub bytes_per_s: f64,
+}
+
+impl Measurement {
+    pub fn new(latency: &Latency, rate: &Rate) -> Measurement {
+        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        Measurement {
+            rtt_p50_ns: ns(latency.p50),
+            rtt_p99_ns: ns(latency.p99),
+            msgs_per_s: rate.msgs_per_s(),
+            bytes_per_s: rate.bytes_per_s(),
+        }
+    }
+}
+
+/// One line of the report.
+pub struct Row {
+    pub transport: &'static str,
+    pub size: usize,
+    pub ours: Measurement,
+    /// `None` for a transport without a raw baseline.
+    pub raw: Option<Measurement>,
+}
+
+pub enum Format {
+    Table,
+    Json,
+}
+
+/// Writes rows as they are measured, so that a long run shows progress.
+pub struct Report {
+    format: Format,
+    out: io::Stdout,
+}
+
+const HEADER: [&str; 11] = [
+    "transport",
+    "size",
+    "rtt p50",
+    "rtt p99",
+    "raw p50",
+    "raw p99",
+    "ratio p50",
+    "msg/s",
+    "MB/s",
+    "raw msg/s",
+    "ratio",
+];
+const WIDTHS: [usize; 11] = [9, 7, 9, 9, 9, 9, 9, 9, 8, 9, 7];
+
+impl Report {
+    pub fn new(format: Format) -> Report {
+        Report {
+            format,
+            out: io::stdout(),
+        }
+    }
+
+    pub fn start(&mut self) {
+        if let Format::Table = self.format {
+            self.emit(&table_line(HEADER.map(String::from)));
+        }
+    }
+
+    pub fn row(&mut self, row: &Row) {
+        let line = match self.format {
+            Format::Table => table_row(row),
+            Format::Json => json_row(row),
+        };
+        self.emit(&line);
+    }
+
+    /// Ends the report with the total wall time: in the table, or on stderr beside JSON so that
+    /// stdout stays JSON lines.
+    pub fn finish(&mut self, wall: Duration) {
+        let wall = format!("total wall time: {:.1} s", wall.as_secs_f64());
+        match self.format {
+            Format::Table => {
+                self.emit(
+                    "ratio p50 = rtt p50 / raw p50; ratio = raw msg/s / msg/s \
+                     (both: 1.00x = as fast as the raw system calls, higher = slower). \
+                     MB = 10^6 bytes.",
+                );
+                self.emit(&wall);
+            }
+            Format::Json => eprintln!("ipc bench: {wall}"),
+        }
+    }
+
+    fn emit(&mut self, line: &str) {
+        // Losing the report's reader (`ipc bench | head`) is no reason to stop measuring
+        // differently; the next write fails the same way.
+        let _ = writeln!(self.out, "{line}").and_then(|()| self.out.flush());
+    }
+}
+
+fn table_line(cells: [String; 11]) -> String {
+    let mut line = String::new();
+    for (i, (cell, width)) in cells.iter().zip(WIDTHS).enumerate() {
+        if i == 0 {
+            let _ = write!(line, "{cell:<width$}");
+        } else {
+            let _ = write!(line, "  {cell:>width$}");
+        }
+    }
+    line
+}
+
+fn table_row(row: &Row) -> String {
+    let ours = &row.ours;
+    let raw = row.raw.as_ref();
+    let dash = || "-".to_string();
+    table_line([
+        row.transport.to_string(),
+        row.size.to_string(),
+        nanos(ours.rtt_p50_ns),
+        nanos(ours.rtt_p99_ns),
+        raw.map_or_else(dash, |r| nanos(r.rtt_p50_ns)),
+        raw.map_or_else(dash, |r| nanos(r.rtt_p99_ns)),
+        raw.map_or_else(dash, |r| ratio(ours.rtt_p50_ns as f64, r.rtt_p50_ns as f64)),
+        count(ours.msgs_per_s),
+        format!("{:.1}", ours.bytes_per_s / 1e6),
+        raw.map_or_else(dash, |r| count(r.msgs_per_s)),
+        raw.map_or_else(dash, |r| ratio(r.msgs_per_s, ours.msgs_per_s)),
+    ])
+}
+
+fn nanos(ns: u64) -> String {
+    let ns_f = ns as f64;
+    if ns < 1_000 {
+        format!("{ns}ns")
+    } else if ns < 1_000_000 {
+        format!("{:.1}µs", ns_f / 1e3)
+    } else if ns < 1_000_000_000 {
+        format!("{:.2}ms", ns_f / 1e6)
+    } else {
+        format!("{:.2}s", ns_f / 1e9)
+    }
+}
+
+fn count(per_s: f64) -> String {
+    if per_s >= 1e6 {
+        format!("{:.2}M", per_s / 1e6)
+    } else if per_s >= 1e3 {
+        format!("{:.1}k", per_s / 1e3)
+    } else {
+        format!("{per_s:.0}")
+    }
+}
+
+fn ratio(num: f64, den: f64) -> String {
+    if den > 0.0 {
+        format!("{:.2}x", num / den)
+    } else {
+        "-".to_string()
+    }
+}
+
+fn json_row(row: &Row) -> String {
+    let mut line = format!(
+        "{{\"transport\":{},\"size\":{},",
+        json_string(row.transport),
+        row.size
+    );
+    json_fields(&mut line, &row.ours);
+    line.push_str(",\"raw\":");
+    match &row.raw {
+        Some(raw) => {
+            line.push('{');
+            json_fields(&mut line, raw);
+            line.push('}');
+        }
+        None => line.push_str("null"),
+    }
+    line.push('}');
+    line
+}
+
+fn json_fields(line: &mut String, m: &Measurement) {
+    let _ = write!(
+        line,
+        "\"rtt_p50_ns\":{},\"rtt_p99_ns\":{},\"msgs_per_s\":{},\"bytes_per_s\":{}",
+        m.rtt_p50_ns,
+        m.rtt_p99_ns,
+        json_number(m.msgs_per_s),
+        json_number(m.bytes_per_s)
+    );
+}
+
+/// JSON has no NaN or infinity.
+fn json_number(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.1}")
+    } else {
+        "null".to_string()
+    }
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(p50: u64) -> Measurement {
+        Measurement {
+            rtt_p50_ns: p50,
+            rtt_p99_ns: 2 * p50,
+            msgs_per_s: 1000.0,
+            bytes_per_s: 64000.0,
+        }
+    }
+
+    #[test]
+    fn json_row_has_the_documented_keys() {
+        let row = Row {
+            transport: "pipe",
+            size: 64,
+            ours: m(1500),
+            raw: Some(m(1000)),
+        };
+        assert_eq!(
+            json_row(&row),
+            "{\"transport\":\"pipe\",\"size\":64,\"rtt_p50_ns\":1500,\"rtt_p99_ns\":3000,\
+             \"msgs_per_s\":1000.0,\"bytes_per_s\":64000.0,\"raw\":{\"rtt_p50_ns\":1000,\
+             \"rtt_p99_ns\":2000,\"msgs_per_s\":1000.0,\"bytes_per_s\":64000.0}}"
+        );
+        let row = Row { raw: None, ..row };
+        assert!(json_row(&row).ends_with(",\"raw\":null}"));
+    }
+
+    #[test]
+    fn table_cells() {
+        assert_eq!(nanos(850), "850ns");
+        assert_eq!(nanos(12_345), "12.3µs");
+        assert_eq!(nanos(2_500_000), "2.50ms");
+        assert_eq!(count(1_234_567.0), "1.23M");
+        assert_eq!(count(45_600.0), "45.6k");
+        assert_eq!(ratio(3.0, 2.0), "1.50x");
+        assert_eq!(json_string("a\"b\n"), "\"a\\\"b\\u000a\"");
+    }
+}

@@ -1,0 +1,76 @@
+//! One-way throughput: send as fast as the peer takes messages, then close and wait for the
+//! peer's count, so that the time covers every message being received, not just sent.
+
+use std::time::{Duration, Instant};
+
+use super::peer::matches_count;
+use super::transport::Link;
+
+/// Messages sent between two looks at the clock.
+const BATCH: u64 = 16;
+/// Fewest messages measured whatever the budget.
+const MIN_MESSAGES: u64 = 1000;
+
+/// Messages received in the measured interval.
+pub struct Rate {
+    pub messages: u64,
+    pub bytes: u64,
+    pub elapsed: Duration,
+}
+
+impl Rate {
+    pub fn msgs_per_s(&self) -> f64 {
+        self.messages as f64 / self.elapsed.as_secs_f64()
+    }
+
+    pub fn bytes_per_s(&self) -> f64 {
+        self.bytes as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Streams `size`-byte messages for `budget`, the first tenth as warm-up.
+///
+/// Timing starts after the warm-up, with the pipe already full of warm-up messages that are
+/// then drained within the measured time but not counted: at most a pipe's capacity, a
+/// negligible and equal handicap for ours and raw.
+pub fn run(link: &mut Link, size: usize, budget: Duration) -> ipc::Result<Rate> {
+    let msg = vec![0x5a; size];
+    let start = Instant::now();
+    let measure_from = start + budget / 10;
+    let end = start + budget;
+    let tx = link.tx()?;
+    let mut sent = 0u64;
+    while Instant::now() < measure_from {
+        for _ in 0..BATCH {
+            tx.send(&msg)?;
+        }
+        sent += BATCH;
+    }
+    let warm_up = sent;
+    let measured_from = Instant::now();
+    loop {
+        for _ in 0..BATCH {
+            tx.send(&msg)?;
+        }
+        sent += BATCH;
+        if sent - warm_up >= MIN_MESSAGES && Instant::now() >= end {
+            break;
+        }
+    }
+    link.close_sender();
+    let rx = link.rx();
+    let mut ack = vec![0; rx.max_message_size().max(size)];
+    let len = rx.recv(&mut ack)?;
+    let elapsed = measured_from.elapsed();
+    if !matches_count(sent, &ack[..len]) {
+        return Err(ipc::Error::corrupted(format!(
+            "sent {sent} messages, the peer counted otherwise"
+        )));
+    }
+    let messages = sent - warm_up;
+    Ok(Rate {
+        messages,
+        bytes: messages * size as u64,
+        elapsed,
+    })
+}

@@ -1,0 +1,243 @@
+//! What a transport provides to the bench, and the link to a peer process it sets up.
+
+use std::cell::Cell;
+use std::fmt;
+use std::fs::DirBuilder;
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ipc::{Receiver, Sender};
+
+/// One entry of the bench table ([`super::TRANSPORTS`]): how to connect this process to a peer
+/// process over the transport (ours), and over a plain loop of its system calls (raw).
+///
+/// Both variants carry messages of exactly `size` bytes each way. Connecting and the peer's
+/// opening must not deadlock whichever process gets there first; the peer opens its receiving
+/// end before its sending end, then sends one message to say it is ready.
+pub trait BenchTransport: Sync {
+    /// Name on the command line and in the report, e.g. `fifo`.
+    fn name(&self) -> &'static str;
+
+    /// Whether there is a raw baseline to compare with (reported as `null` otherwise).
+    fn has_raw_baseline(&self) -> bool {
+        true
+    }
+
+    /// Creates the transport's objects, hands the peer its ends by appending `--rx SPEC` and
+    /// `--tx SPEC` to `cmd` (the `ipc bench-peer` command line), starts it with
+    /// [`Peer::spawn`] and returns this side's ends.
+    fn connect(
+        &self,
+        variant: Variant,
+        size: usize,
+        scratch: &Scratch,
+        cmd: Command,
+    ) -> ipc::Result<Link>;
+
+    /// In the peer, opens the raw baseline's ends named by `rx` and `tx` (as `connect` wrote
+    /// them), receiving end first. Ours is opened by the `ipc` facade, the same for everyone.
+    fn open_raw_peer(
+        &self,
+        size: usize,
+        rx: &str,
+        tx: &str,
+    ) -> ipc::Result<(Box<dyn Receiver>, Box<dyn Sender>)>;
+}
+
+/// Which side of the comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Variant {
+    /// The transport of the `ipc` crate.
+    Ours,
+    /// A plain loop of the system calls under it.
+    Raw,
+}
+
+/// What the peer does with the messages it receives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// Sends each one straight back (ping-pong).
+    Echo,
+    /// Counts them, and once the sender is gone sends back one message with the count.
+    Sink,
+}
+
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Variant::Ours => "ours",
+            Variant::Raw => "raw",
+        })
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Echo => "echo",
+            Role::Sink => "sink",
+        })
+    }
+}
+
+/// How long a peer may take to start and open its ends. Generous: a loaded machine may need
+/// a while to start a process, and a peer that fails says so on its own.
+pub const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// This process's ends of a link to a running peer.
+pub struct Link {
+    tx: Option<Box<dyn Sender>>,
+    rx: Box<dyn Receiver>,
+    peer: Peer,
+}
+
+impl Link {
+    pub fn new(tx: Box<dyn Sender>, rx: Box<dyn Receiver>, peer: Peer) -> Link {
+        Link {
+            tx: Some(tx),
+            rx,
+            peer,
+        }
+    }
+
+    /// The end towards the peer; `Disconnected` once [`Link::close_sender`] was called.
+    pub fn tx(&mut self) -> ipc::Result<&mut dyn Sender> {
+        match &mut self.tx {
+            Some(tx) => Ok(&mut **tx),
+            None => Err(ipc::Error::Disconnected),
+        }
+    }
+
+    /// The end from the peer.
+    pub fn rx(&mut self) -> &mut dyn Receiver {
+        &mut *self.rx
+    }
+
+    /// Both ends at once, for loops that alternate between them.
+    pub fn ends(&mut self) -> ipc::Result<(&mut dyn Sender, &mut dyn Receiver)> {
+        match &mut self.tx {
+            Some(tx) => Ok((&mut **tx, &mut *self.rx)),
+            None => Err(ipc::Error::Disconnected),
+        }
+    }
+
+    /// Closes the end towards the peer, which the peer sees as the end of the messages.
+    pub fn close_sender(&mut self) {
+        self.tx = None;
+    }
+
+    /// Waits for the peer's first message, which it sends once both its ends are open.
+    ///
+    /// Without a deadline: a peer that fails exits, and its ends closing ends this wait; the
+    /// FIFO `connect`s have already waited, with a deadline, for the peer to open. (Also, a
+    /// receive with a deadline on an `ipc` FIFO fails on Linux 6.18: `RWF_NOWAIT` is refused
+    /// on FIFOs.)
+    pub fn await_ready(&mut self) -> ipc::Result<()> {
+        let mut buf = vec![0; self.rx.max_message_size()];
+        self.rx.recv(&mut buf).map(drop)
+    }
+
+    /// Closes both ends, then waits for the peer. After a successful run it exits on its own
+    /// (its receiver sees the end of the stream); after a failed one it may be blocked, so it is
+    /// killed first and only an exit status of its own is reported.
+    pub fn finish(mut self, succeeded: bool) -> Result<(), String> {
+        self.tx = None;
+        drop(self.rx);
+        if !succeeded {
+            let _ = self.peer.child.kill();
+        }
+        let status = self
+            .peer
+            .wait()
+            .map_err(|e| format!("waiting for the peer: {e}"))?;
+        match status.code() {
+            Some(0) => Ok(()),
+            Some(code) => Err(format!("the peer process failed (exit status {code})")),
+            None if succeeded => Err(format!("the peer process died ({status})")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The peer process; killed if dropped while still running.
+pub struct Peer {
+    child: Child,
+    waited: bool,
+}
+
+impl Peer {
+    /// Starts `cmd`. The caller drops whatever it had handed the child (inherited descriptors)
+    /// right after this, so that only the child holds them.
+    pub fn spawn(mut cmd: Command) -> ipc::Result<Peer> {
+        let child = cmd
+            .spawn()
+            .map_err(|e| ipc::Error::io("starting the bench peer process", e))?;
+        Ok(Peer {
+            child,
+            waited: false,
+        })
+    }
+
+    fn wait(&mut self) -> io::Result<ExitStatus> {
+        let status = self.child.wait()?;
+        self.waited = true;
+        Ok(status)
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if !self.waited {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A private directory (mode 0700) for the FIFOs of one bench run, removed with everything in
+/// it when dropped. Private so that no other user can open or replace our FIFOs.
+pub struct Scratch {
+    dir: PathBuf,
+    next: Cell<u32>,
+}
+
+impl Scratch {
+    pub fn new() -> io::Result<Scratch> {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = std::env::temp_dir().join(format!("ipc-bench-{}-{nanos}", std::process::id()));
+        DirBuilder::new().mode(0o700).create(&dir)?;
+        Ok(Scratch {
+            dir,
+            next: Cell::new(0),
+        })
+    }
+
+    /// A path in the directory that no other call returns, as UTF-8 (transport specs are
+    /// text).
+    pub fn unique_path(&self, stem: &str) -> ipc::Result<String> {
+        let n = self.next.get();
+        self.next.set(n + 1);
+        let path = self.dir.join(format!("{stem}-{n}"));
+        utf8(&path)
+    }
+}
+
+fn utf8(path: &Path) -> ipc::Result<String> {
+    path.to_str().map(str::to_owned).ok_or_else(|| {
+        ipc::Error::invalid_spec(
+            path.display().to_string(),
+            "the temporary directory's path is not UTF-8 (set TMPDIR)",
+        )
+    })
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,70 @@
+//! `ipc recv SPEC [--count N] [--timeout DURATION]`.
+
+use std::io::{self, Write};
+use std::time::Duration;
+
+use ipc::{Receiver, Wait};
+
+use crate::failure::{Context, Failure, parse_duration_arg, parse_spec};
+
+/// Receive messages and print each on its own line.
+///
+/// Without --count, receives until the sender disconnects.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Where to receive from, e.g. `fifo:/tmp/app.fifo` or `pipe:fd=0`.
+    spec: String,
+    /// Exit after this many messages.
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+    /// Longest wait for each next message (e.g. 500ms, 5s); exit code 3 when it passes.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+    timeout: Option<Duration>,
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    let spec = parse_spec(&args.spec)?;
+    let mut rx = ipc::open_receiver_spec(&spec).context(|| format!("opening {spec}"))?;
+    let mut buf = vec![0; rx.max_message_size()];
+    let mut out = io::stdout().lock();
+    let mut received = 0u64;
+    while args.count.is_none_or(|n| received < n) {
+        let wait = args.timeout.map_or(Wait::Forever, Wait::timeout);
+        let len = match rx.recv_with(&mut buf, wait) {
+            Ok(len) => len,
+            Err(ipc::Error::Disconnected) => {
+                return match args.count {
+                    None => Ok(()),
+                    Some(n) => Err(Failure::Runtime(format!(
+                        "the sender disconnected after {received} of {n} messages"
+                    ))),
+                };
+            }
+            Err(ipc::Error::Timeout) => {
+                let after = args
+                    .timeout
+                    .map_or(String::new(), |t| format!(" after {t:?}"));
+                return Err(Failure::Timeout(format!(
+                    "timed out{after} waiting for message {}",
+                    received + 1
+                )));
+            }
+            Err(e) => return Err(Failure::context("receiving", e)),
+        };
+        received += 1;
+        match print_message(&mut out, &buf[..len]) {
+            Ok(()) => {}
+            // The reader of our output is gone (`ipc recv ... | head -1`): nobody wants more.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => return Err(Failure::Runtime(format!("writing standard output: {e}"))),
+        }
+    }
+    Ok(())
+}
+
+/// Flushes each message so that a consumer of our output sees it as soon as it arrived.
+fn print_message(out: &mut impl Write, msg: &[u8]) -> io::Result<()> {
+    out.write_all(msg)?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
