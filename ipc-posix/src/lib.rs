@@ -1,0 +1,21 @@
+//! POSIX IPC: shared-memory segments, message queues and named semaphores, behind the
+//! `ipc-core` contract.
+//!
+//! | object            | type                    | lives until        | transport string |
+//! |-------------------|-------------------------|--------------------|------------------|
+//! | message queue     | [`mq::MessageQueue`]    | `mq_unlink`        | `posix-mq:/name` |
+//! | shared memory     | [`shm::SharedMemory`]   | `shm_unlink`       | (with `ipc-sync`) |
+//! | named semaphore   | [`sem::NamedSemaphore`] | `sem_unlink`       |                  |
+//!
+//! Objects are created exclusively with mode `0600` unless asked otherwise; an object opened
+//! rather than created is checked (owner, mode, size or attributes) before use, so a name
+//! squatted by someone else fails closed with [`ipc_core::Error::Incompatible`].
+#![deny(unsafe_code)]
+
+pub mod mq;
+mod name;
+pub mod sem;
+pub mod shm;
+mod sys;
+
+pub use name::PosixName;
