@@ -3,7 +3,7 @@
 //!
 //! | object            | type                    | lives until        | transport string |
 //! |-------------------|-------------------------|--------------------|------------------|
-//! | message queue     | [`mq::MessageQueue`]    | `mq_unlink`        | `posix-mq:/name` |
+//! | message queue     | [`mq::MqSender`], [`mq::MqReceiver`] | `mq_unlink` | `posix-mq:/name` |
 //! | shared memory     | [`shm::SharedMemory`]   | `shm_unlink`       | (with `ipc-sync`) |
 //! | named semaphore   | [`sem::NamedSemaphore`] | `sem_unlink`       |                  |
 //!

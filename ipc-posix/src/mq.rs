@@ -1,1 +1,615 @@
-//! Placeholder.
+//! POSIX message queues as a transport: `posix-mq:/name?capacity=N&message_size=B`.
+//!
+//! A queue keeps message boundaries and priorities itself, so messages are not framed. It
+//! outlives the processes that use it, until removed: the end that *created* it (by default
+//! the receiver, `create=if_missing`) removes it when dropped, through an
+//! [`Owner`](ipc_core::Owner) guard; call [`MqReceiver::release_queue`] to keep it.
+//!
+//! ```
+//! use ipc_core::{Receiver, Sender, TransportSpec};
+//! use ipc_posix::mq::{MqReceiver, MqSender};
+//!
+//! # fn main() -> Result<(), ipc_core::Error> {
+//! let spec: TransportSpec = format!("posix-mq:/ipc-doc-mq-{}?capacity=4", std::process::id()).parse()?;
+//! let mut rx = MqReceiver::open(&spec)?; // creates the queue, mode 0600
+//! let mut tx = MqSender::open(&spec)?;
+//! tx.send_priority(b"urgent", 9, ipc_core::Wait::Forever)?;
+//! tx.send(b"routine")?;
+//! let mut buf = vec![0; rx.max_message_size()];
+//! let (n, prio) = rx.recv_priority(&mut buf, ipc_core::Wait::Never)?;
+//! assert_eq!((&buf[..n], prio), (&b"urgent"[..], 9));
+//! # Ok(())
+//! # } // dropping rx removes the queue
+//! ```
+//!
+//! # Waiting, limits, disconnection
+//!
+//! `try_` and `_timeout` calls use `mq_timedsend` / `mq_timedreceive` with an absolute deadline
+//! (one in the past for `try_`), so the descriptor's `O_NONBLOCK` is never touched; `EINTR` is
+//! retried with the deadline kept. Kernel limits are checked before `mq_open`, also for
+//! privileged processes, so that what works as root works for everyone: a `capacity` above
+//! `fs.mqueue.msg_max`, a `message_size` above `fs.mqueue.msgsize_max`, or a queue larger than
+//! `RLIMIT_MSGQUEUE` is [`Error::LimitExceeded`] naming the limit and its value; too many queues
+//! (`fs.mqueue.queues_max`) is found at `mq_open`.
+//!
+//! A queue has no connection, so a dead peer cannot be seen. What can be seen is the queue
+//! being removed: a blocked call checks every 100 ms whether the queue still has a name, and
+//! returns [`Error::Disconnected`] once it has none. A sender that is not blocked does not
+//! check (it would cost a system call per message).
+//!
+//! # References
+//!
+//! `mq_overview(7)`, `mq_open(3)`, `mq_timedsend(3)`, `mq_timedreceive(3)`.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::Duration;
+
+use ipc_core::{
+    Address, Create, Error, Owner, Receiver, Removable, Result, Sender, Transport, TransportSpec,
+    Wait,
+};
+use nix::errno::Errno;
+use nix::sys::stat::fstat;
+
+use crate::PosixName;
+use crate::sys::mq as sys;
+
+/// Permissions of a queue we create when the string gives no `mode`.
+pub const DEFAULT_MODE: u32 = 0o600;
+/// `message_size` when the string gives none (capped at `fs.mqueue.msgsize_max`).
+pub const DEFAULT_MESSAGE_SIZE: usize = 8192;
+/// `capacity` when the string gives none (capped at `fs.mqueue.msg_max`).
+pub const DEFAULT_CAPACITY: usize = 10;
+/// How often a blocked call checks that the queue still exists.
+const REMOVAL_CHECK: Duration = Duration::from_millis(100);
+/// Kernel bookkeeping per message (`struct msg_msg` and a share of the priority tree), as
+/// `ipc/mqueue.c` charges it against `RLIMIT_MSGQUEUE`.
+const KERNEL_BYTES_PER_MESSAGE: u64 = 48 + 40;
+
+/// The kernel limits that bound a POSIX queue, as read now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MqLimits {
+    /// `fs.mqueue.msg_max`: most messages in one queue.
+    pub msg_max: u64,
+    /// `fs.mqueue.msgsize_max`: largest message.
+    pub msgsize_max: u64,
+    /// `fs.mqueue.queues_max`: most queues on the system.
+    pub queues_max: u64,
+    /// Soft `RLIMIT_MSGQUEUE`: bytes of all this user's queues.
+    pub rlimit_msgqueue: u64,
+}
+
+impl MqLimits {
+    /// Reads the limits from `/proc/sys/fs/mqueue` and `getrlimit`.
+    pub fn read() -> MqLimits {
+        let sysctl = |name: &str, default: u64| {
+            std::fs::read_to_string(format!("/proc/sys/fs/mqueue/{name}"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(default)
+        };
+        let rlimit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_MSGQUEUE)
+            .map(|(soft, _)| soft)
+            .unwrap_or(819_200);
+        MqLimits {
+            msg_max: sysctl("msg_max", 10),
+            msgsize_max: sysctl("msgsize_max", 8192),
+            queues_max: sysctl("queues_max", 256),
+            rlimit_msgqueue: rlimit,
+        }
+    }
+
+    /// Refuses attributes the kernel would refuse (or allow only to privileged processes).
+    fn check(&self, capacity: usize, message_size: usize) -> Result<()> {
+        let exceeded = |what: &str, limit: u64| Error::LimitExceeded {
+            what: what.to_owned(),
+            limit,
+        };
+        if capacity as u64 > self.msg_max {
+            return Err(exceeded(
+                &format!("fs.mqueue.msg_max (capacity {capacity} asked)"),
+                self.msg_max,
+            ));
+        }
+        if message_size as u64 > self.msgsize_max {
+            return Err(exceeded(
+                &format!("fs.mqueue.msgsize_max (message_size {message_size} asked)"),
+                self.msgsize_max,
+            ));
+        }
+        let bytes = capacity as u64 * (message_size as u64 + KERNEL_BYTES_PER_MESSAGE);
+        if bytes > self.rlimit_msgqueue {
+            return Err(exceeded(
+                &format!("RLIMIT_MSGQUEUE (a queue of {bytes} bytes asked)"),
+                self.rlimit_msgqueue,
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A queue's name, removable (`mq_unlink`): what an [`Owner`] guard holds.
+#[derive(Debug)]
+pub struct QueueName(PosixName);
+
+impl Removable for QueueName {
+    fn remove(&self) -> Result<()> {
+        sys::unlink(self.0.as_c_str())
+            .map_err(|e| Error::from_os("mq_unlink", &self.object_name(), e))
+    }
+
+    fn object_name(&self) -> String {
+        format!("posix-mq:{}", self.0)
+    }
+}
+
+/// Removes the queue `name` (`mq_unlink`). Open descriptors keep working; nobody can open it
+/// by name any more.
+pub fn destroy(name: &PosixName) -> Result<()> {
+    QueueName(name.clone()).remove()
+}
+
+/// An open queue and what it was opened with.
+#[derive(Debug)]
+struct Queue {
+    fd: OwnedFd,
+    name: PosixName,
+    capacity: usize,
+    message_size: usize,
+    /// Present if this end created the queue: removes it on drop.
+    owner: Option<Owner<QueueName>>,
+}
+
+/// What a transport string asks of a queue.
+struct Request {
+    name: PosixName,
+    capacity: Option<usize>,
+    message_size: Option<usize>,
+    mode: u32,
+    create: Create,
+}
+
+impl Request {
+    fn from_spec(spec: &TransportSpec, default_create: Create) -> Result<Request> {
+        let (Transport::PosixMq, Address::Name(name)) = (spec.transport, &spec.address) else {
+            return Err(Error::invalid_spec(
+                spec.to_string(),
+                "not a posix-mq transport string (`posix-mq:/name`)",
+            ));
+        };
+        let to_usize = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        Ok(Request {
+            name: PosixName::new(name)?,
+            capacity: spec.options.capacity.map(to_usize),
+            message_size: spec.options.message_size.map(to_usize),
+            mode: spec.options.mode.unwrap_or(DEFAULT_MODE),
+            create: spec.options.create.unwrap_or(default_create),
+        })
+    }
+
+    fn object(&self) -> String {
+        format!("posix-mq:{}", self.name)
+    }
+
+    fn open(self, access: libc::c_int) -> Result<Queue> {
+        if self.create != Create::Never {
+            match self.create_new(access) {
+                Err(Error::AlreadyExists { .. }) if self.create == Create::IfMissing => {}
+                other => return other,
+            }
+        }
+        self.open_existing(access)
+    }
+
+    fn create_new(&self, access: libc::c_int) -> Result<Queue> {
+        let limits = MqLimits::read();
+        let capacity = self
+            .capacity
+            .unwrap_or((DEFAULT_CAPACITY as u64).min(limits.msg_max) as usize);
+        let message_size = self
+            .message_size
+            .unwrap_or((DEFAULT_MESSAGE_SIZE as u64).min(limits.msgsize_max) as usize);
+        limits.check(capacity, message_size)?;
+        let fd = sys::open(
+            self.name.as_c_str(),
+            access | libc::O_CREAT | libc::O_EXCL,
+            self.mode as libc::mode_t,
+            Some((capacity as i64, message_size as i64)),
+        )
+        .map_err(|e| self.open_error(e, &limits))?;
+        let owner = Owner::new(QueueName(self.name.clone()));
+        // mq_open applies the umask; the mode asked for is what the queue gets.
+        nix::sys::stat::fchmod(
+            fd.as_fd(),
+            nix::sys::stat::Mode::from_bits_truncate(self.mode),
+        )
+        .map_err(|e| Error::from_os("fchmod", &self.object(), e.into()))?;
+        Ok(Queue {
+            fd,
+            name: self.name.clone(),
+            capacity,
+            message_size,
+            owner: Some(owner),
+        })
+    }
+
+    fn open_existing(&self, access: libc::c_int) -> Result<Queue> {
+        let fd = sys::open(self.name.as_c_str(), access, 0, None)
+            .map_err(|e| self.open_error(e, &MqLimits::read()))?;
+        let incompatible = |reason: String| Error::Incompatible {
+            object: self.object(),
+            reason,
+        };
+        let st =
+            fstat(fd.as_fd()).map_err(|e| Error::from_os("fstat", &self.object(), e.into()))?;
+        let me = nix::unistd::geteuid().as_raw();
+        if st.st_uid != me {
+            return Err(incompatible(format!(
+                "the queue is owned by uid {}, not by us (uid {me})",
+                st.st_uid
+            )));
+        }
+        let mode = st.st_mode & 0o777;
+        if mode & !self.mode != 0 {
+            return Err(incompatible(format!(
+                "its mode {mode:04o} grants more than the requested {:04o}",
+                self.mode
+            )));
+        }
+        let (maxmsg, msgsize, _) = sys::getattr(fd.as_fd())
+            .map_err(|e| Error::io(format!("mq_getattr {}", self.object()), e))?;
+        let (capacity, message_size) = (maxmsg as usize, msgsize as usize);
+        if self.capacity.is_some_and(|c| c != capacity)
+            || self.message_size.is_some_and(|m| m != message_size)
+        {
+            return Err(incompatible(format!(
+                "it has capacity {capacity} and message_size {message_size}; asked for capacity \
+                 {} and message_size {}",
+                self.capacity.map_or("any".into(), |c| c.to_string()),
+                self.message_size.map_or("any".into(), |m| m.to_string()),
+            )));
+        }
+        Ok(Queue {
+            fd,
+            name: self.name.clone(),
+            capacity,
+            message_size,
+            owner: None,
+        })
+    }
+
+    fn open_error(&self, e: std::io::Error, limits: &MqLimits) -> Error {
+        match Errno::from_raw(e.raw_os_error().unwrap_or(0)) {
+            Errno::ENOSPC => Error::LimitExceeded {
+                what: "fs.mqueue.queues_max".into(),
+                limit: limits.queues_max,
+            },
+            Errno::EMFILE => Error::LimitExceeded {
+                what: "RLIMIT_MSGQUEUE (bytes of all this user's queues) or RLIMIT_NOFILE".into(),
+                limit: limits.rlimit_msgqueue,
+            },
+            _ => Error::from_os("mq_open", &self.object(), e),
+        }
+    }
+}
+
+impl Queue {
+    /// A queue without a name any more (`mq_unlink`ed) can get no new peer.
+    fn removed(&self) -> Result<bool> {
+        let st = fstat(self.fd.as_fd())
+            .map_err(|e| Error::io(format!("fstat posix-mq:{}", self.name), e.into()))?;
+        Ok(st.st_nlink == 0)
+    }
+
+    /// The absolute `CLOCK_REALTIME` deadline for one attempt: in the past for `Never`, else
+    /// at most [`REMOVAL_CHECK`] away so that a removed queue is noticed.
+    fn attempt_deadline(wait: Wait) -> libc::timespec {
+        let slice = match wait.remaining() {
+            None => REMOVAL_CHECK,
+            Some(left) if left.is_zero() => {
+                return libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                };
+            }
+            Some(left) => left.min(REMOVAL_CHECK),
+        };
+        // SystemTime is CLOCK_REALTIME, the clock mq_timed* deadlines are measured on.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let at = now + slice;
+        libc::timespec {
+            tv_sec: at.as_secs() as libc::time_t,
+            tv_nsec: at.subsec_nanos() as libc::c_long,
+        }
+    }
+
+    /// After an attempt timed out: the caller's error if the wait is over, `Disconnected` if
+    /// the queue was removed, else `None` (try again).
+    fn after_timeout(&self, wait: Wait, expired: Error) -> Option<Error> {
+        if wait == Wait::Never || wait.expired() {
+            return Some(expired);
+        }
+        match self.removed() {
+            Ok(true) => Some(Error::Disconnected),
+            Ok(false) => None,
+            Err(e) => Some(e),
+        }
+    }
+}
+
+/// The sending end of a POSIX queue.
+#[derive(Debug)]
+pub struct MqSender {
+    queue: Queue,
+}
+
+impl MqSender {
+    /// Opens the queue `spec` names for sending (`create=never` unless the string says
+    /// otherwise).
+    pub fn open(spec: &TransportSpec) -> Result<MqSender> {
+        let queue = Request::from_spec(spec, Create::Never)?.open(libc::O_WRONLY)?;
+        Ok(MqSender { queue })
+    }
+
+    /// Sends `msg` with priority `prio` (higher is received first; at most 32767), waiting as
+    /// `wait` allows.
+    pub fn send_priority(&mut self, msg: &[u8], prio: u32, wait: Wait) -> Result<()> {
+        if msg.len() > self.queue.message_size {
+            return Err(Error::MessageTooLarge {
+                len: msg.len(),
+                max: self.queue.message_size,
+            });
+        }
+        loop {
+            let deadline = Queue::attempt_deadline(wait);
+            match sys::timedsend(self.queue.fd.as_fd(), msg, prio, &deadline) {
+                Ok(()) => return Ok(()),
+                Err(e) => match Errno::from_raw(e.raw_os_error().unwrap_or(0)) {
+                    Errno::EINTR => continue,
+                    Errno::ETIMEDOUT => {
+                        if let Some(err) = self.queue.after_timeout(wait, wait.full_error()) {
+                            return Err(err);
+                        }
+                    }
+                    Errno::EINVAL if prio >= 32768 => {
+                        return Err(Error::LimitExceeded {
+                            what: "MQ_PRIO_MAX (priority)".into(),
+                            limit: 32768,
+                        });
+                    }
+                    _ => {
+                        return Err(Error::io(
+                            format!("mq_timedsend posix-mq:{}", self.queue.name),
+                            e,
+                        ));
+                    }
+                },
+            }
+        }
+    }
+
+    /// Messages the queue holds (`capacity` in the transport string).
+    pub fn capacity(&self) -> usize {
+        self.queue.capacity
+    }
+}
+
+impl Sender for MqSender {
+    fn max_message_size(&self) -> usize {
+        self.queue.message_size
+    }
+
+    fn send_with(&mut self, msg: &[u8], wait: Wait) -> Result<()> {
+        self.send_priority(msg, 0, wait)
+    }
+}
+
+/// The receiving end of a POSIX queue.
+#[derive(Debug)]
+pub struct MqReceiver {
+    queue: Queue,
+    /// A message taken off the queue for a caller whose buffer was too small: delivered next.
+    pending: Option<(usize, u32)>,
+    /// Holds `pending`; `mq_msgsize` bytes, allocated the first time a small buffer is used.
+    scratch: Vec<u8>,
+}
+
+impl MqReceiver {
+    /// Opens the queue `spec` names for receiving, creating it unless the string says
+    /// `create=never`. If this call created it, dropping the receiver removes it.
+    pub fn open(spec: &TransportSpec) -> Result<MqReceiver> {
+        let queue = Request::from_spec(spec, Create::IfMissing)?.open(libc::O_RDONLY)?;
+        Ok(MqReceiver {
+            queue,
+            pending: None,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Keeps the queue after this receiver is dropped, even if it created it.
+    pub fn release_queue(&mut self) {
+        if let Some(owner) = self.queue.owner.take() {
+            owner.release();
+        }
+    }
+
+    /// Messages the queue holds (`capacity` in the transport string).
+    pub fn capacity(&self) -> usize {
+        self.queue.capacity
+    }
+
+    /// Receives the oldest message of the highest priority into `buf`, waiting as `wait`
+    /// allows; returns its length and priority.
+    pub fn recv_priority(&mut self, buf: &mut [u8], wait: Wait) -> Result<(usize, u32)> {
+        if let Some((len, prio)) = self.pending {
+            return self.deliver_pending(buf, len, prio);
+        }
+        // The kernel wants room for the largest message; a smaller buffer goes through scratch.
+        let direct = buf.len() >= self.queue.message_size;
+        if !direct && self.scratch.is_empty() {
+            self.scratch = vec![0; self.queue.message_size];
+        }
+        loop {
+            let deadline = Queue::attempt_deadline(wait);
+            let target = if direct {
+                &mut *buf
+            } else {
+                &mut self.scratch[..]
+            };
+            match sys::timedreceive(self.queue.fd.as_fd(), target, &deadline) {
+                Ok((len, prio)) if direct => return Ok((len, prio)),
+                Ok((len, prio)) => return self.deliver_pending(buf, len, prio),
+                Err(e) => match Errno::from_raw(e.raw_os_error().unwrap_or(0)) {
+                    Errno::EINTR => continue,
+                    Errno::ETIMEDOUT => {
+                        if let Some(err) = self.queue.after_timeout(wait, wait.empty_error()) {
+                            return Err(err);
+                        }
+                    }
+                    _ => {
+                        return Err(Error::io(
+                            format!("mq_timedreceive posix-mq:{}", self.queue.name),
+                            e,
+                        ));
+                    }
+                },
+            }
+        }
+    }
+
+    fn deliver_pending(&mut self, buf: &mut [u8], len: usize, prio: u32) -> Result<(usize, u32)> {
+        let Some(dst) = buf.get_mut(..len) else {
+            self.pending = Some((len, prio));
+            return Err(Error::BufferTooSmall {
+                len: buf.len(),
+                needed: len,
+            });
+        };
+        dst.copy_from_slice(&self.scratch[..len]);
+        self.pending = None;
+        Ok((len, prio))
+    }
+}
+
+impl Receiver for MqReceiver {
+    fn max_message_size(&self) -> usize {
+        self.queue.message_size
+    }
+
+    fn recv_with(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
+        self.recv_priority(buf, wait).map(|(len, _)| len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    fn unique(options: &str) -> TransportSpec {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        format!("posix-mq:/ipc-mq-unit-{}-{n}{options}", std::process::id())
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn priorities_order_delivery_and_small_buffers_lose_nothing() {
+        let spec = unique("?capacity=4&message_size=64");
+        let mut rx = MqReceiver::open(&spec).unwrap();
+        let mut tx = MqSender::open(&spec).unwrap();
+        tx.send_priority(b"low", 1, Wait::Never).unwrap();
+        tx.send_priority(b"a long high message", 7, Wait::Never)
+            .unwrap();
+        let mut small = [0u8; 4];
+        assert!(matches!(
+            rx.recv_priority(&mut small, Wait::Never),
+            Err(Error::BufferTooSmall { len: 4, needed: 19 })
+        ));
+        let mut buf = [0u8; 64];
+        assert_eq!(rx.recv_priority(&mut buf, Wait::Never).unwrap(), (19, 7));
+        assert_eq!(rx.recv_priority(&mut small, Wait::Never).unwrap(), (3, 1));
+        assert_eq!(&small[..3], b"low");
+    }
+
+    #[test]
+    fn full_empty_and_timeouts() {
+        let spec = unique("?capacity=2&message_size=16");
+        let mut rx = MqReceiver::open(&spec).unwrap();
+        let mut tx = MqSender::open(&spec).unwrap();
+        let mut buf = [0u8; 16];
+        assert!(matches!(rx.try_recv(&mut buf), Err(Error::Empty)));
+        tx.try_send(b"1").unwrap();
+        tx.try_send(b"2").unwrap();
+        assert!(matches!(tx.try_send(b"3"), Err(Error::Full)));
+        let started = Instant::now();
+        assert!(matches!(
+            tx.send_timeout(b"3", Duration::from_millis(250)),
+            Err(Error::Timeout)
+        ));
+        assert!(started.elapsed() >= Duration::from_millis(250));
+        assert!(matches!(
+            tx.try_send(&[0; 17]),
+            Err(Error::MessageTooLarge { len: 17, max: 16 })
+        ));
+    }
+
+    #[test]
+    fn capacity_above_msg_max_names_the_limit() {
+        let limits = MqLimits::read();
+        let spec = unique(&format!("?capacity={}", limits.msg_max + 1));
+        match MqReceiver::open(&spec) {
+            Err(Error::LimitExceeded { what, limit }) => {
+                assert!(what.contains("fs.mqueue.msg_max"), "{what}");
+                assert_eq!(limit, limits.msg_max);
+            }
+            other => panic!("expected LimitExceeded, got {other:?}"),
+        }
+        let spec = unique(&format!("?message_size={}", limits.msgsize_max + 1));
+        assert!(matches!(
+            MqReceiver::open(&spec),
+            Err(Error::LimitExceeded { what, .. }) if what.contains("msgsize_max")
+        ));
+    }
+
+    #[test]
+    fn existing_queue_with_other_attributes_is_incompatible_and_creator_removes() {
+        let spec = unique("?capacity=3&message_size=32");
+        let rx = MqReceiver::open(&spec).unwrap();
+        let other: TransportSpec = spec
+            .to_string()
+            .replace("capacity=3", "capacity=5")
+            .parse()
+            .unwrap();
+        match MqSender::open(&other) {
+            Err(Error::Incompatible { reason, .. }) => {
+                assert!(reason.contains("capacity 3"), "{reason}")
+            }
+            other => panic!("expected Incompatible, got {other:?}"),
+        }
+        drop(rx);
+        assert!(matches!(MqSender::open(&spec), Err(Error::NotFound { .. })));
+    }
+
+    #[test]
+    fn blocked_receiver_sees_the_queue_removed() {
+        let spec = unique("?capacity=2&message_size=16");
+        let mut rx = MqReceiver::open(&spec).unwrap();
+        rx.release_queue();
+        let Address::Name(name) = &spec.address else {
+            unreachable!()
+        };
+        let name = PosixName::new(name).unwrap();
+        let remover = std::thread::spawn(move || destroy(&name));
+        let mut buf = [0u8; 16];
+        let started = Instant::now();
+        let result = rx.recv_timeout(&mut buf, Duration::from_secs(10));
+        remover.join().unwrap().unwrap();
+        assert!(matches!(result, Err(Error::Disconnected)), "{result:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}

@@ -23,6 +23,7 @@
 //! |---------------------------|---------|------------|
 //! | `pipe:fd=N`               | `pipe`  | [`pipe`]   |
 //! | `fifo:/path`              | `fifo`  | [`fifo`]   |
+//! | `posix-mq:/name`          | `posix` | [`posix`]  |
 //!
 //! A transport whose feature is off is an [`Error::InvalidSpec`] that names the feature.
 //! The traits, errors and transport strings are those of `ipc-core`, re-exported here.
@@ -34,6 +35,8 @@ pub use ipc_core::*;
 pub use ipc_fifo as fifo;
 #[cfg(feature = "pipe")]
 pub use ipc_pipe as pipe;
+#[cfg(feature = "posix")]
+pub use ipc_posix as posix;
 
 /// Opens the sending end of the transport `spec` names (e.g. `fifo:/tmp/app.fifo`).
 pub fn open_sender(spec: &str) -> Result<Box<dyn Sender>> {
@@ -53,6 +56,8 @@ pub fn open_sender_spec(spec: &TransportSpec) -> Result<Box<dyn Sender>> {
         Transport::Pipe => Ok(Box::new(pipe::open_sender(spec)?)),
         #[cfg(feature = "fifo")]
         Transport::Fifo => Ok(Box::new(fifo::FifoSender::open(spec)?)),
+        #[cfg(feature = "posix")]
+        Transport::PosixMq => Ok(Box::new(posix::mq::MqSender::open(spec)?)),
         other => Err(unavailable(spec, other)),
     }
 }
@@ -65,6 +70,8 @@ pub fn open_receiver_spec(spec: &TransportSpec) -> Result<Box<dyn Receiver>> {
         Transport::Pipe => Ok(Box::new(pipe::open_receiver(spec)?)),
         #[cfg(feature = "fifo")]
         Transport::Fifo => Ok(Box::new(fifo::FifoReceiver::open(spec)?)),
+        #[cfg(feature = "posix")]
+        Transport::PosixMq => Ok(Box::new(posix::mq::MqReceiver::open(spec)?)),
         other => Err(unavailable(spec, other)),
     }
 }
@@ -76,12 +83,16 @@ pub fn available_transports() -> Vec<Transport> {
         .filter(|t| {
             (*t == Transport::Pipe && cfg!(feature = "pipe"))
                 || (*t == Transport::Fifo && cfg!(feature = "fifo"))
+                || (*t == Transport::PosixMq && cfg!(feature = "posix"))
         })
         .collect()
 }
 
 fn unavailable(spec: &TransportSpec, transport: Transport) -> Error {
-    let built_here = matches!(transport, Transport::Pipe | Transport::Fifo);
+    let built_here = matches!(
+        transport,
+        Transport::Pipe | Transport::Fifo | Transport::PosixMq
+    );
     let reason = if built_here {
         format!(
             "transport {transport} is not built in: enable the cargo feature `{}` of the `ipc` crate",
@@ -108,7 +119,7 @@ mod tests {
 
     #[test]
     fn unimplemented_transport_names_its_feature() {
-        let err = super::open_sender("posix-mq:/q").err().unwrap();
-        assert!(err.to_string().contains("`posix`"), "{err}");
+        let err = super::open_sender("sysv-mq:key=0x1234").err().unwrap();
+        assert!(err.to_string().contains("`sysv`"), "{err}");
     }
 }
