@@ -1,9 +1,15 @@
 //! POSIX message queues as a transport: `posix-mq:/name?capacity=N&message_size=B`.
 //!
 //! A queue keeps message boundaries and priorities itself, so messages are not framed. It
-//! outlives the processes that use it, until removed: the end that *created* it (by default
-//! the receiver, `create=if_missing`) removes it when dropped, through an
-//! [`Owner`](ipc_core::Owner) guard; call [`MqReceiver::release_queue`] to keep it.
+//! outlives the processes that use it, until removed (`mq_unlink`, [`destroy`]).
+//!
+//! Who creates and who removes: a queue is a mailbox, so both ends create it if it is missing
+//! (`create=if_missing` by default, unlike pipes and FIFOs, whose senders wait for a receiver).
+//! A *receiver* that created the queue removes it when dropped, through an
+//! [`Owner`](ipc_core::Owner) guard ([`MqReceiver::release_queue`] keeps it). A sender never
+//! removes it, even one that created it: its messages must wait there for a receiver. So
+//! `printf 'x\ny\n' | ipc send posix-mq:/demo` followed by `ipc recv posix-mq:/demo --count 2`
+//! works, and leaves `/demo` for [`destroy`].
 //!
 //! ```
 //! use ipc_core::{Receiver, Sender, TransportSpec};
@@ -346,10 +352,13 @@ pub struct MqSender {
 }
 
 impl MqSender {
-    /// Opens the queue `spec` names for sending (`create=never` unless the string says
-    /// otherwise).
+    /// Opens the queue `spec` names for sending, creating it if missing (unless the string
+    /// says `create=never`). A sender never removes the queue, even one it created.
     pub fn open(spec: &TransportSpec) -> Result<MqSender> {
-        let queue = Request::from_spec(spec, Create::Never)?.open(libc::O_WRONLY)?;
+        let mut queue = Request::from_spec(spec, Create::IfMissing)?.open(libc::O_WRONLY)?;
+        if let Some(owner) = queue.owner.take() {
+            owner.release();
+        }
         Ok(MqSender { queue })
     }
 
@@ -592,7 +601,29 @@ mod tests {
             other => panic!("expected Incompatible, got {other:?}"),
         }
         drop(rx);
-        assert!(matches!(MqSender::open(&spec), Err(Error::NotFound { .. })));
+        let never: TransportSpec = format!("{spec}&create=never").parse().unwrap();
+        assert!(matches!(
+            MqSender::open(&never),
+            Err(Error::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn a_sender_creates_a_missing_queue_and_leaves_it_for_the_receiver() {
+        let spec = unique("?capacity=8&message_size=16");
+        let Address::Name(name) = &spec.address else {
+            unreachable!()
+        };
+        let name = PosixName::new(name).unwrap();
+        let mut tx = MqSender::open(&spec).unwrap();
+        tx.send(b"x").unwrap();
+        drop(tx);
+        // The receiver opens what the sender made (and, not having created it, leaves it).
+        let mut rx = MqReceiver::open(&spec).unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(rx.try_recv(&mut buf).unwrap(), 1);
+        drop(rx);
+        destroy(&name).unwrap();
     }
 
     #[test]
