@@ -408,6 +408,38 @@ mod tests {
     }
 
     #[test]
+    fn a_fifo_handed_over_as_a_descriptor_supports_try_and_timeout() {
+        use std::os::fd::IntoRawFd;
+        let path = format!("/tmp/ipc-pipe-unit-{}.fifo", std::process::id());
+        struct Remove<'a>(&'a str);
+        impl Drop for Remove<'_> {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(self.0);
+            }
+        }
+        let _remove = Remove(&path);
+        nix::unistd::mkfifo(
+            path.as_str(),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        let open =
+            |flags| nix::fcntl::open(path.as_str(), flags, nix::sys::stat::Mode::empty()).unwrap();
+        let read = open(nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK);
+        let write = open(nix::fcntl::OFlag::O_WRONLY);
+        let spec = |fd: i32| -> TransportSpec { format!("pipe:fd={fd}").parse().unwrap() };
+        let mut rx = open_receiver(&spec(read.into_raw_fd())).unwrap();
+        let mut tx = open_sender(&spec(write.into_raw_fd())).unwrap();
+        let mut buf = vec![0; DEFAULT_MESSAGE_SIZE];
+        assert!(matches!(rx.try_recv(&mut buf), Err(Error::Empty)));
+        tx.try_send(b"via fd").unwrap();
+        let n = rx
+            .recv_timeout(&mut buf, std::time::Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(&buf[..n], b"via fd");
+    }
+
+    #[test]
     fn clones_only_for_atomic_messages() {
         let (tx, _rx) = channel(&PipeConfig::default()).unwrap();
         assert!(matches!(

@@ -9,7 +9,10 @@
 //!   `O_NONBLOCK` flag with them, so it is never changed: each call passes `RWF_NOWAIT`;
 //! - a FIFO's open file is the opener's alone, and Linux refuses `RWF_NOWAIT` on FIFOs
 //!   (`EOPNOTSUPP`, seen on 6.18), so `O_NONBLOCK` is switched on it, only when the kind of call
-//!   changes.
+//!   changes;
+//! - a FIFO handed over as a descriptor (`pipe:fd=N`) has neither: the call polls first and then
+//!   makes the blocking call. That is exact for the (single) reader and for frames up to
+//!   `PIPE_BUF`; a larger frame may then wait for the reader to drain part of it.
 
 use std::io::IoSlice;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -38,6 +41,8 @@ enum NoWait {
     PerCall,
     /// `O_NONBLOCK` on the open file, which is ours alone; the flag's current state.
     OwnFlag { nonblocking: bool },
+    /// Neither is possible (a shared FIFO): `poll` first, then the blocking call.
+    PollFirst,
 }
 
 impl FdIo {
@@ -58,6 +63,7 @@ impl FdIo {
     fn prepare(&mut self, block: bool) -> Result<bool> {
         match self.no_wait {
             NoWait::PerCall => Ok(!block),
+            NoWait::PollFirst => Ok(false),
             NoWait::OwnFlag { nonblocking } => {
                 if nonblocking == block {
                     sys::set_nonblocking(self.fd.as_fd(), !block)
@@ -89,12 +95,22 @@ impl FdIo {
 
 impl StreamIo for FdIo {
     fn write(&mut self, bufs: &[IoSlice<'_>], block: bool) -> Result<Option<usize>> {
+        if !block
+            && self.no_wait == NoWait::PollFirst
+            && !self.poll(PollFlags::POLLOUT, Wait::Never)?
+        {
+            return Ok(None);
+        }
         let nowait = self.prepare(block)?;
         loop {
             match sys::write_no_sigpipe(self.fd.as_fd(), bufs, nowait) {
                 Ok(n) => return Ok(Some(n)),
                 Err(e) => match Errno::from_raw(e.raw_os_error().unwrap_or(0)) {
                     Errno::EINTR => continue,
+                    Errno::EOPNOTSUPP if nowait => {
+                        self.no_wait = NoWait::PollFirst;
+                        return self.write(bufs, block);
+                    }
                     Errno::EAGAIN if !block => return Ok(None),
                     Errno::EPIPE => return Err(Error::Disconnected),
                     _ => return Err(Error::io("write to pipe", e)),
@@ -115,12 +131,22 @@ impl StreamIo for FdIo {
             }
             self.awaiting_first_writer = false;
         }
+        if !block
+            && self.no_wait == NoWait::PollFirst
+            && !self.poll(PollFlags::POLLIN, Wait::Never)?
+        {
+            return Ok(None);
+        }
         let nowait = self.prepare(block)?;
         loop {
             match sys::read(self.fd.as_fd(), buf, nowait) {
                 Ok(n) => return Ok(Some(n)),
                 Err(e) => match Errno::from_raw(e.raw_os_error().unwrap_or(0)) {
                     Errno::EINTR => continue,
+                    Errno::EOPNOTSUPP if nowait => {
+                        self.no_wait = NoWait::PollFirst;
+                        return self.read(buf, block);
+                    }
                     Errno::EAGAIN if !block => return Ok(None),
                     _ => return Err(Error::io("read from pipe", e)),
                 },
