@@ -6,7 +6,7 @@
 //! Who creates and who removes: a queue is a mailbox, so both ends create it if it is missing
 //! (`create=if_missing` by default, unlike pipes and FIFOs, whose senders wait for a receiver).
 //! A *receiver* that created the queue removes it when dropped, through an
-//! [`Owner`](ipc_core::Owner) guard ([`MqReceiver::release_queue`] keeps it). A sender never
+//! [`Owner`] guard ([`MqReceiver::release_queue`] keeps it). A sender never
 //! removes it, even one that created it: its messages must wait there for a receiver. So
 //! `printf 'x\ny\n' | ipc send posix-mq:/demo` followed by `ipc recv posix-mq:/demo --count 2`
 //! works, and leaves `/demo` for [`destroy`].
