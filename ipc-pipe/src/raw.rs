@@ -1,7 +1,7 @@
 //! Plain pipe descriptors, for code that wants the system calls themselves (benchmark
 //! baselines, interoperation with programs that do not frame their messages).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::process::Command;
 use std::sync::Mutex;
@@ -61,8 +61,9 @@ pub fn inherit_fd(fd: OwnedFd, cmd: &mut Command) -> InheritedFd {
     InheritedFd { fd }
 }
 
-/// Descriptor numbers already adopted by this process: a number is handed over once.
-static ADOPTED: Mutex<Option<HashSet<RawFd>>> = Mutex::new(None);
+/// Pipes adopted by this process, by descriptor number: the same pipe under the same number is
+/// refused a second owner; a number closed and reused for another pipe is not.
+static ADOPTED: Mutex<Option<HashMap<RawFd, (u64, u64)>>> = Mutex::new(None);
 
 /// Which end of a pipe a descriptor must be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,8 +75,9 @@ pub enum End {
 }
 
 /// Takes ownership of descriptor `fd`, inherited from the parent: it must be open, a pipe or
-/// FIFO, and opened for `end`. It gets `FD_CLOEXEC` again, so it does not leak further. Each
-/// number is adopted at most once per process (a second time is [`Error::AlreadyExists`]).
+/// FIFO, and opened for `end`. It gets `FD_CLOEXEC` again, so it does not leak further. A
+/// second adoption of the same pipe under the same number is [`Error::AlreadyExists`] (two
+/// owners would close it twice).
 pub fn adopt_fd(fd: RawFd, end: End) -> Result<OwnedFd> {
     let object = format!("pipe:fd={fd}");
     let facts = sys::inspect_fd(fd).map_err(|e| match e.raw_os_error() {
@@ -101,7 +103,11 @@ pub fn adopt_fd(fd: RawFd, end: End) -> Result<OwnedFd> {
         });
     }
     let mut adopted = ADOPTED.lock().unwrap_or_else(|e| e.into_inner());
-    if !adopted.get_or_insert_with(HashSet::new).insert(fd) {
+    if adopted
+        .get_or_insert_with(HashMap::new)
+        .insert(fd, facts.identity)
+        == Some(facts.identity)
+    {
         return Err(Error::AlreadyExists {
             object: format!("{object} (already adopted by this process)"),
         });

@@ -212,6 +212,8 @@ pub struct FdFacts {
     pub is_pipe: bool,
     /// `O_ACCMODE` of its open file.
     pub access: libc::c_int,
+    /// Device and inode: which pipe it is (a descriptor number is reused once closed).
+    pub identity: (u64, u64),
 }
 
 /// Looks at descriptor `fd` without taking it: `EBADF` if it is not open.
@@ -231,6 +233,7 @@ pub fn inspect_fd(fd: RawFd) -> io::Result<FdFacts> {
     Ok(FdFacts {
         is_pipe: st.st_mode & libc::S_IFMT == libc::S_IFIFO,
         access: flags & libc::O_ACCMODE,
+        identity: (st.st_dev, st.st_ino),
     })
 }
 
