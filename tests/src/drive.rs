@@ -51,6 +51,20 @@ pub fn drain(rx: &mut dyn Receiver, check: &mut StreamCheck) -> Result<(), Strin
     }
 }
 
+/// Receives exactly `n` messages into `check` with blocking `recv`, for transports where the
+/// end of a stream need not show (see [`Factory::sees_peer_death`](crate::Factory)). Unbounded
+/// like [`drain`].
+pub fn drain_exact(rx: &mut dyn Receiver, check: &mut StreamCheck, n: u64) -> Result<(), String> {
+    let mut buf = vec![0; rx.max_message_size()];
+    for i in 0..n {
+        let len = rx
+            .recv(&mut buf)
+            .map_err(|e| format!("recv of message {i} of {n}: {e:?}"))?;
+        check.accept(&buf[..len])?;
+    }
+    Ok(())
+}
+
 /// [`drain`] on a thread bounded by [`WATCHDOG`], for `writers` writers; panics on a hang.
 pub fn drain_bounded(rx: Box<dyn Receiver>, writers: usize) -> Result<StreamCheck, String> {
     bounded("receive until Disconnected", WATCHDOG, move || {

@@ -3,11 +3,15 @@
 //! [`conformance_tests!`](crate::conformance_tests).
 
 use std::process::Command;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
+use ipc::posix::PosixName;
+use ipc::posix::mq::MqLimits;
 use ipc::{Receiver, Result, Sender};
 
-use crate::process::{Peer, SPEC_ENV};
-use crate::{Cleanup, PathGuard};
+use crate::process::{Peer, SPEC_ENV, WATCHDOG};
+use crate::{Cleanup, MqGuard, PathGuard};
 
 /// What the test wants of a transport.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,9 +67,35 @@ pub struct Pair {
 /// [`peer_command`](crate::process::peer_command)) with the other end of the transport: they
 /// set [`SPEC_ENV`] to a transport string the peer opens with `ipc::open_sender` /
 /// `ipc::open_receiver`, and they attach the transport's cleanup to the returned [`Peer`].
+///
+/// Whatever [`sees_peer_death`](Factory::sees_peer_death) says, dropping the receiving end
+/// that [`pair`](Factory::pair), [`spawn_sender`](Factory::spawn_sender) or
+/// [`spawn_senders`](Factory::spawn_senders) returns must wake a sender blocked on a full
+/// transport with `Disconnected` (for a queue: that receiver owns the queue and removes it).
 pub trait Factory: Sync {
     /// The transport's name, for messages.
     fn name(&self) -> &'static str;
+
+    /// Whether an end sees its peer go: a dropped end, or a process that exits or is killed,
+    /// is `Disconnected` at the other end (pipes, FIFOs: `true`). Connectionless transports
+    /// (message queues: `false`) see only the transport itself being removed. The suite's
+    /// tests of either behaviour check this, so a transport stamped with the wrong group of
+    /// [`conformance_tests!`](crate::conformance_tests) fails instead of skipping.
+    fn sees_peer_death(&self) -> bool;
+
+    /// Largest `message_size` the transport accepts with its default capacity. The suite asks
+    /// for no more (its default of 64 KiB and its large sizes are capped at this).
+    fn max_message_size(&self) -> usize;
+
+    /// The configuration of tests that need nothing special: [`Cfg::default`] with the message
+    /// size capped at [`max_message_size`](Factory::max_message_size).
+    fn default_cfg(&self) -> Cfg {
+        let cfg = Cfg::default();
+        Cfg {
+            message_size: cfg.message_size.min(self.max_message_size()),
+            ..cfg
+        }
+    }
 
     /// Both ends in this process.
     fn pair(&self, cfg: &Cfg) -> Result<Pair>;
@@ -109,6 +139,14 @@ impl PipeFactory {
 impl Factory for PipeFactory {
     fn name(&self) -> &'static str {
         "pipe"
+    }
+
+    fn sees_peer_death(&self) -> bool {
+        true
+    }
+
+    fn max_message_size(&self) -> usize {
+        ipc::framing::MAX_PAYLOAD
     }
 
     fn pair(&self, cfg: &Cfg) -> Result<Pair> {
@@ -179,6 +217,14 @@ impl Factory for FifoFactory {
         "fifo"
     }
 
+    fn sees_peer_death(&self) -> bool {
+        true
+    }
+
+    fn max_message_size(&self) -> usize {
+        ipc::framing::MAX_PAYLOAD
+    }
+
     fn pair(&self, cfg: &Cfg) -> Result<Pair> {
         let path = PathGuard::unique("fifo");
         let spec = Self::spec(&path, cfg);
@@ -236,5 +282,203 @@ impl Factory for FifoFactory {
     fn multi_writer_max(&self) -> usize {
         // The FIFO backend shares the pipe framing and its atomicity limit.
         ipc::pipe::ATOMIC_MESSAGE_MAX
+    }
+}
+
+/// POSIX message queues, `/ipc-test-<pid>-<n>`, opened through the `ipc` facade.
+///
+/// Tests run in parallel, and the kernel charges every queue of a user against one
+/// `RLIMIT_MSGQUEUE` (800 KiB by default: nine queues of 10 × 8 KiB). So the factory keeps the
+/// queues it has made within half of that limit: making one waits (at most [`WATCHDOG`]) for
+/// other tests to release theirs.
+///
+/// This process always creates the queue (`create=always`, so a leftover of the same name
+/// fails the test instead of being reused) before a peer opens it (`create=never`), so no
+/// end waits for another and no end recreates a queue after its removal. The end created here
+/// is the receiver when this process receives (it owns the queue and removes it when dropped,
+/// which wakes blocked senders), else the sender. Every queue is also guarded by an
+/// [`MqGuard`], attached to the [`Pair`] or to the [`Peer`], which removes it even when a test
+/// fails or a peer is killed: a queue outlives the processes that use it.
+#[derive(Debug, Default)]
+pub struct MqFactory {
+    /// Every queue name made, if asked for (see [`MqFactory::recording`]).
+    record: Option<Arc<Mutex<Vec<PosixName>>>>,
+}
+
+impl MqFactory {
+    /// A factory (usable in a `static`).
+    pub const fn new() -> MqFactory {
+        MqFactory { record: None }
+    }
+
+    /// A factory that notes the name of every queue it makes, for a test to check that none
+    /// is left behind.
+    pub fn recording() -> (MqFactory, Arc<Mutex<Vec<PosixName>>>) {
+        let record = Arc::new(Mutex::new(Vec::new()));
+        (
+            MqFactory {
+                record: Some(Arc::clone(&record)),
+            },
+            record,
+        )
+    }
+
+    /// A fresh guarded name, and the transport string for it (without `create`). The guard
+    /// holds a share of RLIMIT_MSGQUEUE, given back after the queue is removed.
+    fn queue(&self, cfg: &Cfg) -> Result<(impl Send + 'static, String)> {
+        let capacity = cfg.capacity.map_or(Self::default_capacity(), |c| c as u64);
+        let share = Budget::reserve(capacity * (cfg.message_size as u64 + MQ_MESSAGE_OVERHEAD))?;
+        let guard = MqGuard::unique();
+        if let Some(record) = &self.record {
+            record.lock().unwrap().push(guard.name().clone());
+        }
+        let spec = format!("posix-mq:{}{}", guard.name(), cfg.query());
+        // Fields drop in order: the queue goes, then its share is given back.
+        Ok(((guard, share), spec))
+    }
+
+    /// The string for the end this process creates.
+    fn create(spec: &str) -> String {
+        format!("{spec}&create=always")
+    }
+
+    /// The string for an end that opens the queue made here.
+    fn join(spec: &str) -> String {
+        format!("{spec}&create=never")
+    }
+
+    /// The queue's capacity when the string gives none, as `ipc-posix` picks it.
+    fn default_capacity() -> u64 {
+        (ipc::posix::mq::DEFAULT_CAPACITY as u64).min(MqLimits::read().msg_max)
+    }
+}
+
+impl Factory for MqFactory {
+    fn name(&self) -> &'static str {
+        "posix-mq"
+    }
+
+    fn sees_peer_death(&self) -> bool {
+        false
+    }
+
+    fn max_message_size(&self) -> usize {
+        // `fs.mqueue.msgsize_max`, and small enough for one queue of the default capacity to
+        // fit in the share of RLIMIT_MSGQUEUE that the factory uses.
+        let limits = MqLimits::read();
+        let by_rlimit =
+            (Budget::total() / Self::default_capacity()).saturating_sub(MQ_MESSAGE_OVERHEAD);
+        usize::try_from(limits.msgsize_max.min(by_rlimit)).unwrap_or(usize::MAX)
+    }
+
+    fn pair(&self, cfg: &Cfg) -> Result<Pair> {
+        let (guard, spec) = self.queue(cfg)?;
+        let rx = ipc::open_receiver(&Self::create(&spec))?;
+        let tx = ipc::open_sender(&Self::join(&spec))?;
+        Ok(Pair {
+            tx,
+            rx,
+            cleanup: Cleanup::with(guard),
+        })
+    }
+
+    fn spawn_receiver(&self, cfg: &Cfg, mut cmd: Command) -> Result<(Box<dyn Sender>, Peer)> {
+        let (guard, spec) = self.queue(cfg)?;
+        let tx = ipc::open_sender(&Self::create(&spec))?;
+        cmd.env(SPEC_ENV, Self::join(&spec));
+        let mut peer = spawn(cmd)?;
+        peer.hold(guard);
+        Ok((tx, peer))
+    }
+
+    fn spawn_sender(&self, cfg: &Cfg, mut cmd: Command) -> Result<(Box<dyn Receiver>, Peer)> {
+        let (guard, spec) = self.queue(cfg)?;
+        let rx = ipc::open_receiver(&Self::create(&spec))?;
+        cmd.env(SPEC_ENV, Self::join(&spec));
+        let mut peer = spawn(cmd)?;
+        peer.hold(guard);
+        Ok((rx, peer))
+    }
+
+    fn spawn_senders(
+        &self,
+        cfg: &Cfg,
+        cmds: Vec<Command>,
+    ) -> Result<(Box<dyn Receiver>, Vec<Peer>)> {
+        let (guard, spec) = self.queue(cfg)?;
+        let rx = ipc::open_receiver(&Self::create(&spec))?;
+        let mut peers = Vec::new();
+        for mut cmd in cmds {
+            cmd.env(SPEC_ENV, Self::join(&spec));
+            peers.push(spawn(cmd)?);
+        }
+        // Peers drop front to back: the last one keeps the queue guarded until all are gone.
+        if let Some(last) = peers.last_mut() {
+            last.hold(guard);
+        }
+        Ok((rx, peers))
+    }
+
+    fn multi_writer_max(&self) -> usize {
+        // The kernel keeps message boundaries: any number of writers at any size.
+        self.max_message_size()
+    }
+}
+
+/// Bytes the kernel charges per message of a queue on top of its size, against
+/// RLIMIT_MSGQUEUE: `struct msg_msg` and `struct posix_msg_tree_node`, 48 each on 64-bit Linux
+/// 6 (measured: a queue of one 904-byte message is the most an RLIMIT_MSGQUEUE of 1000 allows).
+const MQ_MESSAGE_OVERHEAD: u64 = 96;
+
+/// The bytes of RLIMIT_MSGQUEUE taken by the queues [`MqFactory`] has made in this process.
+struct Budget;
+
+/// A share of the [`Budget`], given back when dropped.
+struct Share(u64);
+
+static USED: Mutex<u64> = Mutex::new(0);
+static FREED: Condvar = Condvar::new();
+
+impl Budget {
+    /// Half of RLIMIT_MSGQUEUE: the rest is for other users of queues (the backend's own unit
+    /// tests, the CLI) and for queues removed but not closed yet.
+    fn total() -> u64 {
+        MqLimits::read().rlimit_msgqueue / 2
+    }
+
+    /// Takes `bytes` of the budget, waiting for other tests to give theirs back. A request
+    /// larger than the whole budget is granted when nothing else is taken (and then the kernel
+    /// decides).
+    fn reserve(bytes: u64) -> Result<Share> {
+        let total = Budget::total();
+        let deadline = Instant::now() + WATCHDOG;
+        let mut used = USED.lock().unwrap_or_else(|e| e.into_inner());
+        while *used > 0 && *used + bytes > total {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ipc::Error::LimitExceeded {
+                    what: format!(
+                        "test queues within half of RLIMIT_MSGQUEUE ({bytes} bytes asked, \
+                         {} in use for {WATCHDOG:?})",
+                        *used
+                    ),
+                    limit: total,
+                });
+            }
+            used = FREED
+                .wait_timeout(used, left.min(Duration::from_secs(1)))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        *used += bytes;
+        Ok(Share(bytes))
+    }
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        let mut used = USED.lock().unwrap_or_else(|e| e.into_inner());
+        *used -= self.0;
+        FREED.notify_all();
     }
 }

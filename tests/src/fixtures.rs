@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use ipc::posix::PosixName;
+
 /// Prefix of every file-system object the suite creates, so leftovers are easy to find.
 pub const PREFIX: &str = "ipc-test";
 
@@ -58,6 +60,49 @@ impl Drop for PathGuard {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => eprintln!("cannot remove {}: {e}", self.path.display()),
         }
+    }
+}
+
+/// Removes a POSIX message queue (`mq_unlink`) when dropped, if it is still there. Queues
+/// outlive processes: without this, a failing test or a killed peer would leave one behind.
+#[derive(Debug)]
+pub struct MqGuard {
+    name: PosixName,
+}
+
+impl MqGuard {
+    /// Guards the queue `name`, which need not exist yet.
+    pub fn new(name: PosixName) -> MqGuard {
+        MqGuard { name }
+    }
+
+    /// A guard on a fresh name, `/`[`unique_name`].
+    pub fn unique() -> MqGuard {
+        MqGuard::new(PosixName::new(&format!("/{}", unique_name())).expect("a valid POSIX name"))
+    }
+
+    /// The guarded name.
+    pub fn name(&self) -> &PosixName {
+        &self.name
+    }
+}
+
+impl Drop for MqGuard {
+    fn drop(&mut self) {
+        // The receiver that created it may have removed it already.
+        match ipc::posix::mq::destroy(&self.name) {
+            Ok(()) | Err(ipc::Error::NotFound { .. }) => {}
+            Err(e) => eprintln!("cannot remove posix-mq:{}: {e}", self.name),
+        }
+    }
+}
+
+/// Whether the POSIX queue `name` exists: opened by name, without creating it.
+pub fn mq_exists(name: &PosixName) -> bool {
+    match ipc::open_receiver(&format!("posix-mq:{name}?create=never")) {
+        Ok(_) => true,
+        Err(ipc::Error::NotFound { .. }) => false,
+        Err(e) => panic!("cannot tell whether posix-mq:{name} exists: {e}"),
     }
 }
 

@@ -22,15 +22,36 @@ pub mod process;
 pub mod signals;
 pub mod suite;
 
-pub use factory::{Cfg, Factory, FifoFactory, Pair, PipeFactory};
-pub use fixtures::{Cleanup, PathGuard, unique_name, unique_path};
+pub use factory::{Cfg, Factory, FifoFactory, MqFactory, Pair, PipeFactory};
+pub use fixtures::{Cleanup, MqGuard, PathGuard, mq_exists, unique_name, unique_path};
 
 /// Stamps out one `#[test]` per generic test of [`suite`] for the transport of `$factory` (a
 /// `'static` value implementing [`Factory`]). Use it in an integration test of this crate, so
 /// that the peer binary is found through `CARGO_BIN_EXE_ipc-test-peer`.
+///
+/// The second argument says which behaviour of a dead peer the transport has, as its
+/// [`Factory::sees_peer_death`] does (the tests check the two agree):
+///
+/// - `connected` (the default): a dropped end or a dead process is `Disconnected` at the other
+///   end (pipes, FIFOs);
+/// - `connectionless`: it is invisible, the transport keeps its messages; only the transport's
+///   removal is seen (message queues).
+///
+/// ```text
+/// ipc_tests::conformance_tests!(ipc_tests::PipeFactory);
+/// ipc_tests::conformance_tests!(ipc_tests::MqFactory::new(), connectionless);
+/// ```
 #[macro_export]
 macro_rules! conformance_tests {
-    ($factory:expr) => {
+    (@each $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::suite::$name(&ctx());
+            }
+        )*
+    };
+    (@common $factory:expr) => {
         fn ctx() -> $crate::suite::Ctx {
             static FACTORY: &dyn $crate::Factory = &$factory;
             $crate::suite::Ctx::new(FACTORY, env!("CARGO_BIN_EXE_ipc-test-peer"))
@@ -43,32 +64,42 @@ macro_rules! conformance_tests {
             recv_timeout_waits_out_its_deadline,
             try_send_on_full_is_full_and_send_timeout_waits,
             timed_out_send_is_never_delivered,
-            dropped_sender_disconnects_after_queued_messages,
-            blocked_recv_wakes_when_sender_dropped,
-            dropped_receiver_disconnects_sender,
             blocked_send_wakes_when_receiver_dropped,
             messages_cross_to_a_child_process,
             messages_cross_from_a_child_process,
             several_writer_processes_do_not_interleave,
+            sigpipe_default_child_blocked_in_send_gets_disconnected,
+            signals_do_not_break_blocking_recv,
+            signals_do_not_break_recv_timeout,
+            signals_do_not_shorten_recv_timeout,
+            signals_do_not_break_blocking_send,
+            signals_do_not_shorten_send_timeout,
+        );
+    };
+    ($factory:expr, connected) => {
+        $crate::conformance_tests!(@common $factory);
+        $crate::conformance_tests!(@each
+            dropped_sender_disconnects_after_queued_messages,
+            blocked_recv_wakes_when_sender_dropped,
+            dropped_receiver_disconnects_sender,
             exited_sender_disconnects_after_its_messages,
             killed_sender_disconnects_after_its_messages,
             blocked_recv_wakes_when_sender_killed,
             exited_receiver_disconnects_sender,
             killed_receiver_wakes_blocked_sender,
             sigpipe_default_child_gets_disconnected,
-            sigpipe_default_child_blocked_in_send_gets_disconnected,
-            signals_do_not_break_blocking_recv,
-            signals_do_not_break_recv_timeout,
-            signals_do_not_shorten_recv_timeout,
-            signals_do_not_break_blocking_send,
         );
     };
-    (@each $($name:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $name() {
-                $crate::suite::$name(&ctx());
-            }
-        )*
+    ($factory:expr, connectionless) => {
+        $crate::conformance_tests!(@common $factory);
+        $crate::conformance_tests!(@each
+            dropped_sender_leaves_its_messages_queued,
+            exited_sender_leaves_its_messages,
+            killed_sender_leaves_its_messages,
+            exited_receiver_is_invisible_to_sender,
+        );
+    };
+    ($factory:expr) => {
+        $crate::conformance_tests!($factory, connected);
     };
 }

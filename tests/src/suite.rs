@@ -13,7 +13,7 @@ use nix::sys::signal::Signal;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
-use crate::drive::{self, drain, drain_bounded, fill, send_stream};
+use crate::drive::{self, drain, drain_bounded, drain_exact, fill, send_stream};
 use crate::message::{self, StreamCheck};
 use crate::process::{
     Peer, WATCHDOG, bounded, describe, peer_command, recv_one, send_one, watch_rx,
@@ -51,6 +51,105 @@ impl Ctx {
 
     fn name(&self) -> &'static str {
         self.factory.name()
+    }
+
+    /// The configuration of tests that need nothing special ([`Factory::default_cfg`]).
+    fn cfg(&self) -> Cfg {
+        self.factory.default_cfg()
+    }
+
+    /// `size`, or the transport's largest message size if that is smaller.
+    fn capped(&self, size: usize) -> usize {
+        size.min(self.factory.max_message_size())
+    }
+
+    fn sees_peer_death(&self) -> bool {
+        self.factory.sees_peer_death()
+    }
+
+    /// Fails a test of one behaviour of dead peers (`visible` or not) run for a transport with
+    /// the other: the transport was stamped with the wrong group of tests.
+    fn require_peer_death(&self, visible: bool) {
+        assert_eq!(
+            self.sees_peer_death(),
+            visible,
+            "{}: this test is for transports that {} peer death; stamp the transport's tests \
+             with the `{}` group of conformance_tests!",
+            self.name(),
+            if visible { "see" } else { "do not see" },
+            if self.sees_peer_death() {
+                "connected"
+            } else {
+                "connectionless"
+            },
+        );
+    }
+
+    /// How a receiving peer tells the end of a stream (the last argument of its `recv` role):
+    /// `disconnected` where the death of the sender shows, else `count` (the expected number).
+    fn stream_end(&self) -> &'static str {
+        if self.sees_peer_death() {
+            "disconnected"
+        } else {
+            "count"
+        }
+    }
+
+    /// Receives a stream of `n` messages in all into `check`: until `Disconnected` where the
+    /// transport sees its senders go (they must be going), else exactly `n` (then check with
+    /// [`Ctx::expect_end`] that nothing follows, once the senders are done). Unbounded.
+    fn drain_stream(
+        &self,
+        rx: &mut dyn Receiver,
+        check: &mut StreamCheck,
+        n: u64,
+    ) -> Result<(), String> {
+        if self.sees_peer_death() {
+            drain(rx, check)
+        } else {
+            drain_exact(rx, check, n)
+        }
+    }
+
+    /// [`Ctx::drain_stream`] from `writers` writers on a thread bounded by [`WATCHDOG`];
+    /// returns the receiver too, for [`Ctx::expect_end`].
+    fn drain_stream_bounded(
+        &self,
+        rx: Box<dyn Receiver>,
+        writers: usize,
+        n: u64,
+    ) -> (Box<dyn Receiver>, StreamCheck) {
+        let ctx = *self;
+        bounded("receive the stream", WATCHDOG, move || {
+            let mut rx = rx;
+            let mut check = StreamCheck::new(writers);
+            ctx.drain_stream(&mut *rx, &mut check, n)
+                .map(|()| (rx, check))
+        })
+        .unwrap_or_else(|e| panic!("{}: {e}", ctx.name()))
+    }
+
+    /// Checks what follows the expected messages, once their senders are done (or going, for a
+    /// transport that sees them go): `Disconnected` if the transport sees peer death, else
+    /// nothing (`Empty`). Either way, no stray or duplicated message.
+    fn expect_end(&self, rx: &mut Box<dyn Receiver>, after: &str) {
+        if self.sees_peer_death() {
+            let r = recv_one(rx);
+            assert!(
+                matches!(r, Err(Error::Disconnected)),
+                "{}: after {after}, with the senders gone: expected Disconnected, got {:?}",
+                self.name(),
+                r.map(|m| format!("a message of {} bytes", m.len()))
+            );
+        } else {
+            let mut buf = vec![0; rx.max_message_size()];
+            let r = rx.try_recv(&mut buf);
+            assert!(
+                matches!(r, Err(Error::Empty)),
+                "{}: after {after}, with the senders done: expected Empty, got {r:?}",
+                self.name()
+            );
+        }
     }
 
     fn command(&self, role: &str, args: &[&str]) -> std::process::Command {
@@ -153,6 +252,7 @@ fn check_sequence(ctx: Ctx, max: usize, seed: u64, ops: &[Op]) -> Result<(), Tes
             Op::TooLarge => None,
         })
         .collect();
+    let count = expected.len();
     let to_send = ops.to_vec();
     // The sender runs beside the receiver: the messages may not all fit in the transport.
     let sender = background(move || -> Result<(), String> {
@@ -186,11 +286,13 @@ fn check_sequence(ctx: Ctx, max: usize, seed: u64, ops: &[Op]) -> Result<(), Tes
             }
         }
         Ok(())
-        // Dropping `tx` here disconnects the receiver.
+        // Dropping `tx` here disconnects the receiver, if the transport shows it.
     });
+    let sees_peer_death = ctx.sees_peer_death();
     // Plain blocking receives, so that the property holds of them alone; the watchdog is the
-    // thread's join. Returning drops `rx`, which wakes a sender blocked on a full transport.
-    let receiver = background(move || -> Result<(), String> {
+    // thread's join. Returning an error drops `rx`, which wakes a sender blocked on a full
+    // transport.
+    let receiver = background(move || -> Result<Box<dyn Receiver>, String> {
         let mut rx = rx;
         let mut buf = vec![0; max];
         for (i, want) in expected.iter().enumerate() {
@@ -205,8 +307,11 @@ fn check_sequence(ctx: Ctx, max: usize, seed: u64, ops: &[Op]) -> Result<(), Tes
                 ));
             }
         }
+        if !sees_peer_death {
+            return Ok(rx);
+        }
         match rx.recv(&mut buf) {
-            Err(Error::Disconnected) => Ok(()),
+            Err(Error::Disconnected) => Ok(rx),
             other => Err(format!(
                 "after the {} messages and the sender's drop: expected Disconnected, got {other:?}",
                 expected.len()
@@ -216,15 +321,26 @@ fn check_sequence(ctx: Ctx, max: usize, seed: u64, ops: &[Op]) -> Result<(), Tes
     let received = receiver.join("receiver");
     let sent = sender.join("sender");
     match (sent, received) {
-        (Ok(()), Ok(())) => Ok(()),
+        (Ok(()), Ok(mut rx)) if !sees_peer_death => {
+            // The sender is done: anything still there is a stray or a duplicate.
+            let r = rx.try_recv(&mut vec![0; max]);
+            prop_assert!(
+                matches!(r, Err(Error::Empty)),
+                "after the {} messages, the sender done: expected Empty, got {r:?}",
+                count
+            );
+            Ok(())
+        }
+        (Ok(()), Ok(_)) => Ok(()),
         (Err(e), _) => Err(TestCaseError::fail(format!("sender: {e}"))),
         (Ok(()), Err(e)) => Err(TestCaseError::fail(format!("receiver: {e}"))),
     }
 }
 
 /// Random sequences of messages of random sizes in `0..=max`, for several `max` (around the
-/// atomic-write limit of pipes among them), arrive whole, once and in order; `max + 1` bytes
-/// are `MessageTooLarge` in every send form and send nothing; the end is `Disconnected`.
+/// atomic-write limit of pipes among them; none above the transport's largest), arrive whole,
+/// once and in order; `max + 1` bytes are `MessageTooLarge` in every send form and send
+/// nothing; the end is `Disconnected` (or, where the sender's drop does not show, nothing).
 pub fn random_messages_arrive_whole_once_in_order(ctx: &Ctx) {
     let ctx = *ctx;
     let mut runner = TestRunner::new(Config {
@@ -234,14 +350,15 @@ pub fn random_messages_arrive_whole_once_in_order(ctx: &Ctx) {
         max_shrink_time: 60_000,
         ..Config::default()
     });
+    let largest = ctx.capped(200_000);
+    let fixed: Vec<usize> = [1, 100, 4091, 4092, 4096, 64 * 1024]
+        .into_iter()
+        .filter(|&size| size <= largest)
+        .collect();
+    // Each fixed size as likely as the whole range.
     let sizes = prop_oneof![
-        Just(1usize),
-        Just(100),
-        Just(4091),
-        Just(4092),
-        Just(4096),
-        Just(64 * 1024),
-        1usize..=200_000,
+        fixed.len() as u32 => proptest::sample::select(fixed),
+        1 => 1usize..=largest,
     ];
     let strategy = sizes.prop_flat_map(|max| (Just(max), any::<u64>(), ops(max)));
     if let Err(e) = runner.run(&strategy, |(max, seed, ops)| {
@@ -254,7 +371,7 @@ pub fn random_messages_arrive_whole_once_in_order(ctx: &Ctx) {
 /// `max + 1` bytes are refused in every form without sending anything, at the atomic-write
 /// boundary and at the default size; the next message arrives alone.
 pub fn oversized_message_is_refused_and_sends_nothing(ctx: &Ctx) {
-    for max in [4091, 4092, 64 * 1024] {
+    for max in [4091, 4092, ctx.cfg().message_size] {
         let Pair {
             mut tx,
             mut rx,
@@ -295,7 +412,7 @@ pub fn small_buffer_is_refused_and_keeps_the_message(ctx: &Ctx) {
         mut tx,
         mut rx,
         cleanup: _cleanup,
-    } = ctx.pair(&Cfg::default());
+    } = ctx.pair(&ctx.cfg());
     let first = msg_of(1, 100);
     let second = msg_of(2, 3);
     send_one(&mut tx, &first).unwrap();
@@ -340,13 +457,14 @@ pub fn small_buffer_is_refused_and_keeps_the_message(ctx: &Ctx) {
 }
 
 /// `try_recv` on an empty transport is `Empty` (not `Timeout`, not blocking), before any
-/// message and after the last one; with the sender gone it is `Disconnected`.
+/// message and after the last one; with the sender gone it is `Disconnected` (still `Empty`
+/// where the sender's drop does not show).
 pub fn try_recv_on_empty_is_empty(ctx: &Ctx) {
     let Pair {
         mut tx,
         mut rx,
         cleanup: _cleanup,
-    } = ctx.pair(&Cfg::default());
+    } = ctx.pair(&ctx.cfg());
     let r = watch_rx(&mut rx, "try_recv on empty", |rx| rx.try_recv(&mut [0; 64]));
     assert!(matches!(r, Err(Error::Empty)), "try_recv on empty: {r:?}");
     send_one(&mut tx, b"one").unwrap();
@@ -359,10 +477,17 @@ pub fn try_recv_on_empty_is_empty(ctx: &Ctx) {
     );
     drop(tx);
     let r = rx.try_recv(&mut buf);
-    assert!(
-        matches!(r, Err(Error::Disconnected)),
-        "try_recv with the sender gone: {r:?}"
-    );
+    if ctx.sees_peer_death() {
+        assert!(
+            matches!(r, Err(Error::Disconnected)),
+            "try_recv with the sender gone: {r:?}"
+        );
+    } else {
+        assert!(
+            matches!(r, Err(Error::Empty)),
+            "try_recv with the sender gone (invisible to a connectionless transport): {r:?}"
+        );
+    }
 }
 
 /// `recv_timeout` on an empty transport is `Timeout`, no earlier than asked and not much
@@ -372,7 +497,7 @@ pub fn recv_timeout_waits_out_its_deadline(ctx: &Ctx) {
         mut tx,
         mut rx,
         cleanup: _cleanup,
-    } = ctx.pair(&Cfg::default());
+    } = ctx.pair(&ctx.cfg());
     let mut buf = vec![0; 64 * 1024];
     for ms in [1, 50, 300] {
         let timeout = Duration::from_millis(ms);
@@ -392,11 +517,12 @@ pub fn recv_timeout_waits_out_its_deadline(ctx: &Ctx) {
 /// Filled with `try_send`, the transport says `Full`; `send_timeout` then waits out its
 /// deadline and says `Timeout`; neither sends anything; everything accepted arrives in order.
 pub fn try_send_on_full_is_full_and_send_timeout_waits(ctx: &Ctx) {
+    let cfg = ctx.cfg();
     let Pair {
         mut tx,
         mut rx,
         cleanup: _cleanup,
-    } = ctx.pair(&Cfg::default());
+    } = ctx.pair(&cfg);
     let n = fill(&mut *tx).unwrap();
     assert!(n > 0, "the transport was Full before the first message");
     let extra = msg_of(99, 64);
@@ -414,7 +540,7 @@ pub fn try_send_on_full_is_full_and_send_timeout_waits(ctx: &Ctx) {
         "send_timeout on full: {r:?}"
     );
     assert_waited("send_timeout", elapsed, timeout);
-    let r = tx.send_timeout(&vec![3; 60 * 1024], timeout);
+    let r = tx.send_timeout(&vec![3; cfg.message_size.min(60 * 1024)], timeout);
     assert!(
         matches!(r, Err(Error::Timeout)),
         "large send_timeout on full: {r:?}"
@@ -445,19 +571,19 @@ pub fn timed_out_send_is_never_delivered(ctx: &Ctx) {
     // Sizes chosen so that a byte stream takes the interesting path: filled with frames of one
     // page each, one receive (reading ahead at most a large frame) frees fewer whole pages than
     // a large frame needs, so the large send gets in part of the way and then times out.
-    const MAX: usize = 200_000;
+    let max = ctx.capped(200_000);
     const FILL: usize = 4091;
     let Pair {
         mut tx,
         mut rx,
         cleanup: _cleanup,
-    } = ctx.pair(&Cfg::message_size(MAX));
+    } = ctx.pair(&Cfg::message_size(max));
     let n = drive::fill_with(&mut *tx, FILL).unwrap();
     // Writer 0: the small messages; writer 1: the large one.
     let mut check = StreamCheck::new(2);
     check.accept(&recv_one(&mut rx).unwrap()).unwrap();
     let mut large = Vec::new();
-    message::encode(1, 0, MAX, &mut large);
+    message::encode(1, 0, max, &mut large);
     let start = Instant::now();
     let r = tx.send_timeout(&large, Duration::from_millis(200));
     let elapsed = start.elapsed();
@@ -473,9 +599,12 @@ pub fn timed_out_send_is_never_delivered(ctx: &Ctx) {
     message::encode(0, n, FILL, &mut last);
     // Blocks until the receiver below makes room; then drops `tx`, ending the stream.
     let sender = background(move || tx.send(&last));
-    let check = watch_rx(&mut rx, "receive until Disconnected", move |rx| {
+    // The rest of the small ones, the last one, and the large one if it went in.
+    let rest = n + delivered;
+    let c = *ctx;
+    let check = watch_rx(&mut rx, "receive the rest", move |rx| {
         let mut check = check;
-        drain(rx, &mut check).map(|()| check)
+        c.drain_stream(rx, &mut check, rest).map(|()| check)
     })
     .unwrap_or_else(|e| panic!("after the send_timeout ({r:?}): {e}"));
     sender
@@ -488,27 +617,30 @@ pub fn timed_out_send_is_never_delivered(ctx: &Ctx) {
         "send_timeout said {r:?}, and the message was delivered {} times",
         check.count(1)
     );
+    ctx.expect_end(&mut rx, "the last message");
 }
 
 // ---------------------------------------------------------------------------------------------
-// Disconnection in one process
+// Disconnection in one process: for transports that see peer death, but for the last test
 
 /// Messages sent before the sender is dropped are delivered, then every receive form says
 /// `Disconnected`, repeatedly, without blocking.
 pub fn dropped_sender_disconnects_after_queued_messages(ctx: &Ctx) {
+    ctx.require_peer_death(true);
+    let cfg = ctx.cfg();
     let Pair {
         mut tx,
         rx,
         cleanup: _cleanup,
-    } = ctx.pair(&Cfg::default());
-    let sent = [msg_of(1, 10), msg_of(2, 64 * 1024), msg_of(3, 0)];
+    } = ctx.pair(&cfg);
+    let sent = [msg_of(1, 10), msg_of(2, cfg.message_size), msg_of(3, 0)];
     for m in &sent {
         tx.send(m).unwrap();
     }
     drop(tx);
     bounded("receive after the sender's drop", WATCHDOG, move || {
         let mut rx = rx;
-        let mut buf = vec![0; 64 * 1024];
+        let mut buf = vec![0; cfg.message_size];
         for m in &sent {
             let n = rx.recv(&mut buf).expect("a message sent before the drop");
             assert!(buf[..n] == m[..], "got {n} bytes, expected {}", m.len());
@@ -526,11 +658,12 @@ pub fn dropped_sender_disconnects_after_queued_messages(ctx: &Ctx) {
 
 /// A receiver blocked on an empty transport wakes up with `Disconnected` when the sender goes.
 pub fn blocked_recv_wakes_when_sender_dropped(ctx: &Ctx) {
+    ctx.require_peer_death(true);
     let Pair {
         tx,
         mut rx,
         cleanup: _cleanup,
-    } = ctx.pair(&Cfg::default());
+    } = ctx.pair(&ctx.cfg());
     let blocked = background(move || {
         let mut buf = vec![0; 64];
         rx.recv(&mut buf)
@@ -542,15 +675,17 @@ pub fn blocked_recv_wakes_when_sender_dropped(ctx: &Ctx) {
 
 /// With the receiver gone, every send form says `Disconnected`, whatever the size.
 pub fn dropped_receiver_disconnects_sender(ctx: &Ctx) {
+    ctx.require_peer_death(true);
+    let cfg = ctx.cfg();
     let Pair {
         tx,
         rx,
         cleanup: _cleanup,
-    } = ctx.pair(&Cfg::default());
+    } = ctx.pair(&cfg);
     drop(rx);
     bounded("send with the receiver dropped", WATCHDOG, move || {
         let mut tx = tx;
-        for len in [0, 10, 4091, 64 * 1024] {
+        for len in [0, 10, 4091, cfg.message_size] {
             let m = msg_of(len as u64, len);
             let r = tx.send(&m);
             assert!(
@@ -572,12 +707,13 @@ pub fn dropped_receiver_disconnects_sender(ctx: &Ctx) {
 }
 
 /// A sender blocked on a full transport wakes up with `Disconnected` when the receiver goes.
+/// For every transport: a connectionless one is removed by that receiver (see [`Factory`]).
 pub fn blocked_send_wakes_when_receiver_dropped(ctx: &Ctx) {
     let Pair {
         mut tx,
         rx,
         cleanup: _cleanup,
-    } = ctx.pair(&Cfg::default());
+    } = ctx.pair(&ctx.cfg());
     fill(&mut *tx).unwrap();
     let blocked = background(move || tx.send(&[5; 1000]));
     drop(rx);
@@ -589,10 +725,11 @@ pub fn blocked_send_wakes_when_receiver_dropped(ctx: &Ctx) {
 // Across processes
 
 /// Many messages of mixed sizes go intact, once, in order, from this process to a child; the
-/// child sees `Disconnected` once we drop the sender, and checks it all.
+/// child sees `Disconnected` once we drop the sender (or, where that does not show, nothing
+/// after the last one), and checks it all.
 pub fn messages_cross_to_a_child_process(ctx: &Ctx) {
     let n = STREAM_MESSAGES.to_string();
-    let (tx, mut peer) = ctx.child_receiver(&Cfg::default(), "recv", &[&n, "1"]);
+    let (tx, mut peer) = ctx.child_receiver(&ctx.cfg(), "recv", &[&n, "1", ctx.stream_end()]);
     bounded("send the stream", WATCHDOG, move || {
         let mut tx = tx;
         send_stream(&mut *tx, 0, STREAM_MESSAGES).unwrap();
@@ -602,14 +739,15 @@ pub fn messages_cross_to_a_child_process(ctx: &Ctx) {
 }
 
 /// Many messages of mixed sizes go intact, once, in order, from a child to this process; its
-/// exit is `Disconnected` after the last.
+/// exit is `Disconnected` after the last (or, where that does not show, nothing follows).
 pub fn messages_cross_from_a_child_process(ctx: &Ctx) {
     let n = STREAM_MESSAGES.to_string();
-    let (rx, mut peer) = ctx.child_sender(&Cfg::default(), "send", &[&n, "0"]);
-    let check = drain_bounded(rx, 1).unwrap();
+    let (rx, mut peer) = ctx.child_sender(&ctx.cfg(), "send", &[&n, "0"]);
+    let (mut rx, check) = ctx.drain_stream_bounded(rx, 1, STREAM_MESSAGES);
     check.finish(STREAM_MESSAGES).unwrap();
     peer.expect_line("ok");
     peer.wait_success();
+    ctx.expect_end(&mut rx, "the child's stream");
 }
 
 /// Several child processes write concurrently with messages up to the atomic size: each
@@ -635,11 +773,13 @@ pub fn several_writer_processes_do_not_interleave(ctx: &Ctx) {
     for peer in &mut peers {
         peer.tell("go");
     }
-    let check = drain_bounded(rx, WRITERS as usize).unwrap();
+    let (mut rx, check) =
+        ctx.drain_stream_bounded(rx, WRITERS as usize, u64::from(WRITERS) * PER_WRITER);
     check.finish(PER_WRITER).unwrap();
     for peer in &mut peers {
         peer.wait_success();
     }
+    ctx.expect_end(&mut rx, "the writers' streams");
     assert!(
         check.switches() > 0,
         "the writers never alternated: the test did not exercise concurrent writes"
@@ -648,7 +788,8 @@ pub fn several_writer_processes_do_not_interleave(ctx: &Ctx) {
 
 /// A child that sent some messages and exits normally: they all arrive, then `Disconnected`.
 pub fn exited_sender_disconnects_after_its_messages(ctx: &Ctx) {
-    let (rx, mut peer) = ctx.child_sender(&Cfg::default(), "send-hold", &["50"]);
+    ctx.require_peer_death(true);
+    let (rx, mut peer) = ctx.child_sender(&ctx.cfg(), "send-hold", &["50"]);
     peer.expect_line("sent");
     peer.close_stdin();
     peer.wait_success();
@@ -657,7 +798,8 @@ pub fn exited_sender_disconnects_after_its_messages(ctx: &Ctx) {
 
 /// A child killed with SIGKILL after sending: its messages still arrive, then `Disconnected`.
 pub fn killed_sender_disconnects_after_its_messages(ctx: &Ctx) {
-    let (rx, mut peer) = ctx.child_sender(&Cfg::default(), "send-hold", &["50"]);
+    ctx.require_peer_death(true);
+    let (rx, mut peer) = ctx.child_sender(&ctx.cfg(), "send-hold", &["50"]);
     peer.expect_line("sent");
     peer.kill();
     drain_bounded(rx, 1).unwrap().finish(50).unwrap();
@@ -665,7 +807,8 @@ pub fn killed_sender_disconnects_after_its_messages(ctx: &Ctx) {
 
 /// A receiver blocked waiting for a child that is then killed wakes up with `Disconnected`.
 pub fn blocked_recv_wakes_when_sender_killed(ctx: &Ctx) {
-    let (mut rx, mut peer) = ctx.child_sender(&Cfg::default(), "send-hold", &["1"]);
+    ctx.require_peer_death(true);
+    let (mut rx, mut peer) = ctx.child_sender(&ctx.cfg(), "send-hold", &["1"]);
     peer.expect_line("sent");
     let blocked = background(move || {
         let mut buf = vec![0; rx.max_message_size()];
@@ -681,7 +824,8 @@ pub fn blocked_recv_wakes_when_sender_killed(ctx: &Ctx) {
 
 /// A child receiver that exits normally (without reading): our sends say `Disconnected`.
 pub fn exited_receiver_disconnects_sender(ctx: &Ctx) {
-    let (mut tx, mut peer) = ctx.child_receiver(&Cfg::default(), "recv-hold", &[]);
+    ctx.require_peer_death(true);
+    let (mut tx, mut peer) = ctx.child_receiver(&ctx.cfg(), "recv-hold", &[]);
     peer.expect_line("ready");
     send_one(&mut tx, b"unread").unwrap();
     peer.close_stdin();
@@ -693,7 +837,8 @@ pub fn exited_receiver_disconnects_sender(ctx: &Ctx) {
 /// A sender blocked on a full transport whose receiving child is killed with SIGKILL wakes up
 /// with `Disconnected`.
 pub fn killed_receiver_wakes_blocked_sender(ctx: &Ctx) {
-    let (mut tx, mut peer) = ctx.child_receiver(&Cfg::default(), "recv-hold", &[]);
+    ctx.require_peer_death(true);
+    let (mut tx, mut peer) = ctx.child_receiver(&ctx.cfg(), "recv-hold", &[]);
     peer.expect_line("ready");
     fill(&mut *tx).unwrap();
     let blocked = background(move || tx.send(&[1; 2000]));
@@ -715,7 +860,8 @@ fn assert_not_killed_by_sigpipe(peer: &mut Peer) {
 /// A child with SIGPIPE at its default action sends to a transport whose receiver is gone: it
 /// gets `Disconnected` and exits normally, not killed by SIGPIPE.
 pub fn sigpipe_default_child_gets_disconnected(ctx: &Ctx) {
-    let (rx, mut peer) = ctx.child_sender(&Cfg::default(), "sigpipe-send", &["after"]);
+    ctx.require_peer_death(true);
+    let (rx, mut peer) = ctx.child_sender(&ctx.cfg(), "sigpipe-send", &["after"]);
     peer.expect_line("ready");
     drop(rx);
     peer.tell("go");
@@ -723,9 +869,11 @@ pub fn sigpipe_default_child_gets_disconnected(ctx: &Ctx) {
     assert_eq!(peer.expect_line("ok"), "");
 }
 
-/// Same, with the child blocked in a send on a full transport when the receiver goes.
+/// Same, with the child blocked in a send on a full transport when the receiver goes. For every
+/// transport: a connectionless one is removed by that receiver (see [`Factory`]), which the
+/// blocked send sees.
 pub fn sigpipe_default_child_blocked_in_send_gets_disconnected(ctx: &Ctx) {
-    let (rx, mut peer) = ctx.child_sender(&Cfg::default(), "sigpipe-send", &["blocked"]);
+    let (rx, mut peer) = ctx.child_sender(&ctx.cfg(), "sigpipe-send", &["blocked"]);
     peer.expect_line("full");
     drop(rx);
     assert_not_killed_by_sigpipe(&mut peer);
@@ -757,7 +905,7 @@ fn caught_and_elapsed(rest: &str) -> (u64, Option<u64>) {
 }
 
 fn signals_during_recv(ctx: &Ctx, mode: &str) {
-    let (mut tx, mut peer) = ctx.child_receiver(&Cfg::default(), "signal-recv", &[mode]);
+    let (mut tx, mut peer) = ctx.child_receiver(&ctx.cfg(), "signal-recv", &[mode]);
     peer.expect_line("ready");
     if let Some(line) = pelt(&mut peer, Duration::from_millis(250)) {
         panic!("the blocked {mode} returned before any message was sent: {line}");
@@ -786,11 +934,8 @@ pub fn signals_do_not_break_recv_timeout(ctx: &Ctx) {
 /// much longer: an interrupted wait must not restart the clock).
 pub fn signals_do_not_shorten_recv_timeout(ctx: &Ctx) {
     const MS: u64 = 800;
-    let (tx, mut peer) = ctx.child_receiver(
-        &Cfg::default(),
-        "signal-recv",
-        &["deadline", &MS.to_string()],
-    );
+    let (tx, mut peer) =
+        ctx.child_receiver(&ctx.cfg(), "signal-recv", &["deadline", &MS.to_string()]);
     peer.expect_line("ready");
     let line = pelt(&mut peer, WATCHDOG).unwrap_or_else(|| {
         let status = peer.wait();
@@ -819,13 +964,148 @@ pub fn signals_do_not_shorten_recv_timeout(ctx: &Ctx) {
 /// A `send` blocked on a full transport, interrupted by many signals, completes once there is
 /// room; nothing is lost or duplicated.
 pub fn signals_do_not_break_blocking_send(ctx: &Ctx) {
-    let (rx, mut peer) = ctx.child_sender(&Cfg::default(), "signal-send", &[]);
+    let (rx, mut peer) = ctx.child_sender(&ctx.cfg(), "signal-send", &["send"]);
     let n: u64 = peer.expect_line("full").parse().unwrap();
     if let Some(line) = pelt(&mut peer, Duration::from_millis(250)) {
         panic!("the blocked send returned while the transport was full: {line}");
     }
-    drain_bounded(rx, 1).unwrap().finish(n + 1).unwrap();
+    let (mut rx, check) = ctx.drain_stream_bounded(rx, 1, n + 1);
+    check.finish(n + 1).unwrap();
     let (caught, _) = caught_and_elapsed(&peer.expect_line("ok"));
     assert!(caught > 0, "no SIGUSR1 arrived during the blocked send");
     peer.wait_success();
+    ctx.expect_end(&mut rx, "the child's messages");
+}
+
+/// A `send_timeout` on a full transport interrupted by many signals still waits out its whole
+/// deadline (and not much longer), says `Timeout`, and sends nothing.
+pub fn signals_do_not_shorten_send_timeout(ctx: &Ctx) {
+    const MS: u64 = 800;
+    let (rx, mut peer) =
+        ctx.child_sender(&ctx.cfg(), "signal-send", &["deadline", &MS.to_string()]);
+    let n: u64 = peer.expect_line("full").parse().unwrap();
+    let line = pelt(&mut peer, WATCHDOG).unwrap_or_else(|| {
+        let status = peer.wait();
+        panic!(
+            "the peer said nothing: {}; stderr:\n{}",
+            describe(status),
+            peer.stderr_text()
+        )
+    });
+    let rest = line
+        .strip_prefix("ok")
+        .unwrap_or_else(|| panic!("peer said `{line}`"));
+    let (caught, elapsed) = caught_and_elapsed(rest);
+    let elapsed = Duration::from_millis(elapsed.expect("elapsed ms"));
+    assert!(caught > 0, "no SIGUSR1 arrived during the send_timeout");
+    // The peer measured from just before the call; millisecond truncation allows 1 ms less.
+    assert_waited(
+        "send_timeout under signals",
+        elapsed + Duration::from_millis(1),
+        Duration::from_millis(MS),
+    );
+    peer.wait_success();
+    // The filling messages, and not the one that timed out.
+    let (mut rx, check) = ctx.drain_stream_bounded(rx, 1, n);
+    check.finish(n).unwrap();
+    ctx.expect_end(&mut rx, "the messages that filled the transport");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connectionless transports: a dead peer is invisible
+
+/// Messages sent before the sender is dropped stay and are delivered; then the transport is
+/// merely empty: `try_recv` says `Empty`, `recv_timeout` waits out its deadline, never
+/// `Disconnected`.
+pub fn dropped_sender_leaves_its_messages_queued(ctx: &Ctx) {
+    ctx.require_peer_death(false);
+    let cfg = ctx.cfg();
+    let Pair {
+        mut tx,
+        mut rx,
+        cleanup: _cleanup,
+    } = ctx.pair(&cfg);
+    let sent = [msg_of(1, 10), msg_of(2, cfg.message_size), msg_of(3, 0)];
+    for m in &sent {
+        send_one(&mut tx, m).unwrap();
+    }
+    drop(tx);
+    for m in &sent {
+        let got = recv_one(&mut rx).expect("a message sent before the drop");
+        assert!(got == *m, "got {} bytes, expected {}", got.len(), m.len());
+    }
+    assert_quiet(&mut rx, "with the sender dropped");
+}
+
+/// `try_recv` is `Empty`, and `recv_timeout` waits out its deadline: the transport is open and
+/// empty, whatever became of the peers.
+fn assert_quiet(rx: &mut Box<dyn Receiver>, when: &str) {
+    let mut buf = vec![0; rx.max_message_size()];
+    let r = rx.try_recv(&mut buf);
+    assert!(matches!(r, Err(Error::Empty)), "try_recv {when}: {r:?}");
+    let timeout = Duration::from_millis(200);
+    let (r, elapsed) = watch_rx(rx, "recv_timeout", move |rx| {
+        let start = Instant::now();
+        let r = rx.recv_timeout(&mut buf, timeout).map(|_| ());
+        (r, start.elapsed())
+    });
+    assert!(
+        matches!(r, Err(Error::Timeout)),
+        "recv_timeout {when}: {r:?}"
+    );
+    assert_waited("recv_timeout", elapsed, timeout);
+}
+
+/// A child that sent some messages and exited: they are all there after its exit, then
+/// nothing.
+pub fn exited_sender_leaves_its_messages(ctx: &Ctx) {
+    ctx.require_peer_death(false);
+    let (rx, mut peer) = ctx.child_sender(&ctx.cfg(), "send-hold", &["5"]);
+    peer.expect_line("sent");
+    peer.close_stdin();
+    peer.wait_success();
+    let (mut rx, check) = ctx.drain_stream_bounded(rx, 1, 5);
+    check.finish(5).unwrap();
+    assert_quiet(&mut rx, "after the exited child's messages");
+}
+
+/// A child killed with SIGKILL after sending: its messages are still there, then nothing; a
+/// receive blocked meanwhile is not woken by the death.
+pub fn killed_sender_leaves_its_messages(ctx: &Ctx) {
+    ctx.require_peer_death(false);
+    let (rx, mut peer) = ctx.child_sender(&ctx.cfg(), "send-hold", &["5"]);
+    peer.expect_line("sent");
+    let (mut rx, check) = ctx.drain_stream_bounded(rx, 1, 5);
+    check.finish(5).unwrap();
+    let timeout = Duration::from_millis(300);
+    let blocked = background(move || {
+        let mut buf = vec![0; rx.max_message_size()];
+        let start = Instant::now();
+        let r = rx.recv_timeout(&mut buf, timeout).map(|_| ());
+        (rx, r, start.elapsed())
+    });
+    peer.kill();
+    let (mut rx, r, elapsed) = blocked.join("recv_timeout with the sender killed");
+    assert!(
+        matches!(r, Err(Error::Timeout)),
+        "recv_timeout while the sender was killed: {r:?}"
+    );
+    assert_waited("recv_timeout", elapsed, timeout);
+    assert_quiet(&mut rx, "after the killed child's messages");
+}
+
+/// A child receiver that exits: our sends still go into the transport until it is full (`Full`,
+/// not `Disconnected`).
+pub fn exited_receiver_is_invisible_to_sender(ctx: &Ctx) {
+    ctx.require_peer_death(false);
+    let (mut tx, mut peer) = ctx.child_receiver(&ctx.cfg(), "recv-hold", &[]);
+    peer.expect_line("ready");
+    send_one(&mut tx, b"unread").unwrap();
+    peer.close_stdin();
+    peer.wait_success();
+    send_one(&mut tx, b"still accepted").expect("send with the receiver gone");
+    // `fill` fails on anything but `Ok` and `Full`.
+    fill(&mut *tx).unwrap();
+    let r = tx.try_send(b"one too many");
+    assert!(matches!(r, Err(Error::Full)), "try_send on full: {r:?}");
 }

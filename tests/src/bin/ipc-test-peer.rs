@@ -29,13 +29,15 @@ fn main() -> ExitCode {
     };
     let word = |i: usize| args.get(i).map_or("", String::as_str);
     let outcome = match role.as_str() {
-        "recv" => recv(num(1), num(2) as usize),
+        "recv" => recv(num(1), num(2) as usize, word(3)),
         "send" => send(num(1), num(2) as u32, word(3) == "on-go"),
         "send-hold" => send_hold(num(1)),
         "recv-hold" => recv_hold(),
         "sigpipe-send" => sigpipe_send(word(1)),
         "signal-recv" => signal_recv(word(1), args.get(2).and_then(|a| a.parse().ok())),
-        "signal-send" => signal_send(),
+        "signal-send" => signal_send(word(1), args.get(2).and_then(|a| a.parse().ok())),
+        "wait-end" => wait_end(word(1)),
+        "send-priorities" => send_priorities(&args[1..]),
         _ => {
             eprintln!("unknown role {role}");
             return ExitCode::from(2);
@@ -97,11 +99,27 @@ fn wait_for(line: &str) -> Outcome {
 }
 
 /// Receives until the senders are gone; every writer must have sent `per_writer` intact
-/// messages, in order.
-fn recv(per_writer: u64, writers: usize) -> Outcome {
+/// messages, in order. With `end` = `count` (transports that do not show a sender's death),
+/// receives exactly the expected messages instead, and then there must be nothing more.
+fn recv(per_writer: u64, writers: usize, end: &str) -> Outcome {
     let mut rx = open_receiver()?;
     let mut check = StreamCheck::new(writers);
-    drive::drain(&mut *rx, &mut check)?;
+    match end {
+        "" | "disconnected" => drive::drain(&mut *rx, &mut check)?,
+        "count" => {
+            drive::drain_exact(&mut *rx, &mut check, per_writer * writers as u64)?;
+            // The last message is in: every send is done, so anything more is a duplicate.
+            match rx.try_recv(&mut vec![0; rx.max_message_size()]) {
+                Err(Error::Empty) => {}
+                other => {
+                    return Err(format!(
+                        "after the last message: expected Empty, got {other:?}"
+                    ));
+                }
+            }
+        }
+        _ => return Err(format!("unknown end {end}")),
+    }
     check.finish(per_writer)?;
     say(&format!("ok {}", check.total()));
     Ok(())
@@ -215,8 +233,11 @@ fn signal_recv(mode: &str, ms: Option<u64>) -> Outcome {
 }
 
 /// Fills the transport, says `full N`, then blocks in a send while the test pelts us with
-/// SIGUSR1 and finally drains; reports `ok <signals caught during the call>`.
-fn signal_send() -> Outcome {
+/// SIGUSR1; reports `ok <signals caught during the call> <elapsed ms>`.
+///
+/// Modes: `send` waits for the room the test makes by draining; `deadline MS` is a
+/// `send_timeout` that must say `Timeout` no earlier than `MS` (the test does not drain).
+fn signal_send(mode: &str, ms: Option<u64>) -> Outcome {
     signals::install_counting_handler(libc::SIGUSR1)
         .map_err(|e| format!("sigaction(SIGUSR1): {e}"))?;
     let mut tx = open_sender()?;
@@ -225,9 +246,77 @@ fn signal_send() -> Outcome {
     let before = signals::caught();
     let mut msg = Vec::new();
     message::encode(0, n, 64, &mut msg);
-    tx.send(&msg)
-        .map_err(|e| format!("blocking send under signals: {e:?}"))?;
+    let start = Instant::now();
+    match mode {
+        "" | "send" => tx
+            .send(&msg)
+            .map_err(|e| format!("blocking send under signals: {e:?}"))?,
+        "deadline" => {
+            let ms = ms.ok_or("deadline needs a duration in ms")?;
+            match tx.send_timeout(&msg, Duration::from_millis(ms)) {
+                Err(Error::Timeout) => {}
+                other => {
+                    return Err(format!(
+                        "send_timeout on a full transport: expected Timeout, got {other:?}"
+                    ));
+                }
+            }
+        }
+        _ => return Err(format!("unknown mode {mode}")),
+    }
+    let elapsed = start.elapsed();
     let caught = signals::caught() - before;
-    say(&format!("ok {caught}"));
+    say(&format!("ok {caught} {}", elapsed.as_millis()));
+    Ok(())
+}
+
+/// Blocks in a call until the transport goes away, and reports `ok <elapsed ms>` when it says
+/// `Disconnected`. Modes: `recv` and `recv-timeout` (20 s) say `ready` and block on an empty
+/// transport; `send` fills it, says `full N` and blocks in a send.
+fn wait_end(mode: &str) -> Outcome {
+    let start;
+    let result = match mode {
+        "recv" | "recv-timeout" => {
+            let mut rx = open_receiver()?;
+            let mut buf = vec![0; rx.max_message_size()];
+            say("ready");
+            start = Instant::now();
+            if mode == "recv" {
+                rx.recv(&mut buf).map(|_| ())
+            } else {
+                rx.recv_timeout(&mut buf, Duration::from_secs(20))
+                    .map(|_| ())
+            }
+        }
+        "send" => {
+            let mut tx = open_sender()?;
+            let n = drive::fill(&mut *tx)?;
+            say(&format!("full {n}"));
+            start = Instant::now();
+            tx.send(b"blocked")
+        }
+        _ => return Err(format!("unknown mode {mode}")),
+    };
+    let elapsed = start.elapsed();
+    expect_disconnected(mode, result)?;
+    say(&format!("ok {}", elapsed.as_millis()));
+    Ok(())
+}
+
+/// POSIX queues only: sends message `i` (writer = its priority, seq = `i`) with priority
+/// `prios[i]`, without waiting (the queue must have room for all), then says `sent`.
+fn send_priorities(prios: &[String]) -> Outcome {
+    let spec: ipc::TransportSpec = spec()?.parse().map_err(|e| format!("{e}"))?;
+    let mut tx = ipc::posix::mq::MqSender::open(&spec).map_err(|e| format!("open {spec}: {e}"))?;
+    let mut msg = Vec::new();
+    for (i, prio) in prios.iter().enumerate() {
+        let prio: u32 = prio
+            .parse()
+            .map_err(|_| format!("priority `{prio}` is not a number"))?;
+        message::encode(prio, i as u64, 64, &mut msg);
+        tx.send_priority(&msg, prio, ipc::Wait::Never)
+            .map_err(|e| format!("send_priority #{i} (priority {prio}): {e:?}"))?;
+    }
+    say("sent");
     Ok(())
 }
