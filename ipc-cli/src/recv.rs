@@ -9,7 +9,8 @@ use crate::failure::{Context, Failure, parse_duration_arg, parse_spec};
 
 /// Receive messages and print each on its own line.
 ///
-/// Without --count, receives until the sender disconnects.
+/// Without --count, receives until the sender disconnects (a posix-mq queue has no connection:
+/// until the queue is removed).
 #[derive(clap::Args)]
 pub struct Args {
     /// Where to receive from, e.g. `fifo:/tmp/app.fifo` or `pipe:fd=0`.

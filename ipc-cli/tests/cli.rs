@@ -41,6 +41,61 @@ impl Drop for TempPath {
     }
 }
 
+/// A POSIX queue name no other test (or test run) uses, removed at the end whatever happened.
+struct TempQueue(String);
+
+impl TempQueue {
+    fn new() -> TempQueue {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        TempQueue(format!("/ipc-cli-test-{}-{n}", std::process::id()))
+    }
+
+    fn spec(&self, options: &str) -> String {
+        format!("posix-mq:{}{options}", self.0)
+    }
+
+    fn exists(&self) -> bool {
+        queue_exists(&self.0)
+    }
+}
+
+impl Drop for TempQueue {
+    fn drop(&mut self) {
+        let _ = nix::mqueue::mq_unlink(self.0.as_str());
+    }
+}
+
+/// Whether a queue of that name exists (`mq_open` does not fail with `ENOENT`).
+fn queue_exists(name: &str) -> bool {
+    let flags = nix::mqueue::MQ_OFlag::O_RDONLY;
+    match nix::mqueue::mq_open(name, flags, nix::sys::stat::Mode::empty(), None) {
+        Ok(mqd) => {
+            let _ = nix::mqueue::mq_close(mqd);
+            true
+        }
+        Err(nix::errno::Errno::ENOENT) => false,
+        Err(e) => panic!("mq_open {name}: {e}"),
+    }
+}
+
+/// The queues `ipc bench` process `pid` made (`/ipc-bench-<pid>-<n>`) that still exist: by
+/// the names it gives (a cell makes 8), and as listed in `/dev/mqueue` if it is mounted.
+fn bench_queues_left(pid: u32) -> Vec<String> {
+    let mut left: Vec<String> = (0..64)
+        .map(|n| format!("/ipc-bench-{pid}-{n}"))
+        .filter(|name| queue_exists(name))
+        .collect();
+    let prefix = format!("ipc-bench-{pid}-");
+    if let Ok(dir) = std::fs::read_dir("/dev/mqueue") {
+        left.extend(
+            dir.filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+                .filter(|name| name.starts_with(&prefix)),
+        );
+    }
+    left
+}
+
 /// A child process, killed if the test ends (or panics) before it was waited for.
 struct Running(Option<Child>);
 
@@ -247,4 +302,182 @@ fn bench_table_has_a_row_per_cell_and_the_wall_time() {
         lines.last().unwrap().starts_with("total wall time"),
         "{stdout}"
     );
+}
+
+#[test]
+fn a_queue_keeps_what_was_sent_until_it_is_received() {
+    // The sender runs first and no queue exists yet: it creates it (by default, or as asked)
+    // and leaves it, messages and all, for `ipc recv`.
+    for options in ["?capacity=8&create=if_missing", "?capacity=8"] {
+        let queue = TempQueue::new();
+        let mut send = Running::spawn(
+            ipc()
+                .args(["send", &queue.spec(options)])
+                .stdin(Stdio::piped())
+                .stderr(Stdio::piped()),
+        );
+        let mut stdin = send.child().stdin.take().unwrap();
+        stdin.write_all(b"x\ny\n").unwrap();
+        drop(stdin);
+        let send = send.output();
+        assert!(send.status.success(), "send: {}", text(&send.stderr));
+        assert!(queue.exists(), "the sender removed the queue it created");
+
+        let recv = run(ipc().args(["recv", &queue.spec(""), "--count", "2"]));
+        assert!(recv.status.success(), "recv: {}", text(&recv.stderr));
+        assert_eq!(text(&recv.stdout), "x\ny\n");
+
+        // Nothing more: the receiver waits, and times out.
+        let recv = run(ipc().args(["recv", &queue.spec(""), "--timeout", "100ms"]));
+        assert_eq!(recv.status.code(), Some(3), "{}", text(&recv.stderr));
+        assert!(recv.stdout.is_empty());
+    }
+}
+
+#[test]
+fn bench_posix_mq_skips_sizes_above_the_queue_limit_and_leaves_no_queue() {
+    let limit: usize = std::fs::read_to_string("/proc/sys/fs/mqueue/msgsize_max")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(8192);
+    let sizes = format!("64,{}", limit + 1);
+    let args = [
+        "bench",
+        "--transports",
+        "posix-mq",
+        "--sizes",
+        &sizes,
+        "--budget-ms",
+        "200",
+    ];
+
+    let mut json = Running::spawn(
+        ipc()
+            .args(args)
+            .arg("--json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let pid = json.child().id();
+    let out = json.output();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let rows: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is JSON"))
+        .collect();
+    assert_eq!(
+        rows.len(),
+        1,
+        "only the size that fits is measured: {stdout}"
+    );
+    assert_eq!(rows[0]["transport"], "posix-mq");
+    assert_eq!(rows[0]["size"], 64);
+    for m in [&rows[0], &rows[0]["raw"]] {
+        assert!(
+            m["msgs_per_s"].as_f64().is_some_and(|v| v > 0.0),
+            "{stdout}"
+        );
+        assert!(
+            m["rtt_p50_ns"].as_u64() <= m["rtt_p99_ns"].as_u64(),
+            "{stdout}"
+        );
+    }
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("posix-mq {} B skipped", limit + 1))
+            && stderr.contains("msgsize_max"),
+        "{stderr}"
+    );
+    assert_eq!(bench_queues_left(pid), Vec::<String>::new());
+
+    let mut table = Running::spawn(
+        ipc()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let pid = table.child().id();
+    let out = table.output();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<_> = stdout.lines().collect();
+    assert!(
+        lines[1].starts_with("posix-mq") && lines[1].contains(" 64 "),
+        "{stdout}"
+    );
+    assert!(
+        lines[2].starts_with("posix-mq") && lines[2].contains("n/a (message_size above"),
+        "{stdout}"
+    );
+    assert_eq!(bench_queues_left(pid), Vec::<String>::new());
+}
+
+/// The command line of each running child of process `pid`, by pid.
+fn children(pid: u32) -> Vec<(i32, String)> {
+    let Ok(proc) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    proc.filter_map(|entry| {
+        let child: i32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).ok()?;
+        // `pid (comm) state ppid ...`; comm may hold spaces, not the rest.
+        let ppid: u32 = stat
+            .rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        let cmdline = std::fs::read(format!("/proc/{child}/cmdline")).ok()?;
+        (ppid == pid).then(|| (child, text(&cmdline).replace('\0', " ")))
+    })
+    .collect()
+}
+
+#[test]
+fn bench_posix_mq_fails_rather_than_hangs_when_its_peer_dies() {
+    // A queue, unlike a pipe, does not tell one side that the other is gone: whether the bench
+    // waits to receive (echo) or to send into a full queue (sink), the peer's death must end it.
+    for role in ["echo", "sink"] {
+        let mut bench = Running::spawn(
+            ipc()
+                .args(["bench", "--transports", "posix-mq", "--sizes", "64"])
+                .args(["--budget-ms", "8000"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+        );
+        let pid = bench.child().id();
+        let wanted = format!("--variant raw --role {role} ");
+        let deadline = std::time::Instant::now() + HUNG;
+        let peer = loop {
+            let found = children(pid)
+                .into_iter()
+                .find(|(_, cmdline)| cmdline.contains(&wanted));
+            if let Some((peer, _)) = found {
+                break peer;
+            }
+            assert!(std::time::Instant::now() < deadline, "no {role} peer");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        // Well into the run (each lasts 2 s): the sink's queue is full by now.
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            children(pid).iter().any(|(p, _)| *p == peer),
+            "the {role} peer ended on its own"
+        );
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(peer),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        let out = bench.output();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!("bench posix-mq raw {role} 64 B")),
+            "{stderr}"
+        );
+        assert_eq!(bench_queues_left(pid), Vec::<String>::new());
+    }
 }

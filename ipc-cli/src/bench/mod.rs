@@ -7,9 +7,11 @@
 
 mod cpu;
 mod fifo;
+mod interrupt;
 pub mod peer;
 mod pingpong;
 mod pipe;
+mod posix_mq;
 mod raw;
 mod report;
 mod throughput;
@@ -23,7 +25,7 @@ use transport::{BenchTransport, Link, Role, Scratch, Variant};
 
 /// The transports `ipc bench` knows, in the order it runs them. A new transport is one more
 /// entry here.
-static TRANSPORTS: &[&dyn BenchTransport] = &[&pipe::Pipe, &fifo::Fifo];
+static TRANSPORTS: &[&dyn BenchTransport] = &[&pipe::Pipe, &fifo::Fifo, &posix_mq::PosixMq];
 
 fn lookup(name: &str) -> Result<&'static dyn BenchTransport, Failure> {
     TRANSPORTS
@@ -42,7 +44,9 @@ fn lookup(name: &str) -> Result<&'static dyn BenchTransport, Failure> {
 /// Benchmark transports between two processes against raw system calls.
 ///
 /// Round-trip latency (ping-pong) and one-way throughput for each transport and message size,
-/// each beside the same figure for a plain loop of the underlying system calls.
+/// each beside the same figure for a plain loop of the underlying system calls. A size a
+/// transport cannot carry on this machine (posix-mq above fs.mqueue.msgsize_max) is skipped:
+/// "n/a" in the table, a note on stderr with --json.
 #[derive(clap::Args)]
 pub struct Args {
     /// Transports to measure, comma separated [default: every built-in one]
@@ -75,6 +79,8 @@ fn parse_message_size(text: &str) -> Result<usize, String> {
 
 pub fn run(args: Args) -> Result<(), Failure> {
     let started = Instant::now();
+    // Before any thread starts: they all inherit the blocked signals.
+    interrupt::clean_up_on_signals();
     let transports = if args.transports.is_empty() {
         TRANSPORTS.to_vec()
     } else {
@@ -98,7 +104,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
     report.start();
     for transport in transports {
         for &size in &args.sizes {
-            report.row(&bench.cell(transport, size)?);
+            match transport.unsupported(size) {
+                Some(reason) => report.skipped(transport.name(), size, &reason),
+                None => report.row(&bench.cell(transport, size)?),
+            }
         }
     }
     report.finish(started.elapsed());

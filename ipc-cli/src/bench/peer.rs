@@ -3,9 +3,10 @@
 use std::process::{Command, Stdio};
 
 use ipc::{Receiver, Sender};
+use nix::sys::signal::Signal;
 
-use super::cpu;
-use super::transport::{BenchTransport, Role, Variant};
+use super::transport::{BenchTransport, Role, Variant, recv_message};
+use super::{cpu, interrupt};
 use crate::failure::{Context, Failure};
 
 #[derive(clap::Args)]
@@ -26,6 +27,9 @@ pub struct Args {
     tx: String,
     #[arg(long)]
     cpu: Option<usize>,
+    /// The `ipc bench` process, which this peer must not outlive.
+    #[arg(long)]
+    parent: u32,
 }
 
 /// The command line of a peer, without its transport ends (`BenchTransport::connect` adds
@@ -42,7 +46,8 @@ pub fn command(
         .args(["--transport", transport.name()])
         .args(["--variant", &variant.to_string()])
         .args(["--role", &role.to_string()])
-        .args(["--size", &size.to_string()]);
+        .args(["--size", &size.to_string()])
+        .args(["--parent", &std::process::id().to_string()]);
     if let Some(cpu) = cpu {
         cmd.args(["--cpu", &cpu.to_string()]);
     }
@@ -52,6 +57,8 @@ pub fn command(
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
+    interrupt::unblock_in_peer();
+    die_with_parent(args.parent)?;
     if let Some(cpu) = args.cpu {
         cpu::pin(cpu);
     }
@@ -77,9 +84,24 @@ pub fn run(args: Args) -> Result<(), Failure> {
     .context(|| format!("bench peer ({})", args.role))
 }
 
+/// Has the kernel kill this process when `ipc bench` exits. A pipe's reader sees its writer
+/// die; a message queue's does not, so a peer blocked on a queue would otherwise outlive a
+/// killed `ipc bench` for good.
+fn die_with_parent(parent: u32) -> Result<(), Failure> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+        .map_err(|e| Failure::Runtime(format!("bench peer: prctl(PR_SET_PDEATHSIG): {e}")))?;
+    // The parent may have died before the call above, which then never fires.
+    if std::os::unix::process::parent_id() != parent {
+        return Err(Failure::Runtime(
+            "bench peer: the `ipc bench` process that started it is gone".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn echo(rx: &mut dyn Receiver, tx: &mut dyn Sender, buf: &mut [u8]) -> ipc::Result<()> {
     loop {
-        match rx.recv(buf) {
+        match recv_message(rx, buf) {
             Ok(len) => tx.send(&buf[..len])?,
             Err(ipc::Error::Disconnected) => return Ok(()),
             Err(e) => return Err(e),
@@ -95,7 +117,7 @@ fn sink(
 ) -> ipc::Result<()> {
     let mut count = 0u64;
     loop {
-        match rx.recv(buf) {
+        match recv_message(rx, buf) {
             Ok(_) => count += 1,
             Err(ipc::Error::Disconnected) => break,
             Err(e) => return Err(e),

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::transport::Link;
+use super::transport::{Link, recv_message};
 
 /// Fewest round trips measured whatever the budget, so that p99 means something.
 const MIN_SAMPLES: usize = 200;
@@ -28,7 +28,7 @@ pub fn run(link: &mut Link, size: usize, budget: Duration) -> ipc::Result<Latenc
             break;
         }
         tx.send(&msg)?;
-        let len = rx.recv(&mut buf)?;
+        let len = recv_message(rx, &mut buf)?;
         let rtt = sent_at.elapsed();
         if len != size {
             return Err(ipc::Error::corrupted(format!(

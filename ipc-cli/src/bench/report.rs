@@ -84,6 +84,15 @@ impl Report {
         self.emit(&line);
     }
 
+    /// Says that `transport` cannot carry `size`-byte messages here, and why: a row of the
+    /// table, or a note on stderr beside JSON (every JSON line is a measurement).
+    pub fn skipped(&mut self, transport: &str, size: usize, reason: &str) {
+        match self.format {
+            Format::Table => self.emit(&skipped_row(transport, size, reason)),
+            Format::Json => eprintln!("ipc bench: {transport} {size} B skipped: {reason}"),
+        }
+    }
+
     /// Ends the report with the total wall time: in the table, or on stderr beside JSON so that
     /// stdout stays JSON lines.
     pub fn finish(&mut self, wall: Duration) {
@@ -137,6 +146,11 @@ fn table_row(row: &Row) -> String {
         raw.map_or_else(dash, |r| count(r.msgs_per_s)),
         raw.map_or_else(dash, |r| ratio(r.msgs_per_s, ours.msgs_per_s)),
     ])
+}
+
+fn skipped_row(transport: &str, size: usize, reason: &str) -> String {
+    let [w0, w1, ..] = WIDTHS;
+    format!("{transport:<w0$}  {size:>w1$}  n/a ({reason})")
 }
 
 fn nanos(ns: u64) -> String {
@@ -267,5 +281,16 @@ mod tests {
         assert_eq!(count(45_600.0), "45.6k");
         assert_eq!(ratio(3.0, 2.0), "1.50x");
         assert_eq!(json_string("a\"b\n"), "\"a\\\"b\\u000a\"");
+    }
+
+    #[test]
+    fn a_skipped_cell_lines_up_with_the_table() {
+        let row = skipped_row("posix-mq", 65536, "too large");
+        assert_eq!(row, "posix-mq     65536  n/a (too large)");
+        let header = table_line(HEADER.map(String::from));
+        assert_eq!(
+            row.find("65536").map(|i| i + 5),
+            header.find("size").map(|i| i + 4)
+        );
     }
 }

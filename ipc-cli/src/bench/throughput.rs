@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::peer::matches_count;
-use super::transport::Link;
+use super::transport::{Link, recv_message};
 
 /// Messages sent between two looks at the clock.
 const BATCH: u64 = 16;
@@ -57,10 +57,10 @@ pub fn run(link: &mut Link, size: usize, budget: Duration) -> ipc::Result<Rate> 
             break;
         }
     }
-    link.close_sender();
+    link.close_sender()?;
     let rx = link.rx();
     let mut ack = vec![0; rx.max_message_size().max(size)];
-    let len = rx.recv(&mut ack)?;
+    let len = recv_message(rx, &mut ack)?;
     let elapsed = measured_from.elapsed();
     if !matches_count(sent, &ack[..len]) {
         return Err(ipc::Error::corrupted(format!(

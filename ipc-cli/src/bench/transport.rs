@@ -1,5 +1,6 @@
 //! What a transport provides to the bench, and the link to a peer process it sets up.
 
+use std::any::Any;
 use std::cell::Cell;
 use std::fmt;
 use std::fs::DirBuilder;
@@ -11,15 +12,26 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ipc::{Receiver, Sender};
 
+use super::interrupt::Named;
+
 /// One entry of the bench table ([`super::TRANSPORTS`]): how to connect this process to a peer
 /// process over the transport (ours), and over a plain loop of its system calls (raw).
 ///
 /// Both variants carry messages of exactly `size` bytes each way. Connecting and the peer's
 /// opening must not deadlock whichever process gets there first; the peer opens its receiving
 /// end before its sending end, then sends one message to say it is ready.
+///
+/// The end of a stream is the sender closing its end, or, on a link built with
+/// [`Link::ended_by_empty_message`], one empty message (see [`recv_message`]).
 pub trait BenchTransport: Sync {
     /// Name on the command line and in the report, e.g. `fifo`.
     fn name(&self) -> &'static str;
+
+    /// Why `size`-byte messages cannot be measured on this machine, if they cannot (a kernel
+    /// limit): the report says so instead of a row.
+    fn unsupported(&self, _size: usize) -> Option<String> {
+        None
+    }
 
     /// Whether there is a raw baseline to compare with (reported as `null` otherwise).
     fn has_raw_baseline(&self) -> bool {
@@ -87,11 +99,29 @@ impl fmt::Display for Role {
 /// a while to start a process, and a peer that fails says so on its own.
 pub const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Receives one message, an empty one being the end of the stream ([`ipc::Error::Disconnected`])
+/// like a closed connection.
+///
+/// The bench's messages are never empty, so this costs ours and raw the same one comparison per
+/// message; it lets a transport without connections (a message queue) end its stream.
+#[inline]
+pub fn recv_message(rx: &mut dyn Receiver, buf: &mut [u8]) -> ipc::Result<usize> {
+    match rx.recv(buf) {
+        Ok(0) => Err(ipc::Error::Disconnected),
+        other => other,
+    }
+}
+
 /// This process's ends of a link to a running peer.
 pub struct Link {
     tx: Option<Box<dyn Sender>>,
     rx: Box<dyn Receiver>,
     peer: Peer,
+    /// Whether closing our sending end must first send an empty message.
+    empty_message_ends: bool,
+    /// What must live as long as the link and go with it, after the peer (e.g. a guard that
+    /// removes the link's named objects). Dropped last: fields drop in declaration order.
+    _keep: Option<Box<dyn Any>>,
 }
 
 impl Link {
@@ -100,7 +130,23 @@ impl Link {
             tx: Some(tx),
             rx,
             peer,
+            empty_message_ends: false,
+            _keep: None,
         }
+    }
+
+    /// For a transport whose ends cannot see each other close (a message queue): closing our
+    /// sending end sends an empty message first, which the peer takes as the end of the stream
+    /// ([`recv_message`]). Messages from the peer must end the same way when it exits.
+    pub fn ended_by_empty_message(mut self) -> Link {
+        self.empty_message_ends = true;
+        self
+    }
+
+    /// Keeps `guard` until the link is dropped, after the peer has exited and been waited for.
+    pub fn keeping(mut self, guard: impl Any) -> Link {
+        self._keep = Some(Box::new(guard));
+        self
     }
 
     /// The end towards the peer; `Disconnected` once [`Link::close_sender`] was called.
@@ -124,26 +170,40 @@ impl Link {
         }
     }
 
-    /// Closes the end towards the peer, which the peer sees as the end of the messages.
-    pub fn close_sender(&mut self) {
-        self.tx = None;
+    /// Closes the end towards the peer, which the peer sees as the end of the messages (after
+    /// an empty message, on a link [ended by one](Link::ended_by_empty_message)).
+    pub fn close_sender(&mut self) -> ipc::Result<()> {
+        match self.tx.take() {
+            Some(mut tx) if self.empty_message_ends => tx.send(&[]),
+            _ => Ok(()),
+        }
     }
 
     /// Waits for the peer's first message, which it sends once both its ends are open.
     ///
-    /// Without a deadline: a peer that fails exits, and its ends closing ends this wait; the
+    /// Without a deadline: a peer that fails exits, and its ends closing (or, on a link without
+    /// connections, the empty message sent for it once it exited) ends this wait; the
     /// FIFO `connect`s have already waited, with a deadline, for the peer to open. (Also, a
     /// receive with a deadline on an `ipc` FIFO fails on Linux 6.18: `RWF_NOWAIT` is refused
     /// on FIFOs.)
     pub fn await_ready(&mut self) -> ipc::Result<()> {
         let mut buf = vec![0; self.rx.max_message_size()];
-        self.rx.recv(&mut buf).map(drop)
+        recv_message(&mut *self.rx, &mut buf).map(drop)
     }
 
     /// Closes both ends, then waits for the peer. After a successful run it exits on its own
     /// (its receiver sees the end of the stream); after a failed one it may be blocked, so it is
     /// killed first and only an exit status of its own is reported.
     pub fn finish(mut self, succeeded: bool) -> Result<(), String> {
+        // The end of the stream is what lets the peer exit on its own; failing to send it (on
+        // a link that needs one) is a failure like any other, and the peer is killed.
+        let ended = if succeeded {
+            self.close_sender()
+                .map_err(|e| format!("ending the stream to the peer: {e}"))
+        } else {
+            Ok(())
+        };
+        let succeeded = succeeded && ended.is_ok();
         self.tx = None;
         drop(self.rx);
         if !succeeded {
@@ -154,10 +214,10 @@ impl Link {
             .wait()
             .map_err(|e| format!("waiting for the peer: {e}"))?;
         match status.code() {
-            Some(0) => Ok(()),
+            Some(0) => ended,
             Some(code) => Err(format!("the peer process failed (exit status {code})")),
             None if succeeded => Err(format!("the peer process died ({status})")),
-            None => Ok(()),
+            None => ended,
         }
     }
 }
@@ -179,6 +239,11 @@ impl Peer {
             child,
             waited: false,
         })
+    }
+
+    /// The peer's process id; the process stays ours (not reaped) until the link finishes.
+    pub fn id(&self) -> u32 {
+        self.child.id()
     }
 
     fn wait(&mut self) -> io::Result<ExitStatus> {
@@ -211,6 +276,7 @@ impl Scratch {
             .map_or(0, |d| d.subsec_nanos());
         let dir = std::env::temp_dir().join(format!("ipc-bench-{}-{nanos}", std::process::id()));
         DirBuilder::new().mode(0o700).create(&dir)?;
+        super::interrupt::track(Named::Dir(dir.clone()));
         Ok(Scratch {
             dir,
             next: Cell::new(0),
@@ -239,5 +305,6 @@ fn utf8(path: &Path) -> ipc::Result<String> {
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+        super::interrupt::untrack(&Named::Dir(self.dir.clone()));
     }
 }

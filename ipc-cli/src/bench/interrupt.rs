@@ -1,0 +1,99 @@
+//! Removing what the bench made when it is interrupted (Ctrl-C, `SIGTERM`, `SIGHUP`).
+//!
+//! The bench's named objects outlive it: a POSIX queue stays in `/dev/mqueue`, counted against
+//! the user's `RLIMIT_MSGQUEUE`, until removed. Their guards remove them on every way out of
+//! `run`, but a signal's default action ends the process without running them. So these
+//! signals are blocked in every thread of `ipc bench` and taken by one thread of its own
+//! (`sigwait`), which removes the objects still [`track`]ed, then lets the signal end the
+//! process as it would have (the shell sees the same "killed by SIGINT"). The peers inherit
+//! the blocked signals and unblock them first thing ([`unblock_in_peer`]): they die of the
+//! Ctrl-C themselves, or else with us (`PR_SET_PDEATHSIG`).
+
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+use std::thread;
+
+use nix::sys::signal::{SigSet, Signal, raise};
+
+/// Something on the system that the bench must remove.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Named {
+    /// A POSIX message queue, by name (`/ipc-bench-…`).
+    Queue(String),
+    /// A private directory and everything in it.
+    Dir(PathBuf),
+}
+
+impl Named {
+    fn remove(&self) {
+        match self {
+            Named::Queue(name) => {
+                let _ = nix::mqueue::mq_unlink(name.as_str());
+            }
+            Named::Dir(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+}
+
+static LIVE: Mutex<Vec<Named>> = Mutex::new(Vec::new());
+
+fn live() -> MutexGuard<'static, Vec<Named>> {
+    // A panic elsewhere while holding the list leaves it as valid as before.
+    LIVE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Removes `object` if the bench is interrupted, until [`untrack`]ed (which its guard does
+/// once it has removed it).
+pub fn track(object: Named) {
+    live().push(object);
+}
+
+pub fn untrack(object: &Named) {
+    live().retain(|o| o != object);
+}
+
+fn interrupting() -> SigSet {
+    let mut signals = SigSet::empty();
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        signals.add(signal);
+    }
+    signals
+}
+
+/// In a peer, which inherits its parent's signal mask across `exec`: back to the default, so
+/// that a Ctrl-C ends it like any command.
+pub fn unblock_in_peer() {
+    let _ = interrupting().thread_unblock();
+}
+
+/// Takes the interrupting signals away from every thread started from now on (and this one)
+/// and has one thread of its own wait for them. Best effort: if that thread cannot start, the
+/// signals are left as they were.
+pub fn clean_up_on_signals() {
+    let signals = interrupting();
+    if signals.thread_block().is_err() {
+        return;
+    }
+    let waiter = thread::Builder::new()
+        .name("bench-signals".into())
+        .spawn(move || {
+            let signal = loop {
+                if let Ok(signal) = signals.wait() {
+                    break signal;
+                }
+            };
+            for object in live().drain(..) {
+                object.remove();
+            }
+            // Not blocked in this thread any more, and still at its default action: raising
+            // it ends the process by that signal.
+            let _ = SigSet::from(signal).thread_unblock();
+            let _ = raise(signal);
+            std::process::exit(128 + signal as i32);
+        });
+    if waiter.is_err() {
+        let _ = signals.thread_unblock();
+    }
+}

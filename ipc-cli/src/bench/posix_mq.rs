@@ -1,0 +1,352 @@
+//! POSIX message queues: ours is `ipc::posix::mq`, the baseline plain blocking `mq_send` /
+//! `mq_receive` on queues made with `mq_open`. Both get the same queues: capacity
+//! `fs.mqueue.msg_max`, message size the size measured, mode 0600.
+//!
+//! The parent creates both queues of a link (`/ipc-bench-<pid>-<n>`, one each way) before it
+//! starts the peer, which only opens them (`create=never`), and removes them when the link is
+//! done, also on the way out of a failure ([`Queues`]).
+//!
+//! A queue is no connection: neither side sees the other leave. So the parent ends its stream
+//! with an empty message ([`Link::ended_by_empty_message`]), and a [`Watcher`] thread speaks
+//! for the peer once it has exited, whatever way it exited, so that the parent never waits for
+//! a dead peer.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use ipc::posix::PosixName;
+use ipc::posix::mq::{MqLimits, MqReceiver, MqSender, destroy};
+use ipc::{Address, Receiver, Sender, TransportSpec, Wait};
+use nix::errno::Errno;
+use nix::mqueue::{
+    MQ_OFlag, MqAttr, MqdT, mq_attr_member_t, mq_close, mq_getattr, mq_open, mq_receive, mq_send,
+    mq_unlink,
+};
+use nix::sys::stat::Mode;
+use nix::sys::wait::{Id, WaitPidFlag, waitid};
+use nix::unistd::Pid;
+
+use super::interrupt::{self, Named};
+use super::transport::{BenchTransport, Link, Peer, Scratch, Variant};
+
+pub struct PosixMq;
+
+impl BenchTransport for PosixMq {
+    fn name(&self) -> &'static str {
+        "posix-mq"
+    }
+
+    fn unsupported(&self, size: usize) -> Option<String> {
+        let max = MqLimits::read().msgsize_max;
+        (size as u64 > max).then(|| format!("message_size above fs.mqueue.msgsize_max {max}"))
+    }
+
+    fn connect(
+        &self,
+        variant: Variant,
+        size: usize,
+        _scratch: &Scratch,
+        mut cmd: Command,
+    ) -> ipc::Result<Link> {
+        let capacity = MqLimits::read().msg_max;
+        let mut queues = Queues::new(variant);
+        let to_peer_name = Queues::fresh_name();
+        let from_peer_name = Queues::fresh_name();
+        let (to_peer, from_peer): (Box<dyn Sender>, Box<dyn Receiver>) = match variant {
+            Variant::Ours => {
+                let spec = |name: &str, create: &str| {
+                    format!(
+                        "posix-mq:{name}?capacity={capacity}&message_size={size}&create={create}"
+                    )
+                };
+                let to_peer = MqSender::open(&spec(&to_peer_name, "always").parse()?)?;
+                queues.created(&to_peer_name);
+                let mut from_peer = MqReceiver::open(&spec(&from_peer_name, "always").parse()?)?;
+                queues.created(&from_peer_name);
+                // Removed by `queues` once the peer is done, not by the receiver when it goes.
+                from_peer.release_queue();
+                cmd.arg("--rx").arg(spec(&to_peer_name, "never"));
+                cmd.arg("--tx").arg(spec(&from_peer_name, "never"));
+                (Box::new(to_peer), Box::new(from_peer))
+            }
+            Variant::Raw => {
+                let attr = MqAttr::new(0, attr_member(capacity)?, attr_member(size)?, 0);
+                let create = |name: &str, access: MQ_OFlag| {
+                    let oflag = access | MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL;
+                    open_queue(name, oflag, Some(&attr))
+                };
+                let to_peer = create(&to_peer_name, MQ_OFlag::O_WRONLY)?;
+                queues.created(&to_peer_name);
+                let from_peer = create(&from_peer_name, MQ_OFlag::O_RDONLY)?;
+                queues.created(&from_peer_name);
+                cmd.arg("--rx").arg(format!("posix-mq:{to_peer_name}"));
+                cmd.arg("--tx").arg(format!("posix-mq:{from_peer_name}"));
+                (
+                    Box::new(RawMqSender::new(to_peer)?),
+                    Box::new(RawMqReceiver::new(from_peer)?),
+                )
+            }
+        };
+        let watcher = Watcher::open(&to_peer_name, &from_peer_name, size, &queues)?;
+        let peer = Peer::spawn(cmd)?;
+        watcher.start(&peer)?;
+        Ok(Link::new(to_peer, from_peer, peer)
+            .ended_by_empty_message()
+            .keeping(queues))
+    }
+
+    fn open_raw_peer(
+        &self,
+        _size: usize,
+        rx: &str,
+        tx: &str,
+    ) -> ipc::Result<(Box<dyn Receiver>, Box<dyn Sender>)> {
+        let rx = open_queue(&name(rx)?, MQ_OFlag::O_RDONLY, None)?;
+        let tx = open_queue(&name(tx)?, MQ_OFlag::O_WRONLY, None)?;
+        Ok((
+            Box::new(RawMqReceiver::new(rx)?),
+            Box::new(RawMqSender::new(tx)?),
+        ))
+    }
+}
+
+fn name(spec: &str) -> ipc::Result<String> {
+    match spec.parse::<TransportSpec>()?.address {
+        Address::Name(name) => Ok(name),
+        _ => Err(ipc::Error::invalid_spec(spec, "expected `posix-mq:/name`")),
+    }
+}
+
+fn attr_member(n: impl TryInto<mq_attr_member_t>) -> ipc::Result<mq_attr_member_t> {
+    n.try_into().map_err(|_| ipc::Error::LimitExceeded {
+        what: "mq_attr member".into(),
+        limit: mq_attr_member_t::MAX as u64,
+    })
+}
+
+/// `mq_open` with the creation mode 0600 and close-on-exec (only the peer's own ends should
+/// be open in the peer).
+fn open_queue(name: &str, oflag: MQ_OFlag, attr: Option<&MqAttr>) -> ipc::Result<Queue> {
+    let mode = Mode::S_IRUSR | Mode::S_IWUSR;
+    mq_open(name, oflag | MQ_OFlag::O_CLOEXEC, mode, attr)
+        .map(Queue::new)
+        .map_err(|e| ipc::Error::from_os("mq_open", &format!("posix-mq:{name}"), e.into()))
+}
+
+/// An open queue descriptor, closed when dropped (nix's [`MqdT`] is not).
+struct Queue(Option<MqdT>);
+
+impl Queue {
+    fn new(mqd: MqdT) -> Queue {
+        Queue(Some(mqd))
+    }
+
+    fn mqd(&self) -> &MqdT {
+        self.0
+            .as_ref()
+            .expect("a queue descriptor is only taken when dropped")
+    }
+
+    /// The queue's `mq_msgsize`, which a receiver's buffer must hold.
+    fn message_size(&self) -> ipc::Result<usize> {
+        let attr = mq_getattr(self.mqd()).map_err(|e| ipc::Error::io("mq_getattr", e.into()))?;
+        Ok(usize::try_from(attr.msgsize()).unwrap_or(0))
+    }
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        if let Some(mqd) = self.0.take() {
+            let _ = mq_close(mqd);
+        }
+    }
+}
+
+/// The baseline's sending end: one blocking `mq_send` per message, nothing else.
+///
+/// It implements our `Sender` only so that the workloads run unchanged on both.
+struct RawMqSender {
+    queue: Queue,
+    message_size: usize,
+}
+
+impl RawMqSender {
+    fn new(queue: Queue) -> ipc::Result<RawMqSender> {
+        let message_size = queue.message_size()?;
+        Ok(RawMqSender {
+            queue,
+            message_size,
+        })
+    }
+}
+
+impl Sender for RawMqSender {
+    fn max_message_size(&self) -> usize {
+        self.message_size
+    }
+
+    /// Blocks regardless of `wait`: the bench only ever blocks.
+    fn send_with(&mut self, msg: &[u8], _wait: Wait) -> ipc::Result<()> {
+        loop {
+            match mq_send(self.queue.mqd(), msg, 0) {
+                Ok(()) => return Ok(()),
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(ipc::Error::io("mq_send", e.into())),
+            }
+        }
+    }
+}
+
+/// The baseline's receiving end: one blocking `mq_receive` per message into the caller's
+/// buffer (which must hold the queue's message size, as the kernel wants).
+struct RawMqReceiver {
+    queue: Queue,
+    message_size: usize,
+}
+
+impl RawMqReceiver {
+    fn new(queue: Queue) -> ipc::Result<RawMqReceiver> {
+        // The workloads size their receive buffers by this.
+        let message_size = queue.message_size()?;
+        Ok(RawMqReceiver {
+            queue,
+            message_size,
+        })
+    }
+}
+
+impl Receiver for RawMqReceiver {
+    fn max_message_size(&self) -> usize {
+        self.message_size
+    }
+
+    /// Blocks regardless of `wait`: the bench only ever blocks.
+    fn recv_with(&mut self, buf: &mut [u8], _wait: Wait) -> ipc::Result<usize> {
+        let mut prio = 0;
+        loop {
+            match mq_receive(self.queue.mqd(), buf, &mut prio) {
+                Ok(len) => return Ok(len),
+                Err(Errno::EINTR) => {}
+                Err(Errno::EMSGSIZE) => {
+                    return Err(ipc::Error::BufferTooSmall {
+                        len: buf.len(),
+                        needed: self.message_size,
+                    });
+                }
+                Err(e) => return Err(ipc::Error::io("mq_receive", e.into())),
+            }
+        }
+    }
+}
+
+/// The queues of one link, removed (`mq_unlink`) when dropped: with the link, after its peer
+/// was waited for, or with a `connect` that failed half way. Also tells the link's
+/// [`Watcher`] to stop.
+struct Queues {
+    variant: Variant,
+    names: Vec<String>,
+    done: Arc<AtomicBool>,
+}
+
+impl Queues {
+    fn new(variant: Variant) -> Queues {
+        Queues {
+            variant,
+            names: Vec::new(),
+            done: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// A name no other queue of this process gets: `/ipc-bench-<pid>-<n>`.
+    fn fresh_name() -> String {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        format!("/ipc-bench-{}-{n}", std::process::id())
+    }
+
+    /// Takes `name` in charge. Only once we created it: a queue we failed to create (it
+    /// existed) is not ours to remove.
+    fn created(&mut self, name: &str) {
+        self.names.push(name.to_owned());
+        interrupt::track(Named::Queue(name.to_owned()));
+    }
+}
+
+impl Drop for Queues {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Release);
+        for name in &self.names {
+            // Each side with its own call: ours with `destroy`, raw with `mq_unlink`.
+            match self.variant {
+                Variant::Ours => {
+                    let _ = PosixName::new(name).and_then(|name| destroy(&name));
+                }
+                Variant::Raw => {
+                    let _ = mq_unlink(name.as_str());
+                }
+            }
+            interrupt::untrack(&Named::Queue(name.clone()));
+        }
+    }
+}
+
+/// How often a watcher whose peer has exited drains the queue to the peer.
+const DRAIN_PERIOD: Duration = Duration::from_millis(5);
+
+/// Speaks for the peer once it has exited, so that the parent is never left waiting on a
+/// queue nobody serves (a pipe would tell it with end of file or `EPIPE`):
+///
+/// - sends an empty message to the parent, which ends whatever receive it waits in (the
+///   stream's end, see [`Link::ended_by_empty_message`]);
+/// - keeps emptying the queue to the peer, so that a send blocked on it returns.
+///
+/// Both on its own non-blocking descriptors, and only after the peer exited: it takes no part
+/// in the measured runs. It stops once the link's [`Queues`] are dropped.
+struct Watcher {
+    to_peer: Queue,
+    from_peer: Queue,
+    size: usize,
+    done: Arc<AtomicBool>,
+}
+
+impl Watcher {
+    /// Opens the watcher's ends, before the peer starts: a failure here has nothing to undo.
+    fn open(to_peer: &str, from_peer: &str, size: usize, queues: &Queues) -> ipc::Result<Watcher> {
+        Ok(Watcher {
+            to_peer: open_queue(to_peer, MQ_OFlag::O_RDONLY | MQ_OFlag::O_NONBLOCK, None)?,
+            from_peer: open_queue(from_peer, MQ_OFlag::O_WRONLY | MQ_OFlag::O_NONBLOCK, None)?,
+            size,
+            done: Arc::clone(&queues.done),
+        })
+    }
+
+    fn start(self, peer: &Peer) -> ipc::Result<()> {
+        let pid = Pid::from_raw(i32::try_from(peer.id()).unwrap_or(i32::MAX));
+        thread::Builder::new()
+            .name("bench-mq-watcher".into())
+            .spawn(move || self.run(pid))
+            .map(drop)
+            .map_err(|e| ipc::Error::io("starting the bench's queue watcher thread", e))
+    }
+
+    fn run(self, peer: Pid) {
+        // WNOWAIT: the peer stays to be reaped by `Link::finish`. Any error (ECHILD: already
+        // reaped) also means the peer is gone.
+        while let Err(Errno::EINTR) =
+            waitid(Id::Pid(peer), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT)
+        {}
+        let mut told = false;
+        let mut buf = vec![0; self.size];
+        let mut prio = 0;
+        while !self.done.load(Ordering::Acquire) {
+            // Until there is room, which there is at once: the queue to the parent holds at
+            // most one message (an echo, or the count), and the parent reads it.
+            told = told || mq_send(self.from_peer.mqd(), &[], 0) != Err(Errno::EAGAIN);
+            while mq_receive(self.to_peer.mqd(), &mut buf, &mut prio).is_ok() {}
+            thread::sleep(DRAIN_PERIOD);
+        }
+    }
+}
