@@ -648,6 +648,59 @@ mod tests {
     }
 
     #[test]
+    fn squatted_queue_is_refused() {
+        let spec = unique("?capacity=2&message_size=16");
+        let Address::Name(name) = &spec.address else {
+            unreachable!()
+        };
+        let name = PosixName::new(name).unwrap();
+        // Someone made the queue first, readable by everyone ...
+        let squatter = sys::open(
+            name.as_c_str(),
+            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
+            0o666,
+            Some((2, 16)),
+        )
+        .unwrap();
+        struct Remove<'a>(&'a PosixName);
+        impl Drop for Remove<'_> {
+            fn drop(&mut self) {
+                let _ = destroy(self.0);
+            }
+        }
+        let _remove = Remove(&name);
+        nix::sys::stat::fchmod(
+            squatter.as_fd(),
+            nix::sys::stat::Mode::from_bits_truncate(0o666),
+        )
+        .unwrap();
+        match MqReceiver::open(&spec) {
+            Err(Error::Incompatible { reason, .. }) => assert!(reason.contains("0666"), "{reason}"),
+            other => panic!("expected Incompatible, got {other:?}"),
+        }
+        // ... or owned by another user.
+        if nix::unistd::geteuid().is_root() {
+            nix::sys::stat::fchmod(
+                squatter.as_fd(),
+                nix::sys::stat::Mode::from_bits_truncate(0o600),
+            )
+            .unwrap();
+            nix::unistd::fchown(
+                squatter.as_fd(),
+                Some(nix::unistd::Uid::from_raw(65534)),
+                None,
+            )
+            .unwrap();
+            match MqSender::open(&spec) {
+                Err(Error::Incompatible { reason, .. }) => {
+                    assert!(reason.contains("uid 65534"), "{reason}")
+                }
+                other => panic!("expected Incompatible, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn a_sender_creates_a_missing_queue_and_leaves_it_for_the_receiver() {
         let spec = unique("?capacity=8&message_size=16");
         let Address::Name(name) = &spec.address else {
