@@ -21,7 +21,7 @@ mod wait;
 
 pub use channel::{Receiver, Sender};
 pub use error::{Error, Result};
-pub use lifecycle::{Owner, Removable};
+pub use lifecycle::{Owner, Removable, check_adoptable};
 pub use segment::{ObjectId, Segment};
 pub use spec::{Address, Create, Options, Transport, TransportSpec};
 pub use wait::Wait;

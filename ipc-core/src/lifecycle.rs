@@ -24,6 +24,36 @@ pub trait Removable {
     fn object_name(&self) -> String;
 }
 
+/// Whether an object opened rather than created may be used: it must belong to `our_uid` and
+/// grant nothing beyond the `requested` permission bits. Anything else may have been put there
+/// first by someone else to be adopted by us (name squatting), so it fails closed. Returns why
+/// not, with both values, for an [`Error::Incompatible`](crate::Error::Incompatible).
+///
+/// ```
+/// assert!(ipc_core::check_adoptable(1000, 1000, 0o600, 0o600).is_ok());
+/// assert!(ipc_core::check_adoptable(1000, 1000, 0o666, 0o600).unwrap_err().contains("0666"));
+/// assert!(ipc_core::check_adoptable(0, 1000, 0o600, 0o600).unwrap_err().contains("uid 0"));
+/// ```
+pub fn check_adoptable(
+    owner_uid: u32,
+    our_uid: u32,
+    mode: u32,
+    requested: u32,
+) -> std::result::Result<(), String> {
+    if owner_uid != our_uid {
+        return Err(format!(
+            "it is owned by uid {owner_uid}, not by us (uid {our_uid})"
+        ));
+    }
+    let mode = mode & 0o7777;
+    if mode & !requested != 0 {
+        return Err(format!(
+            "its mode {mode:04o} grants more than the requested {requested:04o}"
+        ));
+    }
+    Ok(())
+}
+
 /// Removes the object it holds when dropped, unless [`Owner::release`]d.
 ///
 /// ```

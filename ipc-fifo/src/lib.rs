@@ -67,7 +67,7 @@ use std::time::Duration;
 
 use ipc_core::{
     Address, Create, Error, Owner, Receiver, Removable, Result, Sender, Transport, TransportSpec,
-    Wait,
+    Wait, check_adoptable,
 };
 use ipc_pipe::{ATOMIC_MESSAGE_MAX, PipeConfig, StreamReceiver, StreamSender};
 use nix::errno::Errno;
@@ -305,19 +305,7 @@ impl Target {
             return Err(incompatible(format!("the path is {what}, not a FIFO")));
         }
         let me = nix::unistd::geteuid().as_raw();
-        if st.st_uid != me {
-            return Err(incompatible(format!(
-                "the FIFO is owned by uid {}, not by us (uid {me})",
-                st.st_uid
-            )));
-        }
-        let mode = st.st_mode & 0o777;
-        if mode & !self.mode != 0 {
-            return Err(incompatible(format!(
-                "its mode {mode:04o} grants more than the requested {:04o}",
-                self.mode
-            )));
-        }
+        check_adoptable(st.st_uid, me, st.st_mode, self.mode).map_err(incompatible)?;
         Ok(())
     }
 

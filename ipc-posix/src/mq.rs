@@ -52,7 +52,7 @@ use std::time::Duration;
 
 use ipc_core::{
     Address, Create, Error, Owner, Receiver, Removable, Result, Sender, Transport, TransportSpec,
-    Wait,
+    Wait, check_adoptable,
 };
 use nix::errno::Errno;
 use nix::sys::stat::fstat;
@@ -288,19 +288,7 @@ impl Request {
         let st =
             fstat(fd.as_fd()).map_err(|e| Error::from_os("fstat", &self.object(), e.into()))?;
         let me = nix::unistd::geteuid().as_raw();
-        if st.st_uid != me {
-            return Err(incompatible(format!(
-                "the queue is owned by uid {}, not by us (uid {me})",
-                st.st_uid
-            )));
-        }
-        let mode = st.st_mode & 0o777;
-        if mode & !self.mode != 0 {
-            return Err(incompatible(format!(
-                "its mode {mode:04o} grants more than the requested {:04o}",
-                self.mode
-            )));
-        }
+        check_adoptable(st.st_uid, me, st.st_mode, self.mode).map_err(incompatible)?;
         let (maxmsg, msgsize, _) = sys::getattr(fd.as_fd())
             .map_err(|e| Error::io(format!("mq_getattr {}", self.object()), e))?;
         let (capacity, message_size) = (maxmsg as usize, msgsize as usize);

@@ -59,7 +59,7 @@
 use std::ops::Deref;
 use std::os::fd::{AsFd, OwnedFd};
 
-use ipc_core::{Create, Error, ObjectId, Owner, Removable, Result};
+use ipc_core::{Create, Error, ObjectId, Owner, Removable, Result, check_adoptable};
 use nix::errno::Errno;
 use nix::fcntl::{FallocateFlags, OFlag, fallocate};
 use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, lstat};
@@ -411,18 +411,7 @@ pub(crate) fn check_object(object: &str, st: &FileStat, mode: u32) -> Result<()>
         return Err(incompatible(format!("it is {what}, not a regular file")));
     }
     let me = nix::unistd::geteuid().as_raw();
-    if st.st_uid != me {
-        return Err(incompatible(format!(
-            "it is owned by uid {}, not by us (uid {me})",
-            st.st_uid
-        )));
-    }
-    let actual = st.st_mode & 0o7777;
-    if actual & !mode != 0 {
-        return Err(incompatible(format!(
-            "its mode {actual:04o} grants more than the requested {mode:04o}"
-        )));
-    }
+    check_adoptable(st.st_uid, me, st.st_mode, mode).map_err(incompatible)?;
     Ok(())
 }
 
