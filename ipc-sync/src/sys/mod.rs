@@ -1,0 +1,14 @@
+//! Every `unsafe` operation of the crate: futex calls, typed access to shared memory at checked
+//! offsets, pthread robust mutexes, and process identity (`pidfd`).
+//!
+//! # Safety
+//!
+//! Shared memory is reached only through [`mem::Shared`], which keeps the mapping alive and
+//! bounds-checks and alignment-checks every offset before turning it into a reference; the
+//! references are to atomics or to raw bytes (`u8` has no invalid values), so a peer writing the
+//! memory concurrently can change values but never break a Rust invariant.
+#![allow(unsafe_code)]
+
+pub mod futex;
+pub mod mem;
+pub mod process;
