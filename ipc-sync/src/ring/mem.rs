@@ -1,0 +1,129 @@
+//! The ring protocol's memory ([`RingMem`]) over a real segment.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use super::core::RingMem;
+use super::{Attached, ctl};
+use crate::sys::mem::Shared;
+
+/// A ring's words and records in a mapped segment. Offsets were validated against the mapping
+/// when the endpoint attached (the layout's regions lie inside it), and record offsets come
+/// from the endpoint's own validated state, so an out-of-bounds access here is a bug in this
+/// crate, not something a peer can cause: it panics rather than touching memory.
+#[derive(Debug, Clone)]
+pub struct SegmentMem {
+    shared: Shared,
+    ctl: usize,
+    data: usize,
+    capacity: u64,
+}
+
+impl SegmentMem {
+    pub fn new(shared: Shared, attached: &Attached) -> SegmentMem {
+        SegmentMem {
+            shared,
+            ctl: attached.ctl,
+            data: attached.data,
+            capacity: attached.geo.capacity,
+        }
+    }
+
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    #[inline]
+    pub fn ctl64(&self, off: usize) -> &AtomicU64 {
+        self.shared
+            .u64_at(self.ctl + off)
+            .expect("control offsets lie inside the validated control region")
+    }
+
+    #[inline]
+    pub fn ctl32(&self, off: usize) -> &AtomicU32 {
+        self.shared
+            .u32_at(self.ctl + off)
+            .expect("control offsets lie inside the validated control region")
+    }
+
+    #[inline]
+    fn data_at(&self, off: u64, len: usize) -> usize {
+        debug_assert!(off + len as u64 <= self.capacity);
+        self.data + off as usize
+    }
+
+    /// The payload bytes of a record, in place.
+    #[inline]
+    pub fn slot(&self, off: u64, len: usize) -> &[u8] {
+        self.shared
+            .slot(self.data_at(off, len), len)
+            .expect("record offsets are validated against the ring")
+    }
+
+    /// The payload bytes of a reserved record, writable.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub fn slot_mut(&self, off: u64, len: usize) -> &mut [u8] {
+        self.shared
+            .slot_mut(self.data_at(off, len), len)
+            .expect("record offsets are validated against the ring")
+    }
+}
+
+impl SegmentMem {
+    /// Copies a payload out (the receiver's copying path).
+    #[inline]
+    pub fn copy_out_payload(&self, off: u64, dst: &mut [u8]) {
+        RingMem::copy_out(self, off, dst);
+    }
+}
+
+impl RingMem for SegmentMem {
+    #[inline]
+    fn word_load(&self, off: u64, order: Ordering) -> u64 {
+        self.shared
+            .u64_at(self.data_at(off, 8))
+            .expect("record offsets are validated against the ring")
+            .load(order)
+    }
+
+    #[inline]
+    fn word_store(&self, off: u64, value: u64, order: Ordering) {
+        self.shared
+            .u64_at(self.data_at(off, 8))
+            .expect("record offsets are validated against the ring")
+            .store(value, order)
+    }
+
+    #[inline]
+    fn copy_in(&self, off: u64, src: &[u8]) {
+        let ok = self.shared.copy_in(self.data_at(off, src.len()), src);
+        assert!(ok, "record offsets are validated against the ring");
+    }
+
+    #[inline]
+    fn copy_out(&self, off: u64, dst: &mut [u8]) {
+        let ok = self.shared.copy_out(self.data_at(off, dst.len()), dst);
+        assert!(ok, "record offsets are validated against the ring");
+    }
+
+    #[inline]
+    fn head_load(&self, order: Ordering) -> u64 {
+        self.ctl64(ctl::HEAD).load(order)
+    }
+
+    #[inline]
+    fn head_publish(&self, head: u64) {
+        self.ctl64(ctl::HEAD).swap(head, Ordering::SeqCst);
+    }
+
+    #[inline]
+    fn tail_load(&self, order: Ordering) -> u64 {
+        self.ctl64(ctl::TAIL).load(order)
+    }
+
+    #[inline]
+    fn tail_publish(&self, tail: u64) {
+        self.ctl64(ctl::TAIL).swap(tail, Ordering::SeqCst);
+    }
+}

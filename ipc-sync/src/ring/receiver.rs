@@ -1,0 +1,180 @@
+//! The consuming end of a ring.
+
+use std::ops::Deref;
+use std::sync::atomic::Ordering;
+
+use ipc_core::{Error, Receiver, Result, Wait};
+
+use super::core::{ConsumerCore, Found};
+use super::mem::SegmentMem;
+use super::peers::{self, ProducerWatch};
+use super::wait::{wait_for, wake_if_parked};
+use super::{EndpointOptions, MAX_PRODUCERS, Producers, WaitStrategy, attach, ctl};
+use crate::sys::mem::Shared;
+
+/// Receives from a ring: copies through [`Receiver`], or reads in place through
+/// [`RingReceiver::recv_in_place`].
+#[derive(Debug)]
+pub struct RingReceiver {
+    mem: SegmentMem,
+    core: ConsumerCore,
+    slot: peers::Slot,
+    producers: ProducerWatch,
+    strategy: WaitStrategy,
+    max_message: usize,
+}
+
+impl RingReceiver {
+    /// Attaches to the ring initialised in `shared` as its consumer. A ring has one consumer: if
+    /// a live process already receives, this is [`Error::LimitExceeded`]; a dead one's place is
+    /// taken over, and records it had not released are delivered again.
+    pub fn attach(shared: Shared, options: &EndpointOptions) -> Result<RingReceiver> {
+        let a = attach(&shared, options.init_timeout)?;
+        let mem = SegmentMem::new(shared.clone(), &a);
+        let slot = peers::Slot::at(a.ctl + ctl::CONSUMER);
+        if !slot.claim(&shared)? {
+            return Err(Error::LimitExceeded {
+                what: format!(
+                    "consumers of the ring {} (another live process receives)",
+                    shared.segment().id()
+                ),
+                limit: 1,
+            });
+        }
+        let head = mem.ctl64(ctl::HEAD).load(Ordering::Acquire);
+        let core = ConsumerCore::new(a.geo, head).inspect_err(|_| {
+            slot.release(&shared, peers::EMPTY);
+        })?;
+        let slots = match a.producers {
+            Producers::Single => 1,
+            Producers::Multi => MAX_PRODUCERS,
+        };
+        Ok(RingReceiver {
+            producers: ProducerWatch::new(a.ctl, a.ctl + ctl::PRODUCERS_EVER, slots),
+            mem,
+            core,
+            slot,
+            strategy: options.wait,
+            max_message: a.geo.max_message,
+        })
+    }
+
+    /// The largest message this ring takes.
+    pub fn max_message(&self) -> usize {
+        self.max_message
+    }
+
+    /// How this endpoint waits.
+    pub fn wait_strategy(&self) -> WaitStrategy {
+        self.strategy
+    }
+
+    /// The next record, read in place, waiting as long as it takes.
+    pub fn recv_in_place(&mut self) -> Result<Record<'_>> {
+        self.recv_in_place_with(Wait::Forever)
+    }
+
+    /// The next record, read in place inside the segment; it is released (its space given back
+    /// to the producers) when the [`Record`] is dropped.
+    pub fn recv_in_place_with(&mut self, wait: Wait) -> Result<Record<'_>> {
+        let found = self.next(wait)?;
+        Ok(Record {
+            mem: &self.mem,
+            core: &mut self.core,
+            found,
+        })
+    }
+
+    #[inline]
+    fn next(&mut self, wait: Wait) -> Result<Found> {
+        let RingReceiver {
+            mem,
+            core,
+            producers,
+            strategy,
+            ..
+        } = self;
+        let data = mem.ctl32(ctl::DATA_WAIT);
+        let space = mem.ctl32(ctl::SPACE_WAIT);
+        wait_for(*strategy, wait, data, || Error::Empty, |force| {
+            let found = core.peek(mem);
+            // Pads skipped by `peek` gave space back.
+            wake_if_parked(space);
+            if let Some(found) = found? {
+                return Ok(Some(found));
+            }
+            if producers.all_gone(mem.shared(), force) {
+                // A producer commits before it leaves: look once more, now that it is gone.
+                return match core.peek(mem)? {
+                    Some(found) => Ok(Some(found)),
+                    None => Err(Error::Disconnected),
+                };
+            }
+            Ok(None)
+        })
+    }
+}
+
+impl Receiver for RingReceiver {
+    fn max_message_size(&self) -> usize {
+        self.max_message
+    }
+
+    #[inline]
+    fn recv_with(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
+        let found = self.next(wait)?;
+        if found.len > buf.len() {
+            // The record stays: a larger buffer gets it.
+            return Err(Error::BufferTooSmall {
+                len: buf.len(),
+                needed: found.len,
+            });
+        }
+        self.mem.copy_out_payload(found.payload, &mut buf[..found.len]);
+        self.core.release(&self.mem, found.size);
+        wake_if_parked(self.mem.ctl32(ctl::SPACE_WAIT));
+        Ok(found.len)
+    }
+}
+
+impl Drop for RingReceiver {
+    fn drop(&mut self) {
+        self.slot.release(self.mem.shared(), peers::CLOSED);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        // A producer parked on a full ring should notice at once that nobody will drain it.
+        wake_if_parked(self.mem.ctl32(ctl::SPACE_WAIT));
+    }
+}
+
+/// A record read in place, inside the segment. Dropping it releases the space.
+pub struct Record<'a> {
+    mem: &'a SegmentMem,
+    core: &'a mut ConsumerCore,
+    found: Found,
+}
+
+impl Deref for Record<'_> {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        self.mem.slot(self.found.payload, self.found.len)
+    }
+}
+
+impl Drop for Record<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.core.release(self.mem, self.found.size);
+        wake_if_parked(self.mem.ctl32(ctl::SPACE_WAIT));
+    }
+}
+
+impl std::fmt::Debug for Record<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Record")
+            .field("offset", &self.found.payload)
+            .field("len", &self.found.len)
+            .finish()
+    }
+}
+

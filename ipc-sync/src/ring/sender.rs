@@ -1,0 +1,285 @@
+//! The producing end of a ring.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::Ordering;
+
+use ipc_core::{Error, Result, Sender, Wait};
+
+use super::core::{ProducerCore, Slot};
+use super::mem::SegmentMem;
+use super::peers::{self, Peer, SlotWatch};
+use super::wait::{wait_for, wake_if_parked};
+use super::{EndpointOptions, MAX_PRODUCERS, Producers, WaitStrategy, attach, ctl};
+use crate::mutex::{LockError, MutexGuard, RobustMutex};
+use crate::sys::mem::Shared;
+
+/// Sends into a ring: copies through [`Sender`], or writes in place through [`RingSender::loan`].
+#[derive(Debug)]
+pub struct RingSender {
+    mem: SegmentMem,
+    core: ProducerCore,
+    // Multi-producer rings only: held from reserving a record to committing it.
+    lock: Option<RobustMutex>,
+    slot: peers::Slot,
+    consumer: SlotWatch,
+    strategy: WaitStrategy,
+    max_message: usize,
+    disconnected: bool,
+}
+
+impl RingSender {
+    /// Attaches to the ring initialised in `shared` (see [`init`](super::init)) as a producer.
+    ///
+    /// A single-producer ring whose producer is alive refuses a second one, and a
+    /// multi-producer ring refuses more than [`MAX_PRODUCERS`], with
+    /// [`Error::LimitExceeded`]. A dead predecessor's slot is taken over, and records it
+    /// committed are kept.
+    pub fn attach(shared: Shared, options: &EndpointOptions) -> Result<RingSender> {
+        let a = attach(&shared, options.init_timeout)?;
+        let mem = SegmentMem::new(shared.clone(), &a);
+        let slots = match a.producers {
+            Producers::Single => 1,
+            Producers::Multi => MAX_PRODUCERS,
+        };
+        let mut claimed = None;
+        for i in 0..slots {
+            let slot = peers::Slot::at(a.ctl + ctl::SLOTS + i * ctl::SLOT_SIZE);
+            if slot.claim(&shared)? {
+                claimed = Some(slot);
+                break;
+            }
+        }
+        let Some(slot) = claimed else {
+            return Err(Error::LimitExceeded {
+                what: match a.producers {
+                    Producers::Single => format!(
+                        "producers of the single-producer ring {} (another live process sends)",
+                        shared.segment().id()
+                    ),
+                    Producers::Multi => {
+                        format!("producers of the ring {}", shared.segment().id())
+                    }
+                },
+                limit: slots as u64,
+            });
+        };
+        let release = |e: Error| {
+            slot.release(&shared, peers::EMPTY);
+            e
+        };
+        let mut core = ProducerCore::new(a.geo, 0, 0).map_err(release)?;
+        let lock = match a.producers {
+            Producers::Single => {
+                // A predecessor may have died after committing a record but before counting it.
+                core.recover(&mem).map_err(release)?;
+                None
+            }
+            Producers::Multi => Some(a.layout.mutex(super::REGION_LOCK).map_err(release)?),
+        };
+        mem.ctl32(ctl::PRODUCERS_EVER).store(1, Ordering::Release);
+        Ok(RingSender {
+            consumer: SlotWatch::new(peers::Slot::at(a.ctl + ctl::CONSUMER)),
+            mem,
+            core,
+            lock,
+            slot,
+            strategy: options.wait,
+            max_message: a.geo.max_message,
+            disconnected: false,
+        })
+    }
+
+    /// The largest message this ring takes.
+    pub fn max_message(&self) -> usize {
+        self.max_message
+    }
+
+    /// How this endpoint waits.
+    pub fn wait_strategy(&self) -> WaitStrategy {
+        self.strategy
+    }
+
+    /// Reserves `len` bytes inside the segment, waiting for space as long as it takes.
+    pub fn loan(&mut self, len: usize) -> Result<Loan<'_>> {
+        self.loan_with(len, Wait::Forever)
+    }
+
+    /// Reserves `len` bytes inside the segment, waiting for space as `wait` says. Write the
+    /// message into the returned [`Loan`], then [`Loan::commit`] it; dropping it uncommitted
+    /// publishes nothing. On a multi-producer ring the loan holds the producers' lock: other
+    /// producers wait until it is committed or dropped.
+    pub fn loan_with(&mut self, len: usize, wait: Wait) -> Result<Loan<'_>> {
+        if len > self.max_message {
+            return Err(Error::MessageTooLarge {
+                len,
+                max: self.max_message,
+            });
+        }
+        let RingSender {
+            mem,
+            core,
+            lock,
+            consumer,
+            strategy,
+            disconnected,
+            ..
+        } = self;
+        if *disconnected {
+            return Err(Error::Disconnected);
+        }
+        if consumer.check(mem.shared(), false) == Peer::Gone {
+            *disconnected = true;
+            return Err(Error::Disconnected);
+        }
+        let guard = match lock {
+            None => None,
+            Some(lock) => Some(lock_producers(lock, core, mem, wait)?),
+        };
+        let space = mem.ctl32(ctl::SPACE_WAIT);
+        let data = mem.ctl32(ctl::DATA_WAIT);
+        let reserved = wait_for(*strategy, wait, space, || Error::Full, |force| {
+            if let Some(slot) = core.reserve(mem, len)? {
+                return Ok(Some(slot));
+            }
+            if core.padded {
+                wake_if_parked(data);
+            }
+            if consumer.check(mem.shared(), force) == Peer::Gone {
+                return Err(Error::Disconnected);
+            }
+            Ok(None)
+        });
+        let slot = match reserved {
+            Ok(slot) => slot,
+            Err(e) => {
+                if matches!(e, Error::Disconnected) {
+                    *disconnected = true;
+                }
+                return Err(e);
+            }
+        };
+        Ok(Loan {
+            mem,
+            core,
+            slot,
+            _lock: guard,
+        })
+    }
+}
+
+/// Takes the producers' lock of a multi-producer ring, recovering the ring if the previous
+/// holder died in the middle of a record.
+fn lock_producers<'a>(
+    lock: &'a RobustMutex,
+    core: &mut ProducerCore,
+    mem: &SegmentMem,
+    wait: Wait,
+) -> Result<MutexGuard<'a>> {
+    let locked = match wait {
+        Wait::Never => lock.try_lock(),
+        Wait::Forever => lock.lock(),
+        Wait::Until(at) => lock.lock_until(Some(at)),
+    };
+    match locked {
+        Ok(guard) => {
+            core.resync(mem)?;
+            Ok(guard)
+        }
+        Err(LockError::OwnerDied(recovery)) => {
+            // Whatever the dead producer wrote past the published tail is either a committed
+            // record (kept) or never published (overwritten): `recover` finds out which.
+            core.recover(mem)?;
+            Ok(recovery.mark_consistent())
+        }
+        Err(LockError::WouldBlock) => Err(Error::Full),
+        Err(LockError::TimedOut) => Err(Error::Timeout),
+        Err(other) => Err(other.into()),
+    }
+}
+
+impl Sender for RingSender {
+    fn max_message_size(&self) -> usize {
+        self.max_message
+    }
+
+    #[inline]
+    fn send_with(&mut self, msg: &[u8], wait: Wait) -> Result<()> {
+        let mut loan = self.loan_with(msg.len(), wait)?;
+        loan.copy_from_slice(msg);
+        loan.commit();
+        Ok(())
+    }
+}
+
+impl Drop for RingSender {
+    fn drop(&mut self) {
+        self.slot.release(self.mem.shared(), peers::EMPTY);
+        // A parked receiver should notice now that it may have no producer left.
+        let data = self.mem.ctl32(ctl::DATA_WAIT);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        wake_if_parked(data);
+    }
+}
+
+/// Room for one message inside the segment. Write it, then [`commit`](Loan::commit); dropped
+/// without committing, nothing is published.
+#[must_use = "a loan publishes nothing until committed"]
+pub struct Loan<'a> {
+    mem: &'a SegmentMem,
+    core: &'a mut ProducerCore,
+    slot: Slot,
+    // Dropped after the commit (fields drop in order): the record is published before the
+    // next producer may start.
+    _lock: Option<MutexGuard<'a>>,
+}
+
+impl Loan<'_> {
+    /// Publishes the whole loaned length.
+    pub fn commit(mut self) {
+        let len = self.slot.len;
+        self.publish(len);
+    }
+
+    /// Publishes only the first `len` bytes (for a message whose final size is known only after
+    /// writing it). More than was loaned is [`Error::MessageTooLarge`], and nothing is published.
+    pub fn commit_len(mut self, len: usize) -> Result<()> {
+        if len > self.slot.len {
+            return Err(Error::MessageTooLarge {
+                len,
+                max: self.slot.len,
+            });
+        }
+        self.publish(len);
+        Ok(())
+    }
+
+    #[inline]
+    fn publish(&mut self, len: usize) {
+        self.core.commit(self.mem, self.slot, len);
+        wake_if_parked(self.mem.ctl32(ctl::DATA_WAIT));
+    }
+}
+
+impl Deref for Loan<'_> {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        self.mem.slot(self.slot.payload(), self.slot.len)
+    }
+}
+
+impl DerefMut for Loan<'_> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [u8] {
+        self.mem.slot_mut(self.slot.payload(), self.slot.len)
+    }
+}
+
+impl std::fmt::Debug for Loan<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loan")
+            .field("offset", &self.slot.record)
+            .field("len", &self.slot.len)
+            .finish()
+    }
+}

@@ -1,0 +1,108 @@
+//! Waiting for the peer: busy-polling, spinning then parking, or parking, on a futex word in
+//! the segment.
+//!
+//! The parking protocol: the waiter stores 1 in its word (sequentially consistent), polls once
+//! more, then sleeps in `futex_wait(word, 1)`. The other side publishes its progress with a
+//! sequentially consistent store and only then loads the word: if it reads 1 it resets it and
+//! makes the wake-up call. Either the waiter's last poll sees the progress, or the publisher
+//! sees the 1, so no wake-up is lost, and while the waiter is awake the publisher makes no
+//! system call at all.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use ipc_core::{Error, Result, Wait};
+
+use super::WaitStrategy;
+use crate::sys::futex;
+
+/// How long a spinning endpoint polls before it parks: long enough to catch a peer that is
+/// awake and answering (a round trip is well under a microsecond), short against the
+/// ~10 µs a futex wake-up costs.
+const SPIN_FOR: Duration = Duration::from_micros(20);
+
+/// Longest single sleep: a parked endpoint wakes at least this often to check its peer's
+/// liveness, which bounds how late a dead peer is noticed.
+const PARK_SLICE: Duration = Duration::from_millis(25);
+
+/// Polls between two reads of the clock while spinning.
+const POLLS_PER_CLOCK: u32 = 64;
+
+/// Wakes the endpoint parked on `word`, if one is.
+#[inline]
+pub fn wake_if_parked(word: &AtomicU32) {
+    if word.load(Ordering::Relaxed) != 0 {
+        word.store(0, Ordering::Relaxed);
+        futex::wake_all(word);
+    }
+}
+
+/// Waits until `poll` yields a value. `poll(force)` returns `Ok(None)` to keep waiting and
+/// `Err` to stop; `force` asks it to check the peer's liveness now rather than at its usual
+/// rate (after a park slice ran out). `not_ready` is returned for [`Wait::Never`], and for a
+/// deadline turned into [`Error::Timeout`].
+#[inline]
+pub fn wait_for<T>(
+    strategy: WaitStrategy,
+    wait: Wait,
+    word: &AtomicU32,
+    not_ready: fn() -> Error,
+    mut poll: impl FnMut(bool) -> Result<Option<T>>,
+) -> Result<T> {
+    if let Some(t) = poll(false)? {
+        return Ok(t);
+    }
+    let deadline = match wait {
+        Wait::Never => return Err(not_ready()),
+        Wait::Forever => None,
+        Wait::Until(at) => Some(at),
+    };
+    let timed_out = |now: Instant| deadline.is_some_and(|d| now >= d);
+    let spin_until = match strategy {
+        WaitStrategy::Busy => None,
+        WaitStrategy::Spin => Some(Instant::now() + SPIN_FOR),
+        WaitStrategy::Park => Some(Instant::now()),
+    };
+    // Spin phase.
+    loop {
+        for _ in 0..POLLS_PER_CLOCK {
+            std::hint::spin_loop();
+            if let Some(t) = poll(false)? {
+                return Ok(t);
+            }
+        }
+        let now = Instant::now();
+        if timed_out(now) {
+            return poll(true)?.ok_or_else(timeout);
+        }
+        if spin_until.is_some_and(|s| now >= s) {
+            break;
+        }
+    }
+    // Park phase.
+    loop {
+        word.store(1, Ordering::SeqCst);
+        if let Some(t) = poll(false)? {
+            word.store(0, Ordering::Relaxed);
+            return Ok(t);
+        }
+        let now = Instant::now();
+        let slice = match deadline {
+            Some(d) if d <= now => {
+                word.store(0, Ordering::Relaxed);
+                return poll(true)?.ok_or_else(timeout);
+            }
+            Some(d) => (d - now).min(PARK_SLICE),
+            None => PARK_SLICE,
+        };
+        let woke = futex::wait(word, 1, Some(slice));
+        if let Some(t) = poll(woke == futex::Woke::TimedOut)? {
+            word.store(0, Ordering::Relaxed);
+            return Ok(t);
+        }
+    }
+}
+
+fn timeout() -> Error {
+    Error::Timeout
+}
