@@ -25,3 +25,9 @@ pub use layout::{Layout, LayoutBuilder, LayoutKind, Region, RegionKind};
 pub use mutex::{LockError, MutexGuard, Recovery, RobustMutex};
 pub use process::{ProcessId, Watch};
 pub use sys::mem::{HeapSegment, Shared};
+
+/// Futex calls on a 32-bit word in shared memory (for code building its own waiting on a
+/// segment, such as benchmarks' raw baselines).
+pub mod futex {
+    pub use crate::sys::futex::{Woke, wait, wake, wake_all};
+}

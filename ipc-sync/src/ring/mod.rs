@@ -214,7 +214,11 @@ fn attach(shared: &Shared, init_timeout: Duration) -> Result<Attached> {
     if control.len < ctl::SIZE {
         return Err(Error::Incompatible {
             object: id,
-            reason: format!("ring control block of {} bytes, expected {}", control.len, ctl::SIZE),
+            reason: format!(
+                "ring control block of {} bytes, expected {}",
+                control.len,
+                ctl::SIZE
+            ),
         });
     }
     let load = |off: usize| {
@@ -327,3 +331,9 @@ pub fn inspect(shared: &Shared) -> Result<RingState> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod hostile;
+
+#[cfg(all(test, loom))]
+mod loom_model;

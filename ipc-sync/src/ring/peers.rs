@@ -71,8 +71,12 @@ impl Slot {
 
     fn words<'a>(&self, shared: &'a Shared) -> (&'a AtomicU64, &'a AtomicU64) {
         (
-            shared.u64_at(self.owner).expect("slot inside the control block"),
-            shared.u64_at(self.start).expect("slot inside the control block"),
+            shared
+                .u64_at(self.owner)
+                .expect("slot inside the control block"),
+            shared
+                .u64_at(self.start)
+                .expect("slot inside the control block"),
         )
     }
 
@@ -97,7 +101,9 @@ impl Slot {
                 return Ok(true);
             }
         }
-        Err(Error::corrupted("ring endpoint slot keeps changing under us"))
+        Err(Error::corrupted(
+            "ring endpoint slot keeps changing under us",
+        ))
     }
 
     /// Gives the slot up, leaving `state` (EMPTY or CLOSED) for the peers to see.
@@ -198,7 +204,11 @@ impl ProducerWatch {
     pub fn new(ctl: usize, ever: usize, count: usize) -> ProducerWatch {
         ProducerWatch {
             slots: (0..count)
-                .map(|i| SlotWatch::new(Slot::at(ctl + super::ctl::SLOTS + i * super::ctl::SLOT_SIZE)))
+                .map(|i| {
+                    SlotWatch::new(Slot::at(
+                        ctl + super::ctl::SLOTS + i * super::ctl::SLOT_SIZE,
+                    ))
+                })
                 .collect(),
             ever,
             last_check: 0,

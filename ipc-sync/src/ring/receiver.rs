@@ -96,22 +96,28 @@ impl RingReceiver {
         } = self;
         let data = mem.ctl32(ctl::DATA_WAIT);
         let space = mem.ctl32(ctl::SPACE_WAIT);
-        wait_for(*strategy, wait, data, || Error::Empty, |force| {
-            let found = core.peek(mem);
-            // Pads skipped by `peek` gave space back.
-            wake_if_parked(space);
-            if let Some(found) = found? {
-                return Ok(Some(found));
-            }
-            if producers.all_gone(mem.shared(), force) {
-                // A producer commits before it leaves: look once more, now that it is gone.
-                return match core.peek(mem)? {
-                    Some(found) => Ok(Some(found)),
-                    None => Err(Error::Disconnected),
-                };
-            }
-            Ok(None)
-        })
+        wait_for(
+            *strategy,
+            wait,
+            data,
+            || Error::Empty,
+            |force| {
+                let found = core.peek(mem);
+                // Pads skipped by `peek` gave space back.
+                wake_if_parked(space);
+                if let Some(found) = found? {
+                    return Ok(Some(found));
+                }
+                if producers.all_gone(mem.shared(), force) {
+                    // A producer commits before it leaves: look once more, now that it is gone.
+                    return match core.peek(mem)? {
+                        Some(found) => Ok(Some(found)),
+                        None => Err(Error::Disconnected),
+                    };
+                }
+                Ok(None)
+            },
+        )
     }
 }
 
@@ -130,7 +136,8 @@ impl Receiver for RingReceiver {
                 needed: found.len,
             });
         }
-        self.mem.copy_out_payload(found.payload, &mut buf[..found.len]);
+        self.mem
+            .copy_out_payload(found.payload, &mut buf[..found.len]);
         self.core.release(&self.mem, found.size);
         wake_if_parked(self.mem.ctl32(ctl::SPACE_WAIT));
         Ok(found.len)
@@ -177,4 +184,3 @@ impl std::fmt::Debug for Record<'_> {
             .finish()
     }
 }
-

@@ -89,6 +89,12 @@ impl RingSender {
         })
     }
 
+    /// Position of the next record (for tests that track where records lie).
+    #[cfg(test)]
+    pub(crate) fn position(&self) -> u64 {
+        self.core.tail()
+    }
+
     /// The largest message this ring takes.
     pub fn max_message(&self) -> usize {
         self.max_message
@@ -137,18 +143,24 @@ impl RingSender {
         };
         let space = mem.ctl32(ctl::SPACE_WAIT);
         let data = mem.ctl32(ctl::DATA_WAIT);
-        let reserved = wait_for(*strategy, wait, space, || Error::Full, |force| {
-            if let Some(slot) = core.reserve(mem, len)? {
-                return Ok(Some(slot));
-            }
-            if core.padded {
-                wake_if_parked(data);
-            }
-            if consumer.check(mem.shared(), force) == Peer::Gone {
-                return Err(Error::Disconnected);
-            }
-            Ok(None)
-        });
+        let reserved = wait_for(
+            *strategy,
+            wait,
+            space,
+            || Error::Full,
+            |force| {
+                if let Some(slot) = core.reserve(mem, len)? {
+                    return Ok(Some(slot));
+                }
+                if core.padded {
+                    wake_if_parked(data);
+                }
+                if consumer.check(mem.shared(), force) == Peer::Gone {
+                    return Err(Error::Disconnected);
+                }
+                Ok(None)
+            },
+        );
         let slot = match reserved {
             Ok(slot) => slot,
             Err(e) => {

@@ -66,7 +66,10 @@ fn small_buffer_keeps_the_message_and_large_message_is_refused() {
     let (mut tx, mut rx) = pair(RingConfig::new(4096), WaitStrategy::Spin);
     assert!(matches!(
         tx.send(&vec![0; 1025]),
-        Err(Error::MessageTooLarge { len: 1025, max: 1024 })
+        Err(Error::MessageTooLarge {
+            len: 1025,
+            max: 1024
+        })
     ));
     tx.send(b"0123456789").unwrap();
     let mut small = [0u8; 4];
@@ -85,7 +88,10 @@ fn full_ring_refuses_try_send_and_times_out() {
     while tx.try_send(&[7; 100]).is_ok() {
         sent += 1;
     }
-    assert!(sent >= 8, "a 1 KiB ring holds 8 records of 108 bytes, got {sent}");
+    assert!(
+        sent >= 8,
+        "a 1 KiB ring holds 8 records of 108 bytes, got {sent}"
+    );
     assert!(matches!(tx.try_send(&[7; 100]), Err(Error::Full)));
     let start = Instant::now();
     assert!(matches!(
@@ -159,7 +165,10 @@ fn a_receiver_waits_for_its_first_producer() {
         let mut tx = RingSender::attach(shared, &EndpointOptions::default()).unwrap();
         tx.send(b"hi").unwrap();
     });
-    assert_eq!(rx.recv_timeout(&mut buf, Duration::from_secs(10)).unwrap(), 2);
+    assert_eq!(
+        rx.recv_timeout(&mut buf, Duration::from_secs(10)).unwrap(),
+        2
+    );
     sender.join().unwrap();
 }
 
