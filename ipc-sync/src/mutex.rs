@@ -1,82 +1,699 @@
-//! STUB — to be replaced: robust process-shared pthread mutex placed in a segment.
+//! A robust, process-shared pthread mutex placed inside a segment.
+//!
+//! [`RobustMutex`] is a `pthread_mutex_t` initialised `PTHREAD_PROCESS_SHARED`,
+//! `PTHREAD_MUTEX_ROBUST` and `PTHREAD_MUTEX_ERRORCHECK`, living in a 64-byte region of a
+//! [`Segment`](ipc_core::Segment) (see [`LayoutBuilder::mutex`](crate::LayoutBuilder::mutex)).
+//! Any thread of any process that maps the segment can lock it. Deadlines are on
+//! `CLOCK_MONOTONIC` (`pthread_mutex_clocklock`), so changing the wall clock does not move them.
+//!
+//! # When the owner dies
+//!
+//! If a thread dies holding the lock (its process was killed, or the thread exited), the kernel
+//! marks the lock, and the next locker gets [`LockError::OwnerDied`]. That locker **holds the
+//! lock**; the data it protects may be half-updated. The protocol is:
+//!
+//! 1. repair the protected state (or check that it is consistent);
+//! 2. call [`Recovery::mark_consistent`] (`pthread_mutex_consistent`), which turns the
+//!    [`Recovery`] into an ordinary [`MutexGuard`];
+//! 3. carry on, and unlock by dropping the guard.
+//!
+//! If the [`Recovery`] is dropped without step 2 (the state cannot be repaired, or the code
+//! bailed out with `?`), the lock is released *unrecoverable*: every later attempt fails at once
+//! with [`LockError::Unrecoverable`], in every process, rather than hanging or handing out
+//! broken data. Only re-creating the segment makes it usable again.
+//!
+//! Do not retry the lock in a loop after `OwnerDied`: the caller already holds it, so the retry
+//! is a self-deadlock (reported as [`LockError::Deadlock`] by these error-checking mutexes, or
+//! an unbounded wait with other mutex types).
+//!
+//! Unmapping a segment while holding one of its locks defeats recovery: glibc links the mutexes
+//! a thread holds into its *robust list* through the mutexes themselves, and the kernel walks
+//! that list when the thread dies. A lock in memory that is no longer mapped is never marked
+//! owner-died (and breaks the walk for the others), so its peers wait forever. The types here
+//! rule it out in safe code: a [`MutexGuard`] borrows its [`RobustMutex`], which keeps the
+//! mapping alive. Do not `mem::forget` a guard and then drop the segment.
+//!
+//! The owner is recorded as a kernel thread id, so recovery only works between processes in one
+//! PID namespace. A guard is `!Send`: a pthread mutex must be unlocked by the thread that locked
+//! it.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::sync::atomic::Ordering;
+//!
+//! use ipc_sync::{HeapSegment, LayoutBuilder, LockError, Shared};
+//!
+//! # fn main() -> Result<(), ipc_core::Error> {
+//! let mut plan = LayoutBuilder::new();
+//! let m = plan.mutex();
+//! let counters = plan.bytes(16);
+//! let shared = Shared::new(Arc::new(HeapSegment::new(plan.size(), "doc")));
+//! let layout = plan.init(&shared)?;
+//! let mutex = layout.mutex(m)?;
+//!
+//! // The protected state: two counters that must always be equal.
+//! let at = layout.regions()[counters].offset;
+//! let (a, b) = (shared.u64_at(at).unwrap(), shared.u64_at(at + 8).unwrap());
+//!
+//! let guard = match mutex.lock() {
+//!     Ok(guard) => guard,
+//!     Err(LockError::OwnerDied(recovery)) => {
+//!         // We hold the lock, but a dead process may have left the state half-updated.
+//!         b.store(a.load(Ordering::Relaxed), Ordering::Relaxed);
+//!         recovery.mark_consistent()
+//!     }
+//!     // Unrecoverable, a deadlock, a system error: give up (dropping the error).
+//!     Err(e) => return Err(e.into()),
+//! };
+//! a.fetch_add(1, Ordering::Relaxed);
+//! b.fetch_add(1, Ordering::Relaxed);
+//! drop(guard);
+//!
+//! assert_eq!(a.load(Ordering::Relaxed), b.load(Ordering::Relaxed));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Region layout
+//!
+//! ```text
+//! 0    pthread_mutex_t (40 bytes with glibc on x86_64)
+//! 60   tag u32 "rmtx", stored (release) after pthread_mutex_init; `at` requires it
+//! ```
+//!
+//! # References
+//!
+//! `pthread_mutexattr_setrobust(3)`, `pthread_mutex_consistent(3)`, `pthread_mutex_lock(3p)`,
+//! `pthread_mutex_clocklock(3)`, `get_robust_list(2)`, the kernel's
+//! `Documentation/locking/robust-futexes.rst`.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use ipc_core::Result;
+use ipc_core::{Error, Result};
 
 use crate::sys::mem::Shared;
+use crate::sys::pthread::{self, Acquire, RawMutex};
 
-/// Bytes a mutex region takes (a `pthread_mutex_t` rounded up to a cache line).
+/// Bytes a mutex region takes (a `pthread_mutex_t` and a tag, rounded up to a cache line).
 pub const MUTEX_REGION_SIZE: usize = 64;
 
-/// A robust, process-shared mutex inside a segment.
-#[derive(Debug)]
+/// Offset of the "initialised" tag within the region.
+const TAG_OFFSET: usize = MUTEX_REGION_SIZE - 4;
+/// The tag: `b"rmtx"` as a little-endian word.
+const TAG: u32 = u32::from_le_bytes(*b"rmtx");
+/// Regions start on a cache line.
+const REGION_ALIGN: usize = 64;
+
+const _: () = assert!(
+    MUTEX_REGION_SIZE >= pthread::MUTEX_SIZE,
+    "a pthread_mutex_t must fit its region"
+);
+const _: () = assert!(
+    pthread::MUTEX_SIZE <= TAG_OFFSET,
+    "the tag must not overlap the pthread_mutex_t"
+);
+const _: () = assert!(REGION_ALIGN % pthread::MUTEX_ALIGN == 0);
+
+/// A robust, process-shared mutex inside a segment (see the [module docs](self) for the
+/// owner-died protocol).
+///
+/// It holds a clone of the [`Shared`] segment, so the mapping outlives the handle and every
+/// guard borrowed from it. Handles are cheap to clone; all handles to one region (in any
+/// process) are the same lock. `Send + Sync`: share it between threads freely; each locking
+/// thread gets its own `!Send` guard.
+#[derive(Clone)]
 pub struct RobustMutex {
-    _shared: Shared,
+    // Holds a clone of the `Shared` segment and the address of the `pthread_mutex_t`.
+    raw: RawMutex,
+    offset: usize,
 }
 
-/// Holds the lock; unlocks on drop.
-#[must_use]
+impl fmt::Debug for RobustMutex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RobustMutex")
+            .field("segment", self.raw.shared().segment().id())
+            .field("offset", &self.offset)
+            .finish()
+    }
+}
+
+/// Proof that the calling thread holds a [`RobustMutex`]; unlocks it when dropped.
+///
+/// `!Send` (and `!Sync`): the thread that locked must be the one that unlocks.
+///
+/// ```compile_fail,E0277
+/// fn needs_send<T: Send>() {}
+/// needs_send::<ipc_sync::MutexGuard<'static>>();
+/// ```
+#[must_use = "the mutex unlocks as soon as the guard is dropped"]
 #[derive(Debug)]
 pub struct MutexGuard<'a> {
-    _m: &'a RobustMutex,
+    mutex: &'a RobustMutex,
+    _not_send: PhantomData<*const ()>,
 }
 
-/// Holds the lock of a mutex whose previous owner died.
-#[must_use]
+/// The lock of a [`RobustMutex`] whose previous owner died holding it: the calling thread holds
+/// it now, and the protected state may be inconsistent.
+///
+/// Repair the state, then call [`Recovery::mark_consistent`]. Dropping a `Recovery` instead
+/// unlocks the mutex and leaves it permanently unrecoverable: every later lock attempt, in every
+/// process, fails with [`LockError::Unrecoverable`]. `!Send`, like [`MutexGuard`].
+#[must_use = "repair the state and call mark_consistent; dropping it makes the mutex unrecoverable"]
 #[derive(Debug)]
 pub struct Recovery<'a> {
-    _m: &'a RobustMutex,
+    mutex: &'a RobustMutex,
+    _not_send: PhantomData<*const ()>,
 }
 
 impl<'a> Recovery<'a> {
-    /// Marks the state repaired.
+    /// Declares the protected state repaired (`pthread_mutex_consistent`) and returns the
+    /// ordinary guard: the mutex works normally again once it is unlocked.
     pub fn mark_consistent(self) -> MutexGuard<'a> {
-        todo!()
+        let mutex = self.mutex;
+        // Ownership passes to the guard: no unlock here.
+        std::mem::forget(self);
+        let marked = mutex.raw.make_consistent();
+        // Cannot fail: the mutex is robust and this thread holds it in the owner-died state
+        // (only a peer overwriting the mutex's bytes could change that). Should it fail
+        // anyway, the guard's unlock leaves the mutex unrecoverable: an error for later
+        // lockers, never a hang.
+        debug_assert!(marked.is_ok(), "{marked:?}");
+        MutexGuard::new(mutex)
+    }
+
+    /// The mutex this recovery holds.
+    pub fn mutex(&self) -> &'a RobustMutex {
+        self.mutex
     }
 }
 
-/// Why a lock was not simply acquired.
+impl Drop for Recovery<'_> {
+    fn drop(&mut self) {
+        // Unlocking without pthread_mutex_consistent makes glibc mark the mutex
+        // ENOTRECOVERABLE and wake every waiter, who then fail instead of waiting forever.
+        let unlocked = self.mutex.raw.unlock();
+        debug_assert!(unlocked.is_ok(), "{unlocked:?}");
+    }
+}
+
+/// Why a lock attempt did not simply return a guard.
 #[must_use]
 #[derive(Debug)]
 pub enum LockError<'a> {
-    /// The previous owner died holding it.
+    /// The previous owner died holding the lock. The caller holds it now: repair the state and
+    /// call [`Recovery::mark_consistent`]. Do not retry the lock.
     OwnerDied(Recovery<'a>),
-    /// Not recoverable.
+    /// An owner died earlier and the state was never marked consistent: the mutex is unusable
+    /// until the segment is re-created.
     Unrecoverable,
-    /// Held elsewhere (`try_lock`).
+    /// Held elsewhere ([`RobustMutex::try_lock`] only).
     WouldBlock,
-    /// Deadline passed.
+    /// The deadline passed while the mutex was held elsewhere.
     TimedOut,
-    /// Other failure.
-    Sys(ipc_core::Error),
+    /// The calling thread already holds this mutex (`EDEADLK`): a relock that would otherwise
+    /// wait forever.
+    Deadlock,
+    /// Any other failure of the system call, with its `errno`.
+    Sys(Error),
+}
+
+impl fmt::Display for LockError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LockError::OwnerDied(_) => f.write_str(
+                "the previous owner of the lock died holding it; the state it protects must be \
+                 repaired and the lock marked consistent",
+            ),
+            LockError::Unrecoverable => f.write_str(
+                "the lock is unrecoverable: an owner died holding it and the state was never \
+                 marked consistent",
+            ),
+            LockError::WouldBlock => f.write_str("the lock is held elsewhere"),
+            LockError::TimedOut => f.write_str("timed out waiting for the lock"),
+            LockError::Deadlock => f.write_str("this thread already holds the lock"),
+            LockError::Sys(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for LockError<'_> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LockError::Sys(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// For callers that cannot handle a lock failure themselves (`?`):
+///
+/// - `OwnerDied` → [`Error::Corrupted`]. The [`Recovery`] is dropped unrepaired, so the mutex
+///   becomes unrecoverable: a caller that can repair the state must match on
+///   [`LockError::OwnerDied`] before converting.
+/// - `Unrecoverable` → [`Error::Corrupted`]: shared state failed, the lock is unusable.
+/// - `TimedOut` → [`Error::Timeout`].
+/// - `WouldBlock` → [`Error::Timeout`]: a `try_lock` is a lock with a zero timeout, and like
+///   `Timeout` it is transient ([`Error::is_transient`]).
+/// - `Deadlock` → [`Error::Io`] with `EDEADLK` (a bug in the caller).
+/// - `Sys(e)` → `e`.
+impl From<LockError<'_>> for Error {
+    fn from(e: LockError<'_>) -> Error {
+        match e {
+            LockError::OwnerDied(recovery) => {
+                let what = format!(
+                    "{}: the lock owner died holding it, the state was not repaired and the \
+                     lock is now unrecoverable",
+                    recovery.mutex().describe()
+                );
+                drop(recovery);
+                Error::corrupted(what)
+            }
+            LockError::Unrecoverable => Error::corrupted(
+                "the lock is unrecoverable: an owner died holding it and the state it protects \
+                 was never marked consistent",
+            ),
+            LockError::TimedOut | LockError::WouldBlock => Error::Timeout,
+            LockError::Deadlock => Error::io(
+                "pthread_mutex_lock: this thread already holds the lock",
+                std::io::Error::from_raw_os_error(libc::EDEADLK),
+            ),
+            LockError::Sys(e) => e,
+        }
+    }
+}
+
+impl<'a> MutexGuard<'a> {
+    fn new(mutex: &'a RobustMutex) -> MutexGuard<'a> {
+        MutexGuard {
+            mutex,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// The mutex this guard holds (what a [`Condvar`](crate::Condvar) relocks after waiting).
+    pub fn mutex(&self) -> &'a RobustMutex {
+        self.mutex
+    }
+}
+
+impl Drop for MutexGuard<'_> {
+    fn drop(&mut self) {
+        // Cannot fail: this thread holds the mutex (the guard is !Send).
+        let unlocked = self.mutex.raw.unlock();
+        debug_assert!(unlocked.is_ok(), "{unlocked:?}");
+    }
+}
+
+/// The tag word of the region at `offset`, if the region is in bounds and aligned.
+fn tag(shared: &Shared, offset: usize) -> Option<&AtomicU32> {
+    shared.ptr_at(offset, MUTEX_REGION_SIZE, REGION_ALIGN)?;
+    shared.u32_at(offset + TAG_OFFSET)
 }
 
 impl RobustMutex {
-    /// Initialises a mutex at `offset`.
-    pub fn init_at(_shared: &Shared, _offset: usize) -> Result<()> {
-        todo!()
+    /// Initialises a robust, process-shared, error-checking mutex in the
+    /// [`MUTEX_REGION_SIZE`]-byte region at `offset` (a multiple of 64).
+    ///
+    /// Call it once, while the segment is not yet visible to other threads or processes (as
+    /// [`LayoutBuilder::init`](crate::LayoutBuilder::init) does): initialising a mutex someone
+    /// uses is undefined. A region initialised already is refused.
+    ///
+    /// Errors: [`Error::Incompatible`] if the region is out of bounds, misaligned or already
+    /// initialised; [`Error::Io`] if `pthread_mutex_init` fails.
+    pub fn init_at(shared: &Shared, offset: usize) -> Result<()> {
+        let object = || format!("{} (mutex at offset {offset})", shared.segment().id());
+        let Some(tag) = tag(shared, offset) else {
+            return Err(Error::Incompatible {
+                object: object(),
+                reason: format!(
+                    "a mutex needs {MUTEX_REGION_SIZE} bytes aligned to {REGION_ALIGN} inside the \
+                     segment of {} bytes",
+                    shared.len()
+                ),
+            });
+        };
+        if tag.load(Ordering::Acquire) != 0 {
+            return Err(Error::Incompatible {
+                object: object(),
+                reason: "the region is initialised already".into(),
+            });
+        }
+        RawMutex::init(shared, offset).map_err(|e| Error::io(object(), e))?;
+        // Release: whoever sees the tag (acquire, in `at`) sees the initialised mutex.
+        tag.store(TAG, Ordering::Release);
+        Ok(())
     }
-    /// The mutex at `offset`.
-    pub fn at(_shared: &Shared, _offset: usize) -> Result<RobustMutex> {
-        todo!()
+
+    /// The mutex initialised by [`RobustMutex::init_at`] at `offset`.
+    ///
+    /// Errors: [`Error::Corrupted`] if the region is out of bounds, misaligned, or holds no
+    /// initialised mutex.
+    pub fn at(shared: &Shared, offset: usize) -> Result<RobustMutex> {
+        let id = shared.segment().id();
+        let tag = tag(shared, offset).ok_or_else(|| {
+            Error::corrupted(format!(
+                "{id}: a mutex region at offset {offset} is out of bounds or not aligned to \
+                 {REGION_ALIGN}"
+            ))
+        })?;
+        // Acquire: pairs with the release in `init_at`.
+        let found = tag.load(Ordering::Acquire);
+        if found != TAG {
+            return Err(Error::corrupted(format!(
+                "{id}: no initialised mutex at offset {offset} (tag {found:#010x})"
+            )));
+        }
+        let raw = RawMutex::new(shared, offset).ok_or_else(|| {
+            Error::corrupted(format!("{id}: mutex at offset {offset} is out of bounds"))
+        })?;
+        Ok(RobustMutex { raw, offset })
     }
-    /// Locks.
+
+    /// Offset of the mutex's region in the segment.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// The segment the mutex lives in.
+    pub fn shared(&self) -> &Shared {
+        self.raw.shared()
+    }
+
+    /// `SEGMENT (mutex at offset N)`, for error messages.
+    fn describe(&self) -> String {
+        format!(
+            "{} (mutex at offset {})",
+            self.shared().segment().id(),
+            self.offset
+        )
+    }
+
+    /// Blocks until the calling thread holds the lock (`pthread_mutex_lock`).
+    ///
+    /// Errors: [`LockError::OwnerDied`] (the caller holds the lock; see the
+    /// [module docs](self)), [`LockError::Unrecoverable`], [`LockError::Deadlock`],
+    /// [`LockError::Sys`].
     pub fn lock(&self) -> std::result::Result<MutexGuard<'_>, LockError<'_>> {
-        todo!()
+        self.finish("pthread_mutex_lock", self.raw.lock())
     }
-    /// Tries.
+
+    /// Takes the lock only if that needs no waiting.
+    ///
+    /// This is `pthread_mutex_clocklock` with a deadline in the past, not
+    /// `pthread_mutex_trylock`, which in glibc leaves an unrecoverable mutex locked for good.
+    ///
+    /// Errors: [`LockError::WouldBlock`] if held elsewhere, or as for [`RobustMutex::lock`].
     pub fn try_lock(&self) -> std::result::Result<MutexGuard<'_>, LockError<'_>> {
-        todo!()
+        self.finish("pthread_mutex_clocklock (try)", self.raw.try_lock())
     }
-    /// Times out.
-    pub fn lock_timeout(&self, _d: Duration) -> std::result::Result<MutexGuard<'_>, LockError<'_>> {
-        todo!()
+
+    /// Blocks for at most `timeout` (`pthread_mutex_clocklock` on `CLOCK_MONOTONIC`). A
+    /// timeout too large to represent waits forever. A free mutex is taken even with a zero
+    /// timeout.
+    ///
+    /// Errors: [`LockError::TimedOut`], or as for [`RobustMutex::lock`].
+    pub fn lock_timeout(
+        &self,
+        timeout: Duration,
+    ) -> std::result::Result<MutexGuard<'_>, LockError<'_>> {
+        self.lock_until(Instant::now().checked_add(timeout))
     }
-    /// Deadline (`None`: forever).
+
+    /// Blocks until `deadline` at the latest (`None`: forever). The deadline is absolute, so
+    /// interruptions by signals do not extend it. A free mutex is taken even if the deadline
+    /// has passed.
+    ///
+    /// Errors: [`LockError::TimedOut`], or as for [`RobustMutex::lock`].
     pub fn lock_until(
         &self,
-        _deadline: Option<Instant>,
+        deadline: Option<Instant>,
     ) -> std::result::Result<MutexGuard<'_>, LockError<'_>> {
-        todo!()
+        match deadline {
+            None => self.lock(),
+            Some(deadline) => self.finish("pthread_mutex_clocklock", self.raw.lock_until(deadline)),
+        }
+    }
+
+    fn finish(
+        &self,
+        op: &str,
+        outcome: Acquire,
+    ) -> std::result::Result<MutexGuard<'_>, LockError<'_>> {
+        match outcome {
+            Acquire::Locked => Ok(MutexGuard::new(self)),
+            Acquire::OwnerDied => Err(LockError::OwnerDied(Recovery {
+                mutex: self,
+                _not_send: PhantomData,
+            })),
+            Acquire::Busy => Err(LockError::WouldBlock),
+            Acquire::TimedOut => Err(LockError::TimedOut),
+            Acquire::NotRecoverable => Err(LockError::Unrecoverable),
+            Acquire::Deadlock => Err(LockError::Deadlock),
+            Acquire::Failed(e) => Err(LockError::Sys(Error::io(
+                format!("{op} {}", self.describe()),
+                e,
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::HeapSegment;
+
+    fn mutex() -> RobustMutex {
+        let shared = Shared::new(Arc::new(HeapSegment::new(4096, "mutex-test")));
+        RobustMutex::init_at(&shared, 64).unwrap();
+        RobustMutex::at(&shared, 64).unwrap()
+    }
+
+    /// Makes the mutex's owner die: a thread locks it and exits without unlocking.
+    fn die_holding(m: &RobustMutex) {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let guard = m.lock().expect("lock in the doomed thread");
+                std::mem::forget(guard);
+            })
+            // An explicit join waits for the thread itself to end (`pthread_join`), after the
+            // kernel has walked its robust list; the scope's implicit join only waits for the
+            // closure to return.
+            .join()
+            .unwrap();
+        });
+    }
+
+    fn describe(r: std::result::Result<MutexGuard<'_>, LockError<'_>>) -> String {
+        match r {
+            Ok(_) => "Ok".into(),
+            Err(LockError::OwnerDied(_)) => "OwnerDied".into(),
+            Err(e) => format!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn handles_are_send_and_sync() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<RobustMutex>();
+    }
+
+    #[test]
+    fn lock_unlock_relock() {
+        let m = mutex();
+        drop(m.lock().unwrap());
+        drop(m.try_lock().unwrap());
+        drop(m.lock_timeout(Duration::from_millis(10)).unwrap());
+        drop(m.lock_until(None).unwrap());
+        let g = m.lock().unwrap();
+        assert_eq!(g.mutex().offset(), 64);
+    }
+
+    #[test]
+    fn relock_by_the_owner_is_an_error_not_a_hang() {
+        let m = mutex();
+        let _g = m.lock().unwrap();
+        assert!(matches!(m.lock(), Err(LockError::Deadlock)));
+        assert!(matches!(
+            m.lock_timeout(Duration::from_secs(5)),
+            Err(LockError::Deadlock)
+        ));
+        assert!(matches!(m.try_lock(), Err(LockError::Deadlock)));
+    }
+
+    #[test]
+    fn held_elsewhere_try_lock_would_block_and_timeout_times_out() {
+        let m = mutex();
+        let _g = m.lock().unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                assert!(matches!(m.try_lock(), Err(LockError::WouldBlock)));
+                let start = Instant::now();
+                let limit = Duration::from_millis(50);
+                assert!(matches!(m.lock_timeout(limit), Err(LockError::TimedOut)));
+                assert!(start.elapsed() >= limit);
+                let past = Instant::now() - Duration::from_millis(1);
+                assert!(matches!(m.lock_until(Some(past)), Err(LockError::TimedOut)));
+            });
+        });
+    }
+
+    #[test]
+    fn free_mutex_is_taken_even_past_the_deadline() {
+        let m = mutex();
+        let past = Instant::now() - Duration::from_secs(1);
+        drop(m.lock_until(Some(past)).unwrap());
+        drop(m.lock_timeout(Duration::ZERO).unwrap());
+    }
+
+    #[test]
+    fn lock_released_by_another_thread_is_taken_by_a_waiter() {
+        let m = mutex();
+        let g = m.lock().unwrap();
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| describe(m.lock_timeout(Duration::from_secs(30))));
+            drop(g);
+            assert_eq!(waiter.join().unwrap(), "Ok");
+        });
+    }
+
+    #[test]
+    fn owner_died_then_repair_and_mark_consistent() {
+        let m = mutex();
+        die_holding(&m);
+        let recovery = match m.lock_timeout(Duration::from_secs(5)) {
+            Err(LockError::OwnerDied(r)) => r,
+            other => panic!("expected OwnerDied, got {}", describe(other)),
+        };
+        // We hold it: nobody else gets it.
+        std::thread::scope(|s| {
+            s.spawn(|| assert!(matches!(m.try_lock(), Err(LockError::WouldBlock))));
+        });
+        drop(recovery.mark_consistent());
+        // Normal from now on, in this thread and others.
+        drop(m.lock_timeout(Duration::from_secs(5)).unwrap());
+        std::thread::scope(|s| {
+            s.spawn(|| drop(m.lock_timeout(Duration::from_secs(5)).unwrap()));
+        });
+        drop(m.try_lock().unwrap());
+    }
+
+    #[test]
+    fn owner_died_is_reported_by_try_lock_too() {
+        let m = mutex();
+        die_holding(&m);
+        match m.try_lock() {
+            Err(LockError::OwnerDied(r)) => drop(r.mark_consistent()),
+            other => panic!("expected OwnerDied, got {}", describe(other)),
+        }
+        drop(m.try_lock().unwrap());
+    }
+
+    #[test]
+    fn dropped_recovery_makes_the_mutex_unrecoverable() {
+        let m = mutex();
+        die_holding(&m);
+        match m.lock_timeout(Duration::from_secs(5)) {
+            Err(LockError::OwnerDied(r)) => drop(r),
+            other => panic!("expected OwnerDied, got {}", describe(other)),
+        }
+        // Bounded forms first, so a regression fails instead of hanging.
+        assert_eq!(
+            describe(m.lock_timeout(Duration::from_secs(5))),
+            "Unrecoverable"
+        );
+        assert_eq!(describe(m.try_lock()), "Unrecoverable");
+        assert_eq!(describe(m.lock()), "Unrecoverable");
+        std::thread::scope(|s| {
+            s.spawn(|| assert_eq!(describe(m.lock()), "Unrecoverable"));
+        });
+    }
+
+    #[test]
+    fn try_lock_on_an_unrecoverable_mutex_does_not_wedge_it() {
+        // Regression: glibc's pthread_mutex_trylock returns ENOTRECOVERABLE still holding the
+        // lock word, after which other threads wait forever.
+        let m = mutex();
+        die_holding(&m);
+        match m.lock_timeout(Duration::from_secs(5)) {
+            Err(LockError::OwnerDied(r)) => drop(r),
+            other => panic!("expected OwnerDied, got {}", describe(other)),
+        }
+        for _ in 0..3 {
+            assert_eq!(describe(m.try_lock()), "Unrecoverable");
+        }
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                assert_eq!(
+                    describe(m.lock_timeout(Duration::from_secs(5))),
+                    "Unrecoverable"
+                );
+                assert_eq!(describe(m.try_lock()), "Unrecoverable");
+            });
+        });
+        assert_eq!(
+            describe(m.lock_timeout(Duration::from_secs(5))),
+            "Unrecoverable"
+        );
+    }
+
+    #[test]
+    fn owner_died_converted_with_question_mark_is_corrupted_and_unrecoverable() {
+        let m = mutex();
+        die_holding(&m);
+        let err: Error = m.lock_timeout(Duration::from_secs(5)).unwrap_err().into();
+        assert!(matches!(err, Error::Corrupted { .. }), "{err}");
+        let err: Error = m.lock_timeout(Duration::from_secs(5)).unwrap_err().into();
+        assert!(matches!(err, Error::Corrupted { .. }), "{err}");
+    }
+
+    #[test]
+    fn lock_errors_convert_to_actionable_errors() {
+        assert!(matches!(Error::from(LockError::TimedOut), Error::Timeout));
+        assert!(Error::from(LockError::WouldBlock).is_transient());
+        assert_eq!(
+            Error::from(LockError::Deadlock).errno(),
+            Some(libc::EDEADLK)
+        );
+        assert!(matches!(
+            Error::from(LockError::Sys(Error::Full)),
+            Error::Full
+        ));
+        assert!(
+            LockError::Unrecoverable
+                .to_string()
+                .contains("unrecoverable")
+        );
+    }
+
+    #[test]
+    fn regions_are_checked() {
+        let shared = Shared::new(Arc::new(HeapSegment::new(4096, "mutex-test")));
+        // Never initialised: all zeroes.
+        assert!(matches!(
+            RobustMutex::at(&shared, 0),
+            Err(Error::Corrupted { .. })
+        ));
+        // Misaligned, out of bounds, overflowing.
+        for offset in [8, 4096 - 32, 4096, usize::MAX - 3] {
+            assert!(matches!(
+                RobustMutex::init_at(&shared, offset),
+                Err(Error::Incompatible { .. })
+            ));
+            assert!(matches!(
+                RobustMutex::at(&shared, offset),
+                Err(Error::Corrupted { .. })
+            ));
+        }
+        RobustMutex::init_at(&shared, 4096 - 64).unwrap();
+        assert!(matches!(
+            RobustMutex::init_at(&shared, 4096 - 64),
+            Err(Error::Incompatible { .. })
+        ));
+        drop(RobustMutex::at(&shared, 4096 - 64).unwrap().lock().unwrap());
     }
 }

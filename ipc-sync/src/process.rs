@@ -112,7 +112,10 @@ mod tests {
 
     #[test]
     fn a_reaped_child_is_dead_and_a_wrong_start_time_is_not_adopted() {
-        let mut child = std::process::Command::new("sleep").arg("10").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("10")
+            .spawn()
+            .unwrap();
         let pid = child.id();
         let id = ProcessId {
             pid,

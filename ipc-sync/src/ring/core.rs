@@ -209,7 +209,9 @@ impl ProducerCore {
             };
             walked += size;
             if walked > self.geo.capacity || self.tail_off + size > self.geo.capacity {
-                return Err(Error::corrupted("ring records run past the ring while recovering"));
+                return Err(Error::corrupted(
+                    "ring records run past the ring while recovering",
+                ));
             }
             self.advance(size);
         }
@@ -289,7 +291,11 @@ impl ProducerCore {
             next = 0;
         }
         mem.word_store(next, 0, Ordering::Relaxed);
-        mem.word_store(slot.record, encode(self.tail, len as u32), Ordering::Release);
+        mem.word_store(
+            slot.record,
+            encode(self.tail, len as u32),
+            Ordering::Release,
+        );
         self.advance(size);
         mem.tail_publish(self.tail);
     }
@@ -533,7 +539,11 @@ mod tests {
         let mut p = ProducerCore::new(g, 0, 0).unwrap();
         let mut c = ConsumerCore::new(g, 0).unwrap();
         assert!(send(&mut p, &m, b"hello"));
-        m.word_store(0, m.word_load(0, Ordering::Relaxed) ^ 1 << 40, Ordering::Relaxed);
+        m.word_store(
+            0,
+            m.word_load(0, Ordering::Relaxed) ^ 1 << 40,
+            Ordering::Relaxed,
+        );
         assert!(matches!(c.peek(&m), Err(Error::Corrupted { .. })));
         assert!(matches!(c.peek(&m), Err(Error::Corrupted { .. })));
     }

@@ -31,7 +31,7 @@
 //! let mut tx = RingSender::attach(shared, &EndpointOptions::default())?;
 //!
 //! tx.send(b"copied")?;
-//! let mut loan = tx.loan(5)?;
+//! let mut loan = tx.loan(6)?;
 //! loan.copy_from_slice(b"in shm");
 //! loan.commit();
 //!
@@ -39,7 +39,7 @@
 //! let n = rx.recv(&mut buf)?;
 //! assert_eq!(&buf[..n], b"copied");
 //! let record = rx.recv_in_place()?;
-//! assert_eq!(&*record, b"in sh");
+//! assert_eq!(&*record, b"in shm");
 //! # Ok::<(), ipc_core::Error>(())
 //! ```
 

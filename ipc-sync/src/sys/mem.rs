@@ -61,6 +61,11 @@ impl Shared {
         self.len
     }
 
+    /// Whether the mapping is empty (never, for a real segment).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     fn check(&self, offset: usize, size: usize, align: usize) -> Option<*mut u8> {
         let end = offset.checked_add(size)?;
         if end > self.len || offset % align != 0 {

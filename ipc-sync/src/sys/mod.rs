@@ -12,3 +12,4 @@
 pub mod futex;
 pub mod mem;
 pub mod process;
+pub mod pthread;
