@@ -45,12 +45,11 @@ pub trait RingMem {
     fn copy_out(&self, off: u64, dst: &mut [u8]);
     /// Loads the consumer's published position.
     fn head_load(&self, order: Ordering) -> u64;
-    /// Publishes the consumer's position; sequentially consistent, so that a following load of
-    /// the producers' parking word cannot be reordered before it.
+    /// Publishes the consumer's position (release).
     fn head_publish(&self, head: u64);
     /// Loads the producers' published position.
     fn tail_load(&self, order: Ordering) -> u64;
-    /// Publishes the producers' position; sequentially consistent (see `head_publish`).
+    /// Publishes the producers' position (release).
     fn tail_publish(&self, tail: u64);
 }
 
@@ -529,7 +528,10 @@ mod tests {
             let mut p = ProducerCore::new(g, start, start).unwrap();
             let mut c = ConsumerCore::new(g, start).unwrap();
             let msg = vec![7u8; g.max_message];
-            assert!(send(&mut p, &m, &msg), "an empty ring at {start} refused the largest message");
+            assert!(
+                send(&mut p, &m, &msg),
+                "an empty ring at {start} refused the largest message"
+            );
             assert_eq!(recv(&mut c, &m).unwrap(), msg);
             assert!(recv(&mut c, &m).is_none());
         }

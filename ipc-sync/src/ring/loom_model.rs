@@ -56,13 +56,13 @@ impl RingMem for LoomMem {
         self.head.load(order)
     }
     fn head_publish(&self, head: u64) {
-        self.head.swap(head, Ordering::SeqCst);
+        self.head.store(head, Ordering::Release);
     }
     fn tail_load(&self, order: Ordering) -> u64 {
         self.tail.load(order)
     }
     fn tail_publish(&self, tail: u64) {
-        self.tail.swap(tail, Ordering::SeqCst);
+        self.tail.store(tail, Ordering::Release);
     }
 }
 

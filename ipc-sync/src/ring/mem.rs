@@ -71,6 +71,18 @@ impl SegmentMem {
 }
 
 impl SegmentMem {
+    /// After committing: wakes the consumer if it is parked.
+    #[inline]
+    pub fn wake_consumer(&self) {
+        super::wait::wake_if_parked(self.ctl32(ctl::CONSUMER_PARKS), self.ctl32(ctl::DATA_WAIT));
+    }
+
+    /// After releasing space: wakes a producer parked on a full ring.
+    #[inline]
+    pub fn wake_producers(&self) {
+        super::wait::wake_if_parked(self.ctl32(ctl::PRODUCERS_PARK), self.ctl32(ctl::SPACE_WAIT));
+    }
+
     /// Copies a payload out (the receiver's copying path).
     #[inline]
     pub fn copy_out_payload(&self, off: u64, dst: &mut [u8]) {
@@ -114,7 +126,7 @@ impl RingMem for SegmentMem {
 
     #[inline]
     fn head_publish(&self, head: u64) {
-        self.ctl64(ctl::HEAD).swap(head, Ordering::SeqCst);
+        self.ctl64(ctl::HEAD).store(head, Ordering::Release);
     }
 
     #[inline]
@@ -124,6 +136,6 @@ impl RingMem for SegmentMem {
 
     #[inline]
     fn tail_publish(&self, tail: u64) {
-        self.ctl64(ctl::TAIL).swap(tail, Ordering::SeqCst);
+        self.ctl64(ctl::TAIL).store(tail, Ordering::Release);
     }
 }

@@ -133,6 +133,11 @@ pub(crate) mod ctl {
     pub const CAPACITY: usize = 0;
     pub const MAX_MESSAGE: usize = 8;
     pub const PRODUCERS: usize = 16;
+    /// Non-zero if the consumer may park (its strategy is not busy): only then do producers
+    /// pay for the fence that makes their wake-up check safe.
+    pub const CONSUMER_PARKS: usize = 24;
+    /// How many attached producers may park (same reason, the other way).
+    pub const PRODUCERS_PARK: usize = 28;
     pub const TAIL: usize = 64;
     pub const HEAD: usize = 128;
     /// Non-zero while the consumer is parked (or about to park) waiting for data.

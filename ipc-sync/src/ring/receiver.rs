@@ -8,7 +8,7 @@ use ipc_core::{Error, Receiver, Result, Wait};
 use super::core::{ConsumerCore, Found};
 use super::mem::SegmentMem;
 use super::peers::{self, ProducerWatch};
-use super::wait::{wait_for, wake_if_parked};
+use super::wait::wait_for;
 use super::{EndpointOptions, MAX_PRODUCERS, Producers, WaitStrategy, attach, ctl};
 use crate::sys::mem::Shared;
 
@@ -41,6 +41,10 @@ impl RingReceiver {
                 limit: 1,
             });
         }
+        mem.ctl32(ctl::CONSUMER_PARKS).store(
+            u32::from(options.wait != WaitStrategy::Busy),
+            Ordering::SeqCst,
+        );
         let head = mem.ctl64(ctl::HEAD).load(Ordering::Acquire);
         let core = ConsumerCore::new(a.geo, head).inspect_err(|_| {
             slot.release(&shared, peers::EMPTY);
@@ -95,16 +99,18 @@ impl RingReceiver {
             ..
         } = self;
         let data = mem.ctl32(ctl::DATA_WAIT);
-        let space = mem.ctl32(ctl::SPACE_WAIT);
         wait_for(
             *strategy,
             wait,
             data,
             || Error::Empty,
             |force| {
+                let before = core.head();
                 let found = core.peek(mem);
-                // Pads skipped by `peek` gave space back.
-                wake_if_parked(space);
+                if core.head() != before {
+                    // `peek` skipped a pad, which gave space back.
+                    mem.wake_producers();
+                }
                 if let Some(found) = found? {
                     return Ok(Some(found));
                 }
@@ -139,7 +145,7 @@ impl Receiver for RingReceiver {
         self.mem
             .copy_out_payload(found.payload, &mut buf[..found.len]);
         self.core.release(&self.mem, found.size);
-        wake_if_parked(self.mem.ctl32(ctl::SPACE_WAIT));
+        self.mem.wake_producers();
         Ok(found.len)
     }
 }
@@ -147,9 +153,8 @@ impl Receiver for RingReceiver {
 impl Drop for RingReceiver {
     fn drop(&mut self) {
         self.slot.release(self.mem.shared(), peers::CLOSED);
-        std::sync::atomic::fence(Ordering::SeqCst);
         // A producer parked on a full ring should notice at once that nobody will drain it.
-        wake_if_parked(self.mem.ctl32(ctl::SPACE_WAIT));
+        self.mem.wake_producers();
     }
 }
 
@@ -172,7 +177,7 @@ impl Drop for Record<'_> {
     #[inline]
     fn drop(&mut self) {
         self.core.release(self.mem, self.found.size);
-        wake_if_parked(self.mem.ctl32(ctl::SPACE_WAIT));
+        self.mem.wake_producers();
     }
 }
 

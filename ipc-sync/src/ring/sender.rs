@@ -8,7 +8,7 @@ use ipc_core::{Error, Result, Sender, Wait};
 use super::core::{ProducerCore, Slot};
 use super::mem::SegmentMem;
 use super::peers::{self, Peer, SlotWatch};
-use super::wait::{wait_for, wake_if_parked};
+use super::wait::wait_for;
 use super::{EndpointOptions, MAX_PRODUCERS, Producers, WaitStrategy, attach, ctl};
 use crate::mutex::{LockError, MutexGuard, RobustMutex};
 use crate::sys::mem::Shared;
@@ -77,6 +77,10 @@ impl RingSender {
             Producers::Multi => Some(a.layout.mutex(super::REGION_LOCK).map_err(release)?),
         };
         mem.ctl32(ctl::PRODUCERS_EVER).store(1, Ordering::Release);
+        if options.wait != WaitStrategy::Busy {
+            mem.ctl32(ctl::PRODUCERS_PARK)
+                .fetch_add(1, Ordering::SeqCst);
+        }
         Ok(RingSender {
             consumer: SlotWatch::new(peers::Slot::at(a.ctl + ctl::CONSUMER)),
             mem,
@@ -142,7 +146,6 @@ impl RingSender {
             Some(lock) => Some(lock_producers(lock, core, mem, wait)?),
         };
         let space = mem.ctl32(ctl::SPACE_WAIT);
-        let data = mem.ctl32(ctl::DATA_WAIT);
         let reserved = wait_for(
             *strategy,
             wait,
@@ -153,7 +156,7 @@ impl RingSender {
                     return Ok(Some(slot));
                 }
                 if core.padded {
-                    wake_if_parked(data);
+                    mem.wake_consumer();
                 }
                 if consumer.check(mem.shared(), force) == Peer::Gone {
                     return Err(Error::Disconnected);
@@ -226,10 +229,15 @@ impl Sender for RingSender {
 impl Drop for RingSender {
     fn drop(&mut self) {
         self.slot.release(self.mem.shared(), peers::EMPTY);
+        if self.strategy != WaitStrategy::Busy {
+            let _ = self.mem.ctl32(ctl::PRODUCERS_PARK).fetch_update(
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+                |n| n.checked_sub(1),
+            );
+        }
         // A parked receiver should notice now that it may have no producer left.
-        let data = self.mem.ctl32(ctl::DATA_WAIT);
-        std::sync::atomic::fence(Ordering::SeqCst);
-        wake_if_parked(data);
+        self.mem.wake_consumer();
     }
 }
 
@@ -268,7 +276,7 @@ impl Loan<'_> {
     #[inline]
     fn publish(&mut self, len: usize) {
         self.core.commit(self.mem, self.slot, len);
-        wake_if_parked(self.mem.ctl32(ctl::DATA_WAIT));
+        self.mem.wake_consumer();
     }
 }
 

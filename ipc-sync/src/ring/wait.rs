@@ -1,12 +1,17 @@
 //! Waiting for the peer: busy-polling, spinning then parking, or parking, on a futex word in
 //! the segment.
 //!
-//! The parking protocol: the waiter stores 1 in its word (sequentially consistent), polls once
-//! more, then sleeps in `futex_wait(word, 1)`. The other side publishes its progress with a
-//! sequentially consistent store and only then loads the word: if it reads 1 it resets it and
-//! makes the wake-up call. Either the waiter's last poll sees the progress, or the publisher
-//! sees the 1, so no wake-up is lost, and while the waiter is awake the publisher makes no
-//! system call at all.
+//! The parking protocol: the waiter stores 1 in its word, issues a full fence, polls once more,
+//! then sleeps in `futex_wait(word, 1)`. The other side publishes its progress, issues a full
+//! fence and only then loads the word: if it reads 1 it resets it and makes the wake-up call.
+//! Either the waiter's last poll sees the progress, or the publisher sees the 1, so no wake-up
+//! is lost, and while the waiter is awake the publisher makes no system call at all.
+//!
+//! The publisher's fence is the expensive part of a message (it drains the store buffer, with
+//! the payload's cache lines still owned by the peer). A busy-polling endpoint never parks, so
+//! each side advertises in the control block whether it may park, and the other side skips the
+//! fence and the check when it cannot. An endpoint attaching while its peer is mid-message may
+//! be missed once: its first park then lasts one slice (25 ms) at most.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -28,9 +33,14 @@ const PARK_SLICE: Duration = Duration::from_millis(25);
 /// Polls between two reads of the clock while spinning.
 const POLLS_PER_CLOCK: u32 = 64;
 
-/// Wakes the endpoint parked on `word`, if one is.
+/// After publishing progress: wakes the endpoint parked on `word`, if one may park
+/// (`may_park` non-zero) and is.
 #[inline]
-pub fn wake_if_parked(word: &AtomicU32) {
+pub fn wake_if_parked(may_park: &AtomicU32, word: &AtomicU32) {
+    if may_park.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    std::sync::atomic::fence(Ordering::SeqCst);
     if word.load(Ordering::Relaxed) != 0 {
         word.store(0, Ordering::Relaxed);
         futex::wake_all(word);
@@ -82,6 +92,7 @@ pub fn wait_for<T>(
     // Park phase.
     loop {
         word.store(1, Ordering::SeqCst);
+        std::sync::atomic::fence(Ordering::SeqCst);
         if let Some(t) = poll(false)? {
             word.store(0, Ordering::Relaxed);
             return Ok(t);
