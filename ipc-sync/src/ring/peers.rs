@@ -230,9 +230,14 @@ impl ProducerWatch {
         if !attached {
             return true;
         }
+        // Only "someone is alive" is reused between checks: a producer that took a dead one's
+        // slot must be seen at once, not after the interval.
         let now = coarse_now_ns();
-        if !force && now.wrapping_sub(self.last_check) < CHECK_INTERVAL.as_nanos() as u64 {
-            return self.last_answer;
+        if !force
+            && !self.last_answer
+            && now.wrapping_sub(self.last_check) < CHECK_INTERVAL.as_nanos() as u64
+        {
+            return false;
         }
         self.last_check = now;
         self.last_answer = self

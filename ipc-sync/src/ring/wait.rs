@@ -71,10 +71,11 @@ pub fn wait_for<T>(
     let spin_until = match strategy {
         WaitStrategy::Busy => None,
         WaitStrategy::Spin => Some(Instant::now() + SPIN_FOR),
+        // Parks at once: no CPU spent polling, a futex round trip per wake-up.
         WaitStrategy::Park => Some(Instant::now()),
     };
     // Spin phase.
-    loop {
+    while strategy != WaitStrategy::Park {
         for _ in 0..POLLS_PER_CLOCK {
             std::hint::spin_loop();
             if let Some(t) = poll(false)? {
