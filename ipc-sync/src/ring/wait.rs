@@ -74,20 +74,9 @@ pub fn wait_for<T>(
         // Parks at once: no CPU spent polling, a futex round trip per wake-up.
         WaitStrategy::Park => Some(Instant::now()),
     };
-    // Spin phase.
-    while strategy != WaitStrategy::Park {
-        for _ in 0..POLLS_PER_CLOCK {
-            std::hint::spin_loop();
-            if let Some(t) = poll(false)? {
-                return Ok(t);
-            }
-        }
-        let now = Instant::now();
-        if timed_out(now) {
-            return poll(true)?.ok_or_else(timeout);
-        }
-        if spin_until.is_some_and(|s| now >= s) {
-            break;
+    if strategy != WaitStrategy::Park {
+        if let Some(t) = spin(&mut poll, spin_until, deadline)? {
+            return Ok(t);
         }
     }
     // Park phase.
@@ -111,6 +100,31 @@ pub fn wait_for<T>(
         if let Some(t) = poll(woke == futex::Woke::TimedOut)? {
             word.store(0, Ordering::Relaxed);
             return Ok(t);
+        }
+    }
+}
+
+/// Polls until a value comes, `until` passes (`Ok(None)`), or the deadline passes
+/// ([`Error::Timeout`]).
+#[inline]
+fn spin<T>(
+    poll: &mut impl FnMut(bool) -> Result<Option<T>>,
+    until: Option<Instant>,
+    deadline: Option<Instant>,
+) -> Result<Option<T>> {
+    loop {
+        for _ in 0..POLLS_PER_CLOCK {
+            std::hint::spin_loop();
+            if let Some(t) = poll(false)? {
+                return Ok(Some(t));
+            }
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            return poll(true)?.ok_or_else(timeout).map(Some);
+        }
+        if until.is_some_and(|s| now >= s) {
+            return Ok(None);
         }
     }
 }
