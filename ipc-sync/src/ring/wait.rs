@@ -67,7 +67,6 @@ pub fn wait_for<T>(
         Wait::Forever => None,
         Wait::Until(at) => Some(at),
     };
-    let timed_out = |now: Instant| deadline.is_some_and(|d| now >= d);
     let spin_until = match strategy {
         WaitStrategy::Busy => None,
         WaitStrategy::Spin => Some(Instant::now() + SPIN_FOR),
