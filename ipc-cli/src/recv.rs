@@ -10,10 +10,10 @@ use crate::failure::{Context, Failure, parse_duration_arg, parse_spec};
 /// Receive messages and print each on its own line.
 ///
 /// Without --count, receives until the sender disconnects (a posix-mq queue has no connection:
-/// until the queue is removed).
+/// until the queue is removed; a posix-shm ring: once every sender that attached has left).
 #[derive(clap::Args)]
 pub struct Args {
-    /// Where to receive from, e.g. `fifo:/tmp/app.fifo` or `pipe:fd=0`.
+    /// Where to receive from, e.g. `fifo:/tmp/app.fifo`, `posix-shm:/ticks` or `pipe:fd=0`.
     spec: String,
     /// Exit after this many messages.
     #[arg(long, value_name = "N")]

@@ -11,7 +11,7 @@ use crate::failure::{Context, Failure, parse_spec};
 /// Send messages: each MESSAGE, or else each line of standard input (without its newline).
 #[derive(clap::Args)]
 pub struct Args {
-    /// Where to send, e.g. `fifo:/tmp/app.fifo` or `pipe:fd=1`.
+    /// Where to send, e.g. `fifo:/tmp/app.fifo`, `posix-shm:/ticks` or `pipe:fd=1`.
     spec: String,
     /// The messages, one each; without any, each line of standard input is one message.
     #[arg(value_name = "MESSAGE")]

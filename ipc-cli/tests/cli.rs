@@ -334,6 +334,121 @@ fn a_queue_keeps_what_was_sent_until_it_is_received() {
     }
 }
 
+/// A POSIX shared-memory segment name no other test (or test run) uses, removed at the end
+/// whatever happened.
+struct TempSegment(String);
+
+impl TempSegment {
+    fn new() -> TempSegment {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        TempSegment(format!("/ipc-cli-test-shm-{}-{n}", std::process::id()))
+    }
+
+    fn spec(&self, options: &str) -> String {
+        format!("posix-shm:{}{options}", self.0)
+    }
+
+    /// Where `shm_open` keeps it.
+    fn path(&self) -> String {
+        format!("/dev/shm{}", self.0)
+    }
+
+    fn exists(&self) -> bool {
+        std::path::Path::new(&self.path()).exists()
+    }
+}
+
+impl Drop for TempSegment {
+    fn drop(&mut self) {
+        // shm_unlink is an unlink in /dev/shm.
+        let _ = std::fs::remove_file(self.path());
+    }
+}
+
+/// `ipc send` with `lines` on its stdin, to completion.
+fn send_lines(spec: &str, lines: &[u8]) -> Output {
+    let mut send = Running::spawn(
+        ipc()
+            .args(["send", spec])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let mut stdin = send.child().stdin.take().unwrap();
+    stdin.write_all(lines).unwrap();
+    drop(stdin);
+    send.output()
+}
+
+#[test]
+fn posix_shm_carries_messages_between_send_and_recv() {
+    // The usual order: the receiver creates the segment (and removes it when done); the
+    // sender, started right after, waits for it if need be.
+    let segment = TempSegment::new();
+    let recv = Running::spawn(
+        ipc()
+            .args(["recv", &segment.spec(""), "--count", "2"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let send = run(ipc().args(["send", &segment.spec(""), "hello", "world"]));
+    assert!(send.status.success(), "send: {}", text(&send.stderr));
+    let recv = recv.output();
+    assert!(recv.status.success(), "recv: {}", text(&recv.stderr));
+    assert_eq!(
+        text(&recv.stdout),
+        "hello
+world
+"
+    );
+    assert!(
+        !segment.exists(),
+        "the receiver left the segment it created"
+    );
+
+    // Without --count, the receiver ends when the sender leaves: the ring sees it go.
+    let segment = TempSegment::new();
+    let recv = Running::spawn(
+        ipc()
+            .args(["recv", &segment.spec("?capacity=4KiB")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let send = send_lines(&segment.spec("?capacity=4KiB"), b"a\nb\nc\n");
+    assert!(send.status.success(), "send: {}", text(&send.stderr));
+    let recv = recv.output();
+    assert!(recv.status.success(), "recv: {}", text(&recv.stderr));
+    assert_eq!(text(&recv.stdout), "a\nb\nc\n");
+
+    // The sender first, allowed to create: it leaves the segment, messages and all, for
+    // `ipc recv`, which leaves it too (it did not create it).
+    let segment = TempSegment::new();
+    let send = send_lines(&segment.spec("?create=if_missing"), b"x\ny\n");
+    assert!(send.status.success(), "send: {}", text(&send.stderr));
+    assert!(
+        segment.exists(),
+        "the sender removed the segment it created"
+    );
+    let recv = run(ipc().args(["recv", &segment.spec(""), "--count", "2"]));
+    assert!(recv.status.success(), "recv: {}", text(&recv.stderr));
+    assert_eq!(text(&recv.stdout), "x\ny\n");
+    // Its only sender is gone: a further receiver ends at once, with nothing.
+    let recv = run(ipc().args(["recv", &segment.spec(""), "--timeout", "5s"]));
+    assert!(recv.status.success(), "recv: {}", text(&recv.stderr));
+    assert!(recv.stdout.is_empty());
+
+    // A sender waits at most open_timeout for a segment nobody makes, and names it.
+    let segment = TempSegment::new();
+    let send = run(ipc().args(["send", &segment.spec("?open_timeout=200ms"), "x"]));
+    assert_eq!(send.status.code(), Some(1), "{}", text(&send.stderr));
+    let stderr = one_line(&send.stderr);
+    assert!(
+        stderr.contains(&segment.0) && stderr.contains("not found"),
+        "{stderr}"
+    );
+    assert!(!segment.exists());
+}
+
 #[test]
 fn bench_posix_mq_skips_sizes_above_the_queue_limit_and_leaves_no_queue() {
     let limit: usize = std::fs::read_to_string("/proc/sys/fs/mqueue/msgsize_max")
@@ -480,4 +595,113 @@ fn bench_posix_mq_fails_rather_than_hangs_when_its_peer_dies() {
         );
         assert_eq!(bench_queues_left(pid), Vec::<String>::new());
     }
+}
+
+/// The shared-memory segments `ipc bench` process `pid` left in `/dev/shm`.
+fn bench_segments_left(pid: u32) -> Vec<String> {
+    let prefix = format!("ipc-bench-shm-{pid}-");
+    std::fs::read_dir("/dev/shm")
+        .map(|dir| {
+            dir.filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+                .filter(|name| name.starts_with(&prefix))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn bench_posix_shm_measures_each_strategy_with_references_and_leaves_no_segment() {
+    let args = [
+        "bench",
+        "--transports",
+        "posix-shm",
+        "--sizes",
+        "64",
+        "--budget-ms",
+        "200",
+    ];
+
+    let json = Running::spawn(
+        ipc()
+            .args(args)
+            .arg("--json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let pid = json.0.as_ref().unwrap().id();
+    let out = json.output();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is JSON"))
+        .collect();
+    let rows: Vec<_> = lines
+        .iter()
+        .filter(|l| l["transport"].is_string())
+        .collect();
+    let transports: Vec<_> = rows
+        .iter()
+        .map(|r| r["transport"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        transports,
+        ["posix-shm-busy", "posix-shm-spin", "posix-shm-park"],
+        "{stdout}"
+    );
+    for row in &rows {
+        for m in [*row, &row["raw"]] {
+            for key in ["rtt_p50_ns", "msgs_per_s"] {
+                assert!(m[key].as_f64().is_some_and(|v| v > 0.0), "{key}: {stdout}");
+            }
+        }
+    }
+    let reference = |what: &str| {
+        lines
+            .iter()
+            .find(|l| l["reference"] == what)
+            .unwrap_or_else(|| panic!("no {what} reference: {stdout}"))
+    };
+    let memcpy = reference("memcpy");
+    assert!(
+        memcpy["bytes_per_s"].as_f64().is_some_and(|v| v > 0.0),
+        "{stdout}"
+    );
+    assert_eq!(memcpy["copies"][0]["size"], 64, "{stdout}");
+    let floors = reference("floors");
+    for key in ["spin_rtt_p50_ns", "futex_rtt_p50_ns"] {
+        assert!(floors[key].as_u64().is_some_and(|v| v > 0), "{stdout}");
+    }
+    assert_eq!(bench_segments_left(pid), Vec::<String>::new());
+
+    let table = Running::spawn(
+        ipc()
+            .args([
+                "bench",
+                "--transports",
+                "posix-shm-busy,pipe",
+                "--sizes",
+                "64",
+            ])
+            .args(["--budget-ms", "200"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let pid = table.0.as_ref().unwrap().id();
+    let out = table.output();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<_> = stdout.lines().collect();
+    assert!(lines[1].starts_with("posix-shm-busy "), "{stdout}");
+    assert!(lines[2].starts_with("pipe "), "{stdout}");
+    assert!(lines.iter().any(|l| l.starts_with("memcpy")), "{stdout}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("spin floor")),
+        "{stdout}"
+    );
+    assert!(
+        lines.last().unwrap().starts_with("total wall time"),
+        "{stdout}"
+    );
+    assert_eq!(bench_segments_left(pid), Vec::<String>::new());
 }

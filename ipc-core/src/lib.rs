@@ -23,5 +23,5 @@ pub use channel::{Receiver, Sender};
 pub use error::{Error, Result};
 pub use lifecycle::{Owner, Removable, check_adoptable};
 pub use segment::{ObjectId, Segment};
-pub use spec::{Address, Create, Options, Transport, TransportSpec};
+pub use spec::{Address, Create, Options, Producers, Transport, TransportSpec, WaitStrategy};
 pub use wait::Wait;

@@ -5,7 +5,7 @@
 //! pipe:fd=7                               a pipe end handed over as descriptor 7
 //! fifo:/tmp/app.fifo?capacity=128KiB
 //! posix-mq:/orders?capacity=64&message_size=8192
-//! posix-shm:/ticks?capacity=1MiB
+//! posix-shm:/ticks?capacity=1MiB&wait=busy&producers=multi
 //! sysv-mq:key=0x6666
 //! sysv-shm:ftok=/tmp/app:0x66?capacity=64KiB
 //! ```
@@ -14,6 +14,16 @@
 //! address cannot contain `?`. [`Display`](std::fmt::Display) writes the canonical form, which
 //! parses back to an equal [`TransportSpec`]; unknown options, options that do not apply to the
 //! transport and malformed values are [`Error::InvalidSpec`] naming the offending part.
+//!
+//! | option         | value                               | taken by                          |
+//! |----------------|-------------------------------------|-----------------------------------|
+//! | `capacity`     | bytes (`64KiB`), messages for queues | all                              |
+//! | `message_size` | bytes                               | all                               |
+//! | `mode`         | octal, `0000`..=`0777`              | all but `pipe`                    |
+//! | `create`       | `always`, `never`, `if_missing`     | all but `pipe`                    |
+//! | `open_timeout` | duration (`500ms`, `10s`)           | `fifo`, `posix-shm`, `sysv-shm`   |
+//! | `wait`         | [`WaitStrategy`]: `busy`, `spin`, `park` | `posix-shm`, `sysv-shm`      |
+//! | `producers`    | [`Producers`]: `single`, `multi`    | `posix-shm`, `sysv-shm`           |
 //!
 //! ```
 //! use ipc_core::{Create, Transport, TransportSpec};
@@ -101,9 +111,20 @@ impl Transport {
         match self {
             Transport::Pipe => &["capacity", "message_size"],
             Transport::Fifo => &["capacity", "message_size", "mode", "create", "open_timeout"],
-            Transport::PosixMq | Transport::PosixShm | Transport::SysvMq | Transport::SysvShm => {
+            Transport::PosixMq | Transport::SysvMq => {
                 &["capacity", "message_size", "mode", "create"]
             }
+            // Rings: a sender waits for the segment (`open_timeout`), each end picks how it
+            // waits for the other (`wait`), the creator fixes how many may send (`producers`).
+            Transport::PosixShm | Transport::SysvShm => &[
+                "capacity",
+                "message_size",
+                "mode",
+                "create",
+                "open_timeout",
+                "wait",
+                "producers",
+            ],
         }
     }
 }
@@ -128,6 +149,78 @@ impl FromStr for Transport {
                     format!("unknown transport `{s}` (known: {})", known.join(", ")),
                 )
             })
+    }
+}
+
+/// How many producers a shared-memory ring admits (`producers=single|multi`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Producers {
+    /// One at a time (lock-free). A second live producer is refused.
+    #[default]
+    Single,
+    /// Several at once (`ipc_sync::ring::MAX_PRODUCERS`), serialised by a robust mutex in the segment.
+    Multi,
+}
+
+impl FromStr for Producers {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Producers> {
+        match s {
+            "single" | "1" => Ok(Producers::Single),
+            "multi" | "many" => Ok(Producers::Multi),
+            _ => Err(Error::invalid_spec(
+                s,
+                format!("producers must be single or multi, not `{s}`"),
+            )),
+        }
+    }
+}
+
+/// How an endpoint waits for its peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum WaitStrategy {
+    /// Poll without ever sleeping: lowest latency, one core busy while waiting.
+    Busy,
+    /// Poll for a few microseconds, then park on a futex (the default).
+    #[default]
+    Spin,
+    /// Park on a futex at once: no CPU while waiting, a system call per wake-up.
+    Park,
+}
+
+impl FromStr for WaitStrategy {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<WaitStrategy> {
+        match s {
+            "busy" => Ok(WaitStrategy::Busy),
+            "spin" => Ok(WaitStrategy::Spin),
+            "park" => Ok(WaitStrategy::Park),
+            _ => Err(Error::invalid_spec(
+                s,
+                format!("wait must be busy, spin or park, not `{s}`"),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for WaitStrategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WaitStrategy::Busy => "busy",
+            WaitStrategy::Spin => "spin",
+            WaitStrategy::Park => "park",
+        })
+    }
+}
+
+impl fmt::Display for Producers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Producers::Single => "single",
+            Producers::Multi => "multi",
+        })
     }
 }
 
@@ -201,8 +294,15 @@ pub struct Options {
     pub mode: Option<u32>,
     /// Whether opening may or must create (default: receivers `if_missing`, senders `never`).
     pub create: Option<Create>,
-    /// How long opening waits for the other side (FIFO), e.g. `500ms`, `10s`.
+    /// How long opening waits for the other side (FIFO) or for the object to appear
+    /// (shared-memory sender), e.g. `500ms`, `10s`.
     pub open_timeout: Option<Duration>,
+    /// How a shared-memory ring endpoint waits for its peer (`busy`, `spin` or `park`; default
+    /// `spin`). Per endpoint: the two ends may differ.
+    pub wait: Option<WaitStrategy>,
+    /// How many producers a shared-memory ring admits (`single` or `multi`; default `single`).
+    /// Fixed by whoever creates the ring; an opener that names it must match.
+    pub producers: Option<Producers>,
 }
 
 /// A parsed transport string. See the [module documentation](self) for the format.
@@ -258,6 +358,8 @@ impl TransportSpec {
             ("mode", o.mode.is_some()),
             ("create", o.create.is_some()),
             ("open_timeout", o.open_timeout.is_some()),
+            ("wait", o.wait.is_some()),
+            ("producers", o.producers.is_some()),
         ];
         for (name, present) in given {
             if present && !allowed.contains(&name) {
@@ -318,6 +420,12 @@ impl fmt::Display for TransportSpec {
         }
         if let Some(t) = o.open_timeout {
             put(f, "open_timeout", &DurationText(t))?;
+        }
+        if let Some(w) = o.wait {
+            put(f, "wait", &w)?;
+        }
+        if let Some(p) = o.producers {
+            put(f, "producers", &p)?;
         }
         Ok(())
     }
@@ -455,7 +563,15 @@ fn parse_option(transport: Transport, pair: &str, o: &mut Options) -> Result<()>
             format!("option `{name}` has no value"),
         ));
     }
-    let known = ["capacity", "message_size", "mode", "create", "open_timeout"];
+    let known = [
+        "capacity",
+        "message_size",
+        "mode",
+        "create",
+        "open_timeout",
+        "wait",
+        "producers",
+    ];
     if !known.contains(&name) {
         return Err(Error::invalid_spec(
             pair,
@@ -509,7 +625,26 @@ fn parse_option(transport: Transport, pair: &str, o: &mut Options) -> Result<()>
         "open_timeout" => {
             set_once(&mut o.open_timeout, parse_duration(value).map_err(bad)?).map_err(|()| twice())
         }
+        // The enums' own errors name the value; these name the whole `name=value` pair.
+        "wait" => {
+            let w = value
+                .parse::<WaitStrategy>()
+                .map_err(|e| bad(reason_of(e)))?;
+            set_once(&mut o.wait, w).map_err(|()| twice())
+        }
+        "producers" => {
+            let p = value.parse::<Producers>().map_err(|e| bad(reason_of(e)))?;
+            set_once(&mut o.producers, p).map_err(|()| twice())
+        }
         _ => unreachable!("checked against the known list above"),
+    }
+}
+
+/// The reason of an [`Error::InvalidSpec`], to restate it for a larger part of the string.
+fn reason_of(e: Error) -> String {
+    match e {
+        Error::InvalidSpec { reason, .. } => reason,
+        other => other.to_string(),
     }
 }
 
@@ -702,6 +837,49 @@ mod tests {
         }
         let long = format!("posix-shm:/{}", "n".repeat(NAME_MAX + 1));
         assert!(reason(&long).1.contains("NAME_MAX"));
+    }
+
+    #[test]
+    fn ring_options_parse_and_round_trip() {
+        let spec: TransportSpec =
+            "posix-shm:/t?producers=multi&wait=busy&capacity=1048576&open_timeout=2s"
+                .parse()
+                .unwrap();
+        assert_eq!(spec.options.wait, Some(WaitStrategy::Busy));
+        assert_eq!(spec.options.producers, Some(Producers::Multi));
+        assert_eq!(
+            spec.to_string(),
+            "posix-shm:/t?capacity=1MiB&open_timeout=2s&wait=busy&producers=multi"
+        );
+        for wait in ["busy", "spin", "park"] {
+            let s = format!("sysv-shm:key=0x1?wait={wait}&producers=single");
+            assert_eq!(s.parse::<TransportSpec>().unwrap().to_string(), s);
+        }
+    }
+
+    #[test]
+    fn ring_options_are_refused_elsewhere_and_checked() {
+        let table: &[(&str, &str, &str)] = &[
+            ("fifo:/x?wait=busy", "wait", "does not apply to fifo"),
+            (
+                "posix-mq:/q?producers=multi",
+                "producers",
+                "does not apply to posix-mq",
+            ),
+            ("pipe:?wait=park", "wait", "does not apply to pipe"),
+            ("posix-shm:/t?wait=fast", "wait=fast", "busy, spin or park"),
+            ("posix-shm:/t?producers=3", "producers=3", "single or multi"),
+            ("posix-shm:/t?wait=busy&wait=spin", "wait=spin", "twice"),
+        ];
+        for (input, part, why) in table {
+            let (spec, reason) = reason(input);
+            assert_eq!(&spec, part, "{input}");
+            assert!(reason.contains(why), "{input}: {reason}");
+        }
+        // Set by hand rather than parsed: validate still refuses it.
+        let mut spec: TransportSpec = "posix-mq:/q".parse().unwrap();
+        spec.options.wait = Some(WaitStrategy::Park);
+        assert!(matches!(spec.validate(), Err(Error::InvalidSpec { spec, .. }) if spec == "wait"));
     }
 
     #[test]

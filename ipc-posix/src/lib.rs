@@ -4,7 +4,8 @@
 //! | object            | type                    | lives until        | transport string |
 //! |-------------------|-------------------------|--------------------|------------------|
 //! | message queue     | [`mq::MqSender`], [`mq::MqReceiver`] | `mq_unlink` | `posix-mq:/name` |
-//! | shared memory     | [`shm::SharedMemory`]   | `shm_unlink`       | (with `ipc-sync`) |
+//! | shared memory     | [`shm::SharedMemory`]   | `shm_unlink`       |                  |
+//! | ring in shared memory | [`ring::ShmSender`], [`ring::ShmReceiver`] | `shm_unlink` | `posix-shm:/name` |
 //! | named semaphore   | [`sem::NamedSemaphore`] | `sem_unlink`       |                  |
 //!
 //! Objects are created exclusively with mode `0600` unless asked otherwise; an object opened
@@ -14,6 +15,7 @@
 
 pub mod mq;
 mod name;
+pub mod ring;
 pub mod sem;
 pub mod shm;
 mod sys;

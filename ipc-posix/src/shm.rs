@@ -190,8 +190,27 @@ impl SharedMemory {
     /// Errors: [`Error::NotFound`]; [`Error::Incompatible`] naming what differs, with both
     /// values; [`Error::PermissionDenied`] if the mode does not let us open it.
     pub fn open(name: &PosixName, expect: &Expect) -> Result<SharedMemory> {
+        let shm = SharedMemory::open_any_size(name, expect.mode)?;
+        let actual = shm.size as u64;
+        let required = (expect.min_size as u64).max(1);
+        if actual < required {
+            return Err(Error::Incompatible {
+                object: object_name(name),
+                reason: format!(
+                    "its size of {actual} bytes is smaller than the required {required} bytes"
+                ),
+            });
+        }
+        Ok(shm)
+    }
+
+    /// [`SharedMemory::open`] without the size check: an empty object is returned too (with
+    /// [`size`](SharedMemory::size) 0, which cannot be mapped), for a caller that waits for a
+    /// creator between `shm_open` and sizing. The size is the one of this very open, so no
+    /// second look at the name can disagree with it.
+    pub(crate) fn open_any_size(name: &PosixName, mode: u32) -> Result<SharedMemory> {
         let object = object_name(name);
-        check_mode(&object, expect.mode)?;
+        check_mode(&object, mode)?;
         let fd = nix::sys::mman::shm_open(
             name.as_c_str(),
             OFlag::O_RDWR | OFlag::O_CLOEXEC,
@@ -200,17 +219,8 @@ impl SharedMemory {
         .map_err(|e| os_error("shm_open", &object, e))?;
         // fstat of the descriptor: what we check is what we opened, whatever the name does.
         let st = fstat(fd.as_fd()).map_err(|e| os_error("fstat", &object, e))?;
-        check_object(&object, &st, expect.mode)?;
+        check_object(&object, &st, mode)?;
         let actual = u64::try_from(st.st_size).unwrap_or(0);
-        let required = (expect.min_size as u64).max(1);
-        if actual < required {
-            return Err(Error::Incompatible {
-                object,
-                reason: format!(
-                    "its size of {actual} bytes is smaller than the required {required} bytes"
-                ),
-            });
-        }
         let size = usize::try_from(actual)
             .ok()
             .filter(|s| *s <= isize::MAX as usize)
@@ -330,7 +340,8 @@ fn object_name(name: &PosixName) -> String {
     format!("posix-shm:{name}")
 }
 
-fn shm_path(name: &PosixName) -> String {
+/// Where the object `name` appears in the file system (`/dev/shm/NAME`).
+pub(crate) fn shm_path(name: &PosixName) -> String {
     format!("{SHM_DIR}{name}")
 }
 

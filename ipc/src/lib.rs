@@ -24,12 +24,20 @@
 //! | `pipe:fd=N`               | `pipe`  | [`pipe`]   |
 //! | `fifo:/path`              | `fifo`  | [`fifo`]   |
 //! | `posix-mq:/name`          | `posix` | [`posix`]  |
+//! | `posix-shm:/name`         | `posix` | [`posix`] ([`posix::ring`]) over [`sync`] |
 //!
 //! A transport whose feature is off is an [`Error::InvalidSpec`] that names the feature.
 //! The traits, errors and transport strings are those of `ipc-core`, re-exported here.
+//!
+//! [`sync`] (`ipc-sync`) is there whatever the features: the robust mutex, condvar and ring
+//! work in any [`Segment`], an application's own included, and every shared-memory transport
+//! is built on them. The zero-copy API of a ring (`loan`, `recv_in_place`) is on the concrete
+//! endpoint types, e.g. [`posix::ring::ShmSender`], rather than on the boxed trait objects.
 #![deny(unsafe_code)]
 
 pub use ipc_core::*;
+/// Robust process-shared mutex and condvar, and the shared-memory ring channel (`ipc-sync`).
+pub use ipc_sync as sync;
 
 #[cfg(feature = "fifo")]
 pub use ipc_fifo as fifo;
@@ -58,6 +66,8 @@ pub fn open_sender_spec(spec: &TransportSpec) -> Result<Box<dyn Sender>> {
         Transport::Fifo => Ok(Box::new(fifo::FifoSender::open(spec)?)),
         #[cfg(feature = "posix")]
         Transport::PosixMq => Ok(Box::new(posix::mq::MqSender::open(spec)?)),
+        #[cfg(feature = "posix")]
+        Transport::PosixShm => Ok(Box::new(posix::ring::ShmSender::open(spec)?)),
         other => Err(unavailable(spec, other)),
     }
 }
@@ -72,6 +82,8 @@ pub fn open_receiver_spec(spec: &TransportSpec) -> Result<Box<dyn Receiver>> {
         Transport::Fifo => Ok(Box::new(fifo::FifoReceiver::open(spec)?)),
         #[cfg(feature = "posix")]
         Transport::PosixMq => Ok(Box::new(posix::mq::MqReceiver::open(spec)?)),
+        #[cfg(feature = "posix")]
+        Transport::PosixShm => Ok(Box::new(posix::ring::ShmReceiver::open(spec)?)),
         other => Err(unavailable(spec, other)),
     }
 }
@@ -83,7 +95,8 @@ pub fn available_transports() -> Vec<Transport> {
         .filter(|t| {
             (*t == Transport::Pipe && cfg!(feature = "pipe"))
                 || (*t == Transport::Fifo && cfg!(feature = "fifo"))
-                || (*t == Transport::PosixMq && cfg!(feature = "posix"))
+                || (matches!(t, Transport::PosixMq | Transport::PosixShm)
+                    && cfg!(feature = "posix"))
         })
         .collect()
 }
@@ -91,7 +104,7 @@ pub fn available_transports() -> Vec<Transport> {
 fn unavailable(spec: &TransportSpec, transport: Transport) -> Error {
     let built_here = matches!(
         transport,
-        Transport::Pipe | Transport::Fifo | Transport::PosixMq
+        Transport::Pipe | Transport::Fifo | Transport::PosixMq | Transport::PosixShm
     );
     let reason = if built_here {
         format!(
@@ -115,6 +128,14 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.to_string().contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn posix_shm_is_available_with_the_posix_feature() {
+        assert_eq!(
+            super::available_transports().contains(&super::Transport::PosixShm),
+            cfg!(feature = "posix")
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use ipc::posix::mq::MqLimits;
 use ipc::{Receiver, Result, Sender};
 
 use crate::process::{Peer, SPEC_ENV, WATCHDOG};
-use crate::{Cleanup, MqGuard, PathGuard};
+use crate::{Cleanup, MqGuard, PathGuard, ShmGuard};
 
 /// What the test wants of a transport.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -421,6 +421,162 @@ impl Factory for MqFactory {
 
     fn multi_writer_max(&self) -> usize {
         // The kernel keeps message boundaries: any number of writers at any size.
+        self.max_message_size()
+    }
+}
+
+/// POSIX shared-memory rings, `/ipc-test-<pid>-<n>` in `/dev/shm`, opened through the `ipc`
+/// facade.
+///
+/// The ring's default capacity (64 KiB) takes messages up to 16 KiB; for larger ones the
+/// factory asks for a ring four times the message size, so that every test of the suite, up to
+/// [`ShmFactory::MAX_MESSAGE`], runs with the ring holding several of its largest messages.
+///
+/// Who creates: this process, with `create=always` (a leftover of the same name fails the test
+/// rather than being reused), when it holds the receiver or both ends; the peer opens with
+/// `create=never`. When the peer receives, the peer creates (a receiver's default) and this
+/// process's sender waits for the segment to appear, as a sender started first does: the suite
+/// then exercises that path too. Either way the receiver that created the segment removes it
+/// when dropped; an [`ShmGuard`] attached to the [`Pair`] or the [`Peer`] removes it in every
+/// other ending (a killed peer, a failed test).
+///
+/// The writers of [`Factory::spawn_senders`] share a `producers=multi` ring; every other ring
+/// is single-producer.
+#[derive(Debug, Default)]
+pub struct ShmFactory {
+    /// Every segment name made, if asked for (see [`ShmFactory::recording`]).
+    record: Option<Arc<Mutex<Vec<PosixName>>>>,
+}
+
+impl ShmFactory {
+    /// Largest message size the factory makes rings for (a 4 MiB ring).
+    pub const MAX_MESSAGE: usize = 1 << 20;
+
+    /// A factory (usable in a `static`).
+    pub const fn new() -> ShmFactory {
+        ShmFactory { record: None }
+    }
+
+    /// A factory that notes the name of every segment it makes, for a test to check that none
+    /// is left behind.
+    pub fn recording() -> (ShmFactory, Arc<Mutex<Vec<PosixName>>>) {
+        let record = Arc::new(Mutex::new(Vec::new()));
+        (
+            ShmFactory {
+                record: Some(Arc::clone(&record)),
+            },
+            record,
+        )
+    }
+
+    /// The ring capacity for `cfg`: as asked, else the default where it takes the message
+    /// size, else four of the largest records.
+    pub fn capacity_for(cfg: &Cfg) -> Option<u64> {
+        let default = ipc::posix::ring::DEFAULT_CAPACITY;
+        match cfg.capacity {
+            Some(c) => Some(c as u64),
+            None if cfg.message_size as u64 <= default / 4 => None,
+            None => Some(((cfg.message_size as u64 + 16) * 4).next_multiple_of(64)),
+        }
+    }
+
+    /// A fresh guarded name, and the transport string for it (without `create`); senders wait
+    /// well inside the watchdog for a segment to appear.
+    fn segment(&self, cfg: &Cfg, multi: bool) -> (ShmGuard, String) {
+        let guard = ShmGuard::unique();
+        if let Some(record) = &self.record {
+            record.lock().unwrap().push(guard.name().clone());
+        }
+        let mut spec = format!(
+            "posix-shm:{}?message_size={}&open_timeout=10s",
+            guard.name(),
+            cfg.message_size
+        );
+        if let Some(c) = Self::capacity_for(cfg) {
+            spec.push_str(&format!("&capacity={c}"));
+        }
+        if multi {
+            spec.push_str("&producers=multi");
+        }
+        (guard, spec)
+    }
+
+    /// The string for the end this process creates.
+    fn create(spec: &str) -> String {
+        format!("{spec}&create=always")
+    }
+
+    /// The string for an end that opens a segment made elsewhere.
+    fn join(spec: &str) -> String {
+        format!("{spec}&create=never")
+    }
+}
+
+impl Factory for ShmFactory {
+    fn name(&self) -> &'static str {
+        "posix-shm"
+    }
+
+    fn sees_peer_death(&self) -> bool {
+        // Ends register their process in the segment and watch each other.
+        true
+    }
+
+    fn max_message_size(&self) -> usize {
+        Self::MAX_MESSAGE
+    }
+
+    fn pair(&self, cfg: &Cfg) -> Result<Pair> {
+        let (guard, spec) = self.segment(cfg, false);
+        let rx = ipc::open_receiver(&Self::create(&spec))?;
+        let tx = ipc::open_sender(&Self::join(&spec))?;
+        Ok(Pair {
+            tx,
+            rx,
+            cleanup: Cleanup::with(guard),
+        })
+    }
+
+    fn spawn_receiver(&self, cfg: &Cfg, mut cmd: Command) -> Result<(Box<dyn Sender>, Peer)> {
+        // The child creates the segment (as a receiver does); our sender waits for it.
+        let (guard, spec) = self.segment(cfg, false);
+        cmd.env(SPEC_ENV, Self::create(&spec));
+        let mut peer = spawn(cmd)?;
+        peer.hold(guard);
+        let tx = ipc::open_sender(&Self::join(&spec))?;
+        Ok((tx, peer))
+    }
+
+    fn spawn_sender(&self, cfg: &Cfg, mut cmd: Command) -> Result<(Box<dyn Receiver>, Peer)> {
+        let (guard, spec) = self.segment(cfg, false);
+        let rx = ipc::open_receiver(&Self::create(&spec))?;
+        cmd.env(SPEC_ENV, Self::join(&spec));
+        let mut peer = spawn(cmd)?;
+        peer.hold(guard);
+        Ok((rx, peer))
+    }
+
+    fn spawn_senders(
+        &self,
+        cfg: &Cfg,
+        cmds: Vec<Command>,
+    ) -> Result<(Box<dyn Receiver>, Vec<Peer>)> {
+        let (guard, spec) = self.segment(cfg, true);
+        let rx = ipc::open_receiver(&Self::create(&spec))?;
+        let mut peers = Vec::new();
+        for mut cmd in cmds {
+            cmd.env(SPEC_ENV, Self::join(&spec));
+            peers.push(spawn(cmd)?);
+        }
+        // Peers drop front to back: the last one keeps the segment guarded until all are gone.
+        if let Some(last) = peers.last_mut() {
+            last.hold(guard);
+        }
+        Ok((rx, peers))
+    }
+
+    fn multi_writer_max(&self) -> usize {
+        // A multi-producer ring serialises whole records: any size is safe.
         self.max_message_size()
     }
 }

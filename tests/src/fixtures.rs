@@ -106,6 +106,53 @@ pub fn mq_exists(name: &PosixName) -> bool {
     }
 }
 
+/// Removes a POSIX shared-memory segment (`shm_unlink`, i.e. `/dev/shm/<name>`) when dropped,
+/// if it is still there. Segments outlive processes, and a `posix-shm` ring made by a sender
+/// or by a killed receiver is removed by nobody else.
+#[derive(Debug)]
+pub struct ShmGuard {
+    name: PosixName,
+}
+
+impl ShmGuard {
+    /// Guards the segment `name`, which need not exist yet.
+    pub fn new(name: PosixName) -> ShmGuard {
+        ShmGuard { name }
+    }
+
+    /// A guard on a fresh name, `/`[`unique_name`].
+    pub fn unique() -> ShmGuard {
+        ShmGuard::new(PosixName::new(&format!("/{}", unique_name())).expect("a valid POSIX name"))
+    }
+
+    /// The guarded name.
+    pub fn name(&self) -> &PosixName {
+        &self.name
+    }
+}
+
+impl Drop for ShmGuard {
+    fn drop(&mut self) {
+        // The receiver that created it may have removed it already.
+        if !shm_exists(&self.name) {
+            return;
+        }
+        match ipc::posix::shm::unlink(&self.name) {
+            Ok(()) | Err(ipc::Error::NotFound { .. }) => {}
+            Err(e) => eprintln!("cannot remove posix-shm:{}: {e}", self.name),
+        }
+    }
+}
+
+/// Whether the POSIX shared-memory segment `name` exists (`/dev/shm/<name>`), without opening
+/// it.
+pub fn shm_exists(name: &PosixName) -> bool {
+    Path::new("/dev/shm")
+        .join(name.as_str().trim_start_matches('/'))
+        .symlink_metadata()
+        .is_ok()
+}
+
 /// Whatever must be cleaned up after a transport: path guards, or for later backends the
 /// `Owner` of a queue or segment. Dropping it cleans everything up.
 #[derive(Default)]

@@ -22,8 +22,10 @@ pub mod process;
 pub mod signals;
 pub mod suite;
 
-pub use factory::{Cfg, Factory, FifoFactory, MqFactory, Pair, PipeFactory};
-pub use fixtures::{Cleanup, MqGuard, PathGuard, mq_exists, unique_name, unique_path};
+pub use factory::{Cfg, Factory, FifoFactory, MqFactory, Pair, PipeFactory, ShmFactory};
+pub use fixtures::{
+    Cleanup, MqGuard, PathGuard, ShmGuard, mq_exists, shm_exists, unique_name, unique_path,
+};
 
 /// Stamps out one `#[test]` per generic test of [`suite`] for the transport of `$factory` (a
 /// `'static` value implementing [`Factory`]). Use it in an integration test of this crate, so

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ipc::{Address, Create, Error, Options, Transport, TransportSpec};
+use ipc::{Address, Create, Error, Options, Producers, Transport, TransportSpec, WaitStrategy};
 use ipc_tests::PathGuard;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -76,6 +76,18 @@ fn create() -> impl Strategy<Value = Create> {
     ]
 }
 
+fn wait() -> impl Strategy<Value = WaitStrategy> {
+    prop_oneof![
+        Just(WaitStrategy::Busy),
+        Just(WaitStrategy::Spin),
+        Just(WaitStrategy::Park)
+    ]
+}
+
+fn producers() -> impl Strategy<Value = Producers> {
+    prop_oneof![Just(Producers::Single), Just(Producers::Multi)]
+}
+
 /// Options, each present or not, among those `t` takes.
 fn options(t: Transport) -> impl Strategy<Value = Options> {
     let takes = move |name: &str| t.options().contains(&name);
@@ -90,14 +102,18 @@ fn options(t: Transport) -> impl Strategy<Value = Options> {
         proptest::option::of(0..=0o777u32),
         proptest::option::of(create()),
         proptest::option::of(duration()),
+        proptest::option::of(wait()),
+        proptest::option::of(producers()),
     )
         .prop_map(
-            move |(capacity, message_size, mode, create, open_timeout)| Options {
+            move |(capacity, message_size, mode, create, open_timeout, wait, producers)| Options {
                 capacity: capacity.filter(|_| takes("capacity")),
                 message_size: message_size.filter(|_| takes("message_size")),
                 mode: mode.filter(|_| takes("mode")),
                 create: create.filter(|_| takes("create")),
                 open_timeout: open_timeout.filter(|_| takes("open_timeout")),
+                wait: wait.filter(|_| takes("wait")),
+                producers: producers.filter(|_| takes("producers")),
             },
         )
 }
@@ -201,6 +217,18 @@ fn malformed_strings_are_invalid_spec_naming_the_part() {
         (format!("posix-shm:{long_name}"), long_name.clone()),
         ("posix-mq:/q?capacity=1KiB".into(), "capacity=1KiB".into()),
         ("posix-mq:/q?open_timeout=1s".into(), "open_timeout".into()),
+        ("posix-mq:/q?wait=busy".into(), "wait".into()),
+        (format!("fifo:{p}?producers=multi"), "producers".into()),
+        ("pipe:fd=3?wait=park".into(), "wait".into()),
+        (
+            "posix-shm:/q?wait=sometimes".into(),
+            "wait=sometimes".into(),
+        ),
+        ("posix-shm:/q?producers=all".into(), "producers=all".into()),
+        (
+            "posix-shm:/q?producers=multi&producers=single".into(),
+            "producers=single".into(),
+        ),
         ("sysv-mq:key=0".into(), "key=0".into()),
         ("sysv-mq:key=0x1ffffffff".into(), "key=0x1ffffffff".into()),
         ("sysv-mq:ftok=/tmp/x:0".into(), "ftok=/tmp/x:0".into()),

@@ -1,18 +1,21 @@
 //! Removing what the bench made when it is interrupted (Ctrl-C, `SIGTERM`, `SIGHUP`).
 //!
 //! The bench's named objects outlive it: a POSIX queue stays in `/dev/mqueue`, counted against
-//! the user's `RLIMIT_MSGQUEUE`, until removed. Their guards remove them on every way out of
-//! `run`, but a signal's default action ends the process without running them. So these
-//! signals are blocked in every thread of `ipc bench` and taken by one thread of its own
-//! (`sigwait`), which removes the objects still [`track`]ed, then lets the signal end the
-//! process as it would have (the shell sees the same "killed by SIGINT"). The peers inherit
-//! the blocked signals and unblock them first thing ([`unblock_in_peer`]): they die of the
-//! Ctrl-C themselves, or else with us (`PR_SET_PDEATHSIG`).
+//! the user's `RLIMIT_MSGQUEUE`, and a shared-memory segment in `/dev/shm`, holding its memory,
+//! until removed. Their guards remove them on every way out of `run`, but a signal's default
+//! action ends the process without running them. So these signals are blocked in every thread
+//! of `ipc bench` and taken by one thread of its own (`sigwait`), which removes the objects
+//! still [`track`]ed, then lets the signal end the process as it would have (the shell sees
+//! the same "killed by SIGINT"). The peers inherit the blocked signals and unblock them first
+//! thing ([`unblock_in_peer`]): they die of the Ctrl-C themselves, or else with us
+//! (`PR_SET_PDEATHSIG`).
 
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 use std::thread;
 
+use ipc::posix::PosixName;
+use ipc::posix::shm;
 use nix::sys::signal::{SigSet, Signal, raise};
 
 /// Something on the system that the bench must remove.
@@ -20,6 +23,8 @@ use nix::sys::signal::{SigSet, Signal, raise};
 pub enum Named {
     /// A POSIX message queue, by name (`/ipc-bench-…`).
     Queue(String),
+    /// A POSIX shared-memory segment, by name (`/ipc-bench-shm-…`).
+    Shm(String),
     /// A private directory and everything in it.
     Dir(PathBuf),
 }
@@ -29,6 +34,9 @@ impl Named {
         match self {
             Named::Queue(name) => {
                 let _ = nix::mqueue::mq_unlink(name.as_str());
+            }
+            Named::Shm(name) => {
+                let _ = PosixName::new(name).and_then(|name| shm::unlink(&name));
             }
             Named::Dir(dir) => {
                 let _ = std::fs::remove_dir_all(dir);

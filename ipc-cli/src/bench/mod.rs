@@ -4,14 +4,21 @@
 //! For every transport × size, four runs, each with a fresh peer process (`ipc bench-peer`):
 //! ping-pong on the raw baseline and on ours, then one-way throughput on both. Each gets a
 //! quarter of the per-cell budget, the first tenth of which is warm-up.
+//!
+//! When a posix-shm row is measured, the report ends with references for it: single-process
+//! memcpy speed, and the "spin floor" and "futex floor" (the 64 B round trip of the raw busy
+//! and park mailboxes).
 
 mod cpu;
 mod fifo;
 mod interrupt;
+mod mailbox;
+mod memcpy;
 pub mod peer;
 mod pingpong;
 mod pipe;
 mod posix_mq;
+mod posix_shm;
 mod raw;
 mod report;
 mod throughput;
@@ -20,25 +27,58 @@ mod transport;
 use std::time::{Duration, Instant};
 
 use crate::failure::Failure;
-use report::{Format, Measurement, Report, Row};
+use report::{Floors, Format, Measurement, Report, Row};
 use transport::{BenchTransport, Link, Role, Scratch, Variant};
 
 /// The transports `ipc bench` knows, in the order it runs them. A new transport is one more
 /// entry here.
-static TRANSPORTS: &[&dyn BenchTransport] = &[&pipe::Pipe, &fifo::Fifo, &posix_mq::PosixMq];
+static TRANSPORTS: &[&dyn BenchTransport] = &[
+    &pipe::Pipe,
+    &fifo::Fifo,
+    &posix_mq::PosixMq,
+    &posix_shm::BUSY,
+    &posix_shm::SPIN,
+    &posix_shm::PARK,
+];
 
+/// The transport called `name` (as the peer's command line names it).
 fn lookup(name: &str) -> Result<&'static dyn BenchTransport, Failure> {
     TRANSPORTS
         .iter()
         .copied()
         .find(|t| t.name() == name)
-        .ok_or_else(|| {
-            let known: Vec<_> = TRANSPORTS.iter().map(|t| t.name()).collect();
-            Failure::Usage(format!(
-                "unknown bench transport `{name}` (built in: {})",
-                known.join(", ")
-            ))
+        .ok_or_else(|| unknown(name))
+}
+
+/// The transports `name` selects on the command line: the one of that name, or else every
+/// one whose name continues it after a dash (`posix-shm`: `posix-shm-busy`, `-spin`, `-park`).
+fn select(name: &str) -> Result<Vec<&'static dyn BenchTransport>, Failure> {
+    if let Ok(transport) = lookup(name) {
+        return Ok(vec![transport]);
+    }
+    let group: Vec<_> = TRANSPORTS
+        .iter()
+        .copied()
+        .filter(|t| {
+            t.name()
+                .strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('-'))
         })
+        .collect();
+    if group.is_empty() {
+        Err(unknown(name))
+    } else {
+        Ok(group)
+    }
+}
+
+fn unknown(name: &str) -> Failure {
+    let known: Vec<_> = TRANSPORTS.iter().map(|t| t.name()).collect();
+    Failure::Usage(format!(
+        "unknown bench transport `{name}` (built in: {}; a leading part such as `posix-shm` \
+         selects every one it begins)",
+        known.join(", ")
+    ))
 }
 
 /// Benchmark transports between two processes against raw system calls.
@@ -46,10 +86,14 @@ fn lookup(name: &str) -> Result<&'static dyn BenchTransport, Failure> {
 /// Round-trip latency (ping-pong) and one-way throughput for each transport and message size,
 /// each beside the same figure for a plain loop of the underlying system calls. A size a
 /// transport cannot carry on this machine (posix-mq above fs.mqueue.msgsize_max) is skipped:
-/// "n/a" in the table, a note on stderr with --json.
+/// "n/a" in the table, a note on stderr with --json. With posix-shm, the report ends with
+/// single-process memcpy speed and the spin and futex floors (the raw mailbox's 64 B round
+/// trips).
 #[derive(clap::Args)]
 pub struct Args {
-    /// Transports to measure, comma separated [default: every built-in one]
+    /// Transports to measure, comma separated; a leading part of names selects every one it
+    /// begins, e.g. `posix-shm` for posix-shm-busy, -spin and -park [default: every built-in
+    /// one]
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     transports: Vec<String>,
     /// Message sizes in bytes, comma separated (units accepted: 64KiB)
@@ -84,10 +128,15 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let transports = if args.transports.is_empty() {
         TRANSPORTS.to_vec()
     } else {
-        args.transports
-            .iter()
-            .map(|name| lookup(name))
-            .collect::<Result<_, _>>()?
+        let mut chosen: Vec<&'static dyn BenchTransport> = Vec::new();
+        for name in &args.transports {
+            for transport in select(name)? {
+                if !chosen.iter().any(|t| t.name() == transport.name()) {
+                    chosen.push(transport);
+                }
+            }
+        }
+        chosen
     };
     let scratch = Scratch::new()
         .map_err(|e| Failure::Runtime(format!("creating a private temporary directory: {e}")))?;
@@ -102,14 +151,27 @@ pub fn run(args: Args) -> Result<(), Failure> {
         Format::Table
     });
     report.start();
+    let mut floors = Floors::default();
+    let mut shm_measured = false;
     for transport in transports {
         for &size in &args.sizes {
             match transport.unsupported(size) {
                 Some(reason) => report.skipped(transport.name(), size, &reason),
-                None => report.row(&bench.cell(transport, size)?),
+                None => {
+                    let row = bench.cell(transport, size)?;
+                    shm_measured |= posix_shm::is_one(transport);
+                    posix_shm::note_floors(&row, &mut floors);
+                    report.row(&row);
+                }
             }
         }
     }
+    if shm_measured {
+        // Alone on its CPU: every peer has exited.
+        let budget = Duration::from_millis(args.budget_ms) / 8;
+        report.memcpy(&memcpy::measure(&args.sizes, budget));
+    }
+    report.floors(&floors);
     report.finish(started.elapsed());
     Ok(())
 }

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::time::Duration;
 
+use super::memcpy::{self, Memcpy};
 use super::pingpong::Latency;
 use super::throughput::Rate;
 
@@ -36,6 +37,14 @@ pub struct Row {
     pub raw: Option<Measurement>,
 }
 
+/// The round trips a shared-memory transport cannot beat, when measured: the raw busy-polling
+/// mailbox's (`spin`) and the raw futex mailbox's (`futex`), both at 64 B.
+#[derive(Default)]
+pub struct Floors {
+    pub spin_ns: Option<u64>,
+    pub futex_ns: Option<u64>,
+}
+
 pub enum Format {
     Table,
     Json,
@@ -60,7 +69,7 @@ const HEADER: [&str; 11] = [
     "raw msg/s",
     "ratio",
 ];
-const WIDTHS: [usize; 11] = [9, 7, 9, 9, 9, 9, 9, 9, 8, 9, 7];
+const WIDTHS: [usize; 11] = [14, 7, 9, 9, 9, 9, 9, 9, 8, 9, 7];
 
 impl Report {
     pub fn new(format: Format) -> Report {
@@ -91,6 +100,29 @@ impl Report {
             Format::Table => self.emit(&skipped_row(transport, size, reason)),
             Format::Json => eprintln!("ipc bench: {transport} {size} B skipped: {reason}"),
         }
+    }
+
+    /// The memcpy reference: a line under the table, or a JSON object of its own
+    /// (`"reference":"memcpy"`).
+    pub fn memcpy(&mut self, m: &Memcpy) {
+        let line = match self.format {
+            Format::Table => memcpy_line(m),
+            Format::Json => memcpy_json(m),
+        };
+        self.emit(&line);
+    }
+
+    /// The floors, if any was measured: a line under the table, or a JSON object of its own
+    /// (`"reference":"floors"`).
+    pub fn floors(&mut self, floors: &Floors) {
+        if floors.spin_ns.is_none() && floors.futex_ns.is_none() {
+            return;
+        }
+        let line = match self.format {
+            Format::Table => floors_line(floors),
+            Format::Json => floors_json(floors),
+        };
+        self.emit(&line);
     }
 
     /// Ends the report with the total wall time: in the table, or on stderr beside JSON so that
@@ -146,6 +178,32 @@ fn table_row(row: &Row) -> String {
         raw.map_or_else(dash, |r| count(r.msgs_per_s)),
         raw.map_or_else(dash, |r| ratio(r.msgs_per_s, ours.msgs_per_s)),
     ])
+}
+
+fn memcpy_line(m: &Memcpy) -> String {
+    let mut line = format!(
+        "memcpy (one process): {} KiB buffer {:.1} MB/s",
+        memcpy::BUFFER / 1024,
+        m.bytes_per_s / 1e6
+    );
+    for (i, (size, ns)) in m.ns_per_copy.iter().enumerate() {
+        let sep = if i == 0 { "; one copy of" } else { "," };
+        let _ = write!(line, "{sep} {size} B {}", nanos(ns.round() as u64));
+    }
+    line
+}
+
+fn floors_line(floors: &Floors) -> String {
+    let parts: Vec<String> = [
+        ("spin floor", "busy", floors.spin_ns),
+        ("futex floor", "park", floors.futex_ns),
+    ]
+    .into_iter()
+    .filter_map(|(what, wait, ns)| {
+        ns.map(|ns| format!("{what} (raw posix-shm-{wait} 64 B rtt p50) {}", nanos(ns)))
+    })
+    .collect();
+    parts.join("; ")
 }
 
 fn skipped_row(transport: &str, size: usize, reason: &str) -> String {
@@ -213,6 +271,29 @@ fn json_fields(line: &mut String, m: &Measurement) {
         json_number(m.msgs_per_s),
         json_number(m.bytes_per_s)
     );
+}
+
+fn memcpy_json(m: &Memcpy) -> String {
+    let copies: Vec<String> = m
+        .ns_per_copy
+        .iter()
+        .map(|&(size, ns)| format!("{{\"size\":{size},\"ns\":{}}}", json_number(ns)))
+        .collect();
+    format!(
+        "{{\"reference\":\"memcpy\",\"buffer_bytes\":{},\"bytes_per_s\":{},\"copies\":[{}]}}",
+        memcpy::BUFFER,
+        json_number(m.bytes_per_s),
+        copies.join(",")
+    )
+}
+
+fn floors_json(floors: &Floors) -> String {
+    let ns = |v: Option<u64>| v.map_or_else(|| "null".to_string(), |v| v.to_string());
+    format!(
+        "{{\"reference\":\"floors\",\"spin_rtt_p50_ns\":{},\"futex_rtt_p50_ns\":{}}}",
+        ns(floors.spin_ns),
+        ns(floors.futex_ns)
+    )
 }
 
 /// JSON has no NaN or infinity.
@@ -284,9 +365,39 @@ mod tests {
     }
 
     #[test]
+    fn references_in_both_formats() {
+        let m = Memcpy {
+            bytes_per_s: 10e9,
+            ns_per_copy: vec![(64, 4.4), (65536, 5400.0)],
+        };
+        assert_eq!(
+            memcpy_line(&m),
+            "memcpy (one process): 1024 KiB buffer 10000.0 MB/s; one copy of 64 B 4ns, \
+             65536 B 5.4µs"
+        );
+        assert_eq!(
+            memcpy_json(&m),
+            "{\"reference\":\"memcpy\",\"buffer_bytes\":1048576,\"bytes_per_s\":10000000000.0,\
+             \"copies\":[{\"size\":64,\"ns\":4.4},{\"size\":65536,\"ns\":5400.0}]}"
+        );
+        let floors = Floors {
+            spin_ns: Some(300),
+            futex_ns: None,
+        };
+        assert_eq!(
+            floors_line(&floors),
+            "spin floor (raw posix-shm-busy 64 B rtt p50) 300ns"
+        );
+        assert_eq!(
+            floors_json(&floors),
+            "{\"reference\":\"floors\",\"spin_rtt_p50_ns\":300,\"futex_rtt_p50_ns\":null}"
+        );
+    }
+
+    #[test]
     fn a_skipped_cell_lines_up_with_the_table() {
         let row = skipped_row("posix-mq", 65536, "too large");
-        assert_eq!(row, "posix-mq     65536  n/a (too large)");
+        assert_eq!(row, "posix-mq          65536  n/a (too large)");
         let header = table_line(HEADER.map(String::from));
         assert_eq!(
             row.find("65536").map(|i| i + 5),

@@ -1,6 +1,7 @@
 //! The other process of the cross-process tests (see `ipc_tests::process`).
 //!
-//! Usage: `ipc-test-peer ROLE ARGS...` with the transport string in `$IPC_TEST_SPEC`. Reports
+//! Usage: `ipc-test-peer ROLE ARGS...` with the transport string in `$IPC_TEST_SPEC` (the
+//! `mutex-*` and `condvar-*` roles take a POSIX shared-memory name instead). Reports
 //! progress on stdout (one line per step), takes commands on stdin, explains failures on
 //! stderr. Exit status: 0 when every check passed, 1 when a check failed, 2 on misuse.
 
@@ -38,6 +39,9 @@ fn main() -> ExitCode {
         "signal-send" => signal_send(word(1), args.get(2).and_then(|a| a.parse().ok())),
         "wait-end" => wait_end(word(1)),
         "send-priorities" => send_priorities(&args[1..]),
+        "mutex-hold" => sync_peer::mutex_hold(word(1)),
+        "mutex-lock" => sync_peer::mutex_lock(word(1)),
+        "condvar-wait" => sync_peer::condvar_wait(word(1)),
         _ => {
             eprintln!("unknown role {role}");
             return ExitCode::from(2);
@@ -319,4 +323,129 @@ fn send_priorities(prios: &[String]) -> Outcome {
     }
     say("sent");
     Ok(())
+}
+
+/// Roles for `tests/sync.rs`: a robust mutex and a condvar in a POSIX shared-memory segment
+/// that the test created with [`ipc_sync::LayoutBuilder`] (a custom layout whose first mutex,
+/// condvar and bytes regions are the ones used). The bytes region holds `u64` words: 0 and 1
+/// are two counters the mutex keeps equal, 2 is a generation number the condvar waiters wait
+/// to see change.
+mod sync_peer {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+
+    use ipc::posix::PosixName;
+    use ipc::posix::shm::{Expect, SharedMemory};
+    use ipc_sync::{Condvar, Layout, LayoutKind, LockError, RegionKind, RobustMutex, Shared};
+
+    use super::{Outcome, say, wait_for_eof};
+
+    /// The longest any wait of these roles may take: the test's watchdog fires first.
+    const LIMIT: Duration = Duration::from_secs(60);
+
+    struct Segment {
+        shared: Shared,
+        layout: Layout,
+    }
+
+    impl Segment {
+        fn open(name: &str) -> Result<Segment, String> {
+            let name = PosixName::new(name).map_err(|e| format!("name {name}: {e}"))?;
+            let shm = SharedMemory::open(&name, &Expect::default())
+                .map_err(|e| format!("shm_open {name}: {e}"))?;
+            let map = shm.map().map_err(|e| format!("map {name}: {e}"))?;
+            let shared = Shared::new(Arc::new(map));
+            let layout = Layout::attach(&shared, LayoutKind::Custom, Duration::from_secs(10))
+                .map_err(|e| format!("attach {name}: {e}"))?;
+            Ok(Segment { shared, layout })
+        }
+
+        fn region(&self, kind: RegionKind) -> Result<usize, String> {
+            self.layout
+                .regions()
+                .iter()
+                .position(|r| r.kind == kind)
+                .ok_or_else(|| format!("no {kind:?} region"))
+        }
+
+        fn mutex(&self) -> Result<RobustMutex, String> {
+            let i = self.region(RegionKind::Mutex)?;
+            self.layout.mutex(i).map_err(|e| format!("mutex: {e}"))
+        }
+
+        fn condvar(&self) -> Result<Condvar, String> {
+            let i = self.region(RegionKind::Condvar)?;
+            self.layout.condvar(i).map_err(|e| format!("condvar: {e}"))
+        }
+
+        fn word(&self, i: usize) -> Result<&AtomicU64, String> {
+            let at = self.layout.regions()[self.region(RegionKind::Bytes)?].offset;
+            self.shared
+                .u64_at(at + 8 * i)
+                .ok_or_else(|| format!("word {i} out of bounds"))
+        }
+    }
+
+    /// Locks, breaks the invariant half-way (increments counter 0), says `locked`, and holds
+    /// the lock until stdin closes (the test usually SIGKILLs us first); then completes the
+    /// update (counter 1), unlocks and says `released`.
+    pub fn mutex_hold(name: &str) -> Outcome {
+        let seg = Segment::open(name)?;
+        let mutex = seg.mutex()?;
+        let (a, b) = (seg.word(0)?, seg.word(1)?);
+        let guard = mutex
+            .lock_timeout(LIMIT)
+            .map_err(|e| format!("lock: {e}"))?;
+        a.fetch_add(1, Ordering::Relaxed);
+        say("locked");
+        wait_for_eof();
+        b.fetch_add(1, Ordering::Relaxed);
+        drop(guard);
+        say("released");
+        Ok(())
+    }
+
+    /// Tries to lock (bounded) and says how it went: `ok`, `owner-died` (the recovery is
+    /// dropped unrepaired), `unrecoverable`, `timed-out`, or `error ...`.
+    pub fn mutex_lock(name: &str) -> Outcome {
+        let seg = Segment::open(name)?;
+        let mutex = seg.mutex()?;
+        let outcome = match mutex.lock_timeout(LIMIT) {
+            Ok(_) => "ok".to_owned(),
+            Err(LockError::OwnerDied(_)) => "owner-died".to_owned(),
+            Err(LockError::Unrecoverable) => "unrecoverable".to_owned(),
+            Err(LockError::TimedOut) => "timed-out".to_owned(),
+            Err(e) => format!("error {e}"),
+        };
+        say(&outcome);
+        Ok(())
+    }
+
+    /// Locks, reads the generation (word 2), says `waiting` (still holding the lock, so a
+    /// test that then sees us asleep knows we are parked in the condvar), and waits until the
+    /// generation changes; then says `woken`.
+    pub fn condvar_wait(name: &str) -> Outcome {
+        let seg = Segment::open(name)?;
+        let (mutex, condvar) = (seg.mutex()?, seg.condvar()?);
+        let generation = seg.word(2)?;
+        let guard = match mutex.lock_timeout(LIMIT) {
+            Ok(guard) => guard,
+            // A waiter killed before it parked died holding the lock; the state (a counter
+            // only ever incremented under the lock) is consistent either way.
+            Err(LockError::OwnerDied(recovery)) => recovery.mark_consistent(),
+            Err(e) => return Err(format!("lock: {e}")),
+        };
+        let start = generation.load(Ordering::Relaxed);
+        say("waiting");
+        let (guard, timed_out) = condvar
+            .wait_timeout_while(guard, LIMIT, || generation.load(Ordering::Relaxed) == start)
+            .map_err(|e| format!("wait: {e}"))?;
+        drop(guard);
+        if timed_out {
+            return Err(format!("never woken within {LIMIT:?}"));
+        }
+        say("woken");
+        Ok(())
+    }
 }
