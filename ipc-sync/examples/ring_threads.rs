@@ -1,7 +1,7 @@
 //! Streams messages through a ring between two threads of one process and prints the rate:
 //! a quick look at the ring's own cost, without process start-up or a kernel object.
 //!
-//! `cargo run --release -p ipc-sync --example ring_threads -- [SIZE] [COUNT] [busy|spin|park]`
+//! `cargo run --release -p ipc-sync --example ring_threads -- [SIZE] [COUNT] [busy|spin|park] [CAPACITY]`
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,7 +18,11 @@ fn main() -> ipc_core::Result<()> {
         .and_then(|a| a.parse().ok())
         .unwrap_or(5_000_000);
     let wait = args.next().unwrap_or_else(|| "busy".into()).parse()?;
-    let config = RingConfig::new((1 << 20).max(16 * size as u64)).max_message(size);
+    let capacity: u64 = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or((1 << 20).max(16 * size as u64));
+    let config = RingConfig::new(capacity).max_message(size);
     let shared = Shared::new(Arc::new(HeapSegment::new(config.segment_size(), "threads")));
     ring::init(&shared, &config)?;
     let options = EndpointOptions::default().wait(wait);
