@@ -194,7 +194,24 @@ impl ProducerCore {
     /// After a producer died: walks forward from the published `tail` over records that were
     /// committed but not yet counted, so the next record does not overwrite them.
     pub fn recover<M: RingMem>(&mut self, mem: &M) -> Result<()> {
-        self.resync(mem)?;
+        let tail = mem.tail_load(Ordering::Acquire);
+        let head = mem.head_load(Ordering::Acquire);
+        if head > tail {
+            // The consumer has already read records the dead producer committed but did not
+            // count: they were whole (their headers were published last), and the walk starts
+            // after them.
+            if head - tail > self.geo.capacity || head % 8 != 0 {
+                return Err(Error::corrupted(format!(
+                    "ring head {head} inconsistent with tail {tail} (capacity {})",
+                    self.geo.capacity
+                )));
+            }
+            self.tail = head;
+            self.tail_off = self.geo.offset(head);
+            self.head_seen = head;
+        } else {
+            self.resync(mem)?;
+        }
         let mut walked = 0u64;
         loop {
             let word = mem.word_load(self.tail_off, Ordering::Acquire);
@@ -569,6 +586,26 @@ mod tests {
         let mut c = ConsumerCore::new(g, 0).unwrap();
         assert_eq!(recv(&mut c, &m).unwrap(), b"one");
         assert_eq!(recv(&mut c, &m).unwrap(), b"two");
+        assert_eq!(recv(&mut c, &m).unwrap(), b"three");
+        assert!(recv(&mut c, &m).is_none());
+    }
+
+    #[test]
+    fn recovery_after_the_consumer_read_uncounted_records() {
+        let m = Plain::new(256);
+        let g = geo(256);
+        let mut p = ProducerCore::new(g, 0, 0).unwrap();
+        assert!(send(&mut p, &m, b"one"));
+        assert!(send(&mut p, &m, b"two"));
+        // The producer died before counting either; the consumer read both.
+        m.tail_publish(0);
+        let mut c = ConsumerCore::new(g, 0).unwrap();
+        assert_eq!(recv(&mut c, &m).unwrap(), b"one");
+        assert_eq!(recv(&mut c, &m).unwrap(), b"two");
+        let mut successor = ProducerCore::new(g, 0, 0).unwrap();
+        successor.recover(&m).unwrap();
+        assert_eq!(successor.tail(), 2 * record_size(3));
+        assert!(send(&mut successor, &m, b"three"));
         assert_eq!(recv(&mut c, &m).unwrap(), b"three");
         assert!(recv(&mut c, &m).is_none());
     }
