@@ -25,7 +25,13 @@ fn main() -> ipc::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--echo") {
         let read = args.iter().any(|a| a == "--read");
-        return echo(&args[2], &args[3], args[4].parse().unwrap_or(64), &args[5], read);
+        return echo(
+            &args[2],
+            &args[3],
+            args[4].parse().unwrap_or(64),
+            &args[5],
+            read,
+        );
     }
     let size: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(64);
     let rounds: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(100_000);
@@ -35,12 +41,13 @@ fn main() -> ipc::Result<()> {
     let pong = format!("/ipc-zc-pong-{}", std::process::id());
     // Receivers create (and on drop remove) their segments; the peer's sender waits for ours.
     let mut rx = ShmReceiver::open(&spec(&pong, size, &wait, "always")?)?;
-    let mut peer = Command::new(std::env::current_exe().map_err(|e| ipc::Error::io("current_exe", e))?)
-        .args(["--echo", &ping, &pong, &size.to_string(), &wait])
-        .args(read.then_some("--read"))
-        .stdin(Stdio::null())
-        .spawn()
-        .map_err(|e| ipc::Error::io("starting the echo peer", e))?;
+    let mut peer =
+        Command::new(std::env::current_exe().map_err(|e| ipc::Error::io("current_exe", e))?)
+            .args(["--echo", &ping, &pong, &size.to_string(), &wait])
+            .args(read.then_some("--read"))
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| ipc::Error::io("starting the echo peer", e))?;
     let mut tx = ShmSender::open(&spec(&ping, size, &wait, "never")?)?;
     let payload = vec![0x5a_u8; size];
     let mut samples = Vec::with_capacity(rounds);
