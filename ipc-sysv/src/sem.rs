@@ -1,0 +1,1 @@
+//! System V semaphore sets (to be written).

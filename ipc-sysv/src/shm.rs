@@ -1,0 +1,1 @@
+//! System V shared-memory segments (to be written).

@@ -1,0 +1,1 @@
+//! System V msg calls (to be written).

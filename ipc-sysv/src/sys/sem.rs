@@ -1,0 +1,1 @@
+//! System V sem calls (to be written).

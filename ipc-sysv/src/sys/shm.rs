@@ -1,0 +1,1 @@
+//! System V shm calls (to be written).
