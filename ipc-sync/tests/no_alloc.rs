@@ -1,0 +1,76 @@
+//! The ring allocates nothing per message: a counting global allocator watches a few thousand
+//! sends and receives (copying and zero-copy) after the endpoints are set up.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ipc_core::{Receiver, Sender};
+use ipc_sync::ring::{self, EndpointOptions, RingConfig, RingReceiver, RingSender, WaitStrategy};
+use ipc_sync::{HeapSegment, Shared};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as ours, passed through.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System.alloc` with this layout (via `alloc` above).
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as ours, passed through.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn sending_and_receiving_allocate_nothing() {
+    for wait in [WaitStrategy::Busy, WaitStrategy::Spin, WaitStrategy::Park] {
+        let config = RingConfig::new(64 * 1024);
+        let shared = Shared::new(Arc::new(HeapSegment::new(config.segment_size(), "alloc")));
+        ring::init(&shared, &config).unwrap();
+        let options = EndpointOptions::default().wait(wait);
+        let mut rx = RingReceiver::attach(shared.clone(), &options).unwrap();
+        let mut tx = RingSender::attach(shared, &options).unwrap();
+        let msg = vec![7u8; 1000];
+        let mut buf = vec![0u8; 4096];
+        // Warm up: the first liveness checks may open a pidfd watch (allocating once).
+        for _ in 0..10 {
+            tx.send(&msg).unwrap();
+            rx.recv(&mut buf).unwrap();
+        }
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        for i in 0..5_000 {
+            if i % 2 == 0 {
+                tx.send(&msg[..i % 1000]).unwrap();
+                let n = rx.recv(&mut buf).unwrap();
+                assert_eq!(n, i % 1000);
+            } else {
+                let mut loan = tx.loan(i % 1000).unwrap();
+                loan.fill(3);
+                loan.commit();
+                let record = rx.recv_in_place().unwrap();
+                assert_eq!(record.len(), i % 1000);
+            }
+            assert!(matches!(rx.try_recv(&mut buf), Err(ipc_core::Error::Empty)));
+        }
+        let allocated = ALLOCATIONS.load(Ordering::Relaxed) - before;
+        assert_eq!(
+            allocated, 0,
+            "{wait}: {allocated} allocations in 5000 messages"
+        );
+    }
+}
