@@ -7,6 +7,7 @@ mod bench;
 mod failure;
 mod recv;
 mod send;
+mod shm;
 
 use std::process::ExitCode;
 
@@ -31,6 +32,7 @@ enum Command {
     Send(send::Args),
     Recv(recv::Args),
     Bench(bench::Args),
+    Shm(shm::Args),
     /// The other process of `ipc bench`, started by it.
     #[command(hide = true)]
     BenchPeer(bench::peer::Args),
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         Command::Send(args) => send::run(args),
         Command::Recv(args) => recv::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Shm(args) => shm::run(args),
         Command::BenchPeer(args) => bench::peer::run(args),
     };
     match result {

@@ -32,15 +32,12 @@ impl Key {
             Address::Key(k) => Ok(Key::Explicit(*k)),
             Address::Ftok { path, proj_id } => Ok(Key::Ftok {
                 path: path.clone(),
-                proj_id: u8::try_from(*proj_id)
-                    .ok()
-                    .filter(|p| *p != 0)
-                    .ok_or_else(|| {
-                        Error::invalid_spec(
-                            format!("ftok={path}:{proj_id:#x}"),
-                            "proj_id must be 1..=255",
-                        )
-                    })?,
+                proj_id: Some(*proj_id).filter(|p| *p != 0).ok_or_else(|| {
+                    Error::invalid_spec(
+                        format!("ftok={path}:{proj_id:#x}"),
+                        "proj_id must be 1..=255",
+                    )
+                })?,
             }),
             Address::Private => Ok(Key::Private),
             other => Err(Error::invalid_spec(

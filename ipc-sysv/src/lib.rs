@@ -17,6 +17,7 @@
 
 pub mod key;
 pub mod msg;
+pub mod ring;
 pub mod sem;
 pub mod shm;
 mod sys;

@@ -25,6 +25,8 @@
 //! | `fifo:/path`              | `fifo`  | [`fifo`]   |
 //! | `posix-mq:/name`          | `posix` | [`posix`]  |
 //! | `posix-shm:/name`         | `posix` | [`posix`] ([`posix::ring`]) over [`sync`] |
+//! | `sysv-mq:key=N`           | `sysv`  | [`sysv`] ([`sysv::msg`]) |
+//! | `sysv-shm:key=N`, `sysv-shm:ftok=/path:0x66` | `sysv` | [`sysv`] ([`sysv::ring`]) over [`sync`] |
 //!
 //! A transport whose feature is off is an [`Error::InvalidSpec`] that names the feature.
 //! The traits, errors and transport strings are those of `ipc-core`, re-exported here.
@@ -45,6 +47,8 @@ pub use ipc_fifo as fifo;
 pub use ipc_pipe as pipe;
 #[cfg(feature = "posix")]
 pub use ipc_posix as posix;
+#[cfg(feature = "sysv")]
+pub use ipc_sysv as sysv;
 
 /// Opens the sending end of the transport `spec` names (e.g. `fifo:/tmp/app.fifo`).
 pub fn open_sender(spec: &str) -> Result<Box<dyn Sender>> {
@@ -68,6 +72,10 @@ pub fn open_sender_spec(spec: &TransportSpec) -> Result<Box<dyn Sender>> {
         Transport::PosixMq => Ok(Box::new(posix::mq::MqSender::open(spec)?)),
         #[cfg(feature = "posix")]
         Transport::PosixShm => Ok(Box::new(posix::ring::ShmSender::open(spec)?)),
+        #[cfg(feature = "sysv")]
+        Transport::SysvMq => Ok(Box::new(sysv::msg::MsgSender::open(spec)?)),
+        #[cfg(feature = "sysv")]
+        Transport::SysvShm => Ok(Box::new(sysv::ring::SysvShmSender::open(spec)?)),
         other => Err(unavailable(spec, other)),
     }
 }
@@ -84,6 +92,10 @@ pub fn open_receiver_spec(spec: &TransportSpec) -> Result<Box<dyn Receiver>> {
         Transport::PosixMq => Ok(Box::new(posix::mq::MqReceiver::open(spec)?)),
         #[cfg(feature = "posix")]
         Transport::PosixShm => Ok(Box::new(posix::ring::ShmReceiver::open(spec)?)),
+        #[cfg(feature = "sysv")]
+        Transport::SysvMq => Ok(Box::new(sysv::msg::MsgReceiver::open(spec)?)),
+        #[cfg(feature = "sysv")]
+        Transport::SysvShm => Ok(Box::new(sysv::ring::SysvShmReceiver::open(spec)?)),
         other => Err(unavailable(spec, other)),
     }
 }
@@ -97,6 +109,8 @@ pub fn available_transports() -> Vec<Transport> {
                 || (*t == Transport::Fifo && cfg!(feature = "fifo"))
                 || (matches!(t, Transport::PosixMq | Transport::PosixShm)
                     && cfg!(feature = "posix"))
+                || (*t == Transport::SysvMq && cfg!(feature = "sysv"))
+                || (*t == Transport::SysvShm && cfg!(feature = "sysv"))
         })
         .collect()
 }
@@ -104,7 +118,12 @@ pub fn available_transports() -> Vec<Transport> {
 fn unavailable(spec: &TransportSpec, transport: Transport) -> Error {
     let built_here = matches!(
         transport,
-        Transport::Pipe | Transport::Fifo | Transport::PosixMq | Transport::PosixShm
+        Transport::Pipe
+            | Transport::Fifo
+            | Transport::PosixMq
+            | Transport::PosixShm
+            | Transport::SysvMq
+            | Transport::SysvShm
     );
     let reason = if built_here {
         format!(
@@ -139,6 +158,23 @@ mod tests {
     }
 
     #[test]
+    fn sysv_shm_is_available_with_the_sysv_feature() {
+        assert_eq!(
+            super::available_transports().contains(&super::Transport::SysvShm),
+            cfg!(feature = "sysv")
+        );
+    }
+
+    #[test]
+    fn sysv_mq_is_available_with_the_sysv_feature() {
+        assert_eq!(
+            super::available_transports().contains(&super::Transport::SysvMq),
+            cfg!(feature = "sysv")
+        );
+    }
+
+    #[test]
+    #[cfg(not(feature = "sysv"))]
     fn unimplemented_transport_names_its_feature() {
         let err = super::open_sender("sysv-mq:key=0x1234").err().unwrap();
         assert!(err.to_string().contains("`sysv`"), "{err}");

@@ -16,6 +16,8 @@
 
 pub mod drive;
 pub mod factory;
+pub mod factory_sysv_mq;
+pub mod factory_sysv_shm;
 pub mod fixtures;
 pub mod message;
 pub mod process;

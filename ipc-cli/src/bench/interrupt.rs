@@ -27,6 +27,10 @@ pub enum Named {
     Shm(String),
     /// A private directory and everything in it.
     Dir(PathBuf),
+    /// A System V shared-memory segment, by key (`sysv-shm` bench).
+    SysvShm(i32),
+    /// A System V message queue, by id (`sysv-mq` bench).
+    SysvQueue(i32),
 }
 
 impl Named {
@@ -40,6 +44,10 @@ impl Named {
             }
             Named::Dir(dir) => {
                 let _ = std::fs::remove_dir_all(dir);
+            }
+            Named::SysvShm(key) => super::sysv_shm::remove_key(*key),
+            Named::SysvQueue(id) => {
+                let _ = ipc::sysv::msg::remove(*id);
             }
         }
     }

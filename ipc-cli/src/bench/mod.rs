@@ -21,6 +21,8 @@ mod posix_mq;
 mod posix_shm;
 mod raw;
 mod report;
+mod sysv_mq;
+mod sysv_shm;
 mod throughput;
 mod transport;
 
@@ -39,6 +41,8 @@ static TRANSPORTS: &[&dyn BenchTransport] = &[
     &posix_shm::BUSY,
     &posix_shm::SPIN,
     &posix_shm::PARK,
+    &sysv_mq::SysvMq,
+    &sysv_shm::SysvShm,
 ];
 
 /// The transport called `name` (as the peer's command line names it).
