@@ -582,6 +582,16 @@ fn create_error(what: &str, count: usize, e: io::Error) -> Error {
     }
 }
 
+/// Removes the set with id `id` (`IPC_RMID`) without opening or checking it: for clean-up
+/// tools (`ipc clean`). A set already gone is [`Error::NotFound`].
+pub fn remove_id(id: i32) -> Result<()> {
+    let name = format!("sysv-sem:id={id}");
+    sys::remove(id).map_err(|e| match e.raw_os_error() {
+        Some(libc::EIDRM | libc::EINVAL) => Error::NotFound { object: name },
+        _ => Error::from_os("semctl IPC_RMID", &name, e),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,78 @@
+//! `ipc clean [--stale] [--dry-run] [NAME...]`: remove IPC objects.
+//!
+//! Named objects (in the form `ipc ls` prints, see [`crate::objects`]) are removed whoever
+//! made them. `--stale` removes only objects of this framework (shared memory with an
+//! ipc-sync layout header) whose creator is dead and that nobody has attached, mapped or
+//! open, and (for a ring) with no live endpoint; with names as well, only those of the named
+//! objects that are stale. Another program's object is never removed unless named.
+
+use crate::failure::Failure;
+use crate::objects::{self, Object};
+
+/// Remove IPC objects: the ones named, or with --stale the abandoned ones ipc made.
+///
+/// NAME: posix-shm:/NAME (or /NAME), posix-sem:/NAME, posix-mq:/NAME, sysv-shm:id=N,
+/// sysv-shm:key=0xKEY, sysv-mq:id=N|key=…, sysv-sem:id=N|key=… (as `ipc ls` prints them).
+#[derive(clap::Args)]
+pub struct Args {
+    /// Only objects made by ipc (by their layout header) whose creator is dead and which no
+    /// process has attached, mapped or open, and no ring endpoint is alive.
+    #[arg(long)]
+    stale: bool,
+    /// Print what would be removed; remove nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Objects to remove.
+    names: Vec<String>,
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    if args.names.is_empty() && !args.stale {
+        return Err(Failure::Usage(
+            "name the objects to remove, or pass --stale (see `ipc clean --help`)".into(),
+        ));
+    }
+    let targets = args
+        .names
+        .iter()
+        .map(|n| objects::parse_target(n))
+        .collect::<Result<Vec<_>, _>>()?;
+    let scan = objects::scan();
+    let mut chosen: Vec<(&Object, String)> = Vec::new();
+    let mut failures = Vec::new();
+    if targets.is_empty() {
+        for o in &scan.objects {
+            if let Ok(why) = o.stale_reason() {
+                chosen.push((o, why));
+            }
+        }
+    }
+    for target in &targets {
+        let Some(o) = objects::find(&scan, target) else {
+            failures.push(format!("{target}: not found"));
+            continue;
+        };
+        if args.stale {
+            match o.stale_reason() {
+                Ok(why) => chosen.push((o, why)),
+                Err(why) => println!("kept {}: not stale ({why})", o.name),
+            }
+        } else {
+            chosen.push((o, "named".to_owned()));
+        }
+    }
+    for (o, why) in chosen {
+        if args.dry_run {
+            println!("would remove {} ({why})", o.name);
+            continue;
+        }
+        match objects::remove(o) {
+            Ok(()) => println!("removed {} ({why})", o.name),
+            Err(e) => failures.push(format!("removing {}: {e}", o.name)),
+        }
+    }
+    match failures.len() {
+        0 => Ok(()),
+        _ => Err(Failure::Runtime(failures.join("; "))),
+    }
+}

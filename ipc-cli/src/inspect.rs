@@ -1,0 +1,101 @@
+//! `ipc inspect SPEC`: the layout and state of a shared-memory segment made by ipc.
+
+use std::sync::Arc;
+
+use ipc::Segment;
+use ipc::sync::ring::{self, RingState};
+use ipc::sync::{Layout, LayoutKind, ProcessId, Shared};
+
+use crate::failure::Failure;
+use crate::objects::{self, Kind, Which};
+
+/// Show the layout header and ring state of a shared-memory segment made by ipc.
+///
+/// SPEC: posix-shm:/NAME (or /NAME), sysv-shm:id=N or sysv-shm:key=0xKEY. Read without
+/// locking, so the figures may be a moment apart; nothing is written.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The segment.
+    spec: String,
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    let target = objects::parse_target(&args.spec)?;
+    let spec = target.to_string();
+    let open_err = |e: ipc::Error| Failure::context(format!("opening {spec}"), e);
+    let segment: Arc<dyn Segment> = match (&target.kind, &target.which) {
+        (Kind::PosixShm, Which::Name(name)) => objects::map_posix(name).map_err(open_err)?,
+        (Kind::SysvShm, Which::Id(id)) => objects::attach_sysv(*id).map_err(open_err)?,
+        (Kind::SysvShm, Which::Key(_)) => {
+            let scan = objects::scan();
+            let id = objects::find(&scan, &target)
+                .and_then(|o| o.id)
+                .ok_or_else(|| Failure::Runtime(format!("opening {spec}: not found")))?;
+            objects::attach_sysv(id).map_err(open_err)?
+        }
+        _ => {
+            return Err(Failure::Usage(format!(
+                "cannot inspect `{}`: only shared memory (posix-shm:/NAME, sysv-shm:id=N, \
+                 sysv-shm:key=0x…) holds a layout",
+                args.spec
+            )));
+        }
+    };
+    let size = segment.len();
+    let shared = Shared::new(segment);
+    let layout = Layout::attach(&shared, LayoutKind::Ring, std::time::Duration::ZERO)
+        .or_else(|_| Layout::attach(&shared, LayoutKind::Custom, std::time::Duration::ZERO))
+        .map_err(|e| Failure::context(format!("reading the layout of {spec}"), e))?;
+    println!("object       {spec}");
+    println!("size         {size} bytes");
+    println!(
+        "layout       ipc-sync version {}, {:?}, {} regions",
+        ipc::sync::layout::VERSION,
+        layout.kind(),
+        layout.regions().len()
+    );
+    for (i, r) in layout.regions().iter().enumerate() {
+        println!(
+            "  region {i}   {:?} at {} ({} bytes)",
+            r.kind, r.offset, r.len
+        );
+    }
+    println!("creator      {}", who(layout.creator()));
+    if layout.kind() == LayoutKind::Ring {
+        let state =
+            ring::inspect(&shared).map_err(|e| Failure::context(format!("reading {spec}"), e))?;
+        print_ring(&state);
+    }
+    Ok(())
+}
+
+fn who(p: ProcessId) -> String {
+    alive(p, p.is_alive())
+}
+
+fn alive(p: ProcessId, alive: bool) -> String {
+    format!("pid {} ({})", p.pid, if alive { "alive" } else { "dead" })
+}
+
+fn print_ring(state: &RingState) {
+    println!("capacity     {} bytes", state.geometry.capacity);
+    println!("max message  {} bytes", state.geometry.max_message);
+    println!("producers    {:?}", state.producers_mode);
+    println!(
+        "in flight    {} bytes (head {}, tail {}); records not counted",
+        state.bytes_in_flight(),
+        state.head,
+        state.tail
+    );
+    match state.consumer {
+        Some((p, a)) => println!("consumer     {}", alive(p, a)),
+        None => println!("consumer     none attached"),
+    }
+    if state.producers.is_empty() {
+        println!("producer     none attached");
+    }
+    for (p, a) in &state.producers {
+        println!("producer     {}", alive(*p, *a));
+    }
+    println!("lock         not shown");
+}
