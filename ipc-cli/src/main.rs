@@ -4,7 +4,12 @@
 //! Exit codes: 0 success, 1 runtime error, 2 bad spec or option, 3 timed out.
 
 mod bench;
+mod clean;
+mod doctor;
 mod failure;
+mod inspect;
+mod ls;
+mod objects;
 mod recv;
 mod send;
 mod shm;
@@ -33,6 +38,10 @@ enum Command {
     Recv(recv::Args),
     Bench(bench::Args),
     Shm(shm::Args),
+    Ls(ls::Args),
+    Clean(clean::Args),
+    Inspect(inspect::Args),
+    Doctor(doctor::Args),
     /// The other process of `ipc bench`, started by it.
     #[command(hide = true)]
     BenchPeer(bench::peer::Args),
@@ -48,6 +57,10 @@ fn main() -> ExitCode {
         Command::Recv(args) => recv::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Shm(args) => shm::run(args),
+        Command::Ls(args) => ls::run(args),
+        Command::Clean(args) => clean::run(args),
+        Command::Inspect(args) => inspect::run(args),
+        Command::Doctor(args) => doctor::run(args),
         Command::BenchPeer(args) => bench::peer::run(args),
     };
     match result {

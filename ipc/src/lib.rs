@@ -35,6 +35,10 @@
 //! work in any [`Segment`], an application's own included, and every shared-memory transport
 //! is built on them. The zero-copy API of a ring (`loan`, `recv_in_place`) is on the concrete
 //! endpoint types, e.g. [`posix::ring::ShmSender`], rather than on the boxed trait objects.
+//!
+//! [`typed`] sends values rather than bytes, over any of the above: plain-old-data structs as
+//! their bytes (feature `pod`, with in-place reads and loans on the rings) and serde types
+//! encoded with postcard (feature `serde`). Both features are on by default.
 #![deny(unsafe_code)]
 
 pub use ipc_core::*;
@@ -49,6 +53,8 @@ pub use ipc_pipe as pipe;
 pub use ipc_posix as posix;
 #[cfg(feature = "sysv")]
 pub use ipc_sysv as sysv;
+
+pub mod typed;
 
 /// Opens the sending end of the transport `spec` names (e.g. `fifo:/tmp/app.fifo`).
 pub fn open_sender(spec: &str) -> Result<Box<dyn Sender>> {

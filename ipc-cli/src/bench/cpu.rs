@@ -1,8 +1,13 @@
 //! Keeping the two bench processes on different CPUs, so that they run in parallel and are not
 //! moved mid-run. Best effort: with fewer than two CPUs to choose from, or without the right
 //! to pin, the bench runs unpinned.
+//!
+//! Also the CPU time the bench reports per message, which each process reads of itself.
+
+use std::time::Duration;
 
 use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
+use nix::time::{ClockId, clock_gettime};
 use nix::unistd::Pid;
 
 /// Pins this process to one of the CPUs it may run on and returns another one for the peer.
@@ -18,4 +23,10 @@ pub fn pin_apart() -> Option<usize> {
 pub fn pin(cpu: usize) -> bool {
     let mut set = CpuSet::new();
     set.set(cpu).is_ok() && sched_setaffinity(Pid::from_raw(0), &set).is_ok()
+}
+
+/// CPU time this process has used so far, all its threads (`CLOCK_PROCESS_CPUTIME_ID`); zero if
+/// the clock cannot be read, which Linux never refuses.
+pub fn process_time() -> Duration {
+    clock_gettime(ClockId::CLOCK_PROCESS_CPUTIME_ID).map_or(Duration::ZERO, Duration::from)
 }

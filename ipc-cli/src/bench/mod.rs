@@ -5,6 +5,12 @@
 //! ping-pong on the raw baseline and on ours, then one-way throughput on both. Each gets a
 //! quarter of the per-cell budget, the first tenth of which is warm-up.
 //!
+//! Round trips go into an HDR histogram (p50, p99, p99.9). Both processes measure their CPU
+//! time (`CLOCK_PROCESS_CPUTIME_ID`) over the measured interval, which starts at the first
+//! message marked [`transport::MEASURED`]; the peer prints its figure on its stdout, which
+//! [`Link::finish`] reads ([`transport::PeerReport`]). `--plot` draws the rows into an SVG
+//! ([`plot`]); a progress bar goes to stderr when it is a terminal, between the rows.
+//!
 //! When a posix-shm row is measured, the report ends with references for it: single-process
 //! memcpy speed, and the "spin floor" and "futex floor" (the 64 B round trip of the raw busy
 //! and park mailboxes).
@@ -17,6 +23,7 @@ mod memcpy;
 pub mod peer;
 mod pingpong;
 mod pipe;
+mod plot;
 mod posix_mq;
 mod posix_shm;
 mod raw;
@@ -26,11 +33,15 @@ mod sysv_shm;
 mod throughput;
 mod transport;
 
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::failure::Failure;
 use report::{Floors, Format, Measurement, Report, Row};
-use transport::{BenchTransport, Link, Role, Scratch, Variant};
+use transport::{BenchTransport, Link, PeerReport, Role, Scratch, Variant};
 
 /// The transports `ipc bench` knows, in the order it runs them. A new transport is one more
 /// entry here.
@@ -90,9 +101,10 @@ fn unknown(name: &str) -> Failure {
 /// Round-trip latency (ping-pong) and one-way throughput for each transport and message size,
 /// each beside the same figure for a plain loop of the underlying system calls. A size a
 /// transport cannot carry on this machine (posix-mq above fs.mqueue.msgsize_max) is skipped:
-/// "n/a" in the table, a note on stderr with --json. With posix-shm, the report ends with
-/// single-process memcpy speed and the spin and futex floors (the raw mailbox's 64 B round
-/// trips).
+/// "n/a" in the table, a note on stderr with --json. Round trips: p50, p99 and p99.9; each
+/// side's CPU time per one-way message (busy-polling shows there). With posix-shm, the report
+/// ends with single-process memcpy speed and the spin and futex floors (the raw mailbox's
+/// 64 B round trips). A progress bar goes to stderr when it is a terminal.
 #[derive(clap::Args)]
 pub struct Args {
     /// Transports to measure, comma separated; a leading part of names selects every one it
@@ -106,16 +118,24 @@ pub struct Args {
         value_name = "LIST",
         value_delimiter = ',',
         value_parser = parse_message_size,
-        default_values_t = [64, 4096, 65536]
+        default_values_t = [64, 4096, 65536, 1 << 20]
     )]
     sizes: Vec<usize>,
     /// One JSON object per line instead of a table.
     #[arg(long)]
     json: bool,
-    /// Time for each transport × size, split evenly over its four runs (tests shorten it).
-    #[arg(long, value_name = "MS", default_value_t = 3000, hide = true)]
+    /// Also draw round-trip latency (p50) and throughput (MB/s) by message size, one line per
+    /// transport, into this SVG file.
+    #[arg(long, value_name = "FILE")]
+    plot: Option<PathBuf>,
+    /// Time for each transport × size, split evenly over its four runs (the default run,
+    /// every transport at the default sizes, takes under a minute on two CPUs).
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_BUDGET_MS)]
     budget_ms: u64,
 }
+
+/// The default `--budget-ms`.
+const DEFAULT_BUDGET_MS: u64 = 1200;
 
 fn parse_message_size(text: &str) -> Result<usize, String> {
     let size = ipc::spec::parse_size(text)?;
@@ -154,30 +174,63 @@ pub fn run(args: Args) -> Result<(), Failure> {
     } else {
         Format::Table
     });
-    report.start();
+    let progress = progress_bar(transports.len() * args.sizes.len());
+    progress.suspend(|| report.start());
     let mut floors = Floors::default();
     let mut shm_measured = false;
+    let mut rows = Vec::new();
     for transport in transports {
         for &size in &args.sizes {
+            progress.set_message(format!("{} {size} B", transport.name()));
             match transport.unsupported(size) {
-                Some(reason) => report.skipped(transport.name(), size, &reason),
+                Some(reason) => {
+                    progress.suspend(|| report.skipped(transport.name(), size, &reason))
+                }
                 None => {
                     let row = bench.cell(transport, size)?;
                     shm_measured |= posix_shm::is_one(transport);
                     posix_shm::note_floors(&row, &mut floors);
-                    report.row(&row);
+                    progress.suspend(|| report.row(&row));
+                    rows.push(row);
                 }
             }
+            progress.inc(1);
         }
     }
     if shm_measured {
+        progress.set_message("memcpy reference");
         // Alone on its CPU: every peer has exited.
         let budget = Duration::from_millis(args.budget_ms) / 8;
-        report.memcpy(&memcpy::measure(&args.sizes, budget));
+        let memcpy = memcpy::measure(&args.sizes, budget);
+        progress.suspend(|| report.memcpy(&memcpy));
     }
+    progress.finish_and_clear();
     report.floors(&floors);
+    if let Some(path) = &args.plot {
+        plot::draw(path, &rows).map_err(|e| {
+            Failure::Runtime(format!("drawing the plot into {}: {e}", path.display()))
+        })?;
+    }
     report.finish(started.elapsed());
     Ok(())
+}
+
+/// A bar of the cells measured, on stderr when it is a terminal; hidden otherwise (and never
+/// on stdout, which may be JSON lines).
+///
+/// Redrawn only as cells start and end: no ticking thread, whose CPU time would count in the
+/// measured processes' own.
+fn progress_bar(cells: usize) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(cells as u64), ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} cells  {msg}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
 }
 
 /// What every run of one `ipc bench` shares.
@@ -192,13 +245,13 @@ struct Bench<'a> {
 impl Bench<'_> {
     fn cell(&self, transport: &dyn BenchTransport, size: usize) -> Result<Row, Failure> {
         let measure = |variant| -> Result<Measurement, Failure> {
-            let latency = self.run(transport, variant, Role::Echo, size, |link| {
+            let (latency, echo) = self.run(transport, variant, Role::Echo, size, |link| {
                 pingpong::run(link, size, self.budget)
             })?;
-            let rate = self.run(transport, variant, Role::Sink, size, |link| {
+            let (rate, sink) = self.run(transport, variant, Role::Sink, size, |link| {
                 throughput::run(link, size, self.budget)
             })?;
-            Ok(Measurement::new(&latency, &rate))
+            Ok(Measurement::new(&latency, &echo, &rate, &sink))
         };
         let raw = if transport.has_raw_baseline() {
             Some(measure(Variant::Raw)?)
@@ -215,7 +268,7 @@ impl Bench<'_> {
     }
 
     /// Starts a peer in `role`, connects to it, runs `workload` on the link and checks that the
-    /// peer finished cleanly.
+    /// peer finished cleanly; returns what the workload and the peer measured.
     fn run<T>(
         &self,
         transport: &dyn BenchTransport,
@@ -223,7 +276,7 @@ impl Bench<'_> {
         role: Role,
         size: usize,
         workload: impl FnOnce(&mut Link) -> ipc::Result<T>,
-    ) -> Result<T, Failure> {
+    ) -> Result<(T, PeerReport), Failure> {
         let what = || format!("bench {} {variant} {role} {size} B", transport.name());
         let cmd = peer::command(transport, variant, role, size, self.peer_cpu)
             .map_err(|e| Failure::Runtime(format!("{}: {e}", what())))?;
@@ -233,9 +286,9 @@ impl Bench<'_> {
         let result = link.await_ready().and_then(|()| workload(&mut link));
         let peer = link.finish(result.is_ok());
         match (result, peer) {
-            (Ok(value), Ok(())) => Ok(value),
+            (Ok(value), Ok(peer)) => Ok((value, peer)),
             (Ok(_), Err(peer)) => Err(Failure::Runtime(format!("{}: {peer}", what()))),
-            (Err(e), Ok(())) => Err(Failure::context(what(), e)),
+            (Err(e), Ok(_)) => Err(Failure::context(what(), e)),
             // The peer failing first is the usual cause of our error: say both.
             (Err(e), Err(peer)) => Err(Failure::Runtime(format!("{}: {e}; {peer}", what()))),
         }

@@ -1,11 +1,12 @@
 //! `ipc bench-peer`: the second process of a bench run, started by `ipc bench`.
 
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use ipc::{Receiver, Sender};
 use nix::sys::signal::Signal;
 
-use super::transport::{BenchTransport, Role, Variant, recv_message};
+use super::transport::{BenchTransport, MEASURED, PeerReport, Role, Variant, recv_message};
 use super::{cpu, interrupt};
 use crate::failure::{Context, Failure};
 
@@ -51,8 +52,9 @@ pub fn command(
     if let Some(cpu) = cpu {
         cmd.args(["--cpu", &cpu.to_string()]);
     }
-    // The parent's stdout may be JSON lines; the peer's errors still reach the user.
-    cmd.stdin(Stdio::null()).stdout(Stdio::null());
+    // The peer's stdout is its report to the parent (`Link::finish` reads it), never the
+    // parent's stdout, which may be JSON lines; its errors still reach the user.
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped());
     Ok(cmd)
 }
 
@@ -77,11 +79,52 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let mut buf = vec![0; rx.max_message_size().max(args.size)];
     let msg = vec![0; args.size];
     tx.send(&msg).context(|| "sending the ready message")?;
+    let mut clock = Clock::default();
     match args.role {
-        Role::Echo => echo(&mut *rx, &mut *tx, &mut buf),
-        Role::Sink => sink(&mut *rx, &mut *tx, &mut buf, msg),
+        Role::Echo => echo(&mut *rx, &mut *tx, &mut buf, &mut clock),
+        Role::Sink => sink(&mut *rx, &mut *tx, &mut buf, msg, &mut clock),
     }
-    .context(|| format!("bench peer ({})", args.role))
+    .context(|| format!("bench peer ({})", args.role))?;
+    // Read by `Link::finish`; a parent that is gone no longer needs it.
+    println!("{}", clock.report().line());
+    Ok(())
+}
+
+/// The peer's CPU clock and message count over the measured interval, which starts at the
+/// first message marked [`MEASURED`].
+#[derive(Default)]
+struct Clock {
+    started: Option<Duration>,
+    messages: u64,
+    stopped: Option<PeerReport>,
+}
+
+impl Clock {
+    #[inline]
+    fn received(&mut self, msg: &[u8]) {
+        if self.started.is_none() {
+            if msg.first() != Some(&MEASURED) {
+                return;
+            }
+            self.started = Some(cpu::process_time());
+        }
+        self.messages += 1;
+    }
+
+    /// Ends the measured interval: at the end of the stream.
+    fn stop(&mut self) {
+        self.stopped = Some(self.report());
+    }
+
+    /// The measured interval so far, or as [stopped](Clock::stop).
+    fn report(&self) -> PeerReport {
+        self.stopped.unwrap_or_else(|| PeerReport {
+            cpu: self
+                .started
+                .map_or(Duration::ZERO, |t| cpu::process_time().saturating_sub(t)),
+            messages: self.messages,
+        })
+    }
 }
 
 /// Has the kernel kill this process when `ipc bench` exits. A pipe's reader sees its writer
@@ -99,11 +142,22 @@ fn die_with_parent(parent: u32) -> Result<(), Failure> {
     Ok(())
 }
 
-fn echo(rx: &mut dyn Receiver, tx: &mut dyn Sender, buf: &mut [u8]) -> ipc::Result<()> {
+fn echo(
+    rx: &mut dyn Receiver,
+    tx: &mut dyn Sender,
+    buf: &mut [u8],
+    clock: &mut Clock,
+) -> ipc::Result<()> {
     loop {
         match recv_message(rx, buf) {
-            Ok(len) => tx.send(&buf[..len])?,
-            Err(ipc::Error::Disconnected) => return Ok(()),
+            Ok(len) => {
+                clock.received(&buf[..len]);
+                tx.send(&buf[..len])?;
+            }
+            Err(ipc::Error::Disconnected) => {
+                clock.stop();
+                return Ok(());
+            }
             Err(e) => return Err(e),
         }
     }
@@ -114,15 +168,21 @@ fn sink(
     tx: &mut dyn Sender,
     buf: &mut [u8],
     mut ack: Vec<u8>,
+    clock: &mut Clock,
 ) -> ipc::Result<()> {
     let mut count = 0u64;
     loop {
         match recv_message(rx, buf) {
-            Ok(_) => count += 1,
+            Ok(len) => {
+                clock.received(&buf[..len]);
+                count += 1;
+            }
             Err(ipc::Error::Disconnected) => break,
             Err(e) => return Err(e),
         }
     }
+    // The clock stops at the end of the stream: the ack is the parent's business.
+    clock.stop();
     encode_count(count, &mut ack);
     tx.send(&ack)
 }

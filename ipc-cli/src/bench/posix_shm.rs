@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use ipc::posix::PosixName;
 use ipc::posix::shm::{self, SharedMemory};
+use ipc::sync::ring::Geometry;
 use ipc::{Address, Owner, Receiver, Sender, TransportSpec, WaitStrategy};
 use nix::errno::Errno;
 use nix::sys::wait::{Id, WaitPidFlag, waitid};
@@ -80,10 +81,24 @@ pub fn note_floors(row: &Row, floors: &mut Floors) {
 const MIN_CAPACITY: usize = 1 << 20;
 const MESSAGES_IN_RING: usize = 16;
 
+/// The capacity of a ring for `size`-byte messages: at least [`MIN_CAPACITY`] and
+/// [`MESSAGES_IN_RING`] messages, a power of two, and large enough that the ring takes
+/// `size`-byte messages at all ([`Geometry::max_message_for`]).
+pub fn ring_capacity(size: usize) -> usize {
+    let mut capacity = MIN_CAPACITY
+        .max(MESSAGES_IN_RING.saturating_mul(size))
+        .checked_next_power_of_two()
+        .unwrap_or(usize::MAX);
+    while Geometry::max_message_for(capacity as u64) < size && capacity < usize::MAX / 2 {
+        capacity *= 2;
+    }
+    capacity
+}
+
 impl PosixShm {
     /// The `posix-shm:` spec of one ring of a link.
     fn ring_spec(&self, name: &str, size: usize, create: &str) -> String {
-        let capacity = MIN_CAPACITY.max(MESSAGES_IN_RING.saturating_mul(size));
+        let capacity = ring_capacity(size);
         format!(
             "posix-shm:{name}?capacity={capacity}&message_size={size}&create={create}&wait={}",
             self.wait
@@ -302,5 +317,25 @@ impl Watcher {
             }
             thread::sleep(ACT_PERIOD);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rings_take_their_messages() {
+        for size in [1, 64, 4096, 65536, 1 << 20, (1 << 20) + 1, 64 << 20] {
+            let capacity = ring_capacity(size);
+            assert!(
+                capacity >= MIN_CAPACITY && capacity.is_power_of_two(),
+                "{size}"
+            );
+            assert!(capacity >= MESSAGES_IN_RING * size, "{size}");
+            assert!(Geometry::max_message_for(capacity as u64) >= size, "{size}");
+        }
+        assert_eq!(ring_capacity(64), MIN_CAPACITY);
+        assert_eq!(ring_capacity(1 << 20), 16 << 20);
     }
 }

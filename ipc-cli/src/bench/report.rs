@@ -7,23 +7,60 @@ use std::time::Duration;
 use super::memcpy::{self, Memcpy};
 use super::pingpong::Latency;
 use super::throughput::Rate;
+use super::transport::PeerReport;
 
 /// The figures of one variant (ours or raw) of one transport × size.
 pub struct Measurement {
     pub rtt_p50_ns: u64,
     pub rtt_p99_ns: u64,
+    pub rtt_p999_ns: u64,
+    /// Round trips the percentiles are of.
+    pub rtt_samples: u64,
     pub msgs_per_s: f64,
     pub bytes_per_s: f64,
+    /// CPU time per round trip of this process (which starts each) and of the peer (which
+    /// echoes it), in nanoseconds.
+    pub rtt_cpu_ns: Sides,
+    /// CPU time per one-way message of this process (the sender) and of the peer (the
+    /// receiver), in nanoseconds.
+    pub msg_cpu_ns: Sides,
+}
+
+/// One figure for each of the two processes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sides {
+    /// This process: the one that starts each round trip, the sender of a stream.
+    pub ours: f64,
+    /// The peer: the one that echoes, the receiver of a stream.
+    pub peer: f64,
 }
 
 impl Measurement {
-    pub fn new(latency: &Latency, rate: &Rate) -> Measurement {
+    /// From a ping-pong run with what its echoing peer reported, and a throughput run with what
+    /// its receiving peer reported.
+    pub fn new(
+        latency: &Latency,
+        echo: &PeerReport,
+        rate: &Rate,
+        sink: &PeerReport,
+    ) -> Measurement {
         let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let per = |d: Duration, n: u64| d.as_nanos() as f64 / n as f64;
         Measurement {
             rtt_p50_ns: ns(latency.p50),
             rtt_p99_ns: ns(latency.p99),
+            rtt_p999_ns: ns(latency.p999),
+            rtt_samples: latency.samples,
             msgs_per_s: rate.msgs_per_s(),
             bytes_per_s: rate.bytes_per_s(),
+            rtt_cpu_ns: Sides {
+                ours: per(latency.cpu, latency.samples),
+                peer: echo.cpu_ns_per_message(),
+            },
+            msg_cpu_ns: Sides {
+                ours: per(rate.cpu, rate.messages),
+                peer: sink.cpu_ns_per_message(),
+            },
         }
     }
 }
@@ -56,20 +93,26 @@ pub struct Report {
     out: io::Stdout,
 }
 
-const HEADER: [&str; 11] = [
+const COLUMNS: usize = 16;
+const HEADER: [&str; COLUMNS] = [
     "transport",
     "size",
     "rtt p50",
-    "rtt p99",
+    "p99",
+    "p99.9",
     "raw p50",
-    "raw p99",
-    "ratio p50",
+    "p99",
+    "p99.9",
+    "ratio",
     "msg/s",
     "MB/s",
     "raw msg/s",
+    "MB/s",
     "ratio",
+    "cpu/msg snd+rcv",
+    "raw cpu/msg",
 ];
-const WIDTHS: [usize; 11] = [14, 7, 9, 9, 9, 9, 9, 9, 8, 9, 7];
+const WIDTHS: [usize; COLUMNS] = [14, 7, 8, 8, 8, 8, 8, 8, 6, 8, 8, 9, 8, 6, 15, 15];
 
 impl Report {
     pub fn new(format: Format) -> Report {
@@ -132,9 +175,11 @@ impl Report {
         match self.format {
             Format::Table => {
                 self.emit(
-                    "ratio p50 = rtt p50 / raw p50; ratio = raw msg/s / msg/s \
-                     (both: 1.00x = as fast as the raw system calls, higher = slower). \
-                     MB = 10^6 bytes.",
+                    "rtt: round trip (ping-pong), from an HDR histogram. First ratio = rtt p50 / \
+                     raw p50; second = raw msg/s / msg/s (both: 1.00x = as fast as the raw \
+                     system calls, higher = slower).\n\
+                     msg/s, MB/s: one way (MB = 10^6 bytes). cpu/msg: CPU time per one-way \
+                     message of the sender + the receiver process (busy-polling shows here).",
                 );
                 self.emit(&wall);
             }
@@ -149,7 +194,7 @@ impl Report {
     }
 }
 
-fn table_line(cells: [String; 11]) -> String {
+fn table_line(cells: [String; COLUMNS]) -> String {
     let mut line = String::new();
     for (i, (cell, width)) in cells.iter().zip(WIDTHS).enumerate() {
         if i == 0 {
@@ -170,14 +215,37 @@ fn table_row(row: &Row) -> String {
         row.size.to_string(),
         nanos(ours.rtt_p50_ns),
         nanos(ours.rtt_p99_ns),
+        nanos(ours.rtt_p999_ns),
         raw.map_or_else(dash, |r| nanos(r.rtt_p50_ns)),
         raw.map_or_else(dash, |r| nanos(r.rtt_p99_ns)),
+        raw.map_or_else(dash, |r| nanos(r.rtt_p999_ns)),
         raw.map_or_else(dash, |r| ratio(ours.rtt_p50_ns as f64, r.rtt_p50_ns as f64)),
         count(ours.msgs_per_s),
-        format!("{:.1}", ours.bytes_per_s / 1e6),
+        megabytes(ours.bytes_per_s),
         raw.map_or_else(dash, |r| count(r.msgs_per_s)),
+        raw.map_or_else(dash, |r| megabytes(r.bytes_per_s)),
         raw.map_or_else(dash, |r| ratio(r.msgs_per_s, ours.msgs_per_s)),
+        sides(ours.msg_cpu_ns),
+        raw.map_or_else(dash, |r| sides(r.msg_cpu_ns)),
     ])
+}
+
+fn megabytes(bytes_per_s: f64) -> String {
+    format!("{:.1}", bytes_per_s / 1e6)
+}
+
+/// CPU time per message of the sender and the receiver: `0.52+0.61µs`.
+fn sides(cpu: Sides) -> String {
+    let unit = |ns: f64| {
+        if !ns.is_finite() {
+            "?".to_string()
+        } else if ns < 10_000.0 {
+            format!("{:.2}", ns / 1e3)
+        } else {
+            format!("{:.0}", ns / 1e3)
+        }
+    };
+    format!("{}+{}µs", unit(cpu.ours), unit(cpu.peer))
 }
 
 fn memcpy_line(m: &Memcpy) -> String {
@@ -265,11 +333,20 @@ fn json_row(row: &Row) -> String {
 fn json_fields(line: &mut String, m: &Measurement) {
     let _ = write!(
         line,
-        "\"rtt_p50_ns\":{},\"rtt_p99_ns\":{},\"msgs_per_s\":{},\"bytes_per_s\":{}",
+        "\"rtt_p50_ns\":{},\"rtt_p99_ns\":{},\"rtt_p999_ns\":{},\"rtt_samples\":{},\
+         \"msgs_per_s\":{},\"bytes_per_s\":{},\
+         \"rtt_cpu_ns\":{{\"initiator\":{},\"echo\":{}}},\
+         \"msg_cpu_ns\":{{\"sender\":{},\"receiver\":{}}}",
         m.rtt_p50_ns,
         m.rtt_p99_ns,
+        m.rtt_p999_ns,
+        m.rtt_samples,
         json_number(m.msgs_per_s),
-        json_number(m.bytes_per_s)
+        json_number(m.bytes_per_s),
+        json_number(m.rtt_cpu_ns.ours),
+        json_number(m.rtt_cpu_ns.peer),
+        json_number(m.msg_cpu_ns.ours),
+        json_number(m.msg_cpu_ns.peer),
     );
 }
 
@@ -330,8 +407,18 @@ mod tests {
         Measurement {
             rtt_p50_ns: p50,
             rtt_p99_ns: 2 * p50,
+            rtt_p999_ns: 3 * p50,
+            rtt_samples: 1000,
             msgs_per_s: 1000.0,
             bytes_per_s: 64000.0,
+            rtt_cpu_ns: Sides {
+                ours: 900.0,
+                peer: 800.0,
+            },
+            msg_cpu_ns: Sides {
+                ours: 500.0,
+                peer: 12_345.0,
+            },
         }
     }
 
@@ -343,11 +430,16 @@ mod tests {
             ours: m(1500),
             raw: Some(m(1000)),
         };
+        let fields = "\"rtt_samples\":1000,\"msgs_per_s\":1000.0,\"bytes_per_s\":64000.0,\
+                      \"rtt_cpu_ns\":{\"initiator\":900.0,\"echo\":800.0},\
+                      \"msg_cpu_ns\":{\"sender\":500.0,\"receiver\":12345.0}";
         assert_eq!(
             json_row(&row),
-            "{\"transport\":\"pipe\",\"size\":64,\"rtt_p50_ns\":1500,\"rtt_p99_ns\":3000,\
-             \"msgs_per_s\":1000.0,\"bytes_per_s\":64000.0,\"raw\":{\"rtt_p50_ns\":1000,\
-             \"rtt_p99_ns\":2000,\"msgs_per_s\":1000.0,\"bytes_per_s\":64000.0}}"
+            format!(
+                "{{\"transport\":\"pipe\",\"size\":64,\"rtt_p50_ns\":1500,\"rtt_p99_ns\":3000,\
+                 \"rtt_p999_ns\":4500,{fields},\"raw\":{{\"rtt_p50_ns\":1000,\
+                 \"rtt_p99_ns\":2000,\"rtt_p999_ns\":3000,{fields}}}}}"
+            )
         );
         let row = Row { raw: None, ..row };
         assert!(json_row(&row).ends_with(",\"raw\":null}"));
@@ -362,6 +454,20 @@ mod tests {
         assert_eq!(count(45_600.0), "45.6k");
         assert_eq!(ratio(3.0, 2.0), "1.50x");
         assert_eq!(json_string("a\"b\n"), "\"a\\\"b\\u000a\"");
+        assert_eq!(
+            sides(Sides {
+                ours: 520.0,
+                peer: 12_345.0
+            }),
+            "0.52+12µs"
+        );
+        assert_eq!(
+            sides(Sides {
+                ours: f64::NAN,
+                peer: 0.0
+            }),
+            "?+0.00µs"
+        );
     }
 
     #[test]

@@ -28,13 +28,9 @@ use super::transport::{BenchTransport, Link, Peer, Scratch, Variant};
 /// The bench transport `sysv-shm`.
 pub struct SysvShm;
 
-/// Smallest ring capacity; a ring also holds at least [`MESSAGES_IN_RING`] messages.
-const MIN_CAPACITY: usize = 1 << 20;
-const MESSAGES_IN_RING: usize = 16;
-
 /// The `sysv-shm:` spec of one ring of a link.
 fn ring_spec(key: i32, size: usize, create: &str) -> String {
-    let capacity = MIN_CAPACITY.max(MESSAGES_IN_RING.saturating_mul(size));
+    let capacity = super::posix_shm::ring_capacity(size);
     format!(
         "sysv-shm:key={key:#x}?capacity={capacity}&message_size={size}&create={create}&wait=spin"
     )

@@ -3,8 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use super::cpu;
 use super::peer::matches_count;
-use super::transport::{Link, recv_message};
+use super::transport::{Link, MEASURED, WARM_UP, recv_message};
 
 /// Messages sent between two looks at the clock.
 const BATCH: u64 = 16;
@@ -16,6 +17,8 @@ pub struct Rate {
     pub messages: u64,
     pub bytes: u64,
     pub elapsed: Duration,
+    /// CPU time of this process (the sender) over the measured interval.
+    pub cpu: Duration,
 }
 
 impl Rate {
@@ -34,7 +37,7 @@ impl Rate {
 /// then drained within the measured time but not counted: at most a pipe's capacity, a
 /// negligible and equal handicap for ours and raw.
 pub fn run(link: &mut Link, size: usize, budget: Duration) -> ipc::Result<Rate> {
-    let msg = vec![0x5a; size];
+    let mut msg = vec![WARM_UP; size];
     let start = Instant::now();
     let measure_from = start + budget / 10;
     let end = start + budget;
@@ -47,6 +50,9 @@ pub fn run(link: &mut Link, size: usize, budget: Duration) -> ipc::Result<Rate> 
         sent += BATCH;
     }
     let warm_up = sent;
+    // From here on the peer counts too.
+    msg[0] = MEASURED;
+    let cpu_from = cpu::process_time();
     let measured_from = Instant::now();
     loop {
         for _ in 0..BATCH {
@@ -62,6 +68,7 @@ pub fn run(link: &mut Link, size: usize, budget: Duration) -> ipc::Result<Rate> 
     let mut ack = vec![0; rx.max_message_size().max(size)];
     let len = recv_message(rx, &mut ack)?;
     let elapsed = measured_from.elapsed();
+    let cpu = cpu::process_time().saturating_sub(cpu_from);
     if !matches_count(sent, &ack[..len]) {
         return Err(ipc::Error::corrupted(format!(
             "sent {sent} messages, the peer counted otherwise"
@@ -72,5 +79,6 @@ pub fn run(link: &mut Link, size: usize, budget: Duration) -> ipc::Result<Rate> 
         messages,
         bytes: messages * size as u64,
         elapsed,
+        cpu,
     })
 }

@@ -4,7 +4,7 @@ use std::any::Any;
 use std::cell::Cell;
 use std::fmt;
 use std::fs::DirBuilder;
-use std::io;
+use std::io::{self, Read};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
@@ -194,7 +194,9 @@ impl Link {
     /// Closes both ends, then waits for the peer. After a successful run it exits on its own
     /// (its receiver sees the end of the stream); after a failed one it may be blocked, so it is
     /// killed first and only an exit status of its own is reported.
-    pub fn finish(mut self, succeeded: bool) -> Result<(), String> {
+    ///
+    /// Returns what the peer reported of its measured interval on its stdout.
+    pub fn finish(mut self, succeeded: bool) -> Result<PeerReport, String> {
         // The end of the stream is what lets the peer exit on its own; failing to send it (on
         // a link that needs one) is a failure like any other, and the peer is killed.
         let ended = if succeeded {
@@ -209,18 +211,68 @@ impl Link {
         if !succeeded {
             let _ = self.peer.child.kill();
         }
-        let status = self
+        let (status, stdout) = self
             .peer
             .wait()
             .map_err(|e| format!("waiting for the peer: {e}"))?;
+        let report = || {
+            PeerReport::parse(&stdout)
+                .ok_or_else(|| format!("the peer reported no CPU time (its stdout: {stdout:?})"))
+        };
         match status.code() {
-            Some(0) => ended,
+            Some(0) => ended.and_then(|()| report()),
             Some(code) => Err(format!("the peer process failed (exit status {code})")),
             None if succeeded => Err(format!("the peer process died ({status})")),
-            None => ended,
+            None => ended.and_then(|()| report()),
         }
     }
 }
+
+/// What the peer measured of its own side, from the first message marked as measured
+/// ([`MEASURED`]) to the end of the stream; it prints it on its stdout as it exits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerReport {
+    /// CPU time of the peer process (`CLOCK_PROCESS_CPUTIME_ID`) over that interval.
+    pub cpu: Duration,
+    /// Messages it received over that interval.
+    pub messages: u64,
+}
+
+impl PeerReport {
+    /// The line the peer prints.
+    pub fn line(&self) -> String {
+        format!("cpu_ns={} messages={}", self.cpu.as_nanos(), self.messages)
+    }
+
+    /// Reads what [`PeerReport::line`] wrote.
+    pub fn parse(text: &str) -> Option<PeerReport> {
+        let mut cpu = None;
+        let mut messages = None;
+        for field in text.split_whitespace() {
+            match field.split_once('=')? {
+                ("cpu_ns", v) => cpu = Some(Duration::from_nanos(v.parse().ok()?)),
+                ("messages", v) => messages = Some(v.parse().ok()?),
+                _ => {}
+            }
+        }
+        Some(PeerReport {
+            cpu: cpu?,
+            messages: messages?,
+        })
+    }
+
+    /// The peer's CPU time per message, in nanoseconds (NaN without messages).
+    pub fn cpu_ns_per_message(&self) -> f64 {
+        self.cpu.as_nanos() as f64 / self.messages as f64
+    }
+}
+
+/// First byte of every message sent in a measured interval; the warm-up's messages start with
+/// another byte. The peer starts its CPU clock and its count at the first one: a comparison
+/// per message until then, the same for ours and raw.
+pub const MEASURED: u8 = 0xa5;
+/// First byte of every warm-up message.
+pub const WARM_UP: u8 = 0x5a;
 
 /// The peer process; killed if dropped while still running.
 pub struct Peer {
@@ -246,10 +298,15 @@ impl Peer {
         self.child.id()
     }
 
-    fn wait(&mut self) -> io::Result<ExitStatus> {
+    /// Reads the peer's stdout to its end, then waits for it.
+    fn wait(&mut self) -> io::Result<(ExitStatus, String)> {
+        let mut stdout = String::new();
+        if let Some(mut out) = self.child.stdout.take() {
+            out.read_to_string(&mut stdout)?;
+        }
         let status = self.child.wait()?;
         self.waited = true;
-        Ok(status)
+        Ok((status, stdout))
     }
 }
 
@@ -306,5 +363,25 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
         super::interrupt::untrack(&Named::Dir(self.dir.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_peer_report_reads_back() {
+        let report = PeerReport {
+            cpu: Duration::from_nanos(123_456),
+            messages: 789,
+        };
+        assert_eq!(
+            PeerReport::parse(&format!("{}\n", report.line())),
+            Some(report)
+        );
+        assert_eq!(PeerReport::parse(""), None);
+        assert_eq!(PeerReport::parse("cpu_ns=x messages=1"), None);
+        assert!(PeerReport::default().cpu_ns_per_message().is_nan());
     }
 }

@@ -1,0 +1,157 @@
+//! `ipc bench --plot FILE`: round-trip latency and throughput by message size, one line per
+//! transport (ours, not the raw baselines), as an SVG file.
+//!
+//! SVG only: plotters writes text as `<text>` elements for the viewer to render, so neither
+//! fonts nor any system library is needed.
+
+use std::error::Error;
+use std::path::Path;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::report::Row;
+
+/// Width of each of the two charts, side by side, and their height.
+const CHART: (u32, u32) = (640, 480);
+
+/// One line of a chart: a transport's figures by message size.
+struct Series<'a> {
+    transport: &'a str,
+    points: Vec<(f64, f64)>,
+}
+
+/// Draws the two charts of `rows` into `path`.
+pub fn draw(path: &Path, rows: &[Row]) -> Result<(), Box<dyn Error>> {
+    let root = SVGBackend::new(path, (2 * CHART.0, CHART.1)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (left, right) = root.split_horizontally(CHART.0);
+    chart(
+        &left,
+        "Round trip p50 by message size",
+        "µs (log)",
+        &series(rows, |row| row.ours.rtt_p50_ns as f64 / 1e3),
+    )?;
+    chart(
+        &right,
+        "One-way throughput by message size",
+        "MB/s (log)",
+        &series(rows, |row| row.ours.bytes_per_s / 1e6),
+    )?;
+    root.present()?;
+    Ok(())
+}
+
+/// One series per transport, in the order the rows came, of `value` by size.
+fn series<'a>(rows: &'a [Row], value: impl Fn(&Row) -> f64) -> Vec<Series<'a>> {
+    let mut all: Vec<Series<'a>> = Vec::new();
+    for row in rows {
+        let point = (row.size as f64, value(row));
+        if !(point.1.is_finite() && point.1 > 0.0) {
+            continue;
+        }
+        match all.iter_mut().find(|s| s.transport == row.transport) {
+            Some(s) => s.points.push(point),
+            None => all.push(Series {
+                transport: row.transport,
+                points: vec![point],
+            }),
+        }
+    }
+    all
+}
+
+/// The range of a log axis holding every value of `values`, with some room on each side.
+fn log_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
+    let (lo, hi) = values.fold((f64::INFINITY, 0.0_f64), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    if lo.is_finite() && hi > 0.0 {
+        lo / 2.0..hi * 2.0
+    } else {
+        1.0..10.0
+    }
+}
+
+fn chart(
+    area: &DrawingArea<SVGBackend<'_>, Shift>,
+    title: &str,
+    y_desc: &str,
+    series: &[Series<'_>],
+) -> Result<(), Box<dyn Error>> {
+    let points = || series.iter().flat_map(|s| s.points.iter().copied());
+    let x = log_range(points().map(|(x, _)| x));
+    let y = log_range(points().map(|(_, y)| y));
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x.log_scale(), y.log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc("message size (bytes, log)")
+        .y_desc(y_desc)
+        .x_label_formatter(&|&bytes| size_label(bytes))
+        .y_label_formatter(&|&v| number_label(v))
+        .draw()?;
+    for (i, s) in series.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(
+                s.points.iter().copied(),
+                color.stroke_width(2),
+            ))?
+            .label(s.transport)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
+        chart.draw_series(
+            s.points
+                .iter()
+                .map(|&point| Circle::new(point, 3, color.filled())),
+        )?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
+}
+
+/// `64`, `4K`, `1M`: a size on the x axis, in binary units when round.
+fn size_label(bytes: f64) -> String {
+    let b = bytes.round() as u64;
+    match b {
+        0 => "0".to_string(),
+        b if b % (1 << 20) == 0 => format!("{}M", b >> 20),
+        b if b % (1 << 10) == 0 => format!("{}K", b >> 10),
+        b => b.to_string(),
+    }
+}
+
+/// A value on the y axis, without more digits than it needs.
+fn number_label(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_and_ranges() {
+        assert_eq!(size_label(64.0), "64");
+        assert_eq!(size_label(4096.0), "4K");
+        assert_eq!(size_label(1048576.0), "1M");
+        assert_eq!(size_label(1000.0), "1000");
+        assert_eq!(log_range([8.0, 100.0].into_iter()), 4.0..200.0);
+        assert_eq!(log_range(std::iter::empty()), 1.0..10.0);
+    }
+}
