@@ -82,8 +82,13 @@ fn print_ring(state: &RingState) {
     println!("max message  {} bytes", state.geometry.max_message);
     println!("producers    {:?}", state.producers_mode);
     println!(
-        "in flight    {} bytes (head {}, tail {}); records not counted",
+        "in flight    {} bytes, {} (head {}, tail {})",
         state.bytes_in_flight(),
+        state
+            .records
+            .map_or("records not countable now".to_owned(), |n| format!(
+                "{n} records"
+            )),
         state.head,
         state.tail
     );
@@ -97,5 +102,19 @@ fn print_ring(state: &RingState) {
     for (p, a) in &state.producers {
         println!("producer     {}", alive(*p, *a));
     }
-    println!("lock         not shown");
+    match state.lock {
+        None => println!("lock         none (single producer: lock-free)"),
+        Some(ipc::sync::LockState::Free) => println!("lock         free"),
+        Some(ipc::sync::LockState::Held { tid, waiters }) => println!(
+            "lock         held by thread {tid}{}",
+            if waiters { ", with waiters" } else { "" }
+        ),
+        Some(ipc::sync::LockState::OwnerDied { tid }) => {
+            println!("lock         owner died (thread {tid}); the next producer repairs the ring")
+        }
+        Some(ipc::sync::LockState::Unrecoverable) => {
+            println!("lock         unrecoverable (a recovery was abandoned)")
+        }
+        Some(ipc::sync::LockState::Unknown) => println!("lock         unreadable"),
+    }
 }

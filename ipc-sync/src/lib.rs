@@ -22,7 +22,7 @@ mod sys;
 
 pub use condvar::Condvar;
 pub use layout::{Layout, LayoutBuilder, LayoutKind, Region, RegionKind};
-pub use mutex::{LockError, MutexGuard, Recovery, RobustMutex};
+pub use mutex::{LockError, LockState, MutexGuard, Recovery, RobustMutex};
 pub use process::{ProcessId, Watch};
 pub use sys::mem::{HeapSegment, Shared};
 

@@ -199,6 +199,30 @@ impl Drop for Recovery<'_> {
     }
 }
 
+/// A mutex's state as [`RobustMutex::state`] sees it, without taking it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockState {
+    /// Nobody holds it.
+    Free,
+    /// Held by thread `tid` (in the pid namespace of the holder); `waiters` if others sleep on
+    /// it.
+    Held {
+        /// Kernel thread id of the holder.
+        tid: u32,
+        /// Whether threads are parked waiting for it.
+        waiters: bool,
+    },
+    /// Its holder died; the next locker gets `OwnerDied` and must repair.
+    OwnerDied {
+        /// Thread id of the dead holder (0 if the kernel cleared it).
+        tid: u32,
+    },
+    /// A recovery was abandoned: every locker gets `Unrecoverable`.
+    Unrecoverable,
+    /// The region could not be read.
+    Unknown,
+}
+
 /// Why a lock attempt did not simply return a guard.
 #[must_use]
 #[derive(Debug)]
@@ -375,6 +399,42 @@ impl RobustMutex {
     /// Offset of the mutex's region in the segment.
     pub fn offset(&self) -> usize {
         self.offset
+    }
+
+    /// What the mutex looks like right now, for inspection tools: read without locking, so it
+    /// may be stale by the time it is printed, and it changes nothing (taking the lock to look
+    /// would consume an owner-died state).
+    ///
+    /// It reads glibc's lock word and owner field (`__lock` at offset 0: owner tid, bit 30 set
+    /// when the owner died, bit 31 for waiters; `__owner` at offset 8, `INT_MAX - 1` once the
+    /// mutex is unrecoverable), the layout of every 64-bit glibc target.
+    pub fn state(&self) -> LockState {
+        let shared = self.raw.shared();
+        let (Some(lock), Some(owner)) =
+            (shared.u32_at(self.offset), shared.u32_at(self.offset + 8))
+        else {
+            return LockState::Unknown;
+        };
+        let lock = lock.load(std::sync::atomic::Ordering::Relaxed);
+        let owner = owner.load(std::sync::atomic::Ordering::Relaxed);
+        const WAITERS: u32 = 0x8000_0000;
+        const OWNER_DIED: u32 = 0x4000_0000;
+        // glibc's PTHREAD_MUTEX_NOTRECOVERABLE (INT_MAX is PTHREAD_MUTEX_INCONSISTENT: held by
+        // a locker that is repairing, shown as held).
+        const NOT_RECOVERABLE: u32 = 0x7fff_fffe;
+        let tid = lock & !(WAITERS | OWNER_DIED);
+        if owner == NOT_RECOVERABLE {
+            LockState::Unrecoverable
+        } else if lock & OWNER_DIED != 0 {
+            LockState::OwnerDied { tid }
+        } else if tid == 0 {
+            LockState::Free
+        } else {
+            LockState::Held {
+                tid,
+                waiters: lock & WAITERS != 0,
+            }
+        }
     }
 
     /// The segment the mutex lives in.
@@ -580,6 +640,31 @@ mod tests {
             s.spawn(|| drop(m.lock_timeout(Duration::from_secs(5)).unwrap()));
         });
         drop(m.try_lock().unwrap());
+    }
+
+    #[test]
+    fn state_reads_free_held_owner_died_and_unrecoverable_without_locking() {
+        let m = mutex();
+        assert_eq!(m.state(), LockState::Free);
+        let guard = m.lock().unwrap();
+        let me = crate::sys::process::gettid();
+        assert_eq!(
+            m.state(),
+            LockState::Held {
+                tid: me,
+                waiters: false
+            }
+        );
+        drop(guard);
+        assert_eq!(m.state(), LockState::Free);
+        die_holding(&m);
+        assert!(matches!(m.state(), LockState::OwnerDied { .. }));
+        // Looking did not consume the owner-died state.
+        match m.lock_timeout(Duration::from_secs(5)) {
+            Err(LockError::OwnerDied(r)) => drop(r),
+            other => panic!("expected OwnerDied, got {}", describe(other)),
+        }
+        assert_eq!(m.state(), LockState::Unrecoverable);
     }
 
     #[test]

@@ -22,7 +22,10 @@ fn transport() -> String {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let spec = transport();
-    println!("transports in this build: {:?}", ipc::available_transports());
+    println!(
+        "transports in this build: {:?}",
+        ipc::available_transports()
+    );
     println!("using {spec}");
     let mut rx = ipc::open_receiver(&spec)?;
     let sender = std::thread::spawn({

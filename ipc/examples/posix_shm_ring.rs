@@ -9,7 +9,11 @@ use ipc::posix::ring::{ShmReceiver, ShmSender};
 use ipc::{Receiver, Sender};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let spec = format!("posix-shm:/ipc-example-{}?capacity=64KiB", std::process::id()).parse()?;
+    let spec = format!(
+        "posix-shm:/ipc-example-{}?capacity=64KiB",
+        std::process::id()
+    )
+    .parse()?;
     let mut rx = ShmReceiver::open(&spec)?; // creates the segment; removes it when dropped
     let mut tx = ShmSender::open(&spec)?;
 
@@ -18,7 +22,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     loan.commit();
     tx.send(b"copies")?;
 
-    println!("in place: {:?}", String::from_utf8_lossy(&rx.recv_in_place()?));
+    println!(
+        "in place: {:?}",
+        String::from_utf8_lossy(&rx.recv_in_place()?)
+    );
     let mut buf = vec![0; rx.max_message_size()];
     let n = rx.recv(&mut buf)?;
     println!("copied:   {:?}", String::from_utf8_lossy(&buf[..n]));

@@ -296,10 +296,16 @@ pub struct RingState {
     pub head: u64,
     /// Producers' published position.
     pub tail: u64,
+    /// Records between `head` and `tail`, if their headers could be walked (`None` when the
+    /// ring moved under the walk or is corrupted).
+    pub records: Option<u64>,
     /// The attached consumer and whether it is alive.
     pub consumer: Option<(crate::ProcessId, bool)>,
     /// Attached producers and whether each is alive.
     pub producers: Vec<(crate::ProcessId, bool)>,
+    /// The producers' lock of a multi-producer ring (`None` for a single-producer ring, which
+    /// has no lock on its path).
+    pub lock: Option<crate::LockState>,
 }
 
 impl RingState {
@@ -324,11 +330,24 @@ pub fn inspect(shared: &Shared) -> Result<RingState> {
         .filter_map(|i| slot(ctl::SLOTS + i * ctl::SLOT_SIZE))
         .map(|o| (o, o.is_alive()))
         .collect();
+    let lock = match a.producers {
+        Producers::Single => None,
+        Producers::Multi => Some(
+            a.layout
+                .mutex(REGION_LOCK)
+                .map_or(crate::LockState::Unknown, |m| m.state()),
+        ),
+    };
+    let (head, tail) = (word(ctl::HEAD), word(ctl::TAIL));
+    let records =
+        self::core::count_records(&mem::SegmentMem::new(shared.clone(), &a), a.geo, head, tail);
     Ok(RingState {
+        records,
+        lock,
         geometry: a.geo,
         producers_mode: a.producers,
-        head: word(ctl::HEAD),
-        tail: word(ctl::TAIL),
+        head,
+        tail,
         consumer,
         producers,
     })

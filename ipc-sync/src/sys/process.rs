@@ -49,3 +49,10 @@ pub fn coarse_now_ns() -> u64 {
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
+
+/// This thread's kernel thread id (what a robust mutex records as its owner).
+#[cfg(test)]
+pub fn gettid() -> u32 {
+    // SAFETY: `gettid` takes no arguments and cannot fail.
+    unsafe { libc::gettid() as u32 }
+}
