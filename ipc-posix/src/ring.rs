@@ -45,7 +45,7 @@
 //! `capacity`, `message_size` and `producers` are fixed by whoever creates the ring. An end
 //! that opens an existing ring accepts what is there for each of them it leaves out, and
 //! refuses one it names with a different value ([`Error::Incompatible`], saying both). A
-//! `message_size` above [`Geometry::max_message_for`] the capacity (half of it, less a record
+//! `message_size` above [`Geometry::max_message_for`](ipc_sync::ring::Geometry::max_message_for) the capacity (half of it, less a record
 //! header: what an empty ring always takes at once, wherever its position) is
 //! [`Error::LimitExceeded`] naming it; a segment larger than the free space of `/dev/shm` is
 //! [`Error::LimitExceeded`] naming `/dev/shm`, found when it is created (every page is reserved
@@ -98,18 +98,17 @@ use std::time::{Duration, Instant};
 
 use ipc_core::{
     Address, Create, Error, Owner, Producers, Receiver, Result, Sender, Transport, TransportSpec,
-    Wait, WaitStrategy,
+    Wait,
 };
-use ipc_sync::ring::{
-    self, EndpointOptions, Geometry, Loan, Record, RingConfig, RingReceiver, RingSender, RingState,
-};
+use ipc_sync::ring::request::RingRequest;
+use ipc_sync::ring::{self, Loan, Record, RingConfig, RingReceiver, RingSender, RingState};
 use ipc_sync::{Layout, LayoutKind, Shared};
 
 use crate::PosixName;
 use crate::shm::{self, SharedMemory};
 
 /// Bytes of records when the string gives no `capacity`.
-pub const DEFAULT_CAPACITY: u64 = 64 * 1024;
+pub const DEFAULT_CAPACITY: u64 = ipc_sync::ring::request::DEFAULT_CAPACITY;
 /// Permissions of a segment we create when the string gives no `mode`.
 pub const DEFAULT_MODE: u32 = shm::DEFAULT_MODE;
 /// How long a sender waits for the segment to appear when the string gives no `open_timeout`.
@@ -118,25 +117,18 @@ pub const DEFAULT_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// half-made; past it, the segment is taken for a dead creator's leftover.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Largest `capacity`: half the address space Rust can map, so that sizes never overflow.
-pub const MAX_CAPACITY: u64 = (isize::MAX as u64) / 2;
+pub const MAX_CAPACITY: u64 = ipc_sync::ring::request::MAX_CAPACITY;
 
 /// Longest sleep while polling for a name or a creator: Linux has no notification for either.
 const MAX_BACKOFF: Duration = Duration::from_millis(10);
-/// How many times `create=if_missing` retries when the name appears or disappears between its
-/// attempt to create and its attempt to open.
-const CREATE_ATTEMPTS: usize = 8;
 
 /// What a transport string asks of a ring.
 #[derive(Debug)]
 struct Request {
     name: PosixName,
-    /// As the ring rounds it (a multiple of 64), so that it compares with an existing ring's.
-    capacity: Option<u64>,
-    message_size: Option<usize>,
-    producers: Option<Producers>,
     mode: u32,
     create: Create,
-    wait: WaitStrategy,
+    ring: RingRequest,
 }
 
 /// A segment holding an initialised ring, ready for an endpoint to attach.
@@ -157,110 +149,28 @@ impl Request {
         };
         let name = PosixName::new(name)?;
         let o = &spec.options;
-        let capacity = match o.capacity {
-            Some(c) if c > MAX_CAPACITY => {
-                return Err(Error::LimitExceeded {
-                    what: format!(
-                        "capacity of posix-shm:{name} ({c} bytes asked; a mapping is at most \
-                         isize::MAX bytes)"
-                    ),
-                    limit: MAX_CAPACITY,
-                });
-            }
-            Some(c) => Some(RingConfig::new(c).capacity),
-            None => None,
-        };
-        let request = Request {
+        let ring = RingRequest::from_options(o, format!("posix-shm:{name}"))?;
+        Ok(Request {
             name,
-            capacity,
-            message_size: o
-                .message_size
-                .map(|m| usize::try_from(m).unwrap_or(usize::MAX)),
-            producers: o.producers,
             mode: o.mode.unwrap_or(DEFAULT_MODE),
             create: o.create.unwrap_or(default_create),
-            wait: o.wait.unwrap_or_default(),
-        };
-        // With an explicit capacity the bound holds whether we create or open (an existing
-        // ring must have that capacity); without one, only if we create (see `config`).
-        if let (Some(capacity), Some(message_size)) = (request.capacity, request.message_size) {
-            request.check_fits(capacity, message_size)?;
-        }
-        Ok(request)
+            ring,
+        })
     }
 
     fn object(&self) -> String {
         format!("posix-shm:{}", self.name)
     }
 
-    /// `message_size` must be at most what the ring takes ([`Geometry::max_message_for`]).
-    fn check_fits(&self, capacity: u64, message_size: usize) -> Result<()> {
-        let max = Geometry::max_message_for(capacity);
-        if message_size > max {
-            return Err(Error::LimitExceeded {
-                what: format!(
-                    "message_size of {} ({message_size} bytes asked; a ring of {capacity} bytes \
-                     takes messages of at most {max} bytes)",
-                    self.object()
-                ),
-                limit: max as u64,
-            });
-        }
-        Ok(())
-    }
-
-    /// The ring to create.
-    fn config(&self) -> Result<RingConfig> {
-        let mut config = RingConfig::new(self.capacity.unwrap_or(DEFAULT_CAPACITY))
-            .producers(self.producers.unwrap_or_default());
-        if let Some(message_size) = self.message_size {
-            self.check_fits(config.capacity, message_size)?;
-            config = config.max_message(message_size);
-        }
-        Ok(config)
-    }
-
-    fn endpoint_options(&self) -> EndpointOptions {
-        EndpointOptions {
-            wait: self.wait,
-            // `open` waited for the creator already: the ring is initialised.
-            init_timeout: Duration::ZERO,
-        }
-    }
-
     /// Creates or opens the segment as `create` says; `create=never` waits up to `name_wait`
     /// for the name to appear.
     fn open(&self, name_wait: Wait) -> Result<Opened> {
-        match self.create {
-            Create::Always => self.create_new(&self.config()?),
-            Create::Never => self.open_existing(name_wait),
-            Create::IfMissing => {
-                let config = match self.config() {
-                    Ok(config) => config,
-                    // Only the default capacity is too small for `message_size`: an existing
-                    // ring may still be fine, and if there is none, that is the error.
-                    Err(e) => {
-                        return match self.open_existing(Wait::Never) {
-                            Err(Error::NotFound { .. }) => Err(e),
-                            other => other,
-                        };
-                    }
-                };
-                let mut last = None;
-                for _ in 0..CREATE_ATTEMPTS {
-                    match self.create_new(&config) {
-                        Err(Error::AlreadyExists { .. }) => {}
-                        other => return other,
-                    }
-                    match self.open_existing(Wait::Never) {
-                        // Removed between the two attempts: create again.
-                        Err(e @ Error::NotFound { .. }) => last = Some(e),
-                        other => return other,
-                    }
-                }
-                Err(last.expect("the loop ran at least once"))
-            }
-        }
+        self.ring.create_or_open(
+            self.create,
+            name_wait,
+            |config| self.create_new(config),
+            |wait| self.open_existing(wait),
+        )
     }
 
     /// Creates the segment exclusively, sized for `config`, and initialises the ring. A failure
@@ -330,41 +240,11 @@ impl Request {
             ready_by.saturating_duration_since(Instant::now()),
         )?;
         let state = ring::inspect(&shared)?;
-        self.check_matches(&state)?;
+        self.ring.check_matches(&state)?;
         Ok(Opened {
             shared,
             state,
             owner: None,
-        })
-    }
-
-    /// The options the string names must be those of the existing ring.
-    fn check_matches(&self, state: &RingState) -> Result<()> {
-        let geo = state.geometry;
-        let mut asked = Vec::new();
-        if let Some(c) = self.capacity.filter(|c| *c != geo.capacity) {
-            asked.push(format!("capacity {c}"));
-        }
-        if let Some(m) = self.message_size.filter(|m| *m != geo.max_message) {
-            asked.push(format!("message_size {m}"));
-        }
-        if let Some(p) = self.producers.filter(|p| *p != state.producers_mode) {
-            asked.push(format!("producers {p}"));
-        }
-        if asked.is_empty() {
-            return Ok(());
-        }
-        Err(Error::Incompatible {
-            object: self.object(),
-            reason: format!(
-                "it holds a ring of capacity {}, message_size {}, producers {}, but the \
-                 transport string asks for {} (leave an option out to accept the existing \
-                 ring's value)",
-                geo.capacity,
-                geo.max_message,
-                state.producers_mode,
-                asked.join(", ")
-            ),
         })
     }
 }
@@ -402,7 +282,7 @@ impl ShmSender {
         let name_wait = Wait::timeout(spec.options.open_timeout.unwrap_or(DEFAULT_OPEN_TIMEOUT));
         let opened = request.open(name_wait)?;
         // Attached while still owning a segment we created, so that a failure removes it.
-        let ring = RingSender::attach(opened.shared, &request.endpoint_options())?;
+        let ring = RingSender::attach(opened.shared, &request.ring.endpoint_options())?;
         // Our messages must outlive us until a receiver comes: leave the segment in place.
         let created = opened.owner.map(Owner::release).is_some();
         Ok(ShmSender {
@@ -490,7 +370,7 @@ impl ShmReceiver {
         let request = Request::from_spec(spec, Create::IfMissing)?;
         let name_wait = Wait::timeout(spec.options.open_timeout.unwrap_or(Duration::ZERO));
         let opened = request.open(name_wait)?;
-        let ring = RingReceiver::attach(opened.shared, &request.endpoint_options())?;
+        let ring = RingReceiver::attach(opened.shared, &request.ring.endpoint_options())?;
         Ok(ShmReceiver {
             ring,
             owner: opened.owner,
@@ -564,6 +444,7 @@ impl Receiver for ShmReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ipc_sync::ring::Geometry;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// Removes the segment when dropped, whoever made it.

@@ -47,6 +47,7 @@ pub mod core;
 mod mem;
 mod peers;
 mod receiver;
+pub mod request;
 mod sender;
 mod wait;
 
