@@ -123,6 +123,94 @@ fn spawn(cmd: Command) -> Result<Peer> {
     Peer::spawn(cmd).map_err(|e| ipc::Error::io("spawn ipc-test-peer", e))
 }
 
+/// An object made for one test and named by a string (a queue, a ring segment), with the guard
+/// that removes it even when the test fails. The end opened first creates it
+/// (`create=always`, so a leftover of the same name fails the test instead of being reused);
+/// the other ends join it (`create=never`). The guard goes with the [`Pair`], or with the peer
+/// that outlives the others.
+pub(crate) struct Named<G> {
+    pub(crate) guard: G,
+    /// The transport string without `create`.
+    pub(crate) spec: String,
+}
+
+/// Which process makes the object when a child receives.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Creator {
+    /// This process, through its sender (queues: nobody waits for anybody).
+    Here,
+    /// The child, as a receiver does (rings: our sender waits for the segment).
+    Peer,
+}
+
+impl<G: Send + 'static> Named<G> {
+    fn create(&self) -> String {
+        format!("{}&create=always", self.spec)
+    }
+
+    fn join(&self) -> String {
+        format!("{}&create=never", self.spec)
+    }
+
+    pub(crate) fn pair(self) -> Result<Pair> {
+        let rx = ipc::open_receiver(&self.create())?;
+        let tx = ipc::open_sender(&self.join())?;
+        Ok(Pair {
+            tx,
+            rx,
+            cleanup: Cleanup::with(self.guard),
+        })
+    }
+
+    pub(crate) fn spawn_receiver(
+        self,
+        mut cmd: Command,
+        creator: Creator,
+    ) -> Result<(Box<dyn Sender>, Peer)> {
+        match creator {
+            Creator::Here => {
+                let tx = ipc::open_sender(&self.create())?;
+                cmd.env(SPEC_ENV, self.join());
+                let mut peer = spawn(cmd)?;
+                peer.hold(self.guard);
+                Ok((tx, peer))
+            }
+            Creator::Peer => {
+                cmd.env(SPEC_ENV, self.create());
+                let join = self.join();
+                let mut peer = spawn(cmd)?;
+                peer.hold(self.guard);
+                Ok((ipc::open_sender(&join)?, peer))
+            }
+        }
+    }
+
+    pub(crate) fn spawn_sender(self, mut cmd: Command) -> Result<(Box<dyn Receiver>, Peer)> {
+        let rx = ipc::open_receiver(&self.create())?;
+        cmd.env(SPEC_ENV, self.join());
+        let mut peer = spawn(cmd)?;
+        peer.hold(self.guard);
+        Ok((rx, peer))
+    }
+
+    pub(crate) fn spawn_senders(
+        self,
+        cmds: Vec<Command>,
+    ) -> Result<(Box<dyn Receiver>, Vec<Peer>)> {
+        let rx = ipc::open_receiver(&self.create())?;
+        let mut peers = Vec::new();
+        for mut cmd in cmds {
+            cmd.env(SPEC_ENV, self.join());
+            peers.push(spawn(cmd)?);
+        }
+        // Peers drop front to back: the last one keeps the object guarded until all are gone.
+        if let Some(last) = peers.last_mut() {
+            last.hold(self.guard);
+        }
+        Ok((rx, peers))
+    }
+}
+
 /// Anonymous pipes: the child inherits its end (`PipeSender::inherit`).
 #[derive(Debug, Default)]
 pub struct PipeFactory;
@@ -325,7 +413,7 @@ impl MqFactory {
 
     /// A fresh guarded name, and the transport string for it (without `create`). The guard
     /// holds a share of RLIMIT_MSGQUEUE, given back after the queue is removed.
-    fn queue(&self, cfg: &Cfg) -> Result<(impl Send + 'static, String)> {
+    fn queue(&self, cfg: &Cfg) -> Result<Named<impl Send + 'static>> {
         let capacity = cfg.capacity.map_or(Self::default_capacity(), |c| c as u64);
         let share = Budget::reserve(capacity * (cfg.message_size as u64 + MQ_MESSAGE_OVERHEAD))?;
         let guard = MqGuard::unique();
@@ -334,17 +422,10 @@ impl MqFactory {
         }
         let spec = format!("posix-mq:{}{}", guard.name(), cfg.query());
         // Fields drop in order: the queue goes, then its share is given back.
-        Ok(((guard, share), spec))
-    }
-
-    /// The string for the end this process creates.
-    fn create(spec: &str) -> String {
-        format!("{spec}&create=always")
-    }
-
-    /// The string for an end that opens the queue made here.
-    fn join(spec: &str) -> String {
-        format!("{spec}&create=never")
+        Ok(Named {
+            guard: (guard, share),
+            spec,
+        })
     }
 
     /// The queue's capacity when the string gives none, as `ipc-posix` picks it.
@@ -372,32 +453,15 @@ impl Factory for MqFactory {
     }
 
     fn pair(&self, cfg: &Cfg) -> Result<Pair> {
-        let (guard, spec) = self.queue(cfg)?;
-        let rx = ipc::open_receiver(&Self::create(&spec))?;
-        let tx = ipc::open_sender(&Self::join(&spec))?;
-        Ok(Pair {
-            tx,
-            rx,
-            cleanup: Cleanup::with(guard),
-        })
+        self.queue(cfg)?.pair()
     }
 
-    fn spawn_receiver(&self, cfg: &Cfg, mut cmd: Command) -> Result<(Box<dyn Sender>, Peer)> {
-        let (guard, spec) = self.queue(cfg)?;
-        let tx = ipc::open_sender(&Self::create(&spec))?;
-        cmd.env(SPEC_ENV, Self::join(&spec));
-        let mut peer = spawn(cmd)?;
-        peer.hold(guard);
-        Ok((tx, peer))
+    fn spawn_receiver(&self, cfg: &Cfg, cmd: Command) -> Result<(Box<dyn Sender>, Peer)> {
+        self.queue(cfg)?.spawn_receiver(cmd, Creator::Here)
     }
 
-    fn spawn_sender(&self, cfg: &Cfg, mut cmd: Command) -> Result<(Box<dyn Receiver>, Peer)> {
-        let (guard, spec) = self.queue(cfg)?;
-        let rx = ipc::open_receiver(&Self::create(&spec))?;
-        cmd.env(SPEC_ENV, Self::join(&spec));
-        let mut peer = spawn(cmd)?;
-        peer.hold(guard);
-        Ok((rx, peer))
+    fn spawn_sender(&self, cfg: &Cfg, cmd: Command) -> Result<(Box<dyn Receiver>, Peer)> {
+        self.queue(cfg)?.spawn_sender(cmd)
     }
 
     fn spawn_senders(
@@ -405,18 +469,7 @@ impl Factory for MqFactory {
         cfg: &Cfg,
         cmds: Vec<Command>,
     ) -> Result<(Box<dyn Receiver>, Vec<Peer>)> {
-        let (guard, spec) = self.queue(cfg)?;
-        let rx = ipc::open_receiver(&Self::create(&spec))?;
-        let mut peers = Vec::new();
-        for mut cmd in cmds {
-            cmd.env(SPEC_ENV, Self::join(&spec));
-            peers.push(spawn(cmd)?);
-        }
-        // Peers drop front to back: the last one keeps the queue guarded until all are gone.
-        if let Some(last) = peers.last_mut() {
-            last.hold(guard);
-        }
-        Ok((rx, peers))
+        self.queue(cfg)?.spawn_senders(cmds)
     }
 
     fn multi_writer_max(&self) -> usize {
@@ -482,7 +535,7 @@ impl ShmFactory {
 
     /// A fresh guarded name, and the transport string for it (without `create`); senders wait
     /// well inside the watchdog for a segment to appear.
-    fn segment(&self, cfg: &Cfg, multi: bool) -> (ShmGuard, String) {
+    fn segment(&self, cfg: &Cfg, multi: bool) -> Named<ShmGuard> {
         let guard = ShmGuard::unique();
         if let Some(record) = &self.record {
             record.lock().unwrap().push(guard.name().clone());
@@ -498,17 +551,7 @@ impl ShmFactory {
         if multi {
             spec.push_str("&producers=multi");
         }
-        (guard, spec)
-    }
-
-    /// The string for the end this process creates.
-    fn create(spec: &str) -> String {
-        format!("{spec}&create=always")
-    }
-
-    /// The string for an end that opens a segment made elsewhere.
-    fn join(spec: &str) -> String {
-        format!("{spec}&create=never")
+        Named { guard, spec }
     }
 }
 
@@ -527,33 +570,15 @@ impl Factory for ShmFactory {
     }
 
     fn pair(&self, cfg: &Cfg) -> Result<Pair> {
-        let (guard, spec) = self.segment(cfg, false);
-        let rx = ipc::open_receiver(&Self::create(&spec))?;
-        let tx = ipc::open_sender(&Self::join(&spec))?;
-        Ok(Pair {
-            tx,
-            rx,
-            cleanup: Cleanup::with(guard),
-        })
+        self.segment(cfg, false).pair()
     }
 
-    fn spawn_receiver(&self, cfg: &Cfg, mut cmd: Command) -> Result<(Box<dyn Sender>, Peer)> {
-        // The child creates the segment (as a receiver does); our sender waits for it.
-        let (guard, spec) = self.segment(cfg, false);
-        cmd.env(SPEC_ENV, Self::create(&spec));
-        let mut peer = spawn(cmd)?;
-        peer.hold(guard);
-        let tx = ipc::open_sender(&Self::join(&spec))?;
-        Ok((tx, peer))
+    fn spawn_receiver(&self, cfg: &Cfg, cmd: Command) -> Result<(Box<dyn Sender>, Peer)> {
+        self.segment(cfg, false).spawn_receiver(cmd, Creator::Peer)
     }
 
-    fn spawn_sender(&self, cfg: &Cfg, mut cmd: Command) -> Result<(Box<dyn Receiver>, Peer)> {
-        let (guard, spec) = self.segment(cfg, false);
-        let rx = ipc::open_receiver(&Self::create(&spec))?;
-        cmd.env(SPEC_ENV, Self::join(&spec));
-        let mut peer = spawn(cmd)?;
-        peer.hold(guard);
-        Ok((rx, peer))
+    fn spawn_sender(&self, cfg: &Cfg, cmd: Command) -> Result<(Box<dyn Receiver>, Peer)> {
+        self.segment(cfg, false).spawn_sender(cmd)
     }
 
     fn spawn_senders(
@@ -561,18 +586,7 @@ impl Factory for ShmFactory {
         cfg: &Cfg,
         cmds: Vec<Command>,
     ) -> Result<(Box<dyn Receiver>, Vec<Peer>)> {
-        let (guard, spec) = self.segment(cfg, true);
-        let rx = ipc::open_receiver(&Self::create(&spec))?;
-        let mut peers = Vec::new();
-        for mut cmd in cmds {
-            cmd.env(SPEC_ENV, Self::join(&spec));
-            peers.push(spawn(cmd)?);
-        }
-        // Peers drop front to back: the last one keeps the segment guarded until all are gone.
-        if let Some(last) = peers.last_mut() {
-            last.hold(guard);
-        }
-        Ok((rx, peers))
+        self.segment(cfg, true).spawn_senders(cmds)
     }
 
     fn multi_writer_max(&self) -> usize {

@@ -9,9 +9,8 @@ use ipc::sysv::Key;
 use ipc::sysv::msg::MsgLimits;
 use ipc::{Receiver, Result, Sender};
 
-use crate::Cleanup;
-use crate::factory::{Cfg, Factory, Pair};
-use crate::process::{Peer, SPEC_ENV};
+use crate::factory::{Cfg, Creator, Factory, Named, Pair};
+use crate::process::Peer;
 
 /// High bits of every key the suite uses (`0x5d`), so that leftovers are recognisable in
 /// `ipcs -q`: `0x5d<pid:12 bits><n:12 bits>`.
@@ -114,26 +113,14 @@ impl SysvMqFactory {
     }
 
     /// A fresh guarded key and the transport string for it (without `create`).
-    fn queue(&self, cfg: &Cfg) -> (SysvMqGuard, String) {
+    fn queue(&self, cfg: &Cfg) -> Named<SysvMqGuard> {
         let guard = SysvMqGuard::unique();
         if let Some(record) = &self.record {
             record.lock().unwrap().push(guard.key());
         }
         let spec = guard.spec(&cfg.query());
-        (guard, spec)
+        Named { guard, spec }
     }
-
-    fn create(spec: &str) -> String {
-        format!("{spec}&create=always")
-    }
-
-    fn join(spec: &str) -> String {
-        format!("{spec}&create=never")
-    }
-}
-
-fn spawn(cmd: Command) -> Result<Peer> {
-    Peer::spawn(cmd).map_err(|e| ipc::Error::io("spawn ipc-test-peer", e))
 }
 
 impl Factory for SysvMqFactory {
@@ -152,32 +139,15 @@ impl Factory for SysvMqFactory {
     }
 
     fn pair(&self, cfg: &Cfg) -> Result<Pair> {
-        let (guard, spec) = self.queue(cfg);
-        let rx = ipc::open_receiver(&Self::create(&spec))?;
-        let tx = ipc::open_sender(&Self::join(&spec))?;
-        Ok(Pair {
-            tx,
-            rx,
-            cleanup: Cleanup::with(guard),
-        })
+        self.queue(cfg).pair()
     }
 
-    fn spawn_receiver(&self, cfg: &Cfg, mut cmd: Command) -> Result<(Box<dyn Sender>, Peer)> {
-        let (guard, spec) = self.queue(cfg);
-        let tx = ipc::open_sender(&Self::create(&spec))?;
-        cmd.env(SPEC_ENV, Self::join(&spec));
-        let mut peer = spawn(cmd)?;
-        peer.hold(guard);
-        Ok((tx, peer))
+    fn spawn_receiver(&self, cfg: &Cfg, cmd: Command) -> Result<(Box<dyn Sender>, Peer)> {
+        self.queue(cfg).spawn_receiver(cmd, Creator::Here)
     }
 
-    fn spawn_sender(&self, cfg: &Cfg, mut cmd: Command) -> Result<(Box<dyn Receiver>, Peer)> {
-        let (guard, spec) = self.queue(cfg);
-        let rx = ipc::open_receiver(&Self::create(&spec))?;
-        cmd.env(SPEC_ENV, Self::join(&spec));
-        let mut peer = spawn(cmd)?;
-        peer.hold(guard);
-        Ok((rx, peer))
+    fn spawn_sender(&self, cfg: &Cfg, cmd: Command) -> Result<(Box<dyn Receiver>, Peer)> {
+        self.queue(cfg).spawn_sender(cmd)
     }
 
     fn spawn_senders(
@@ -185,18 +155,7 @@ impl Factory for SysvMqFactory {
         cfg: &Cfg,
         cmds: Vec<Command>,
     ) -> Result<(Box<dyn Receiver>, Vec<Peer>)> {
-        let (guard, spec) = self.queue(cfg);
-        let rx = ipc::open_receiver(&Self::create(&spec))?;
-        let mut peers = Vec::new();
-        for mut cmd in cmds {
-            cmd.env(SPEC_ENV, Self::join(&spec));
-            peers.push(spawn(cmd)?);
-        }
-        // Peers drop front to back: the last one keeps the queue guarded until all are gone.
-        if let Some(last) = peers.last_mut() {
-            last.hold(guard);
-        }
-        Ok((rx, peers))
+        self.queue(cfg).spawn_senders(cmds)
     }
 
     fn multi_writer_max(&self) -> usize {

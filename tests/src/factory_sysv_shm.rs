@@ -9,9 +9,9 @@ use ipc::sysv::Key;
 use ipc::sysv::shm::SysvSegment;
 use ipc::{Receiver, Result, Sender};
 
-use crate::factory::{Cfg, Factory, Pair};
-use crate::process::{Peer, SPEC_ENV};
-use crate::{Cleanup, ShmFactory};
+use crate::ShmFactory;
+use crate::factory::{Cfg, Creator, Factory, Named, Pair};
+use crate::process::Peer;
 
 /// A System V key no other test uses: `0x4000_0000 | (pid & 0xf_ffff) << 10 | n` (1024 per
 /// process, then it wraps, skipping keys still in use), removed with whatever segment holds
@@ -94,7 +94,7 @@ impl SysvShmFactory {
         )
     }
 
-    fn segment(&self, cfg: &Cfg, multi: bool) -> (SysvKeyGuard, String) {
+    fn segment(&self, cfg: &Cfg, multi: bool) -> Named<SysvKeyGuard> {
         let guard = SysvKeyGuard::unique();
         if let Some(record) = &self.record {
             record.lock().unwrap().push(guard.key().clone());
@@ -114,20 +114,8 @@ impl SysvShmFactory {
         if multi {
             spec.push_str("&producers=multi");
         }
-        (guard, spec)
+        Named { guard, spec }
     }
-
-    fn create(spec: &str) -> String {
-        format!("{spec}&create=always")
-    }
-
-    fn join(spec: &str) -> String {
-        format!("{spec}&create=never")
-    }
-}
-
-fn spawn(cmd: Command) -> Result<Peer> {
-    Peer::spawn(cmd).map_err(|e| ipc::Error::io("spawn ipc-test-peer", e))
 }
 
 impl Factory for SysvShmFactory {
@@ -144,32 +132,15 @@ impl Factory for SysvShmFactory {
     }
 
     fn pair(&self, cfg: &Cfg) -> Result<Pair> {
-        let (guard, spec) = self.segment(cfg, false);
-        let rx = ipc::open_receiver(&Self::create(&spec))?;
-        let tx = ipc::open_sender(&Self::join(&spec))?;
-        Ok(Pair {
-            tx,
-            rx,
-            cleanup: Cleanup::with(guard),
-        })
+        self.segment(cfg, false).pair()
     }
 
-    fn spawn_receiver(&self, cfg: &Cfg, mut cmd: Command) -> Result<(Box<dyn Sender>, Peer)> {
-        let (guard, spec) = self.segment(cfg, false);
-        cmd.env(SPEC_ENV, Self::create(&spec));
-        let mut peer = spawn(cmd)?;
-        peer.hold(guard);
-        let tx = ipc::open_sender(&Self::join(&spec))?;
-        Ok((tx, peer))
+    fn spawn_receiver(&self, cfg: &Cfg, cmd: Command) -> Result<(Box<dyn Sender>, Peer)> {
+        self.segment(cfg, false).spawn_receiver(cmd, Creator::Peer)
     }
 
-    fn spawn_sender(&self, cfg: &Cfg, mut cmd: Command) -> Result<(Box<dyn Receiver>, Peer)> {
-        let (guard, spec) = self.segment(cfg, false);
-        let rx = ipc::open_receiver(&Self::create(&spec))?;
-        cmd.env(SPEC_ENV, Self::join(&spec));
-        let mut peer = spawn(cmd)?;
-        peer.hold(guard);
-        Ok((rx, peer))
+    fn spawn_sender(&self, cfg: &Cfg, cmd: Command) -> Result<(Box<dyn Receiver>, Peer)> {
+        self.segment(cfg, false).spawn_sender(cmd)
     }
 
     fn spawn_senders(
@@ -177,17 +148,7 @@ impl Factory for SysvShmFactory {
         cfg: &Cfg,
         cmds: Vec<Command>,
     ) -> Result<(Box<dyn Receiver>, Vec<Peer>)> {
-        let (guard, spec) = self.segment(cfg, true);
-        let rx = ipc::open_receiver(&Self::create(&spec))?;
-        let mut peers = Vec::new();
-        for mut cmd in cmds {
-            cmd.env(SPEC_ENV, Self::join(&spec));
-            peers.push(spawn(cmd)?);
-        }
-        if let Some(last) = peers.last_mut() {
-            last.hold(guard);
-        }
-        Ok((rx, peers))
+        self.segment(cfg, true).spawn_senders(cmds)
     }
 
     fn multi_writer_max(&self) -> usize {

@@ -82,12 +82,6 @@ impl SegmentMem {
     pub fn wake_producers(&self) {
         super::wait::wake_if_parked(self.ctl32(ctl::PRODUCERS_PARK), self.ctl32(ctl::SPACE_WAIT));
     }
-
-    /// Copies a payload out (the receiver's copying path).
-    #[inline]
-    pub fn copy_out_payload(&self, off: u64, dst: &mut [u8]) {
-        RingMem::copy_out(self, off, dst);
-    }
 }
 
 impl RingMem for SegmentMem {

@@ -325,7 +325,7 @@ pub fn inspect(shared: &Shared) -> Result<RingState> {
             .map(|w| w.load(Ordering::Acquire))
             .unwrap_or(0)
     };
-    let slot = |off: usize| peers::SlotOwner::read(shared, a.ctl + off);
+    let slot = |off: usize| peers::Slot::at(a.ctl + off).owner(shared);
     let consumer = slot(ctl::CONSUMER).map(|o| (o, o.is_alive()));
     let producers = (0..MAX_PRODUCERS)
         .filter_map(|i| slot(ctl::SLOTS + i * ctl::SLOT_SIZE))

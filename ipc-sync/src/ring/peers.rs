@@ -23,21 +23,6 @@ pub const ATTACHED: u64 = 1;
 pub const CLOSED: u64 = 2;
 const STATE_MASK: u64 = 0xff;
 
-/// The owner recorded in a slot.
-pub struct SlotOwner;
-
-impl SlotOwner {
-    /// The attached owner of the slot at `off`, if any (for inspection).
-    pub fn read(shared: &Shared, off: usize) -> Option<ProcessId> {
-        let owner = shared.u64_at(off)?.load(Ordering::Acquire);
-        let start = shared.u64_at(off + 8)?.load(Ordering::Acquire);
-        (owner & STATE_MASK == ATTACHED).then_some(ProcessId {
-            pid: (owner >> 8) as u32,
-            start_time: start,
-        })
-    }
-}
-
 /// Whether the process recorded as `(owner, start)` is alive. A start time of zero means the
 /// owner is between its claim and writing its start time: alive if its pid exists.
 fn alive(owner: u64, start: u64) -> Option<Watch> {
@@ -78,6 +63,16 @@ impl Slot {
                 .u64_at(self.start)
                 .expect("slot inside the control block"),
         )
+    }
+
+    /// The attached owner of the slot, if any (for inspection).
+    pub fn owner(&self, shared: &Shared) -> Option<ProcessId> {
+        let owner = shared.u64_at(self.owner)?.load(Ordering::Acquire);
+        let start = shared.u64_at(self.start)?.load(Ordering::Acquire);
+        (owner & STATE_MASK == ATTACHED).then_some(ProcessId {
+            pid: (owner >> 8) as u32,
+            start_time: start,
+        })
     }
 
     /// Claims the slot for this process if it is free, closed, or its owner is dead.

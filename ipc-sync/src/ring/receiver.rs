@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use ipc_core::{Error, Receiver, Result, Wait};
 
-use super::core::{ConsumerCore, Found};
+use super::core::{ConsumerCore, Found, RingMem};
 use super::mem::SegmentMem;
 use super::peers::{self, ProducerWatch};
 use super::wait::wait_for;
@@ -142,8 +142,7 @@ impl Receiver for RingReceiver {
                 needed: found.len,
             });
         }
-        self.mem
-            .copy_out_payload(found.payload, &mut buf[..found.len]);
+        self.mem.copy_out(found.payload, &mut buf[..found.len]);
         self.core.release(&self.mem, found.size);
         self.mem.wake_producers();
         Ok(found.len)

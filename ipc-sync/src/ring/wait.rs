@@ -80,7 +80,7 @@ pub fn wait_for<T>(
     }
     // Park phase.
     loop {
-        word.store(1, Ordering::SeqCst);
+        word.store(1, Ordering::Relaxed);
         std::sync::atomic::fence(Ordering::SeqCst);
         if let Some(t) = poll(false)? {
             word.store(0, Ordering::Relaxed);

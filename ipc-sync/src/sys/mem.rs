@@ -152,22 +152,6 @@ impl Shared {
         // mutably and the range is reserved to it until commit.
         Some(unsafe { std::slice::from_raw_parts_mut(ptr, len) })
     }
-
-    /// Zeroes `len` bytes at `offset`; `false` if out of bounds.
-    pub fn zero(&self, offset: usize, len: usize) -> bool {
-        let Some(dst) = self.check(offset, len, 1) else {
-            return false;
-        };
-        // SAFETY: in bounds (checked); only called while initialising, before the segment is
-        // published to other endpoints.
-        unsafe { std::ptr::write_bytes(dst, 0, len) };
-        true
-    }
-
-    /// Whether `other` maps the same memory (same segment object).
-    pub fn same_as(&self, other: &Shared) -> bool {
-        self.base == other.base && self.len == other.len
-    }
 }
 
 /// A heap-backed segment, page aligned and zeroed, for tests and single-process use.
