@@ -2,8 +2,8 @@
 //! sends and receives (copying and zero-copy) after the endpoints are set up.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ipc_core::{Receiver, Sender};
 use ipc_sync::ring::{self, EndpointOptions, RingConfig, RingReceiver, RingSender, WaitStrategy};
@@ -11,12 +11,25 @@ use ipc_sync::{HeapSegment, Shared};
 
 struct Counting;
 
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    // Per thread: the test harness's own threads allocate at times of their choosing, and only
+    // the thread that sends and receives is under test. (A const-initialised thread local
+    // needs no allocation, so the allocator may use it.)
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn count() {
+    ALLOCATIONS.with(|n| n.set(n.get() + 1));
+}
+
+fn allocations() -> usize {
+    ALLOCATIONS.with(Cell::get)
+}
 
 // SAFETY: forwards every call to the system allocator unchanged; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: same contract as ours, passed through.
         unsafe { System.alloc(layout) }
     }
@@ -27,7 +40,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: same contract as ours, passed through.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -52,7 +65,7 @@ fn sending_and_receiving_allocate_nothing() {
             tx.send(&msg).unwrap();
             rx.recv(&mut buf).unwrap();
         }
-        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let before = allocations();
         for i in 0..5_000 {
             if i % 2 == 0 {
                 tx.send(&msg[..i % 1000]).unwrap();
@@ -67,7 +80,7 @@ fn sending_and_receiving_allocate_nothing() {
             }
             assert!(matches!(rx.try_recv(&mut buf), Err(ipc_core::Error::Empty)));
         }
-        let allocated = ALLOCATIONS.load(Ordering::Relaxed) - before;
+        let allocated = allocations() - before;
         assert_eq!(
             allocated, 0,
             "{wait}: {allocated} allocations in 5000 messages"
