@@ -52,6 +52,7 @@ static TRANSPORTS: &[&dyn BenchTransport] = &[
     &posix_shm::BUSY,
     &posix_shm::SPIN,
     &posix_shm::PARK,
+    &posix_shm::MULTI,
     &sysv_mq::SysvMq,
     &sysv_shm::SysvShm,
 ];
@@ -108,7 +109,7 @@ fn unknown(name: &str) -> Failure {
 #[derive(clap::Args)]
 pub struct Args {
     /// Transports to measure, comma separated; a leading part of names selects every one it
-    /// begins, e.g. `posix-shm` for posix-shm-busy, -spin and -park [default: every built-in
+    /// begins, e.g. `posix-shm` for posix-shm-busy, -spin, -park and -multi [default: every built-in
     /// one]
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     transports: Vec<String>,

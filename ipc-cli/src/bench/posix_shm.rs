@@ -1,7 +1,8 @@
 //! POSIX shared memory, one bench transport per waiting strategy (`posix-shm-busy`,
-//! `posix-shm-spin`, `posix-shm-park`): ours is the `posix-shm:` ring of the `ipc` facade, the
-//! baseline a single-slot [mailbox](super::mailbox) each way on plain atomics and futex calls,
-//! waiting the same way.
+//! `posix-shm-spin`, `posix-shm-park`), and `posix-shm-multi`: the busy ring made
+//! `producers=multi`, so that the producers' claim shows beside the single-producer path. Ours
+//! is the `posix-shm:` ring of the `ipc` facade, the baseline a single-slot
+//! [mailbox](super::mailbox) each way on plain atomics and futex calls, waiting the same way.
 //!
 //! The parent creates both segments of a link (`/ipc-bench-shm-<pid>-<n>`, one each way,
 //! `create=always`) before it starts the peer, which only opens them (`create=never`), and
@@ -22,7 +23,7 @@ use std::time::Duration;
 use ipc::posix::PosixName;
 use ipc::posix::shm::{self, SharedMemory};
 use ipc::sync::ring::Geometry;
-use ipc::{Address, Owner, Receiver, Sender, TransportSpec, WaitStrategy};
+use ipc::{Address, Owner, Producers, Receiver, Sender, TransportSpec, WaitStrategy};
 use nix::errno::Errno;
 use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use nix::unistd::Pid;
@@ -36,27 +37,39 @@ use super::transport::{BenchTransport, Link, Peer, Scratch, Variant};
 pub struct PosixShm {
     name: &'static str,
     wait: WaitStrategy,
+    producers: Producers,
 }
 
 /// Both ends poll without ever sleeping.
 pub static BUSY: PosixShm = PosixShm {
     name: "posix-shm-busy",
     wait: WaitStrategy::Busy,
+    producers: Producers::Single,
 };
 /// Both ends poll for about 20 µs, then sleep on a futex.
 pub static SPIN: PosixShm = PosixShm {
     name: "posix-shm-spin",
     wait: WaitStrategy::Spin,
+    producers: Producers::Single,
 };
 /// Both ends sleep on a futex at once.
 pub static PARK: PosixShm = PosixShm {
     name: "posix-shm-park",
     wait: WaitStrategy::Park,
+    producers: Producers::Single,
+};
+
+/// Busy polling, on a multi-producer ring (one producer attached each way: what the claim
+/// costs a producer that meets no other).
+pub static MULTI: PosixShm = PosixShm {
+    name: "posix-shm-multi",
+    wait: WaitStrategy::Busy,
+    producers: Producers::Multi,
 };
 
 /// Whether `transport` is one of these.
 pub fn is_one(transport: &dyn BenchTransport) -> bool {
-    [&BUSY, &SPIN, &PARK]
+    [&BUSY, &SPIN, &PARK, &MULTI]
         .iter()
         .any(|t| t.name() == transport.name())
 }
@@ -100,8 +113,9 @@ impl PosixShm {
     fn ring_spec(&self, name: &str, size: usize, create: &str) -> String {
         let capacity = ring_capacity(size);
         format!(
-            "posix-shm:{name}?capacity={capacity}&message_size={size}&create={create}&wait={}",
-            self.wait
+            "posix-shm:{name}?capacity={capacity}&message_size={size}&create={create}&wait={}\
+             &producers={}",
+            self.wait, self.producers
         )
     }
 }
