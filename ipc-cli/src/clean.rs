@@ -3,8 +3,13 @@
 //! Named objects (in the form `ipc ls` prints, see [`crate::objects`]) are removed whoever
 //! made them. `--stale` removes only objects of this framework (shared memory with an
 //! ipc-sync layout header) whose creator is dead and that nobody has attached, mapped or
-//! open, and (for a ring) with no live endpoint; with names as well, only those of the named
-//! objects that are stale. Another program's object is never removed unless named.
+//! open, and (for a ring) with no live endpoint and no undelivered record; with names as
+//! well, only those of the named objects that are stale. Another program's object is never
+//! removed unless named.
+//!
+//! Liveness is judged only where this process can see it: an object whose creator or an
+//! endpoint lives in another PID namespace is kept, and so is a ring holding records no
+//! receiver took (unless `--discard-undelivered`). Each of our objects kept says why.
 
 use crate::failure::Failure;
 use crate::objects::{self, Object};
@@ -16,9 +21,14 @@ use crate::objects::{self, Object};
 #[derive(clap::Args)]
 pub struct Args {
     /// Only objects made by ipc (by their layout header) whose creator is dead and which no
-    /// process has attached, mapped or open, and no ring endpoint is alive.
+    /// process has attached, mapped or open, no ring endpoint is alive, and no ring holds
+    /// undelivered records. Creators and endpoints in another PID namespace count as alive.
     #[arg(long)]
     stale: bool,
+    /// With --stale: also remove abandoned rings that still hold records no receiver took
+    /// (those records are lost).
+    #[arg(long, requires = "stale")]
+    discard_undelivered: bool,
     /// Print what would be removed; remove nothing.
     #[arg(long)]
     dry_run: bool,
@@ -42,8 +52,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let mut failures = Vec::new();
     if targets.is_empty() {
         for o in &scan.objects {
-            if let Ok(why) = o.stale_reason() {
-                chosen.push((o, why));
+            match o.stale_reason(args.discard_undelivered) {
+                Ok(why) => chosen.push((o, why)),
+                // Another program's objects are not ours to judge: only ours say why they stay.
+                Err(why) if o.ours.is_some() => println!("kept {}: {why}", o.name),
+                Err(_) => {}
             }
         }
     }
@@ -53,9 +66,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
             continue;
         };
         if args.stale {
-            match o.stale_reason() {
+            match o.stale_reason(args.discard_undelivered) {
                 Ok(why) => chosen.push((o, why)),
-                Err(why) => println!("kept {}: not stale ({why})", o.name),
+                Err(why) => println!("kept {}: {why}", o.name),
             }
         } else {
             chosen.push((o, "named".to_owned()));

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use ipc::Segment;
-use ipc::sync::ring::{self, RingState};
+use ipc::sync::ring::{self, Endpoint, LockState, RingState};
 use ipc::sync::{Layout, LayoutKind, ProcessId, Shared};
 
 use crate::failure::Failure;
@@ -77,6 +77,18 @@ fn alive(p: ProcessId, alive: bool) -> String {
     format!("pid {} ({})", p.pid, if alive { "alive" } else { "dead" })
 }
 
+/// An endpoint of a ring; one in another PID namespace cannot be checked from here.
+fn endpoint(e: Endpoint, is_alive: bool) -> String {
+    if ipc::sync::process::same_pid_namespace(e.pid_namespace) {
+        alive(e.id, is_alive)
+    } else {
+        format!(
+            "pid {} in another PID namespace (pid:[{}]), assumed alive",
+            e.id.pid, e.pid_namespace
+        )
+    }
+}
+
 fn print_ring(state: &RingState) {
     println!("capacity     {} bytes", state.geometry.capacity);
     println!("max message  {} bytes", state.geometry.max_message);
@@ -93,28 +105,36 @@ fn print_ring(state: &RingState) {
         state.tail
     );
     match state.consumer {
-        Some((p, a)) => println!("consumer     {}", alive(p, a)),
+        Some((e, a)) => println!("consumer     {}", endpoint(e, a)),
         None => println!("consumer     none attached"),
     }
     if state.producers.is_empty() {
         println!("producer     none attached");
     }
-    for (p, a) in &state.producers {
-        println!("producer     {}", alive(*p, *a));
+    for (e, a) in &state.producers {
+        println!("producer     {}", endpoint(*e, *a));
     }
     match state.lock {
         None => println!("lock         none (single producer: lock-free)"),
-        Some(ipc::sync::LockState::Free) => println!("lock         free"),
-        Some(ipc::sync::LockState::Held { tid, waiters }) => println!(
-            "lock         held by thread {tid}{}",
+        Some(LockState::Free) => println!("lock         free"),
+        Some(LockState::Held {
+            slot,
+            pid,
+            alive,
+            waiters,
+        }) => println!(
+            "lock         held by producer slot {slot} ({}){}",
+            match (pid, alive) {
+                (Some(pid), true) => format!("pid {pid}, alive"),
+                (Some(pid), false) => {
+                    format!("pid {pid}, dead: the next producer takes it over and repairs")
+                }
+                (None, _) => "slot since left: the next producer takes it over".to_owned(),
+            },
             if waiters { ", with waiters" } else { "" }
         ),
-        Some(ipc::sync::LockState::OwnerDied { tid }) => {
-            println!("lock         owner died (thread {tid}); the next producer repairs the ring")
+        Some(LockState::Invalid(word)) => {
+            println!("lock         corrupted (word {word:#010x}): producers get `corrupted`")
         }
-        Some(ipc::sync::LockState::Unrecoverable) => {
-            println!("lock         unrecoverable (a recovery was abandoned)")
-        }
-        Some(ipc::sync::LockState::Unknown) => println!("lock         unreadable"),
     }
 }

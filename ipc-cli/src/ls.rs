@@ -47,7 +47,7 @@ fn size(o: &Object) -> String {
 
 fn creator(o: &Object) -> String {
     match o.creator {
-        Some(c) => format!("{} {}", c.pid, if c.alive { "alive" } else { "dead" }),
+        Some(c) => c.describe(),
         None => "-".to_owned(),
     }
 }
@@ -144,7 +144,12 @@ fn json(o: &Object) -> String {
         format!(
             "\"creator_alive\":{}",
             o.creator
+                .filter(|c| !c.other_namespace)
                 .map_or_else(|| "null".to_owned(), |c| c.alive.to_string())
+        ),
+        format!(
+            "\"creator_other_pid_namespace\":{}",
+            o.creator.is_some_and(|c| c.other_namespace)
         ),
         format!("\"attached\":{}", num(o.attached)),
         format!("\"removed\":{}", o.removed),
@@ -156,10 +161,10 @@ fn json(o: &Object) -> String {
             if let objects::Ours::Ring(r) = ours {
                 fields.push(format!("\"capacity\":{}", r.geometry.capacity));
                 fields.push(format!("\"bytes_in_flight\":{}", r.bytes_in_flight()));
-                let pid = |p: Option<(ipc::sync::ProcessId, bool)>| {
+                let pid = |p: Option<(ipc::sync::ring::Endpoint, bool)>| {
                     p.map_or_else(
                         || "null".to_owned(),
-                        |(p, alive)| format!("{{\"pid\":{},\"alive\":{alive}}}", p.pid),
+                        |(p, alive)| format!("{{\"pid\":{},\"alive\":{alive}}}", p.id.pid),
                     )
                 };
                 fields.push(format!("\"consumer\":{}", pid(r.consumer)));

@@ -187,8 +187,24 @@ fn posix_target(kind: Kind, name: &str) -> Result<Target, String> {
 pub struct Creator {
     /// Its pid.
     pub pid: u32,
-    /// Whether it still runs (for our objects: the same process, by start time).
+    /// Whether it still runs (for our objects: the same process, by start time). Always
+    /// `false` when `other_namespace`: we cannot tell.
     pub alive: bool,
+    /// It lives in another PID namespace than ours (its pid means nothing here, so whether it
+    /// runs is unknown).
+    pub other_namespace: bool,
+}
+
+impl Creator {
+    /// For `ipc ls`: `PID alive`, `PID dead` or `PID other-pidns`.
+    pub fn describe(&self) -> String {
+        let state = match (self.other_namespace, self.alive) {
+            (true, _) => "other-pidns",
+            (false, true) => "alive",
+            (false, false) => "dead",
+        };
+        format!("{} {state}", self.pid)
+    }
 }
 
 /// What the layout header of one of our segments says.
@@ -208,8 +224,11 @@ impl Ours {
         match self {
             Ours::Ring(state) => {
                 let consumer = match state.consumer {
-                    Some((p, true)) => format!("consumer {} alive", p.pid),
-                    Some((p, false)) => format!("consumer {} dead", p.pid),
+                    Some((e, _)) if !same_namespace(e.pid_namespace) => {
+                        format!("consumer {} in another PID namespace", e.id.pid)
+                    }
+                    Some((e, true)) => format!("consumer {} alive", e.id.pid),
+                    Some((e, false)) => format!("consumer {} dead", e.id.pid),
                     None => "no consumer".to_owned(),
                 };
                 let alive = state.producers.iter().filter(|(_, a)| *a).count();
@@ -217,10 +236,39 @@ impl Ours {
                     "ring: {consumer}, producers {alive}/{} alive, {} B in flight",
                     state.producers.len(),
                     state.bytes_in_flight()
-                )
+                ) + &match state.uncounted_records {
+                    0 => String::new(),
+                    n => format!(" (+{n} records past the tail)"),
+                }
             }
             Ours::Custom => "custom layout".to_owned(),
             Ours::Unreadable(why) => format!("unreadable: {why}"),
+        }
+    }
+
+    /// Whether any endpoint registered in the segment lives in another PID namespace, where
+    /// we cannot tell whether it runs.
+    pub fn has_endpoint_elsewhere(&self) -> bool {
+        match self {
+            Ours::Ring(state) => state
+                .consumer
+                .iter()
+                .chain(&state.producers)
+                .any(|(e, _)| !same_namespace(e.pid_namespace)),
+            Ours::Custom | Ours::Unreadable(_) => false,
+        }
+    }
+
+    /// Records a receiver has not taken yet (counted in the tail, or committed just past it
+    /// by a producer that died before counting them).
+    pub fn undelivered(&self) -> Option<(u64, u64)> {
+        match self {
+            Ours::Ring(state) => {
+                let bytes = state.bytes_in_flight();
+                let records = state.records.unwrap_or(0) + state.uncounted_records;
+                (bytes > 0 || records > 0).then_some((records, bytes))
+            }
+            Ours::Custom | Ours::Unreadable(_) => None,
         }
     }
 
@@ -284,9 +332,16 @@ impl Object {
         }
     }
 
-    /// Whether `ipc clean --stale` removes it: ours (by its layout header), its creator dead,
-    /// nobody attached or holding it open, and (for a ring) no live endpoint in its slots.
-    pub fn stale_reason(&self) -> Result<String, String> {
+    /// Whether `ipc clean --stale` removes it: ours (by its layout header), its creator dead
+    /// and in our PID namespace, nobody attached or holding it open, and (for a ring) no
+    /// endpoint alive or in another namespace, and, unless `discard_undelivered`, no record
+    /// waiting for a receiver. `Err` says why it is kept.
+    ///
+    /// Liveness is judged only where it can be seen: a pid recorded by a process of another
+    /// PID namespace (a container sharing `/dev/shm` and the IPC namespace with its host, say)
+    /// names some other process here or none, and `/proc` here does not list who maps the
+    /// segment there.
+    pub fn stale_reason(&self, discard_undelivered: bool) -> Result<String, String> {
         if !matches!(self.kind, Kind::SysvShm | Kind::PosixShm) {
             return Err("not shared memory".into());
         }
@@ -297,6 +352,12 @@ impl Object {
             return Err(format!("its state cannot be read: {why}"));
         }
         match self.creator {
+            Some(c) if c.other_namespace => {
+                return Err(format!(
+                    "creator {} in another PID namespace, whose processes this one cannot see",
+                    c.pid
+                ));
+            }
             Some(c) if c.alive => return Err(format!("creator {} alive", c.pid)),
             None => return Err("creator unknown".into()),
             Some(_) => {}
@@ -306,12 +367,34 @@ impl Object {
             Some(n) => return Err(format!("{n} attached")),
             None => return Err("attachments unknown".into()),
         }
+        if ours.has_endpoint_elsewhere() {
+            return Err(
+                "an endpoint in another PID namespace, whose processes this one cannot \
+                        see"
+                .into(),
+            );
+        }
         if ours.has_live_endpoint() {
             return Err("an endpoint is alive".into());
         }
         let creator = self.creator.map(|c| c.pid).unwrap_or(0);
-        Ok(format!("creator {creator} dead, nobody attached"))
+        match ours.undelivered() {
+            Some((records, bytes)) if !discard_undelivered => Err(format!(
+                "creator {creator} dead, but {records} undelivered records ({bytes} B) wait \
+                 for a receiver; --discard-undelivered removes it"
+            )),
+            Some((records, _)) => Ok(format!(
+                "creator {creator} dead, nobody attached, {records} undelivered records \
+                 discarded"
+            )),
+            None => Ok(format!("creator {creator} dead, nobody attached")),
+        }
     }
+}
+
+/// Whether a process recorded with PID namespace `ns` can be looked up from here.
+fn same_namespace(ns: u64) -> bool {
+    ipc::sync::process::same_pid_namespace(ns)
 }
 
 /// Everything found, and what could not be looked at.
@@ -393,9 +476,11 @@ fn sysv_shm(scan: &mut Scan) {
         // Read before we attach below, so our own attachment is not counted.
         o.attached = field(&row, "nattch");
         let cpid: Option<u32> = field(&row, "cpid");
+        // The kernel shows the creator's pid as this namespace sees it, 0 if it cannot.
         o.creator = cpid.map(|pid| Creator {
             pid,
-            alive: ipc::sync::process::start_time(pid).is_some(),
+            alive: pid != 0 && ipc::sync::process::start_time(pid).is_some(),
+            other_namespace: pid == 0,
         });
         if let Some(id) = o.id {
             probe_sysv(&mut o, id);
@@ -431,12 +516,14 @@ fn sysv_table(scan: &mut Scan, kind: Kind, path: &str) {
 /// The header words we need, read raw (before any validation).
 struct RawHeader {
     magic: u64,
+    version: u32,
     kind: u32,
     pid: u32,
     start_time: u64,
+    pid_namespace: u64,
 }
 
-const RAW_HEADER_LEN: usize = 40;
+const RAW_HEADER_LEN: usize = 48;
 
 impl RawHeader {
     fn parse(bytes: &[u8; RAW_HEADER_LEN]) -> RawHeader {
@@ -444,9 +531,11 @@ impl RawHeader {
         let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap_or([0; 8]));
         RawHeader {
             magic: u64_at(0),
+            version: u32_at(8),
             kind: u32_at(12),
             pid: u32_at(24),
             start_time: u64_at(32),
+            pid_namespace: u64_at(40),
         }
     }
 
@@ -459,9 +548,23 @@ impl RawHeader {
             pid: self.pid,
             start_time: self.start_time,
         };
+        // Version 1 headers did not record the namespace: the pid is all there is.
+        let pid_namespace = if self.version >= 2 {
+            self.pid_namespace
+        } else {
+            0
+        };
+        if !same_namespace(pid_namespace) {
+            return Creator {
+                pid: self.pid,
+                alive: false,
+                other_namespace: true,
+            };
+        }
         Creator {
             pid: self.pid,
             alive: self.pid != 0 && id.is_alive(),
+            other_namespace: false,
         }
     }
 }

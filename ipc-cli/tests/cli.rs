@@ -646,7 +646,12 @@ fn bench_posix_shm_measures_each_strategy_with_references_and_leaves_no_segment(
         .collect();
     assert_eq!(
         transports,
-        ["posix-shm-busy", "posix-shm-spin", "posix-shm-park"],
+        [
+            "posix-shm-busy",
+            "posix-shm-spin",
+            "posix-shm-park",
+            "posix-shm-multi"
+        ],
         "{stdout}"
     );
     for row in &rows {

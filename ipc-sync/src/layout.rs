@@ -14,6 +14,8 @@
 //! 16     total size u64
 //! 24     creator pid u32, region count u32
 //! 32     creator start time u64 (clock ticks after boot)
+//! 40     creator PID namespace u64 (inode of /proc/self/ns/pid; 0: unknown): the pid means
+//!        something only to processes of that namespace
 //! 64     regions[16]: kind u32, reserved u32, offset u64, length u64, reserved u64
 //! 4096   first region
 //! ```
@@ -28,8 +30,9 @@ use crate::sys::mem::Shared;
 
 /// `b"ipcsync\0"` as a little-endian word.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"ipcsync\0");
-/// Bumped whenever the meaning of any byte in a segment changes.
-pub const VERSION: u32 = 1;
+/// Bumped whenever the meaning of any byte in a segment changes (2: the creator's PID
+/// namespace; rings lost the pthread mutex region and gained their own lock word).
+pub const VERSION: u32 = 2;
 /// Bytes reserved for the header; regions start here.
 pub const HEADER_SIZE: usize = 4096;
 /// Most regions one layout describes.
@@ -42,6 +45,7 @@ const OFF_SIZE: usize = 16;
 const OFF_PID: usize = 24;
 const OFF_COUNT: usize = 28;
 const OFF_START: usize = 32;
+const OFF_PIDNS: usize = 40;
 const OFF_REGIONS: usize = 64;
 const REGION_ENTRY: usize = 32;
 
@@ -237,8 +241,12 @@ impl LayoutBuilder {
         word32(shared, OFF_VERSION)?.store(VERSION, Ordering::Relaxed);
         word32(shared, OFF_KIND)?.store(self.kind.code(), Ordering::Relaxed);
         word64(shared, OFF_SIZE)?.store(shared.len() as u64, Ordering::Relaxed);
+        let pidns = crate::process::pid_namespace().unwrap_or(0);
+        word64(shared, OFF_PIDNS)?.store(pidns, Ordering::Relaxed);
         word32(shared, OFF_PID)?.store(me.pid, Ordering::Relaxed);
-        word64(shared, OFF_START)?.store(me.start_time, Ordering::Relaxed);
+        // Release: an attacher still waiting for the magic that sees the start time sees the
+        // pid and namespace too, and may judge whether the creator died half way.
+        word64(shared, OFF_START)?.store(me.start_time, Ordering::Release);
         word32(shared, OFF_COUNT)?.store(self.regions.len() as u32, Ordering::Relaxed);
         for (i, r) in self.regions.iter().enumerate() {
             let at = OFF_REGIONS + i * REGION_ENTRY;
@@ -251,6 +259,7 @@ impl LayoutBuilder {
             kind: self.kind,
             regions: self.regions.clone(),
             creator: me,
+            creator_pidns: pidns,
         };
         for (i, r) in self.regions.iter().enumerate() {
             match r.kind {
@@ -276,6 +285,7 @@ pub struct Layout {
     kind: LayoutKind,
     regions: Vec<Region>,
     creator: ProcessId,
+    creator_pidns: u64,
 }
 
 impl Layout {
@@ -300,6 +310,11 @@ impl Layout {
             let m = magic.load(Ordering::Acquire);
             if m != 0 || Instant::now() >= deadline {
                 break m;
+            }
+            if creator_died_initialising(shared) {
+                return Err(incompatible(
+                    "not initialised: its creator died while initialising it".into(),
+                ));
             }
             // Bounded back-off while the creator finishes (a few system calls at most).
             std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
@@ -342,6 +357,7 @@ impl Layout {
             pid: word32(shared, OFF_PID)?.load(Ordering::Relaxed),
             start_time: word64(shared, OFF_START)?.load(Ordering::Relaxed),
         };
+        let creator_pidns = word64(shared, OFF_PIDNS)?.load(Ordering::Relaxed);
         let count = word32(shared, OFF_COUNT)?.load(Ordering::Relaxed) as usize;
         if count > MAX_REGIONS {
             return Err(Error::corrupted(format!(
@@ -384,6 +400,7 @@ impl Layout {
             kind,
             regions,
             creator,
+            creator_pidns,
         })
     }
 
@@ -405,6 +422,12 @@ impl Layout {
     /// Who initialised the segment.
     pub fn creator(&self) -> ProcessId {
         self.creator
+    }
+
+    /// The PID namespace of the creator (the inode of its `/proc/self/ns/pid`; 0 if not
+    /// recorded): [`Layout::creator`]'s pid means something only in that namespace.
+    pub fn creator_pid_namespace(&self) -> u64 {
+        self.creator_pidns
     }
 
     /// Region `index`, which must be of `kind`.
@@ -433,6 +456,29 @@ impl Layout {
         let r = self.region(index, RegionKind::Condvar)?;
         crate::Condvar::at(&self.shared, r.offset)
     }
+}
+
+/// Whether the header's creator, written before the magic, names a process of our namespace
+/// that has exited: then the magic will never come. A creator not written yet, or in another
+/// namespace, is waited for as long as the caller allows.
+fn creator_died_initialising(shared: &Shared) -> bool {
+    let (Ok(pid), Ok(start), Ok(pidns)) = (
+        word32(shared, OFF_PID),
+        word64(shared, OFF_START),
+        word64(shared, OFF_PIDNS),
+    ) else {
+        return false;
+    };
+    // Acquire, pairing with the creator's release store of the start time, written last.
+    let start_time = start.load(Ordering::Acquire);
+    let creator = ProcessId {
+        pid: pid.load(Ordering::Relaxed),
+        start_time,
+    };
+    start_time != 0
+        && creator.pid != 0
+        && crate::process::same_pid_namespace(pidns.load(Ordering::Relaxed))
+        && !creator.is_alive()
 }
 
 fn word32(shared: &Shared, offset: usize) -> Result<&std::sync::atomic::AtomicU32> {

@@ -42,6 +42,30 @@ impl ProcessId {
     }
 }
 
+/// The PID namespace this process lives in: the inode number of `/proc/self/ns/pid`, or `None`
+/// where it cannot be read (no `/proc`, or a `/proc` of another namespace, where `/proc/self`
+/// does not exist).
+///
+/// Pids are only meaningful inside one namespace: a segment records its creator's and each
+/// endpoint's namespace beside the pid, and a process in another namespace takes a pid it
+/// cannot look up as "unknown", not as "dead".
+pub fn pid_namespace() -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    static CURRENT: OnceLock<(u32, Option<u64>)> = OnceLock::new();
+    let read = || std::fs::metadata("/proc/self/ns/pid").ok().map(|m| m.ino());
+    // Cached per pid, as for `ProcessId::current`: a child forked after `unshare(CLONE_NEWPID)`
+    // lives in another namespace than its parent.
+    let pid = std::process::id();
+    let &(cached_pid, ns) = CURRENT.get_or_init(|| (pid, read()));
+    if cached_pid == pid { ns } else { read() }
+}
+
+/// Whether a process recorded with namespace `ns` (0: not recorded) can be looked up by pid
+/// from here: same namespace, or either side unknown (then the pid is all there is).
+pub fn same_pid_namespace(ns: u64) -> bool {
+    ns == 0 || pid_namespace().is_none_or(|mine| mine == ns)
+}
+
 /// The start time of `pid` from `/proc/PID/stat`, or `None` if there is no such process.
 pub fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -61,7 +85,8 @@ pub fn start_time(pid: u32) -> Option<u64> {
 #[derive(Debug)]
 pub struct Watch {
     id: ProcessId,
-    // `None` for this process itself, which is alive by definition.
+    // `None` for this process itself, which is alive by definition, and for a process in
+    // another PID namespace, which we cannot check.
     pidfd: Option<OwnedFd>,
 }
 
@@ -82,6 +107,12 @@ impl Watch {
             id,
             pidfd: Some(pidfd),
         })
+    }
+
+    /// A watch on a process that lives in a PID namespace we cannot look into: its pid means
+    /// nothing here, so it counts as alive until it says otherwise (by closing its endpoint).
+    pub(crate) fn unverifiable(id: ProcessId) -> Watch {
+        Watch { id, pidfd: None }
     }
 
     /// The watched process.

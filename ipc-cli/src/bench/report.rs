@@ -112,7 +112,7 @@ const HEADER: [&str; COLUMNS] = [
     "cpu/msg snd+rcv",
     "raw cpu/msg",
 ];
-const WIDTHS: [usize; COLUMNS] = [14, 7, 8, 8, 8, 8, 8, 8, 6, 8, 8, 9, 8, 6, 15, 15];
+const WIDTHS: [usize; COLUMNS] = [15, 7, 8, 8, 8, 8, 8, 8, 6, 8, 8, 9, 8, 6, 15, 15];
 
 impl Report {
     pub fn new(format: Format) -> Report {
@@ -503,7 +503,7 @@ mod tests {
     #[test]
     fn a_skipped_cell_lines_up_with_the_table() {
         let row = skipped_row("posix-mq", 65536, "too large");
-        assert_eq!(row, "posix-mq          65536  n/a (too large)");
+        assert_eq!(row, "posix-mq           65536  n/a (too large)");
         let header = table_line(HEADER.map(String::from));
         assert_eq!(
             row.find("65536").map(|i| i + 5),

@@ -175,19 +175,23 @@ impl ProducerCore {
     }
 
     /// Re-reads `tail` from the segment (multi-producer: another producer moved it) and
-    /// validates it against `head`.
+    /// validates it. `head` is re-read only when the one last seen is too old to bound the
+    /// free space (or inconsistent): the consumer writes it at every record, so reading it
+    /// at every claim would move its cache line to the producer and back each time.
     pub fn resync<M: RingMem>(&mut self, mem: &M) -> Result<()> {
         let tail = mem.tail_load(Ordering::Acquire);
-        let head = mem.head_load(Ordering::Acquire);
-        if tail % 8 != 0 || head > tail || tail - head > self.geo.capacity {
-            return Err(Error::corrupted(format!(
-                "ring tail {tail} inconsistent with head {head} (capacity {})",
-                self.geo.capacity
-            )));
+        if tail % 8 != 0 || tail < self.head_seen || tail - self.head_seen > self.geo.capacity {
+            let head = mem.head_load(Ordering::Acquire);
+            if tail % 8 != 0 || head > tail || tail - head > self.geo.capacity || head % 8 != 0 {
+                return Err(Error::corrupted(format!(
+                    "ring tail {tail} inconsistent with head {head} (capacity {})",
+                    self.geo.capacity
+                )));
+            }
+            self.head_seen = head;
         }
         self.tail = tail;
         self.tail_off = self.geo.offset(tail);
-        self.head_seen = head;
         Ok(())
     }
 
@@ -210,7 +214,15 @@ impl ProducerCore {
             self.tail_off = self.geo.offset(head);
             self.head_seen = head;
         } else {
-            self.resync(mem)?;
+            if tail % 8 != 0 || tail - head > self.geo.capacity || head % 8 != 0 {
+                return Err(Error::corrupted(format!(
+                    "ring tail {tail} inconsistent with head {head} (capacity {})",
+                    self.geo.capacity
+                )));
+            }
+            self.tail = tail;
+            self.tail_off = self.geo.offset(tail);
+            self.head_seen = head;
         }
         let mut walked = 0u64;
         loop {
@@ -456,6 +468,35 @@ pub fn count_records<M: RingMem>(mem: &M, geo: Geometry, head: u64, tail: u64) -
         pos += size;
     }
     Some(records)
+}
+
+/// Counts the records committed at and after `from` that no published tail counts yet (a
+/// producer died between committing them and publishing its tail), reading only: for
+/// inspection tools. Stops at the first slot that holds no record committed there.
+pub fn count_uncounted<M: RingMem>(mem: &M, geo: Geometry, from: u64) -> u64 {
+    let (mut pos, mut walked, mut records) = (from, 0u64, 0u64);
+    if from % 8 != 0 {
+        return 0;
+    }
+    loop {
+        let off = geo.offset(pos);
+        let word = mem.word_load(off, Ordering::Acquire);
+        let len = word as u32;
+        if word == 0 || word != encode(pos, len) {
+            return records;
+        }
+        let size = if len == PAD {
+            geo.capacity - off
+        } else {
+            records += 1;
+            record_size(len as usize)
+        };
+        walked += size;
+        if walked > geo.capacity || off + size > geo.capacity {
+            return records;
+        }
+        pos += size;
+    }
 }
 
 #[cfg(test)]

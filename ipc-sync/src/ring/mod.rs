@@ -1,9 +1,11 @@
 //! The shared-memory channel: a ring of variable-length records in a segment.
 //!
 //! One consumer ([`RingReceiver`]); one producer ([`Producers::Single`], lock-free) or many
-//! ([`Producers::Multi`], serialised by a robust mutex in the segment, so a producer killed
-//! while holding it does not wedge the others). Records never wrap: a record that does not fit
-//! before the end of the ring is preceded by a pad. See [`core`] for the index protocol.
+//! ([`Producers::Multi`], serialised by a futex lock word of our own whose holder is a
+//! producer slot, so a producer killed while holding it is found dead and its lock taken over,
+//! and a peer scribbling on the word gets `Corrupted`, never a crash: see [`lock`]). Records
+//! never wrap: a record that does not fit before the end of the ring is preceded by a pad. See
+//! [`core`] for the index protocol.
 //!
 //! - **Zero-copy**: [`RingSender::loan`] returns a writable slot inside the segment and
 //!   [`Loan::commit`] publishes it; [`RingReceiver::recv_in_place`] reads a record where it
@@ -11,10 +13,11 @@
 //! - **Waiting** is chosen per endpoint ([`WaitStrategy`]): busy-polling, spinning then parking
 //!   (the default), or parking at once. Parking is a futex wait on a word in the segment, and a
 //!   sender makes the wake-up system call only when the receiver is actually parked.
-//! - **Peers**: endpoints register their process (pid and start time) in the segment. A
-//!   receiver whose producers all left or died gets
+//! - **Peers**: endpoints register their process (pid, start time and PID namespace) in the
+//!   segment. A receiver whose producers all left or died gets
 //!   [`Disconnected`](ipc_core::Error::Disconnected) once the ring is drained; a sender whose
-//!   receiver left or died gets it within 100 ms, full ring or not.
+//!   receiver left or died gets it within about 35 ms, full ring or not, also while it waits
+//!   for the producers' lock.
 //! - **Hostile memory**: every index and length read from the segment is loaded once,
 //!   validated, then used; anything inconsistent is [`Corrupted`](ipc_core::Error::Corrupted).
 //!
@@ -44,6 +47,7 @@
 //! ```
 
 pub mod core;
+pub mod lock;
 mod mem;
 mod peers;
 mod receiver;
@@ -58,6 +62,8 @@ use ipc_core::{Error, Result};
 
 pub use self::core::Geometry;
 pub use ipc_core::{Producers, WaitStrategy};
+pub use lock::LockState;
+pub use peers::Endpoint;
 pub use receiver::{Record, RingReceiver};
 pub use sender::{Loan, RingSender};
 
@@ -117,7 +123,6 @@ impl RingConfig {
     fn layout(&self) -> LayoutBuilder {
         let mut plan = LayoutBuilder::of_kind(LayoutKind::Ring);
         plan.region(RegionKind::RingControl, ctl::SIZE);
-        plan.mutex();
         plan.region(RegionKind::RingData, self.capacity as usize);
         plan
     }
@@ -130,6 +135,7 @@ impl RingConfig {
 
 /// Offsets in the control region. Each group written by a different party has its own cache
 /// line, so a producer's stores never invalidate the line the consumer polls, and vice versa.
+/// Every word is ours: counters, flags and slot words, no pointer and no glibc object.
 pub(crate) mod ctl {
     pub const CAPACITY: usize = 0;
     pub const MAX_MESSAGE: usize = 8;
@@ -139,26 +145,29 @@ pub(crate) mod ctl {
     pub const CONSUMER_PARKS: usize = 24;
     /// How many attached producers may park (same reason, the other way).
     pub const PRODUCERS_PARK: usize = 28;
+    /// The producers' published position. The producers' lock shares its line: both are
+    /// written by the producer holding the lock, so one line moves between producers.
     pub const TAIL: usize = 64;
+    /// The producers' lock of a multi-producer ring (see [`super::lock`]).
+    pub const LOCK: usize = 72;
     pub const HEAD: usize = 128;
     /// Non-zero while the consumer is parked (or about to park) waiting for data.
     pub const DATA_WAIT: usize = 192;
     /// Non-zero while a producer is parked waiting for space.
     pub const SPACE_WAIT: usize = 256;
-    /// The consumer's slot: owner word (pid << 8 | state) and start time.
+    /// The consumer's slot (see [`super::peers`]).
     pub const CONSUMER: usize = 320;
     /// Non-zero once any producer attached.
     pub const PRODUCERS_EVER: usize = 384;
-    /// Producer slots, 16 bytes each: owner word and start time.
+    /// Producer slots, [`SLOT_SIZE`] bytes each.
     pub const SLOTS: usize = 448;
-    pub const SLOT_SIZE: usize = 16;
+    pub const SLOT_SIZE: usize = super::peers::SLOT_SIZE;
     pub const SIZE: usize = SLOTS + super::MAX_PRODUCERS * SLOT_SIZE;
 }
 
 /// Region indices in a ring's layout.
 const REGION_CONTROL: usize = 0;
-const REGION_LOCK: usize = 1;
-const REGION_DATA: usize = 2;
+const REGION_DATA: usize = 1;
 
 /// Writes a ring's layout, control block and empty records into a fresh, zeroed segment of
 /// exactly [`RingConfig::segment_size`] bytes.
@@ -215,7 +224,6 @@ fn attach(shared: &Shared, init_timeout: Duration) -> Result<Attached> {
     let layout = Layout::attach(shared, LayoutKind::Ring, init_timeout)?;
     let id = shared.segment().id().to_string();
     let control = layout.region(REGION_CONTROL, RegionKind::RingControl)?;
-    layout.region(REGION_LOCK, RegionKind::Mutex)?;
     let data = layout.region(REGION_DATA, RegionKind::RingData)?;
     if control.len < ctl::SIZE {
         return Err(Error::Incompatible {
@@ -300,13 +308,18 @@ pub struct RingState {
     /// Records between `head` and `tail`, if their headers could be walked (`None` when the
     /// ring moved under the walk or is corrupted).
     pub records: Option<u64>,
+    /// Records committed past `tail` that it does not count yet: a producer died between
+    /// committing them and publishing its tail (the next producer counts them).
+    pub uncounted_records: u64,
     /// The attached consumer and whether it is alive.
-    pub consumer: Option<(crate::ProcessId, bool)>,
+    pub consumer: Option<(Endpoint, bool)>,
     /// Attached producers and whether each is alive.
-    pub producers: Vec<(crate::ProcessId, bool)>,
+    pub producers: Vec<(Endpoint, bool)>,
     /// The producers' lock of a multi-producer ring (`None` for a single-producer ring, which
     /// has no lock on its path).
-    pub lock: Option<crate::LockState>,
+    pub lock: Option<lock::LockState>,
+    /// The PID namespace of the process that created the segment (0: not recorded).
+    pub creator_pid_namespace: u64,
 }
 
 impl RingState {
@@ -325,25 +338,25 @@ pub fn inspect(shared: &Shared) -> Result<RingState> {
             .map(|w| w.load(Ordering::Acquire))
             .unwrap_or(0)
     };
-    let slot = |off: usize| peers::Slot::at(a.ctl + off).owner(shared);
-    let consumer = slot(ctl::CONSUMER).map(|o| (o, o.is_alive()));
+    let slot = |off: usize| {
+        let slot = peers::Slot::at(a.ctl + off);
+        slot.owner(shared).map(|o| (o, slot.owner_alive(shared)))
+    };
+    let consumer = slot(ctl::CONSUMER);
     let producers = (0..MAX_PRODUCERS)
         .filter_map(|i| slot(ctl::SLOTS + i * ctl::SLOT_SIZE))
-        .map(|o| (o, o.is_alive()))
         .collect();
     let lock = match a.producers {
         Producers::Single => None,
-        Producers::Multi => Some(
-            a.layout
-                .mutex(REGION_LOCK)
-                .map_or(crate::LockState::Unknown, |m| m.state()),
-        ),
+        Producers::Multi => Some(lock::inspect(shared, a.ctl)),
     };
     let (head, tail) = (word(ctl::HEAD), word(ctl::TAIL));
-    let records =
-        self::core::count_records(&mem::SegmentMem::new(shared.clone(), &a), a.geo, head, tail);
+    let mem = mem::SegmentMem::new(shared.clone(), &a);
+    let records = self::core::count_records(&mem, a.geo, head, tail);
+    let uncounted_records = self::core::count_uncounted(&mem, a.geo, head.max(tail));
     Ok(RingState {
         records,
+        uncounted_records,
         lock,
         geometry: a.geo,
         producers_mode: a.producers,
@@ -351,6 +364,7 @@ pub fn inspect(shared: &Shared) -> Result<RingState> {
         tail,
         consumer,
         producers,
+        creator_pid_namespace: a.layout.creator_pid_namespace(),
     })
 }
 

@@ -1,114 +1,214 @@
 //! Who is attached to a ring, and whether they still live.
 //!
-//! Each endpoint owns a slot in the control block: an owner word (`pid << 8 | state`, claimed
-//! with one compare-and-swap, so two processes can never both take a slot) and the owner's start
-//! time (pids are reused; the pair is an identity). A slot whose owner died can be taken over.
+//! Each endpoint owns a 32-byte slot in the control block:
+//!
+//! | offset | word  | meaning                                                              |
+//! |--------|-------|----------------------------------------------------------------------|
+//! | 0      | owner | `pid << 32 \| epoch << 8 \| state` (state: empty, attached, closed)   |
+//! | 8      | start | the owner's start time (pids are reused; pid and start are an identity) |
+//! | 16     | pidns | the inode of the owner's PID namespace (0: unknown)                  |
+//! | 24     | —     | reserved, zero                                                       |
+//!
+//! A slot is claimed with one compare-and-swap of its owner word, so two processes can never
+//! both take it, and every claim increments the slot's 24-bit *epoch*: a word elsewhere that
+//! names "slot 3, epoch 17" (the producers' lock does) stops matching the moment the slot
+//! changes hands. A slot whose owner died can be taken over.
+//!
 //! Liveness is checked through a pidfd held on the verified process, at most once per
-//! [`CHECK_INTERVAL`], so a check costs a clock read on the fast path.
+//! [`CHECK_INTERVAL`], so a check costs a clock read on the fast path. An owner in another PID
+//! namespace cannot be looked up by its pid: it counts as alive until it closes its slot.
+//! Every word here is written by other processes, so each is only ever compared or looked up,
+//! never used as an index or a length.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use ipc_core::{Error, Result};
 
-use crate::process::{ProcessId, Watch};
+use crate::process::{self, ProcessId, Watch};
 use crate::sys::mem::Shared;
 use crate::sys::process::coarse_now_ns;
 
 /// How often a peer's liveness is re-checked while messages flow or an endpoint waits.
 pub const CHECK_INTERVAL: Duration = Duration::from_millis(10);
 
+/// Bytes of one slot.
+pub const SLOT_SIZE: usize = 32;
+
 pub const EMPTY: u64 = 0;
 pub const ATTACHED: u64 = 1;
 pub const CLOSED: u64 = 2;
 const STATE_MASK: u64 = 0xff;
+const EPOCH_SHIFT: u32 = 8;
+/// Epochs are 24 bits: what fits beside a slot number in the producers' 32-bit lock word.
+pub const EPOCH_MASK: u32 = 0x00ff_ffff;
+const PID_SHIFT: u32 = 32;
 
-/// Whether the process recorded as `(owner, start)` is alive. A start time of zero means the
-/// owner is between its claim and writing its start time: alive if its pid exists.
-fn alive(owner: u64, start: u64) -> Option<Watch> {
-    let pid = (owner >> 8) as u32;
-    if start == 0 {
-        return Watch::open(ProcessId {
+const START: usize = 8;
+const PIDNS: usize = 16;
+
+/// The state half of an owner word.
+#[inline]
+pub fn state(owner: u64) -> u64 {
+    owner & STATE_MASK
+}
+
+/// The epoch of an owner word.
+#[inline]
+pub fn epoch(owner: u64) -> u32 {
+    (owner >> EPOCH_SHIFT) as u32 & EPOCH_MASK
+}
+
+fn pid(owner: u64) -> u32 {
+    (owner >> PID_SHIFT) as u32
+}
+
+/// A watch on the process recorded as `(owner, start, pidns)` if it is alive (or lives where
+/// we cannot look). A start time of zero means the owner is between its claim and writing its
+/// start time: alive if its pid exists.
+fn alive(owner: u64, start: u64, pidns: u64) -> Option<Watch> {
+    let pid = pid(owner);
+    if !process::same_pid_namespace(pidns) {
+        return Some(Watch::unverifiable(ProcessId {
             pid,
-            start_time: crate::process::start_time(pid)?,
-        });
+            start_time: start,
+        }));
     }
-    Watch::open(ProcessId {
-        pid,
-        start_time: start,
-    })
+    let start_time = match start {
+        0 => process::start_time(pid)?,
+        start => start,
+    };
+    Watch::open(ProcessId { pid, start_time })
+}
+
+/// An endpoint as recorded in its slot (for inspection).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Its process, as its namespace sees it.
+    pub id: ProcessId,
+    /// The inode of its PID namespace (0: not recorded).
+    pub pid_namespace: u64,
 }
 
 /// One slot of the control block.
 #[derive(Debug, Clone, Copy)]
 pub struct Slot {
-    owner: usize,
-    start: usize,
+    at: usize,
 }
 
 impl Slot {
     pub fn at(off: usize) -> Slot {
-        Slot {
-            owner: off,
-            start: off + 8,
-        }
+        Slot { at: off }
     }
 
-    fn words<'a>(&self, shared: &'a Shared) -> (&'a AtomicU64, &'a AtomicU64) {
-        (
+    fn words<'a>(&self, shared: &'a Shared) -> (&'a AtomicU64, &'a AtomicU64, &'a AtomicU64) {
+        let word = |off: usize| {
             shared
-                .u64_at(self.owner)
-                .expect("slot inside the control block"),
-            shared
-                .u64_at(self.start)
-                .expect("slot inside the control block"),
-        )
+                .u64_at(self.at + off)
+                .expect("slot inside the validated control block")
+        };
+        (word(0), word(START), word(PIDNS))
+    }
+
+    /// The owner word as it is now.
+    #[inline]
+    pub fn word(&self, shared: &Shared) -> u64 {
+        self.words(shared).0.load(Ordering::Acquire)
     }
 
     /// The attached owner of the slot, if any (for inspection).
-    pub fn owner(&self, shared: &Shared) -> Option<ProcessId> {
-        let owner = shared.u64_at(self.owner)?.load(Ordering::Acquire);
-        let start = shared.u64_at(self.start)?.load(Ordering::Acquire);
-        (owner & STATE_MASK == ATTACHED).then_some(ProcessId {
-            pid: (owner >> 8) as u32,
-            start_time: start,
+    pub fn owner(&self, shared: &Shared) -> Option<Endpoint> {
+        let (owner, start, pidns) = self.words(shared);
+        let owner = owner.load(Ordering::Acquire);
+        (state(owner) == ATTACHED).then(|| Endpoint {
+            id: ProcessId {
+                pid: pid(owner),
+                start_time: start.load(Ordering::Acquire),
+            },
+            pid_namespace: pidns.load(Ordering::Acquire),
         })
     }
 
+    /// Whether the recorded owner is alive (for inspection; a one-off check).
+    pub fn owner_alive(&self, shared: &Shared) -> bool {
+        let (owner, start, pidns) = self.words(shared);
+        let owner = owner.load(Ordering::Acquire);
+        state(owner) == ATTACHED
+            && alive(
+                owner,
+                start.load(Ordering::Acquire),
+                pidns.load(Ordering::Acquire),
+            )
+            .is_some_and(|w| w.is_alive())
+    }
+
     /// Claims the slot for this process if it is free, closed, or its owner is dead.
-    /// `Ok(false)`: a live process holds it.
-    pub fn claim(&self, shared: &Shared) -> Result<bool> {
-        let (owner, start) = self.words(shared);
+    /// `Ok(None)`: a live process holds it.
+    pub fn claim(&self, shared: &Shared) -> Result<Option<Claim>> {
+        let (owner, start, pidns) = self.words(shared);
         let me = ProcessId::current();
-        let mine = (me.pid as u64) << 8 | ATTACHED;
         for _ in 0..64 {
             let seen = owner.load(Ordering::Acquire);
-            if seen & STATE_MASK == ATTACHED
-                && alive(seen, start.load(Ordering::Acquire)).is_some_and(|w| w.is_alive())
+            if state(seen) == ATTACHED
+                && alive(
+                    seen,
+                    start.load(Ordering::Acquire),
+                    pidns.load(Ordering::Acquire),
+                )
+                .is_some_and(|w| w.is_alive())
             {
-                return Ok(false);
+                return Ok(None);
             }
+            let epoch = epoch(seen).wrapping_add(1) & EPOCH_MASK;
+            let mine = (me.pid as u64) << PID_SHIFT | (epoch as u64) << EPOCH_SHIFT | ATTACHED;
             if owner
                 .compare_exchange(seen, mine, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
+                pidns.store(process::pid_namespace().unwrap_or(0), Ordering::Release);
                 start.store(me.start_time, Ordering::Release);
-                return Ok(true);
+                return Ok(Some(Claim {
+                    slot: *self,
+                    word: mine,
+                }));
             }
         }
         Err(Error::corrupted(
             "ring endpoint slot keeps changing under us",
         ))
     }
+}
 
-    /// Gives the slot up, leaving `state` (EMPTY or CLOSED) for the peers to see.
+/// A slot this endpoint holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim {
+    slot: Slot,
+    word: u64,
+}
+
+impl Claim {
+    /// The epoch this claim gave the slot.
+    pub fn epoch(&self) -> u32 {
+        epoch(self.word)
+    }
+
+    /// Gives the slot up, leaving `state` (EMPTY or CLOSED) and the epoch for the peers to see.
     pub fn release(&self, shared: &Shared, state: u64) {
-        let (owner, start) = self.words(shared);
-        let me = (ProcessId::current().pid as u64) << 8 | ATTACHED;
-        start.store(0, Ordering::Relaxed);
-        // Only if still ours: a peer may have taken it over believing us dead (pid namespace
-        // games); never clobber its claim.
-        let _ = owner.compare_exchange(me, state, Ordering::AcqRel, Ordering::Relaxed);
+        let (owner, start, pidns) = self.slot.words(shared);
+        // Only if still ours: a peer may have taken it over believing us dead; never clobber
+        // its claim (nor its start time and namespace).
+        if owner
+            .compare_exchange(
+                self.word,
+                (self.epoch() as u64) << EPOCH_SHIFT | state,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+        {
+            start.store(0, Ordering::Relaxed);
+            pidns.store(0, Ordering::Relaxed);
+        }
     }
 }
 
@@ -123,11 +223,12 @@ pub enum Peer {
     Gone,
 }
 
-/// Watches one slot (a producer watching its consumer), caching the pidfd.
+/// Watches one slot (a producer watching its consumer, or the holder of the producers' lock),
+/// caching the pidfd.
 #[derive(Debug)]
 pub struct SlotWatch {
     slot: Slot,
-    seen: (u64, u64),
+    seen: (u64, u64, u64),
     watch: Option<Watch>,
     last_check: u64,
 }
@@ -136,7 +237,7 @@ impl SlotWatch {
     pub fn new(slot: Slot) -> SlotWatch {
         SlotWatch {
             slot,
-            seen: (u64::MAX, u64::MAX),
+            seen: (u64::MAX, u64::MAX, u64::MAX),
             watch: None,
             last_check: 0,
         }
@@ -145,24 +246,36 @@ impl SlotWatch {
     /// Whether the slot is held (by a live or a dead owner).
     #[inline]
     pub fn attached(&self, shared: &Shared) -> bool {
-        self.slot.words(shared).0.load(Ordering::Acquire) & STATE_MASK == ATTACHED
+        state(self.slot.word(shared)) == ATTACHED
     }
 
     /// The peer's state; `force` checks liveness now rather than at most every
     /// [`CHECK_INTERVAL`].
     #[inline]
     pub fn check(&mut self, shared: &Shared, force: bool) -> Peer {
-        let (owner, start) = self.slot.words(shared);
-        let o = owner.load(Ordering::Acquire);
-        match o & STATE_MASK {
-            EMPTY => return Peer::Absent,
-            ATTACHED => {}
-            _ => return Peer::Gone,
+        let owner = self.slot.word(shared);
+        match state(owner) {
+            EMPTY => Peer::Absent,
+            ATTACHED => self.judge(shared, owner, force),
+            _ => Peer::Gone,
         }
+    }
+
+    /// Whether the owner of the slot's claim of `epoch` still holds it and lives: a later claim
+    /// of the slot, a closed slot or a dead owner are all [`Peer::Gone`].
+    pub fn check_claim(&mut self, shared: &Shared, epoch_wanted: u32, force: bool) -> Peer {
+        let owner = self.slot.word(shared);
+        if state(owner) != ATTACHED || epoch(owner) != epoch_wanted {
+            return Peer::Gone;
+        }
+        self.judge(shared, owner, force)
+    }
+
+    fn judge(&mut self, shared: &Shared, owner: u64, force: bool) -> Peer {
         let now = coarse_now_ns();
         if !force
             && now.wrapping_sub(self.last_check) < CHECK_INTERVAL.as_nanos() as u64
-            && self.seen.0 == o
+            && self.seen.0 == owner
         {
             return if self.watch.is_some() {
                 Peer::Alive
@@ -171,10 +284,15 @@ impl SlotWatch {
             };
         }
         self.last_check = now;
-        let s = start.load(Ordering::Acquire);
-        if self.seen != (o, s) {
-            self.seen = (o, s);
-            self.watch = alive(o, s);
+        let (_, start, pidns) = self.slot.words(shared);
+        let seen = (
+            owner,
+            start.load(Ordering::Acquire),
+            pidns.load(Ordering::Acquire),
+        );
+        if self.seen != seen {
+            self.seen = seen;
+            self.watch = alive(seen.0, seen.1, seen.2);
         }
         match &self.watch {
             Some(w) if w.is_alive() => Peer::Alive,
@@ -199,11 +317,7 @@ impl ProducerWatch {
     pub fn new(ctl: usize, ever: usize, count: usize) -> ProducerWatch {
         ProducerWatch {
             slots: (0..count)
-                .map(|i| {
-                    SlotWatch::new(Slot::at(
-                        ctl + super::ctl::SLOTS + i * super::ctl::SLOT_SIZE,
-                    ))
-                })
+                .map(|i| SlotWatch::new(Slot::at(ctl + super::ctl::SLOTS + i * SLOT_SIZE)))
                 .collect(),
             ever,
             last_check: 0,

@@ -18,7 +18,7 @@ use crate::sys::mem::Shared;
 pub struct RingReceiver {
     mem: SegmentMem,
     core: ConsumerCore,
-    slot: peers::Slot,
+    claim: peers::Claim,
     producers: ProducerWatch,
     strategy: WaitStrategy,
     max_message: usize,
@@ -31,8 +31,7 @@ impl RingReceiver {
     pub fn attach(shared: Shared, options: &EndpointOptions) -> Result<RingReceiver> {
         let a = attach(&shared, options.init_timeout)?;
         let mem = SegmentMem::new(shared.clone(), &a);
-        let slot = peers::Slot::at(a.ctl + ctl::CONSUMER);
-        if !slot.claim(&shared)? {
+        let Some(claim) = peers::Slot::at(a.ctl + ctl::CONSUMER).claim(&shared)? else {
             return Err(Error::LimitExceeded {
                 what: format!(
                     "consumers of the ring {} (another live process receives)",
@@ -40,14 +39,14 @@ impl RingReceiver {
                 ),
                 limit: 1,
             });
-        }
+        };
         mem.ctl32(ctl::CONSUMER_PARKS).store(
             u32::from(options.wait != WaitStrategy::Busy),
             Ordering::SeqCst,
         );
         let head = mem.ctl64(ctl::HEAD).load(Ordering::Acquire);
         let core = ConsumerCore::new(a.geo, head).inspect_err(|_| {
-            slot.release(&shared, peers::EMPTY);
+            claim.release(&shared, peers::EMPTY);
         })?;
         let slots = match a.producers {
             Producers::Single => 1,
@@ -57,7 +56,7 @@ impl RingReceiver {
             producers: ProducerWatch::new(a.ctl, a.ctl + ctl::PRODUCERS_EVER, slots),
             mem,
             core,
-            slot,
+            claim,
             strategy: options.wait,
             max_message: a.geo.max_message,
         })
@@ -151,7 +150,7 @@ impl Receiver for RingReceiver {
 
 impl Drop for RingReceiver {
     fn drop(&mut self) {
-        self.slot.release(self.mem.shared(), peers::CLOSED);
+        self.claim.release(self.mem.shared(), peers::CLOSED);
         // A producer parked on a full ring should notice at once that nobody will drain it.
         self.mem.wake_producers();
     }

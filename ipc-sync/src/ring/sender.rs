@@ -6,11 +6,11 @@ use std::sync::atomic::Ordering;
 use ipc_core::{Error, Result, Sender, Wait};
 
 use super::core::{ProducerCore, Slot};
+use super::lock::{ProducerLock, Taken};
 use super::mem::SegmentMem;
 use super::peers::{self, Peer, SlotWatch};
 use super::wait::wait_for;
 use super::{EndpointOptions, MAX_PRODUCERS, Producers, WaitStrategy, attach, ctl};
-use crate::mutex::{LockError, MutexGuard, RobustMutex};
 use crate::sys::mem::Shared;
 
 /// Sends into a ring: copies through [`Sender`], or writes in place through [`RingSender::loan`].
@@ -19,8 +19,8 @@ pub struct RingSender {
     mem: SegmentMem,
     core: ProducerCore,
     // Multi-producer rings only: held from reserving a record to committing it.
-    lock: Option<RobustMutex>,
-    slot: peers::Slot,
+    lock: Option<ProducerLock>,
+    claim: peers::Claim,
     consumer: SlotWatch,
     strategy: WaitStrategy,
     max_message: usize,
@@ -44,12 +44,12 @@ impl RingSender {
         let mut claimed = None;
         for i in 0..slots {
             let slot = peers::Slot::at(a.ctl + ctl::SLOTS + i * ctl::SLOT_SIZE);
-            if slot.claim(&shared)? {
-                claimed = Some(slot);
+            if let Some(claim) = slot.claim(&shared)? {
+                claimed = Some((i, claim));
                 break;
             }
         }
-        let Some(slot) = claimed else {
+        let Some((index, claim)) = claimed else {
             return Err(Error::LimitExceeded {
                 what: match a.producers {
                     Producers::Single => format!(
@@ -64,7 +64,7 @@ impl RingSender {
             });
         };
         let release = |e: Error| {
-            slot.release(&shared, peers::EMPTY);
+            claim.release(&shared, peers::EMPTY);
             e
         };
         let mut core = ProducerCore::new(a.geo, 0, 0).map_err(release)?;
@@ -74,7 +74,7 @@ impl RingSender {
                 core.recover(&mem).map_err(release)?;
                 None
             }
-            Producers::Multi => Some(a.layout.mutex(super::REGION_LOCK).map_err(release)?),
+            Producers::Multi => Some(ProducerLock::new(a.ctl, index, claim.epoch())),
         };
         mem.ctl32(ctl::PRODUCERS_EVER).store(1, Ordering::Release);
         if options.wait != WaitStrategy::Busy {
@@ -86,7 +86,7 @@ impl RingSender {
             mem,
             core,
             lock,
-            slot,
+            claim,
             strategy: options.wait,
             max_message: a.geo.max_message,
             disconnected: false,
@@ -141,10 +141,26 @@ impl RingSender {
             *disconnected = true;
             return Err(Error::Disconnected);
         }
-        let guard = match lock {
-            None => None,
-            Some(lock) => Some(lock_producers(lock, core, mem, wait)?),
-        };
+        if let Some(lock) = lock.as_mut() {
+            let taken = lock
+                .acquire(mem, *strategy, wait, consumer)
+                .inspect_err(|e| {
+                    if matches!(e, Error::Disconnected) {
+                        *disconnected = true;
+                    }
+                })?;
+            let synced = match taken {
+                Taken::Released => core.resync(mem),
+                // Whatever the dead producer wrote past the published tail is either a
+                // committed record (kept) or never published (overwritten): `recover` finds out
+                // which.
+                Taken::FromDead => core.recover(mem),
+            };
+            if let Err(e) = synced {
+                lock.release(mem);
+                return Err(e);
+            }
+        }
         let space = mem.ctl32(ctl::SPACE_WAIT);
         let reserved = wait_for(
             *strategy,
@@ -170,6 +186,9 @@ impl RingSender {
                 if matches!(e, Error::Disconnected) {
                     *disconnected = true;
                 }
+                if let Some(lock) = lock.as_mut() {
+                    lock.release(mem);
+                }
                 return Err(e);
             }
         };
@@ -177,38 +196,8 @@ impl RingSender {
             mem,
             core,
             slot,
-            _lock: guard,
+            lock: lock.as_mut(),
         })
-    }
-}
-
-/// Takes the producers' lock of a multi-producer ring, recovering the ring if the previous
-/// holder died in the middle of a record.
-fn lock_producers<'a>(
-    lock: &'a RobustMutex,
-    core: &mut ProducerCore,
-    mem: &SegmentMem,
-    wait: Wait,
-) -> Result<MutexGuard<'a>> {
-    let locked = match wait {
-        Wait::Never => lock.try_lock(),
-        Wait::Forever => lock.lock(),
-        Wait::Until(at) => lock.lock_until(Some(at)),
-    };
-    match locked {
-        Ok(guard) => {
-            core.resync(mem)?;
-            Ok(guard)
-        }
-        Err(LockError::OwnerDied(recovery)) => {
-            // Whatever the dead producer wrote past the published tail is either a committed
-            // record (kept) or never published (overwritten): `recover` finds out which.
-            core.recover(mem)?;
-            Ok(recovery.mark_consistent())
-        }
-        Err(LockError::WouldBlock) => Err(Error::Full),
-        Err(LockError::TimedOut) => Err(Error::Timeout),
-        Err(other) => Err(other.into()),
     }
 }
 
@@ -228,7 +217,7 @@ impl Sender for RingSender {
 
 impl Drop for RingSender {
     fn drop(&mut self) {
-        self.slot.release(self.mem.shared(), peers::EMPTY);
+        self.claim.release(self.mem.shared(), peers::EMPTY);
         if self.strategy != WaitStrategy::Busy {
             let _ = self.mem.ctl32(ctl::PRODUCERS_PARK).fetch_update(
                 Ordering::SeqCst,
@@ -248,9 +237,9 @@ pub struct Loan<'a> {
     mem: &'a SegmentMem,
     core: &'a mut ProducerCore,
     slot: Slot,
-    // Dropped after the commit (fields drop in order): the record is published before the
-    // next producer may start.
-    _lock: Option<MutexGuard<'a>>,
+    // Multi-producer rings: released when the loan ends, committed or not (in `Drop`, which
+    // runs after `commit` published the record).
+    lock: Option<&'a mut ProducerLock>,
 }
 
 impl Loan<'_> {
@@ -276,7 +265,20 @@ impl Loan<'_> {
     #[inline]
     fn publish(&mut self, len: usize) {
         self.core.commit(self.mem, self.slot, len);
+        // The next producer may start before the consumer is woken.
+        if let Some(lock) = self.lock.take() {
+            lock.release(self.mem);
+        }
         self.mem.wake_consumer();
+    }
+}
+
+impl Drop for Loan<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(lock) = self.lock.take() {
+            lock.release(self.mem);
+        }
     }
 }
 

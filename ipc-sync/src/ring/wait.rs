@@ -24,14 +24,14 @@ use crate::sys::futex;
 /// How long a spinning endpoint polls before it parks: long enough to catch a peer that is
 /// awake and answering (a round trip is well under a microsecond), short against the
 /// ~10 µs a futex wake-up costs.
-const SPIN_FOR: Duration = Duration::from_micros(20);
+pub const SPIN_FOR: Duration = Duration::from_micros(20);
 
 /// Longest single sleep: a parked endpoint wakes at least this often to check its peer's
 /// liveness, which bounds how late a dead peer is noticed.
-const PARK_SLICE: Duration = Duration::from_millis(25);
+pub const PARK_SLICE: Duration = Duration::from_millis(25);
 
 /// Polls between two reads of the clock while spinning.
-const POLLS_PER_CLOCK: u32 = 64;
+pub const POLLS_PER_CLOCK: u32 = 64;
 
 /// After publishing progress: wakes the endpoint parked on `word`, if one may park
 /// (`may_park` non-zero) and is.
