@@ -11,7 +11,9 @@
 //! endpoint lives in another PID namespace is kept, and so is a ring holding records no
 //! receiver took (unless `--discard-undelivered`). Each of our objects kept says why.
 
-use crate::failure::Failure;
+use std::io;
+
+use crate::failure::{Failure, say};
 use crate::objects::{self, Object};
 
 /// Remove IPC objects: the ones named, or with --stale the abandoned ones ipc made.
@@ -50,12 +52,29 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let scan = objects::scan();
     let mut chosen: Vec<(&Object, String)> = Vec::new();
     let mut failures = Vec::new();
+    // What was removed is the point, the lines only report it: a reader that leaves (`ipc
+    // clean --stale | head -1`) does not stop the removals, and the exit code still tells
+    // whether they all succeeded.
+    let mut out = io::stdout().lock();
+    let mut closed = false;
+    let mut report = |line: String| -> Result<(), Failure> {
+        if closed {
+            return Ok(());
+        }
+        match say(&mut out, &line) {
+            Err(Failure::Closed { .. }) => {
+                closed = true;
+                Ok(())
+            }
+            other => other,
+        }
+    };
     if targets.is_empty() {
         for o in &scan.objects {
             match o.stale_reason(args.discard_undelivered) {
                 Ok(why) => chosen.push((o, why)),
                 // Another program's objects are not ours to judge: only ours say why they stay.
-                Err(why) if o.ours.is_some() => println!("kept {}: {why}", o.name),
+                Err(why) if o.ours.is_some() => report(format!("kept {}: {why}", o.name))?,
                 Err(_) => {}
             }
         }
@@ -68,7 +87,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         if args.stale {
             match o.stale_reason(args.discard_undelivered) {
                 Ok(why) => chosen.push((o, why)),
-                Err(why) => println!("kept {}: {why}", o.name),
+                Err(why) => report(format!("kept {}: {why}", o.name))?,
             }
         } else {
             chosen.push((o, "named".to_owned()));
@@ -76,11 +95,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
     }
     for (o, why) in chosen {
         if args.dry_run {
-            println!("would remove {} ({why})", o.name);
+            report(format!("would remove {} ({why})", o.name))?;
             continue;
         }
         match objects::remove(o) {
-            Ok(()) => println!("removed {} ({why})", o.name),
+            Ok(()) => report(format!("removed {} ({why})", o.name))?,
             Err(e) => failures.push(format!("removing {}: {e}", o.name)),
         }
     }

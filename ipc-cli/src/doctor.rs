@@ -4,7 +4,8 @@
 //! Every limit gets one entry: its name (the sysctl, rlimit or path an operator knows it by),
 //! its value, what it means for the transport ("largest posix-mq message: 8192 bytes"), and the
 //! fix. Values that make a transport unusable or tight are flagged. The command reads only; it
-//! exits 0 whatever it finds (flags are advice), and 1 only if it cannot print.
+//! exits 0 whatever it finds (flags are advice), and 1 only if it cannot print (0 if the
+//! reader of its output left: see [`Failure::Closed`]).
 //!
 //! `--json` prints the same as one JSON object: `limits` maps each name to its value (numbers,
 //! `null` where unknown, an object for `kernel.sem`), `checks` lists the entries in order.
@@ -14,7 +15,8 @@ use std::fmt::Write as _;
 use ipc::posix::mq::MqLimits;
 use ipc::sysv::msg::MsgLimits;
 
-use crate::failure::Failure;
+use crate::failure::{Failure, say};
+use crate::text::json_string as json_str;
 
 /// Show the kernel limits that bound each transport, and how to raise them.
 #[derive(clap::Args)]
@@ -150,12 +152,12 @@ pub fn run(args: Args) -> Result<(), Failure> {
     } else {
         render_text(&checks)
     };
-    use std::io::Write;
+    // Line by line through `say`: values read from /proc are shown as they are, escaped.
     let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(out.as_bytes())
-        .and_then(|()| stdout.flush())
-        .map_err(|e| Failure::Runtime(format!("writing the report: {e}")))
+    for line in out.lines() {
+        say(&mut stdout, line)?;
+    }
+    Ok(())
 }
 
 fn gather() -> Vec<Check> {
@@ -687,34 +689,9 @@ fn render_json(checks: &[Check]) -> String {
     )
 }
 
-fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for ch in s.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn json_strings_are_escaped() {
-        assert_eq!(json_str("a\"b\\c\nd\u{1}"), r#""a\"b\\c\nd\u0001""#);
-    }
 
     #[test]
     fn bytes_are_readable() {

@@ -1,6 +1,17 @@
 //! Why the command failed, and the exit code and one-line message that says so.
+//!
+//! Standard output closed by its reader (`ipc ls | head -1`: `EPIPE`, since Rust ignores
+//! `SIGPIPE`) is not a failure of the command but the end of its audience: the command stops
+//! writing and ends with [`Failure::Closed`], which prints nothing, not even on stderr, and
+//! exits 0, or 1 when a received message was lost with it (`ipc recv`). `SIGPIPE` is left
+//! ignored rather than reset: a death by signal (status 141 in a shell) would tell a script
+//! that the command failed. Nothing the command writes panics: stdout errors are returned,
+//! stderr errors ignored (there is nowhere left to say anything).
 
+use std::io::{self, Write};
 use std::process::ExitCode;
+
+use crate::text::escape;
 
 /// A failure of the command, by the exit code it gets.
 #[derive(Debug)]
@@ -11,6 +22,14 @@ pub enum Failure {
     Timeout(String),
     /// Anything else (exit 1).
     Runtime(String),
+    /// Standard output was closed by its reader (`EPIPE`): nobody reads what comes next, so
+    /// the command stops and says nothing. Exit 0, as for a command that had nothing more to
+    /// say; exit 1 if `lost`: `ipc recv` had taken a message off the transport that it could
+    /// not hand on, and a script (`set -o pipefail`) should learn that the message is gone.
+    Closed {
+        /// A message was taken from the transport and not delivered.
+        lost: bool,
+    },
 }
 
 impl Failure {
@@ -20,26 +39,55 @@ impl Failure {
             Failure::Usage(m) => Failure::Usage(m),
             Failure::Timeout(m) => Failure::Timeout(format!("{what}: {m}")),
             Failure::Runtime(m) => Failure::Runtime(format!("{what}: {m}")),
+            closed @ Failure::Closed { .. } => closed,
+        }
+    }
+
+    /// A failed write to standard output: [`Failure::Closed`] if its reader left, else a
+    /// runtime error.
+    pub fn stdout(e: io::Error) -> Failure {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            Failure::Closed { lost: false }
+        } else {
+            Failure::Runtime(format!("writing standard output: {e}"))
         }
     }
 
     fn exit_code(&self) -> u8 {
         match self {
+            Failure::Closed { lost } => u8::from(*lost),
             Failure::Runtime(_) => 1,
             Failure::Usage(_) => 2,
             Failure::Timeout(_) => 3,
         }
     }
 
-    /// Prints `ipc: <message>` as exactly one line on stderr and returns the exit code.
+    /// Prints `ipc: <message>` as exactly one line on stderr (nothing for
+    /// [`Failure::Closed`]) and returns the exit code.
     pub fn report(self) -> ExitCode {
         let code = self.exit_code();
-        let (Failure::Usage(m) | Failure::Timeout(m) | Failure::Runtime(m)) = self;
-        // Wrapped OS errors could carry a newline; one line per failure is the promise.
-        let line = m.replace('\n', " ");
-        eprintln!("ipc: {line}");
+        match self {
+            Failure::Usage(m) | Failure::Timeout(m) | Failure::Runtime(m) => {
+                // Escaped as a whole: the message quotes the command line and the system
+                // (names, paths, OS errors, which may also carry a newline: one line per
+                // failure is the promise), and escaping is idempotent.
+                note(&format!("ipc: {m}"));
+            }
+            Failure::Closed { .. } => {}
+        }
         ExitCode::from(code)
     }
+}
+
+/// Writes `line`, escaped, as one line on stderr. A stderr that cannot be written to is
+/// ignored: `eprintln!` would panic, and there is nowhere left to say so.
+pub fn note(line: &str) {
+    let _ = writeln!(io::stderr().lock(), "{}", escape(line));
+}
+
+/// Writes `line`, escaped, as one line on `out` (standard output, locked by the caller).
+pub fn say(out: &mut impl Write, line: &str) -> Result<(), Failure> {
+    writeln!(out, "{}", escape(line)).map_err(Failure::stdout)
 }
 
 impl From<ipc::Error> for Failure {

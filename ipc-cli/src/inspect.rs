@@ -1,12 +1,13 @@
 //! `ipc inspect SPEC`: the layout and state of a shared-memory segment made by ipc.
 
+use std::io::{self, Write};
 use std::sync::Arc;
 
 use ipc::Segment;
 use ipc::sync::ring::{self, Endpoint, LockState, RingState};
 use ipc::sync::{Layout, LayoutKind, ProcessId, Shared};
 
-use crate::failure::Failure;
+use crate::failure::{Failure, say};
 use crate::objects::{self, Kind, Which};
 
 /// Show the layout header and ring state of a shared-memory segment made by ipc.
@@ -46,25 +47,32 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let layout = Layout::attach(&shared, LayoutKind::Ring, std::time::Duration::ZERO)
         .or_else(|_| Layout::attach(&shared, LayoutKind::Custom, std::time::Duration::ZERO))
         .map_err(|e| Failure::context(format!("reading the layout of {spec}"), e))?;
-    println!("object       {spec}");
-    println!("size         {size} bytes");
-    println!(
-        "layout       ipc-sync version {}, {:?}, {} regions",
-        ipc::sync::layout::VERSION,
-        layout.kind(),
-        layout.regions().len()
-    );
+    let out = &mut io::stdout().lock();
+    say(out, &format!("object       {spec}"))?;
+    say(out, &format!("size         {size} bytes"))?;
+    say(
+        out,
+        &format!(
+            "layout       ipc-sync version {}, {:?}, {} regions",
+            ipc::sync::layout::VERSION,
+            layout.kind(),
+            layout.regions().len()
+        ),
+    )?;
     for (i, r) in layout.regions().iter().enumerate() {
-        println!(
-            "  region {i}   {:?} at {} ({} bytes)",
-            r.kind, r.offset, r.len
-        );
+        say(
+            out,
+            &format!(
+                "  region {i}   {:?} at {} ({} bytes)",
+                r.kind, r.offset, r.len
+            ),
+        )?;
     }
-    println!("creator      {}", who(layout.creator()));
+    say(out, &format!("creator      {}", who(layout.creator())))?;
     if layout.kind() == LayoutKind::Ring {
         let state =
             ring::inspect(&shared).map_err(|e| Failure::context(format!("reading {spec}"), e))?;
-        print_ring(&state);
+        print_ring(out, &state)?;
     }
     Ok(())
 }
@@ -89,41 +97,60 @@ fn endpoint(e: Endpoint, is_alive: bool) -> String {
     }
 }
 
-fn print_ring(state: &RingState) {
-    println!("capacity     {} bytes", state.geometry.capacity);
-    println!("max message  {} bytes", state.geometry.max_message);
-    println!("producers    {:?}", state.producers_mode);
-    println!(
-        "in flight    {} bytes, {} (head {}, tail {})",
-        state.bytes_in_flight(),
-        state
-            .records
-            .map_or("records not countable now".to_owned(), |n| format!(
-                "{n} records"
-            )),
-        state.head,
-        state.tail
-    );
+fn print_ring(out: &mut impl Write, state: &RingState) -> Result<(), Failure> {
+    say(
+        out,
+        &format!("capacity     {} bytes", state.geometry.capacity),
+    )?;
+    say(
+        out,
+        &format!("max message  {} bytes", state.geometry.max_message),
+    )?;
+    say(out, &format!("producers    {:?}", state.producers_mode))?;
+    let records = state
+        .records
+        .map_or("records not countable now".to_owned(), |n| {
+            format!("{n} records")
+        });
+    say(
+        out,
+        &format!(
+            "in flight    {} bytes, {records} (head {}, tail {})",
+            state.bytes_in_flight(),
+            state.head,
+            state.tail
+        ),
+    )?;
+    if state.uncounted_records > 0 {
+        say(
+            out,
+            &format!(
+                "past tail    {} records committed by a producer that died before counting \
+                 them (the next producer counts them)",
+                state.uncounted_records
+            ),
+        )?;
+    }
     match state.consumer {
-        Some((e, a)) => println!("consumer     {}", endpoint(e, a)),
-        None => println!("consumer     none attached"),
+        Some((e, a)) => say(out, &format!("consumer     {}", endpoint(e, a)))?,
+        None => say(out, "consumer     none attached")?,
     }
     if state.producers.is_empty() {
-        println!("producer     none attached");
+        say(out, "producer     none attached")?;
     }
     for (e, a) in &state.producers {
-        println!("producer     {}", endpoint(*e, *a));
+        say(out, &format!("producer     {}", endpoint(*e, *a)))?;
     }
-    match state.lock {
-        None => println!("lock         none (single producer: lock-free)"),
-        Some(LockState::Free) => println!("lock         free"),
+    let lock = match state.lock {
+        None => "none (single producer: lock-free)".to_owned(),
+        Some(LockState::Free) => "free".to_owned(),
         Some(LockState::Held {
             slot,
             pid,
             alive,
             waiters,
-        }) => println!(
-            "lock         held by producer slot {slot} ({}){}",
+        }) => format!(
+            "held by producer slot {slot} ({}){}",
             match (pid, alive) {
                 (Some(pid), true) => format!("pid {pid}, alive"),
                 (Some(pid), false) => {
@@ -134,7 +161,8 @@ fn print_ring(state: &RingState) {
             if waiters { ", with waiters" } else { "" }
         ),
         Some(LockState::Invalid(word)) => {
-            println!("lock         corrupted (word {word:#010x}): producers get `corrupted`")
+            format!("corrupted (word {word:#010x}): producers get `corrupted`")
         }
-    }
+    };
+    say(out, &format!("lock         {lock}"))
 }

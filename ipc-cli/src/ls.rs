@@ -1,8 +1,11 @@
 //! `ipc ls [--json]`: every IPC object on the machine, in one table. See [`crate::objects`]
 //! for the names it prints and how objects of this framework are recognised.
 
-use crate::failure::Failure;
-use crate::objects::{self, Object, json_string, key_text, user_name};
+use std::io::{self, Write};
+
+use crate::failure::{Failure, note, say};
+use crate::objects::{self, Object, key_text, user_name};
+use crate::text::{escape, json_string};
 
 /// List every System V and POSIX IPC object on the machine, marking those made by ipc.
 ///
@@ -19,17 +22,18 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<(), Failure> {
     let scan = objects::scan();
-    for note in &scan.notes {
-        eprintln!("ipc: note: {note}");
+    for n in &scan.notes {
+        note(&format!("ipc: note: {n}"));
     }
+    let mut out = io::stdout().lock();
     if args.json {
         for o in &scan.objects {
-            println!("{}", json(o));
+            writeln!(out, "{}", json(o)).map_err(Failure::stdout)?;
         }
+        Ok(())
     } else {
-        print_table(&scan.objects);
+        print_table(&mut out, &scan.objects)
     }
-    Ok(())
 }
 
 fn opt<T: ToString>(v: Option<T>) -> String {
@@ -67,7 +71,7 @@ fn state(o: &Object) -> String {
     if s.is_empty() { "-".to_owned() } else { s }
 }
 
-fn print_table(list: &[Object]) {
+fn print_table(out: &mut impl Write, list: &[Object]) -> Result<(), Failure> {
     let header = [
         "KIND", "NAME", "KEY", "SIZE", "OWNER", "MODE", "CREATOR", "ATT", "OURS", "STATE",
     ];
@@ -76,10 +80,12 @@ fn print_table(list: &[Object]) {
         .map(|o| {
             [
                 o.kind.to_string(),
-                o.name.clone(),
+                // Names come from /dev/shm and /dev/mqueue, where anyone may make one.
+                escape(&o.name).into_owned(),
                 o.key.map_or_else(|| "-".to_owned(), key_text),
                 size(o),
-                o.uid.map_or_else(|| "-".to_owned(), user_name),
+                o.uid
+                    .map_or_else(|| "-".to_owned(), |u| escape(&user_name(u)).into_owned()),
                 o.mode
                     .map_or_else(|| "-".to_owned(), |m| format!("{m:04o}")),
                 creator(o),
@@ -89,27 +95,29 @@ fn print_table(list: &[Object]) {
             ]
         })
         .collect();
+    // In characters, as `format!` pads: a name may be UTF-8 beyond ASCII.
     let mut widths = header.map(str::len);
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
+            *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: &[&str]| {
-        let mut out = String::new();
+    let mut line = |cells: &[&str]| {
+        let mut text = String::new();
         for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
             if i + 1 == cells.len() {
-                out.push_str(cell);
+                text.push_str(cell);
             } else {
-                out.push_str(&format!("{cell:<w$}  "));
+                text.push_str(&format!("{cell:<w$}  "));
             }
         }
-        println!("{}", out.trim_end());
+        say(out, text.trim_end())
     };
-    line(&header);
+    line(&header)?;
     for row in &rows {
-        line(&row.iter().map(String::as_str).collect::<Vec<_>>());
+        line(&row.iter().map(String::as_str).collect::<Vec<_>>())?;
     }
+    Ok(())
 }
 
 fn json(o: &Object) -> String {

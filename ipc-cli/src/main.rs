@@ -13,6 +13,7 @@ mod objects;
 mod recv;
 mod send;
 mod shm;
+mod text;
 
 use std::process::ExitCode;
 

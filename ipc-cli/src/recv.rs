@@ -53,12 +53,14 @@ pub fn run(args: Args) -> Result<(), Failure> {
             Err(e) => return Err(Failure::context("receiving", e)),
         };
         received += 1;
-        match print_message(&mut out, &buf[..len]) {
-            Ok(()) => {}
-            // The reader of our output is gone (`ipc recv ... | head -1`): nobody wants more.
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
-            Err(e) => return Err(Failure::Runtime(format!("writing standard output: {e}"))),
-        }
+        // The reader of our output is gone (`ipc recv ... | head -1`): nobody wants more, so
+        // stop receiving. We only learn it by writing, so this message, already taken off the
+        // transport, is lost (whole, or its tail): exit 1, quietly, so that a pipeline with
+        // `pipefail` learns it; `--count` is how to take no more than is wanted.
+        print_message(&mut out, &buf[..len]).map_err(|e| match Failure::stdout(e) {
+            Failure::Closed { .. } => Failure::Closed { lost: true },
+            other => other,
+        })?;
     }
     Ok(())
 }

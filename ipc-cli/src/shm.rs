@@ -145,12 +145,10 @@ fn read(spec: &str, offset: usize, len: Option<usize>) -> Result<(), Failure> {
         let n = buf.len().min(len - done);
         seg.read_at(offset + done, &mut buf[..n])
             .context(|| format!("reading {spec}"))?;
-        out.write_all(&buf[..n])
-            .map_err(|e| Failure::Runtime(format!("writing standard output: {e}")))?;
+        out.write_all(&buf[..n]).map_err(Failure::stdout)?;
         done += n;
     }
-    out.flush()
-        .map_err(|e| Failure::Runtime(format!("writing standard output: {e}")))
+    out.flush().map_err(Failure::stdout)
 }
 
 fn write(spec: &str, offset: usize) -> Result<(), Failure> {

@@ -180,8 +180,16 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let mut floors = Floors::default();
     let mut shm_measured = false;
     let mut rows = Vec::new();
+    // Once standard output's reader has left (`ipc bench | head -3`), nobody reads the rest of
+    // the table: stop between cells (every peer has exited then), unless the rows also go
+    // into a --plot. The peers' stdout is theirs, not ours, so this never cuts a run short.
+    let unread = |report: &Report| report.closed() && args.plot.is_none();
     for transport in transports {
         for &size in &args.sizes {
+            if unread(&report) {
+                progress.finish_and_clear();
+                return Err(Failure::Closed { lost: false });
+            }
             progress.set_message(format!("{} {size} B", transport.name()));
             match transport.unsupported(size) {
                 Some(reason) => {
@@ -198,7 +206,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             progress.inc(1);
         }
     }
-    if shm_measured {
+    if shm_measured && !unread(&report) {
         progress.set_message("memcpy reference");
         // Alone on its CPU: every peer has exited.
         let budget = Duration::from_millis(args.budget_ms) / 8;

@@ -1,5 +1,6 @@
 //! `ipc bench-peer`: the second process of a bench run, started by `ipc bench`.
 
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -85,9 +86,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
         Role::Sink => sink(&mut *rx, &mut *tx, &mut buf, msg, &mut clock),
     }
     .context(|| format!("bench peer ({})", args.role))?;
-    // Read by `Link::finish`; a parent that is gone no longer needs it.
-    println!("{}", clock.report().line());
-    Ok(())
+    // Read by `Link::finish`; a parent that is gone no longer needs it (`Failure::Closed`).
+    writeln!(std::io::stdout().lock(), "{}", clock.report().line()).map_err(Failure::stdout)
 }
 
 /// The peer's CPU clock and message count over the measured interval, which starts at the

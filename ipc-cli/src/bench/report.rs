@@ -8,6 +8,8 @@ use super::memcpy::{self, Memcpy};
 use super::pingpong::Latency;
 use super::throughput::Rate;
 use super::transport::PeerReport;
+use crate::failure::note;
+use crate::text::{escape, json_string};
 
 /// The figures of one variant (ours or raw) of one transport × size.
 pub struct Measurement {
@@ -91,6 +93,8 @@ pub enum Format {
 pub struct Report {
     format: Format,
     out: io::Stdout,
+    /// Standard output's reader has left (`EPIPE`).
+    closed: bool,
 }
 
 const COLUMNS: usize = 16;
@@ -119,7 +123,14 @@ impl Report {
         Report {
             format,
             out: io::stdout(),
+            closed: false,
         }
+    }
+
+    /// Whether standard output's reader has left (`ipc bench | head -3`): nothing written from
+    /// now on is read.
+    pub fn closed(&self) -> bool {
+        self.closed
     }
 
     pub fn start(&mut self) {
@@ -141,7 +152,9 @@ impl Report {
     pub fn skipped(&mut self, transport: &str, size: usize, reason: &str) {
         match self.format {
             Format::Table => self.emit(&skipped_row(transport, size, reason)),
-            Format::Json => eprintln!("ipc bench: {transport} {size} B skipped: {reason}"),
+            Format::Json => note(&format!(
+                "ipc bench: {transport} {size} B skipped: {reason}"
+            )),
         }
     }
 
@@ -183,14 +196,25 @@ impl Report {
                 );
                 self.emit(&wall);
             }
-            Format::Json => eprintln!("ipc bench: {wall}"),
+            Format::Json => note(&format!("ipc bench: {wall}")),
         }
     }
 
-    fn emit(&mut self, line: &str) {
-        // Losing the report's reader (`ipc bench | head`) is no reason to stop measuring
-        // differently; the next write fails the same way.
-        let _ = writeln!(self.out, "{line}").and_then(|()| self.out.flush());
+    /// Writes `text` line by line, escaped (a skipped cell's reason quotes the system). A
+    /// closed stdout is remembered for [`Report::closed`]; other write errors are ignored: the
+    /// measurements go on (into `--plot`, if asked) and the next write fails the same way.
+    fn emit(&mut self, text: &str) {
+        if self.closed {
+            return;
+        }
+        let mut out = self.out.lock();
+        let written = text
+            .lines()
+            .try_for_each(|line| writeln!(out, "{}", escape(line)))
+            .and_then(|()| out.flush());
+        if written.is_err_and(|e| e.kind() == io::ErrorKind::BrokenPipe) {
+            self.closed = true;
+        }
     }
 }
 
@@ -382,23 +406,6 @@ fn json_number(x: f64) -> String {
     }
 }
 
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,7 +460,6 @@ mod tests {
         assert_eq!(count(1_234_567.0), "1.23M");
         assert_eq!(count(45_600.0), "45.6k");
         assert_eq!(ratio(3.0, 2.0), "1.50x");
-        assert_eq!(json_string("a\"b\n"), "\"a\\\"b\\u000a\"");
         assert_eq!(
             sides(Sides {
                 ours: 520.0,
