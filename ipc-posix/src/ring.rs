@@ -47,7 +47,10 @@
 //! refuses one it names with a different value ([`Error::Incompatible`], saying both). A
 //! `message_size` above [`Geometry::max_message_for`](ipc_sync::ring::Geometry::max_message_for) the capacity (half of it, less a record
 //! header: what an empty ring always takes at once, wherever its position) is
-//! [`Error::LimitExceeded`] naming it; a segment larger than the free space of `/dev/shm` is
+//! [`Error::InvalidSpec`] naming it when the string names the capacity too (no ring could
+//! ever satisfy it), as is a `capacity` above [`MAX_CAPACITY`](ipc_sync::ring::request::MAX_CAPACITY);
+//! with the default capacity it is [`Error::LimitExceeded`] when creating (an existing,
+//! larger ring would do), saying what capacity to ask for; a segment larger than the free space of `/dev/shm` is
 //! [`Error::LimitExceeded`] naming `/dev/shm`, found when it is created (every page is reserved
 //! then), never a `SIGBUS` later.
 //!
@@ -490,12 +493,13 @@ mod tests {
     fn message_size_above_the_rings_maximum_is_refused_by_name() {
         let max = Geometry::max_message_for(4096);
         let (spec, guard) = unique(&format!("?capacity=4KiB&message_size={}", max + 1));
+        // With the capacity named, no ring can ever take it: the string is at fault.
         match ShmReceiver::open(&spec) {
-            Err(Error::LimitExceeded { what, limit }) => {
-                assert!(what.contains("message_size"), "{what}");
-                assert_eq!(limit, max as u64);
+            Err(Error::InvalidSpec { spec, reason }) => {
+                assert_eq!(spec, format!("message_size={}", max + 1));
+                assert!(reason.contains(&format!("at most {max} bytes")), "{reason}");
             }
-            other => panic!("expected LimitExceeded, got {other:?}"),
+            other => panic!("expected InvalidSpec, got {other:?}"),
         }
         assert!(!exists(&guard.0));
         // Without a capacity, the default one is the bound when creating.
@@ -503,7 +507,7 @@ mod tests {
         let (spec, guard) = unique(&format!("?message_size={over}"));
         assert!(matches!(
             ShmSender::open(&format!("{spec}&create=always").parse().unwrap()),
-            Err(Error::LimitExceeded { .. })
+            Err(Error::LimitExceeded { what, .. }) if what.contains("set capacity=")
         ));
         assert!(!exists(&guard.0));
         let (spec, _guard) = unique(&format!("?capacity=4KiB&message_size={max}"));
@@ -522,7 +526,7 @@ mod tests {
         let (spec, guard) = unique("?capacity=4611686018427387904");
         assert!(matches!(
             ShmReceiver::open(&spec),
-            Err(Error::LimitExceeded { what, .. }) if what.contains("capacity")
+            Err(Error::InvalidSpec { spec, .. }) if spec.starts_with("capacity=")
         ));
         assert!(!exists(&guard.0));
     }

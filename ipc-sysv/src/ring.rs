@@ -232,8 +232,9 @@ impl SysvShmSender {
     /// [`Error::Incompatible`] for a segment that is not ours or not an initialised ring of
     /// ours, or whose capacity, message size or producers differ from those the string names;
     /// [`Error::LimitExceeded`] when the ring already has its senders, for a `message_size`
-    /// the capacity cannot take, or a size the kernel refuses (`kernel.shmmax`);
-    /// [`Error::InvalidSpec`] for `private`.
+    /// the default capacity cannot take, or a size the kernel refuses (`kernel.shmmax`);
+    /// [`Error::InvalidSpec`] for `private`, a `capacity` above [`MAX_CAPACITY`] or a
+    /// `message_size` the named capacity cannot take.
     pub fn open(spec: &TransportSpec) -> Result<SysvShmSender> {
         let request = Request::from_spec(spec, Create::Never)?;
         let name_wait = Wait::timeout(spec.options.open_timeout.unwrap_or(DEFAULT_OPEN_TIMEOUT));

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use ipc_core::{Create, Error, Options, Producers, Result, Wait, WaitStrategy};
 
+use super::core::HEADER;
 use super::{EndpointOptions, Geometry, RingConfig, RingState};
 
 /// Ring size when the string names none.
@@ -33,19 +34,35 @@ pub struct RingRequest {
     pub wait: WaitStrategy,
 }
 
+/// The smallest capacity (as [`RingConfig::new`] rounds it) whose ring takes `message_size`
+/// (the inverse of [`Geometry::max_message_for`]), at most [`MAX_CAPACITY`].
+fn capacity_for(message_size: usize) -> u64 {
+    let needed = (message_size as u64)
+        .saturating_add(HEADER)
+        .saturating_mul(2);
+    RingConfig::new(needed.min(MAX_CAPACITY)).capacity
+}
+
+/// The largest message any ring takes: that of the largest capacity.
+fn largest_message() -> usize {
+    Geometry::max_message_for(RingConfig::new(MAX_CAPACITY).capacity)
+}
+
 impl RingRequest {
     /// Reads the ring options of `options`; `object` names the segment in errors
     /// (`posix-shm:/name`).
     pub fn from_options(options: &Options, object: String) -> Result<RingRequest> {
         let capacity = match options.capacity {
+            // No machine maps this much, and no existing ring can have it: the string is wrong,
+            // not the machine.
             Some(c) if c > MAX_CAPACITY => {
-                return Err(Error::LimitExceeded {
-                    what: format!(
-                        "capacity of {object} ({c} bytes asked; a mapping is at most \
-                         isize::MAX bytes)"
+                return Err(Error::invalid_spec(
+                    format!("capacity={c}"),
+                    format!(
+                        "a ring holds at most {MAX_CAPACITY} bytes (a mapping is at most \
+                         isize::MAX bytes, header included); {object} cannot have {c}"
                     ),
-                    limit: MAX_CAPACITY,
-                });
+                ));
             }
             Some(c) => Some(RingConfig::new(c).capacity),
             None => None,
@@ -59,10 +76,34 @@ impl RingRequest {
             producers: options.producers,
             wait: options.wait.unwrap_or_default(),
         };
+        let object = &request.object;
+        if let Some(m) = request.message_size.filter(|m| *m > largest_message()) {
+            return Err(Error::invalid_spec(
+                format!("message_size={m}"),
+                format!(
+                    "no ring takes messages above {} bytes (half of the largest ring, {} \
+                     bytes, less its {HEADER}-byte record header); {object} cannot either",
+                    largest_message(),
+                    RingConfig::new(MAX_CAPACITY).capacity
+                ),
+            ));
+        }
         // With an explicit capacity the bound holds whether we create or open (an existing
-        // ring must have that capacity); without one, only if we create (see `config`).
+        // ring must have that capacity), so a message_size above it can never work: an invalid
+        // spec. Without a capacity, only if we create (see `config`).
         if let (Some(capacity), Some(message_size)) = (request.capacity, request.message_size) {
-            request.check_fits(capacity, message_size)?;
+            if message_size > Geometry::max_message_for(capacity) {
+                return Err(Error::invalid_spec(
+                    format!("message_size={message_size}"),
+                    format!(
+                        "a ring of capacity {capacity} bytes takes messages of at most {} \
+                         bytes (half the ring, less its {HEADER}-byte record header); {object} needs \
+                         capacity={} or more for it",
+                        Geometry::max_message_for(capacity),
+                        capacity_for(message_size),
+                    ),
+                ));
+            }
         }
         Ok(request)
     }
@@ -72,28 +113,30 @@ impl RingRequest {
         &self.object
     }
 
-    /// `message_size` must be at most what the ring takes ([`Geometry::max_message_for`]).
-    fn check_fits(&self, capacity: u64, message_size: usize) -> Result<()> {
-        let max = Geometry::max_message_for(capacity);
-        if message_size > max {
-            return Err(Error::LimitExceeded {
-                what: format!(
-                    "message_size of {} ({message_size} bytes asked; a ring of {capacity} bytes \
-                     takes messages of at most {max} bytes)",
-                    self.object
-                ),
-                limit: max as u64,
-            });
-        }
-        Ok(())
-    }
-
     /// The ring to create.
+    ///
+    /// Errors: a `message_size` above what the default capacity takes (the only case
+    /// [`RingRequest::from_options`] lets through) is [`Error::LimitExceeded`], not an invalid
+    /// spec: the same string may open an existing, larger ring. The error says what capacity
+    /// to ask for.
     pub fn config(&self) -> Result<RingConfig> {
         let mut config = RingConfig::new(self.capacity.unwrap_or(DEFAULT_CAPACITY))
             .producers(self.producers.unwrap_or_default());
         if let Some(message_size) = self.message_size {
-            self.check_fits(config.capacity, message_size)?;
+            let max = Geometry::max_message_for(config.capacity);
+            if message_size > max {
+                return Err(Error::LimitExceeded {
+                    what: format!(
+                        "message_size of {} ({message_size} bytes asked; a new ring of the \
+                         default capacity, {} bytes, takes messages of at most {max} bytes: \
+                         set capacity={} or more)",
+                        self.object,
+                        config.capacity,
+                        capacity_for(message_size)
+                    ),
+                    limit: max as u64,
+                });
+            }
             config = config.max_message(message_size);
         }
         Ok(config)
