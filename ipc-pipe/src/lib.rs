@@ -111,20 +111,37 @@ impl Default for PipeConfig {
 
 impl PipeConfig {
     /// Reads `message_size` and `capacity` from `options`.
+    ///
+    /// Errors: [`Error::InvalidSpec`] for a `message_size` above [`MAX_PAYLOAD`] (the frame
+    /// format's bound) or a `capacity` above `i32::MAX` (`F_SETPIPE_SZ` takes an `int`): no
+    /// machine takes them, whatever its settings. What this machine's `fs.pipe-max-size`
+    /// refuses is found when the pipe is sized.
     pub fn from_options(options: &Options) -> Result<PipeConfig> {
-        let too_big = |what: &str, value: u64, limit: usize| {
-            (value > limit as u64).then(|| Error::LimitExceeded {
-                what: format!("{what} of a pipe ({value} asked)"),
-                limit: limit as u64,
+        let too_big = |name: &str, value: u64, limit: usize, why: &str| {
+            (value > limit as u64).then(|| {
+                Error::invalid_spec(
+                    format!("{name}={value}"),
+                    format!("{name} of a pipe is at most {limit} bytes ({why})"),
+                )
             })
         };
         let message_size = options.message_size.unwrap_or(DEFAULT_MESSAGE_SIZE as u64);
-        if let Some(e) = too_big("message_size", message_size, MAX_PAYLOAD) {
+        if let Some(e) = too_big(
+            "message_size",
+            message_size,
+            MAX_PAYLOAD,
+            "the largest frame",
+        ) {
             return Err(e);
         }
         let capacity = match options.capacity {
             Some(c) => {
-                if let Some(e) = too_big("capacity", c, i32::MAX as usize) {
+                if let Some(e) = too_big(
+                    "capacity",
+                    c,
+                    i32::MAX as usize,
+                    "F_SETPIPE_SZ takes an int",
+                ) {
                     return Err(e);
                 }
                 Some(c as usize)
