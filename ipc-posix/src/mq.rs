@@ -36,7 +36,9 @@
 //! privileged processes, so that what works as root works for everyone: a `capacity` above
 //! `fs.mqueue.msg_max`, a `message_size` above `fs.mqueue.msgsize_max`, or a queue larger than
 //! `RLIMIT_MSGQUEUE` is [`Error::LimitExceeded`] naming the limit and its value; too many queues
-//! (`fs.mqueue.queues_max`) is found at `mq_open`.
+//! (`fs.mqueue.queues_max`) is found at `mq_open`. Above the kernel's own ceilings, which no
+//! sysctl raises ([`HARD_MSGMAX`] messages, [`HARD_MSGSIZEMAX`] bytes), the value can never
+//! work: [`Error::InvalidSpec`] naming the option.
 //!
 //! A queue has no connection, so a dead peer cannot be seen. What can be seen is the queue
 //! being removed: a blocked call checks every 100 ms whether the queue still has a name, and
@@ -66,6 +68,11 @@ pub const DEFAULT_MODE: u32 = 0o600;
 pub const DEFAULT_MESSAGE_SIZE: usize = 8192;
 /// `capacity` when the string gives none (capped at `fs.mqueue.msg_max`).
 pub const DEFAULT_CAPACITY: usize = 10;
+/// The kernel's ceiling for `fs.mqueue.msg_max` (`HARD_MSGMAX`, Linux 3.5 on): no queue holds
+/// more messages, whatever the sysctl says and whoever asks.
+pub const HARD_MSGMAX: u64 = 65536;
+/// The kernel's ceiling for `fs.mqueue.msgsize_max` (`HARD_MSGSIZEMAX`, Linux 3.5 on).
+pub const HARD_MSGSIZEMAX: u64 = 16 * 1024 * 1024;
 /// How often a blocked call checks that the queue still exists.
 const REMOVAL_CHECK: Duration = Duration::from_millis(100);
 /// Kernel bookkeeping per message (`struct msg_msg` and a share of the priority tree), as
@@ -209,6 +216,23 @@ impl Request {
                 "not a posix-mq transport string (`posix-mq:/name`)",
             ));
         };
+        // Past the kernel's ceilings no setting helps and no existing queue matches: the
+        // string is at fault, not the machine (below them, LimitExceeded names the sysctl).
+        let o = &spec.options;
+        for (name, value, ceiling, what) in [
+            ("capacity", o.capacity, HARD_MSGMAX, "messages"),
+            ("message_size", o.message_size, HARD_MSGSIZEMAX, "bytes"),
+        ] {
+            if let Some(v) = value.filter(|v| *v > ceiling) {
+                return Err(Error::invalid_spec(
+                    format!("{name}={v}"),
+                    format!(
+                        "a POSIX queue's {name} is at most {ceiling} {what} (the kernel's \
+                         ceiling, whatever fs.mqueue says)"
+                    ),
+                ));
+            }
+        }
         let to_usize = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
         Ok(Request {
             name: PosixName::new(name)?,

@@ -49,7 +49,8 @@
 //! for privileged processes (who could exceed `msgmnb`), so that what works as root works for
 //! everyone: a `message_size` above `kernel.msgmax` or a queue above `kernel.msgmnb` bytes is
 //! [`Error::LimitExceeded`] naming the sysctl and its value; too many queues is
-//! `kernel.msgmni`. An existing queue is opened with the `message_size` asked for (default:
+//! `kernel.msgmni`. A `message_size` above `i32::MAX`, which no `kernel.msgmax` allows, is
+//! [`Error::InvalidSpec`]. An existing queue is opened with the `message_size` asked for (default:
 //! min(`kernel.msgmax`, its `msg_qbytes`)); if `capacity` is also given, its `msg_qbytes` must
 //! be `capacity × message_size`.
 //!
@@ -266,6 +267,17 @@ impl Request {
             return Err(Error::invalid_spec(
                 spec.to_string(),
                 "not a sysv-mq transport string (`sysv-mq:key=N`)",
+            ));
+        }
+        // `kernel.msgmax` is an int: no setting lets a larger message through, and a buffer
+        // that size is never worth allocating for an existing queue either.
+        if let Some(m) = spec.options.message_size.filter(|m| *m > i32::MAX as u64) {
+            return Err(Error::invalid_spec(
+                format!("message_size={m}"),
+                format!(
+                    "a System V message is at most {} bytes (kernel.msgmax is an int)",
+                    i32::MAX
+                ),
             ));
         }
         let request = Request {
