@@ -1,7 +1,8 @@
 //! `ipc`: send and receive messages over any transport of the `ipc` crate, and benchmark the
 //! transports against plain system calls.
 //!
-//! Exit codes: 0 success, 1 runtime error, 2 bad spec or option, 3 timed out.
+//! Exit codes: 0 success, 1 runtime error, 2 bad spec or option, 3 timed out. A standard
+//! output closed by its reader ends a command quietly (see `Failure::Closed`).
 
 mod bench;
 mod clean;
@@ -25,7 +26,9 @@ use crate::failure::Failure;
 /// Send, receive and benchmark messages over Linux IPC transports.
 ///
 /// A transport is named by a spec such as `fifo:/tmp/app.fifo?message_size=4KiB` or `pipe:fd=0`.
-/// Exit codes: 0 success, 1 runtime error, 2 bad spec or option, 3 timed out.
+/// Exit codes: 0 success, 1 runtime error, 2 bad spec or option, 3 timed out. When the reader
+/// of the output leaves (`| head`), a command stops and exits 0 without a word (`recv`: 1,
+/// since the message it had taken is lost).
 #[derive(Parser)]
 #[command(name = "ipc", version)]
 struct Cli {

@@ -11,6 +11,9 @@ use crate::failure::{Context, Failure, parse_duration_arg, parse_spec};
 ///
 /// Without --count, receives until the sender disconnects (a posix-mq queue has no connection:
 /// until the queue is removed; a posix-shm ring: once every sender that attached has left).
+/// If the reader of the output leaves, stops and exits 1 without a word: the message it was
+/// printing had been taken off the transport and is lost (use --count to take only what is
+/// wanted).
 #[derive(clap::Args)]
 pub struct Args {
     /// Where to receive from, e.g. `fifo:/tmp/app.fifo`, `posix-shm:/ticks` or `pipe:fd=0`.
