@@ -81,7 +81,10 @@ use std::time::{Duration, Instant};
 
 use ipc_core::{Error, Result};
 
+use ipc_core::Wait;
+
 use crate::mutex::{LockError, MutexGuard};
+use crate::process::Watch;
 use crate::sys::futex::{self, Woke};
 use crate::sys::mem::Shared;
 
@@ -102,6 +105,17 @@ const _: () = assert!(TAG_OFFSET + 4 <= CONDVAR_REGION_SIZE && SEQ_OFFSET + 4 <=
 /// What a wait returns when it may time out: the relocked guard, and whether the deadline
 /// passed (`true`) rather than a wake-up ending the wait.
 pub type WaitTimeoutResult<'a> = std::result::Result<(MutexGuard<'a>, bool), LockError<'a>>;
+
+/// How a [`Condvar::wait_with`] ended (the caller holds the lock again in every case).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitOutcome {
+    /// A notify, or a spurious wake-up: re-check the predicate.
+    Notified,
+    /// The deadline passed.
+    TimedOut,
+    /// The watched peer exited: whatever it was to do, it will not.
+    PeerGone,
+}
 
 /// A process-shared condition variable inside a segment (see the [module docs](self)).
 ///
@@ -263,6 +277,59 @@ impl Condvar {
         Ok((guard, timed_out))
     }
 
+    /// [`Condvar::wait`] bounded by `wait` and watching `peer`: sleeps in slices of at most
+    /// [`PEER_CHECK`](crate::mutex::PEER_CHECK) and wakes with [`WaitOutcome::PeerGone`] once
+    /// the watched process has exited, so that a waiter for its peer's answer never outlives
+    /// the peer by more than that. [`Wait::Never`] returns at once (`TimedOut`) without
+    /// unlocking.
+    ///
+    /// The relock is [`RobustMutex::lock_with`](crate::RobustMutex::lock_with) with the same
+    /// deadline and peer: if it fails ([`LockError::TimedOut`], [`LockError::PeerGone`], ...)
+    /// the caller does not hold the lock; with [`LockError::OwnerDied`] it does, and must
+    /// recover.
+    pub fn wait_with<'a>(
+        &self,
+        guard: MutexGuard<'a>,
+        wait: Wait,
+        peer: Option<&Watch>,
+    ) -> std::result::Result<(MutexGuard<'a>, WaitOutcome), LockError<'a>> {
+        let deadline = match wait {
+            Wait::Never => return Ok((guard, WaitOutcome::TimedOut)),
+            Wait::Forever => None,
+            Wait::Until(at) => Some(at),
+        };
+        let word = self.seq();
+        // As in `wait_until`: read under the mutex, so a notify after our unlock changes it.
+        let seq = word.load(Ordering::Relaxed);
+        let mutex = guard.mutex();
+        drop(guard);
+        let outcome = loop {
+            let now = Instant::now();
+            let left = deadline.map(|d| d.saturating_duration_since(now));
+            if left.is_some_and(|l| l.is_zero()) {
+                break WaitOutcome::TimedOut;
+            }
+            let slice = match (left, peer) {
+                (Some(l), Some(_)) => Some(l.min(crate::mutex::PEER_CHECK)),
+                (None, Some(_)) => Some(crate::mutex::PEER_CHECK),
+                (left, None) => left,
+            };
+            match futex::wait(word, seq, slice) {
+                Woke::Woken | Woke::Changed => break WaitOutcome::Notified,
+                Woke::TimedOut | Woke::Interrupted => {
+                    if word.load(Ordering::Relaxed) != seq {
+                        break WaitOutcome::Notified;
+                    }
+                    if peer.is_some_and(|p| !p.is_alive()) {
+                        break WaitOutcome::PeerGone;
+                    }
+                }
+            }
+        };
+        let guard = mutex.lock_with(wait, peer)?;
+        Ok((guard, outcome))
+    }
+
     /// Waits while `condition()` holds: checks it with the lock held, and [`Condvar::wait`]s
     /// as long as it returns `true`. Returns the guard once it returns `false`.
     ///
@@ -327,6 +394,31 @@ mod tests {
     use crate::{HeapSegment, RobustMutex};
 
     const LONG: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn wait_with_wakes_when_the_watched_peer_dies_and_holds_the_lock_again() {
+        let f = Fixture::new();
+        let (mut child, peer) = crate::mutex::tests::watched_child();
+        let guard = f.mutex.lock().unwrap();
+        let (guard, outcome) = f
+            .condvar
+            .wait_with(guard, Wait::Never, Some(&peer))
+            .unwrap();
+        assert_eq!(outcome, WaitOutcome::TimedOut);
+        let soon = Wait::Until(Instant::now() + Duration::from_millis(30));
+        let (guard, outcome) = f.condvar.wait_with(guard, soon, Some(&peer)).unwrap();
+        assert_eq!(outcome, WaitOutcome::TimedOut);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                child.kill().unwrap();
+                child.wait().unwrap();
+            });
+            let deadline = Wait::Until(Instant::now() + LONG);
+            let (_guard, outcome) = f.condvar.wait_with(guard, deadline, Some(&peer)).unwrap();
+            // Nobody notifies: only the peer's death (or the 30 s deadline) ends the wait.
+            assert_eq!(outcome, WaitOutcome::PeerGone);
+        });
+    }
 
     struct Fixture {
         mutex: RobustMutex,

@@ -20,7 +20,7 @@ pub mod process;
 pub mod ring;
 mod sys;
 
-pub use condvar::Condvar;
+pub use condvar::{Condvar, WaitOutcome};
 pub use layout::{Layout, LayoutBuilder, LayoutKind, Region, RegionKind};
 pub use mutex::{LockError, LockState, MutexGuard, Recovery, RobustMutex};
 pub use process::{ProcessId, Watch};

@@ -37,6 +37,26 @@
 //! PID namespace. A guard is `!Send`: a pthread mutex must be unlocked by the thread that locked
 //! it.
 //!
+//! # Trust: for cooperating processes only
+//!
+//! A `pthread_mutex_t` is glibc's object, not ours: while a thread holds it, glibc keeps the
+//! links of that thread's robust list *inside the mutex* (absolute addresses of the holder's
+//! other mutexes), and unlocking writes through them; its kind word selects code paths that
+//! assert on values they do not expect. A process that can write the segment can therefore make
+//! a holder's unlock write where it chose (a crash, or worse), or abort it. Nothing here can
+//! validate glibc's words first. So:
+//!
+//! - use a `RobustMutex` only in segments that no untrusted process can write (mode `0600`,
+//!   or a group of processes that trust each other);
+//! - the ring channel does not use it: its producers' lock is a word of our own that a peer
+//!   can corrupt (giving [`Error::Corrupted`]) but not turn into a write or a crash (see
+//!   [`ring::lock`](crate::ring::lock)).
+//!
+//! Every wait can be bounded and told to watch a peer: [`RobustMutex::lock_with`] and
+//! [`Condvar::wait_with`](crate::Condvar::wait_with) take a [`Wait`] deadline and an optional
+//! [`Watch`], and give up with [`LockError::PeerGone`] within [`PEER_CHECK`] of that peer's
+//! death.
+//!
 //! ```
 //! use std::sync::Arc;
 //! use std::sync::atomic::Ordering;
@@ -92,13 +112,18 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use ipc_core::{Error, Result};
+use ipc_core::{Error, Result, Wait};
 
+use crate::process::Watch;
 use crate::sys::mem::Shared;
 use crate::sys::pthread::{self, Acquire, RawMutex};
 
 /// Bytes a mutex region takes (a `pthread_mutex_t` and a tag, rounded up to a cache line).
 pub const MUTEX_REGION_SIZE: usize = 64;
+
+/// How often a wait that watches a peer ([`RobustMutex::lock_with`],
+/// [`Condvar::wait_with`](crate::Condvar::wait_with)) polls whether it still lives.
+pub const PEER_CHECK: Duration = Duration::from_millis(25);
 
 /// Offset of the "initialised" tag within the region.
 const TAG_OFFSET: usize = MUTEX_REGION_SIZE - 4;
@@ -240,6 +265,9 @@ pub enum LockError<'a> {
     /// The calling thread already holds this mutex (`EDEADLK`): a relock that would otherwise
     /// wait forever.
     Deadlock,
+    /// The peer the caller asked to watch ([`RobustMutex::lock_with`]) exited while the lock
+    /// was held elsewhere. The caller does not hold the lock.
+    PeerGone,
     /// Any other failure of the system call, with its `errno`.
     Sys(Error),
 }
@@ -258,6 +286,9 @@ impl fmt::Display for LockError<'_> {
             LockError::WouldBlock => f.write_str("the lock is held elsewhere"),
             LockError::TimedOut => f.write_str("timed out waiting for the lock"),
             LockError::Deadlock => f.write_str("this thread already holds the lock"),
+            LockError::PeerGone => {
+                f.write_str("the watched peer exited while waiting for the lock")
+            }
             LockError::Sys(e) => write!(f, "{e}"),
         }
     }
@@ -282,6 +313,7 @@ impl std::error::Error for LockError<'_> {
 /// - `WouldBlock` → [`Error::Timeout`]: a `try_lock` is a lock with a zero timeout, and like
 ///   `Timeout` it is transient ([`Error::is_transient`]).
 /// - `Deadlock` → [`Error::Io`] with `EDEADLK` (a bug in the caller).
+/// - `PeerGone` → [`Error::Disconnected`].
 /// - `Sys(e)` → `e`.
 impl From<LockError<'_>> for Error {
     fn from(e: LockError<'_>) -> Error {
@@ -300,6 +332,7 @@ impl From<LockError<'_>> for Error {
                  was never marked consistent",
             ),
             LockError::TimedOut | LockError::WouldBlock => Error::Timeout,
+            LockError::PeerGone => Error::Disconnected,
             LockError::Deadlock => Error::io(
                 "pthread_mutex_lock: this thread already holds the lock",
                 std::io::Error::from_raw_os_error(libc::EDEADLK),
@@ -497,6 +530,66 @@ impl RobustMutex {
         }
     }
 
+    /// Takes the lock, waiting as `wait` says ([`Wait::Never`] is [`RobustMutex::try_lock`]),
+    /// and gives up with [`LockError::PeerGone`] once the process `peer` watches has exited
+    /// while someone else still holds the lock: a process waiting for its peer's answer
+    /// under this lock should not outlive that peer by more than [`PEER_CHECK`].
+    ///
+    /// The wait is cut into slices of at most [`PEER_CHECK`] (`pthread_mutex_clocklock` on
+    /// `CLOCK_MONOTONIC` each), between which the peer's pidfd is polled.
+    ///
+    /// Errors: [`LockError::PeerGone`], [`LockError::TimedOut`], [`LockError::WouldBlock`]
+    /// (for [`Wait::Never`]), or as for [`RobustMutex::lock`].
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use ipc_sync::{HeapSegment, LayoutBuilder, ProcessId, Shared, Watch};
+    /// # let mut plan = LayoutBuilder::new();
+    /// # let m = plan.mutex();
+    /// # let shared = Shared::new(Arc::new(HeapSegment::new(plan.size(), "doc")));
+    /// # let mutex = plan.init(&shared)?.mutex(m)?;
+    /// use std::time::{Duration, Instant};
+    /// use ipc_core::Wait;
+    ///
+    /// // The process whose work this lock guards (here: ourselves, who never die).
+    /// let peer = Watch::open(ProcessId::current()).expect("alive");
+    /// let deadline = Wait::Until(Instant::now() + Duration::from_secs(5));
+    /// let guard = mutex.lock_with(deadline, Some(&peer)).map_err(ipc_core::Error::from)?;
+    /// drop(guard);
+    /// # Ok::<(), ipc_core::Error>(())
+    /// ```
+    pub fn lock_with(
+        &self,
+        wait: Wait,
+        peer: Option<&Watch>,
+    ) -> std::result::Result<MutexGuard<'_>, LockError<'_>> {
+        let deadline = match (wait, peer) {
+            (Wait::Never, _) => return self.try_lock(),
+            (Wait::Forever, None) => return self.lock(),
+            (Wait::Forever, Some(_)) => None,
+            (Wait::Until(at), _) => Some(at),
+        };
+        loop {
+            let slice_end = Instant::now() + PEER_CHECK;
+            let until = match (deadline, peer) {
+                (Some(d), Some(_)) => d.min(slice_end),
+                (Some(d), None) => d,
+                (None, _) => slice_end,
+            };
+            match self.raw.lock_until(until) {
+                Acquire::TimedOut => {
+                    if peer.is_some_and(|p| !p.is_alive()) {
+                        return Err(LockError::PeerGone);
+                    }
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(LockError::TimedOut);
+                    }
+                }
+                outcome => return self.finish("pthread_mutex_clocklock", outcome),
+            }
+        }
+    }
+
     fn finish(
         &self,
         op: &str,
@@ -521,7 +614,7 @@ impl RobustMutex {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
 
     use super::*;
@@ -554,6 +647,65 @@ mod tests {
             Err(LockError::OwnerDied(_)) => "OwnerDied".into(),
             Err(e) => format!("{e:?}"),
         }
+    }
+
+    /// A real process to watch, and its watch; killed and reaped by `kill`.
+    pub(crate) fn watched_child() -> (std::process::Child, Watch) {
+        let child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .expect("spawn sleep");
+        let id = crate::ProcessId {
+            pid: child.id(),
+            start_time: crate::process::start_time(child.id()).expect("child alive"),
+        };
+        (child, Watch::open(id).expect("child alive"))
+    }
+
+    #[test]
+    fn lock_with_takes_a_free_mutex_and_bounds_a_held_one() {
+        let m = mutex();
+        let (mut child, peer) = watched_child();
+        drop(m.lock_with(Wait::Forever, Some(&peer)).unwrap());
+        drop(m.lock_with(Wait::Never, None).unwrap());
+        let _g = m.lock().unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                assert_eq!(
+                    describe(m.lock_with(Wait::Never, Some(&peer))),
+                    "WouldBlock"
+                );
+                let soon = Instant::now() + Duration::from_millis(60);
+                assert_eq!(
+                    describe(m.lock_with(Wait::Until(soon), Some(&peer))),
+                    "TimedOut"
+                );
+                assert!(Instant::now() >= soon);
+            });
+        });
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn lock_with_gives_up_when_the_watched_peer_dies() {
+        let m = mutex();
+        let (mut child, peer) = watched_child();
+        let _g = m.lock().unwrap();
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                let deadline = Wait::Until(Instant::now() + Duration::from_secs(60));
+                describe(m.lock_with(deadline, Some(&peer)))
+            });
+            child.kill().unwrap();
+            child.wait().unwrap();
+            // Bounded by the 60 s deadline at worst; PeerGone comes one slice after the death.
+            assert_eq!(waiter.join().unwrap(), "PeerGone");
+        });
+        assert!(matches!(
+            Error::from(LockError::PeerGone),
+            Error::Disconnected
+        ));
     }
 
     #[test]

@@ -252,3 +252,134 @@ fn attaching_to_something_else_is_incompatible() {
         Err(Error::Incompatible { .. })
     ));
 }
+
+/// The producers' lock word of the ring in `shared`.
+fn lock_word(shared: &Shared) -> &std::sync::atomic::AtomicU32 {
+    let a = attach(shared, Duration::ZERO).unwrap();
+    shared.u32_at(a.ctl + ctl::LOCK).unwrap()
+}
+
+fn multi(wait: WaitStrategy) -> (Shared, RingReceiver, EndpointOptions) {
+    let shared = ring(RingConfig::new(8192).producers(Producers::Multi));
+    let options = EndpointOptions::default().wait(wait);
+    let rx = RingReceiver::attach(shared.clone(), &options).unwrap();
+    (shared, rx, options)
+}
+
+#[test]
+fn a_lock_left_by_a_forgotten_loan_is_taken_back() {
+    let (shared, mut rx, options) = multi(WaitStrategy::Spin);
+    let mut buf = [0u8; 64];
+    // Its own leftover: the same sender takes the lock back at its next send.
+    let mut tx = RingSender::attach(shared.clone(), &options).unwrap();
+    std::mem::forget(tx.loan(8).unwrap());
+    assert_ne!(lock_word(&shared).load(Ordering::Relaxed), 0);
+    tx.send(b"again").unwrap();
+    assert_eq!(rx.recv(&mut buf).unwrap(), 5);
+    // A closed producer's leftover: the slot's claim is over, so the lock is anybody's.
+    std::mem::forget(tx.loan(8).unwrap());
+    drop(tx);
+    let mut other = RingSender::attach(shared.clone(), &options).unwrap();
+    other
+        .send_timeout(b"other", Duration::from_secs(30))
+        .unwrap();
+    assert_eq!(rx.recv(&mut buf).unwrap(), 5);
+    assert_eq!(&buf[..5], b"other");
+}
+
+#[test]
+fn an_invalid_lock_word_is_corrupted_for_every_producer() {
+    let (shared, _rx, options) = multi(WaitStrategy::Busy);
+    let mut a = RingSender::attach(shared.clone(), &options).unwrap();
+    let mut b = RingSender::attach(shared.clone(), &options).unwrap();
+    for word in [0x40 | 1, 63, 0x80, u32::MAX] {
+        lock_word(&shared).store(word, Ordering::Relaxed);
+        for tx in [&mut a, &mut b] {
+            let got = tx.send_timeout(b"x", Duration::from_secs(5));
+            assert!(
+                matches!(got, Err(Error::Corrupted { .. })),
+                "{word:#x}: {got:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_lock_word_changed_under_its_holder_makes_it_corrupted() {
+    let (shared, mut rx, options) = multi(WaitStrategy::Spin);
+    let mut tx = RingSender::attach(shared.clone(), &options).unwrap();
+    let mut loan = tx.loan(3).unwrap();
+    loan.copy_from_slice(b"abc");
+    // Another process rewrites the word while we hold the lock (a valid-looking holder).
+    lock_word(&shared).store(5 << 8 | 2, Ordering::Relaxed);
+    loan.commit();
+    let mut buf = [0u8; 8];
+    assert_eq!(rx.recv(&mut buf).unwrap(), 3, "the record itself was whole");
+    assert!(matches!(tx.send(b"next"), Err(Error::Corrupted { .. })));
+    assert!(matches!(tx.send(b"next"), Err(Error::Corrupted { .. })));
+}
+
+#[test]
+fn a_producer_waiting_for_the_lock_sees_its_consumer_leave() {
+    for wait in [WaitStrategy::Busy, WaitStrategy::Spin, WaitStrategy::Park] {
+        let (shared, rx, options) = multi(wait);
+        let mut holder = RingSender::attach(shared.clone(), &options).unwrap();
+        let mut waiter = RingSender::attach(shared.clone(), &options).unwrap();
+        let loan = holder.loan(8).unwrap();
+        std::thread::scope(|s| {
+            let blocked = s.spawn(move || waiter.send_timeout(b"x", Duration::from_secs(60)));
+            // Only the consumer's departure can end the wait: the lock stays held throughout.
+            drop(rx);
+            let got = blocked.join().unwrap();
+            assert!(matches!(got, Err(Error::Disconnected)), "{wait}: {got:?}");
+        });
+        drop(loan);
+    }
+}
+
+#[test]
+fn a_held_lock_is_full_for_try_send_and_a_timeout_for_a_deadline() {
+    for wait in [WaitStrategy::Busy, WaitStrategy::Spin, WaitStrategy::Park] {
+        let (shared, _rx, options) = multi(wait);
+        let mut holder = RingSender::attach(shared.clone(), &options).unwrap();
+        let mut waiter = RingSender::attach(shared.clone(), &options).unwrap();
+        let loan = holder.loan(8).unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                assert!(matches!(waiter.try_send(b"x"), Err(Error::Full)));
+                let start = Instant::now();
+                let limit = Duration::from_millis(40);
+                let got = waiter.send_timeout(b"x", limit);
+                assert!(matches!(got, Err(Error::Timeout)), "{wait}: {got:?}");
+                assert!(start.elapsed() >= limit);
+            });
+        });
+        loan.commit();
+        waiter.try_send(b"y").unwrap();
+    }
+}
+
+#[test]
+fn a_sleeping_producer_is_woken_when_the_lock_is_released() {
+    let (shared, mut rx, options) = multi(WaitStrategy::Park);
+    let mut holder = RingSender::attach(shared.clone(), &options).unwrap();
+    let mut waiter = RingSender::attach(shared.clone(), &options).unwrap();
+    let loan = holder.loan(1).unwrap();
+    std::thread::scope(|s| {
+        let blocked = s.spawn(move || waiter.send_timeout(b"second", Duration::from_secs(60)));
+        // The waiter announces itself in the word before it sleeps.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while lock_word(&shared).load(Ordering::Relaxed) & 0x80 == 0 {
+            assert!(Instant::now() < deadline, "the waiter never went to sleep");
+            std::thread::yield_now();
+        }
+        let mut loan = loan;
+        loan.copy_from_slice(b"1");
+        loan.commit();
+        blocked.join().unwrap().unwrap();
+    });
+    let mut buf = [0u8; 16];
+    assert_eq!(rx.recv(&mut buf).unwrap(), 1);
+    assert_eq!(rx.recv(&mut buf).unwrap(), 6);
+    assert_eq!(lock_word(&shared).load(Ordering::Relaxed), 0);
+}
