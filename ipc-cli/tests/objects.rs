@@ -358,3 +358,95 @@ fn inspect_shows_capacity_and_consumer() {
     assert!(out.stdout.is_empty());
     drop(recv);
 }
+
+/// `ipc` run in a new PID namespace with its own `/proc` (as a container sharing `/dev/shm`
+/// and the IPC namespace with its host would): `None` where `unshare` is not permitted.
+fn run_in_new_pid_namespace(args: &[&str]) -> Option<Output> {
+    let out = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc"])
+        .arg(env!("CARGO_BIN_EXE_ipc"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output();
+    match out {
+        Ok(out) if text(&out.stderr).contains("unshare failed") => {
+            eprintln!("skipped: unshare not permitted: {}", text(&out.stderr));
+            None
+        }
+        Ok(out) => Some(out),
+        Err(e) => {
+            eprintln!("skipped: no unshare: {e}");
+            None
+        }
+    }
+}
+
+/// Issue 11: from another PID namespace every pid in the segment names some other process (or
+/// none), and `/proc` there does not show who maps it: `clean --stale` used to remove live
+/// rings. It must keep them, saying why.
+#[test]
+fn clean_stale_in_another_pid_namespace_keeps_a_live_ring() {
+    let live = ShmFile(unique("ns-live"));
+    let spec = format!("posix-shm:{}", live.0);
+    let _receiver = Running::recv(&spec);
+    wait_for_ring(&spec);
+    let Some(out) = run_in_new_pid_namespace(&["clean", "--stale"]) else {
+        return;
+    };
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(live.exists(), "removed a live ring from another namespace: {said}");
+    assert!(
+        said.contains(&format!("kept {spec}: creator "))
+            && said.contains("in another PID namespace"),
+        "{said}"
+    );
+    // Seen from its own namespace it is simply alive.
+    let out = run(&["clean", "--stale", "--dry-run"]);
+    let said = text(&out.stdout);
+    assert!(said.contains(&format!("kept {spec}: creator ")), "{said}");
+    assert!(said.contains("alive"), "{said}");
+}
+
+/// Issue 11: a sender that created the ring and left has its messages waiting for a receiver:
+/// they are kept unless the user asks to discard them.
+#[test]
+fn clean_stale_keeps_undelivered_records_unless_asked() {
+    let ring = ShmFile(unique("undelivered"));
+    let spec = format!("posix-shm:{}?create=if_missing", ring.0);
+    let mut send = ipc()
+        .args(["send", &spec])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ipc send");
+    {
+        use std::io::Write;
+        let mut stdin = send.stdin.take().expect("stdin");
+        stdin.write_all(b"one\ntwo\n").expect("write to ipc send");
+    }
+    let out = send.wait_with_output().expect("ipc send ends");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let name = format!("posix-shm:{}", ring.0);
+
+    let out = run(&["clean", "--stale", "--dry-run"]);
+    let said = text(&out.stdout);
+    assert!(
+        said.contains(&format!("kept {name}: ")) && said.contains("2 undelivered records"),
+        "{said}"
+    );
+    let out = run(&["clean", "--stale"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(ring.exists(), "removed undelivered messages: {}", text(&out.stdout));
+
+    let out = run(&["clean", "--stale", "--discard-undelivered", "--dry-run"]);
+    let said = text(&out.stdout);
+    assert!(said.contains(&format!("would remove {name} (")), "{said}");
+    assert!(ring.exists());
+    let out = run(&["clean", "--stale", "--discard-undelivered", &name]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!ring.exists(), "{}", text(&out.stdout));
+}
