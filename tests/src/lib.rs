@@ -13,7 +13,11 @@
 //!   every test bounded: peers are killed when dropped, waits have deadlines.
 //! - [`message`] makes messages that check themselves (writer, sequence number, checksum).
 //! - [`fixtures`] names objects uniquely and removes them even when a test fails.
+//! - [`shm_ring`] opens either shared-memory transport's rings, maps a live segment for a test
+//!   playing the hostile peer, and reads its region table; [`board`] is where `ipc-shm-peer`
+//!   processes report what they are doing when a test kills them.
 
+pub mod board;
 pub mod drive;
 pub mod factory;
 pub mod factory_sysv_mq;
@@ -21,6 +25,7 @@ pub mod factory_sysv_shm;
 pub mod fixtures;
 pub mod message;
 pub mod process;
+pub mod shm_ring;
 pub mod signals;
 pub mod suite;
 

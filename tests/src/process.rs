@@ -142,6 +142,50 @@ pub fn peer_command(exe: &Path, role: &str, args: &[&str]) -> Command {
     cmd
 }
 
+/// A peer program: its path, and the arguments that come before the role (a binary that
+/// carries the peer roles as a subcommand of its own, such as `ipc-stress peer`, re-executes
+/// itself).
+#[derive(Clone, Debug)]
+pub struct PeerExe {
+    path: std::path::PathBuf,
+    prefix: Vec<String>,
+}
+
+impl PeerExe {
+    /// The program at `path`, taking the role as its first argument.
+    pub fn new(path: impl Into<std::path::PathBuf>) -> PeerExe {
+        PeerExe {
+            path: path.into(),
+            prefix: Vec::new(),
+        }
+    }
+
+    /// The program at `path`, taking `prefix` before the role.
+    pub fn with_prefix(path: impl Into<std::path::PathBuf>, prefix: &[&str]) -> PeerExe {
+        PeerExe {
+            path: path.into(),
+            prefix: prefix.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    /// A command running `role` with `args`, its standard streams piped (see [`Peer`]).
+    pub fn command(&self, role: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.path);
+        cmd.args(&self.prefix)
+            .arg(role)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Spawns `role` with `args`.
+    pub fn spawn(&self, role: &str, args: &[&str]) -> std::io::Result<Peer> {
+        Peer::spawn(self.command(role, args))
+    }
+}
+
 /// A running peer. Dropping it kills the process (SIGKILL) and reaps it, then drops the
 /// cleanup guards of the objects it used.
 pub struct Peer {
@@ -219,6 +263,27 @@ impl Peer {
                 self.stderr_text()
             ),
         }
+    }
+
+    /// The next line of the peer's stdout, waiting until `deadline`; `None` if none came (the
+    /// peer is silent, or exited without one). Unlike [`Peer::expect_line`], never panics: for
+    /// callers that classify a stuck peer rather than fail on it.
+    pub fn line_before(&mut self, deadline: Instant) -> Option<String> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.lines.recv_timeout(left).ok()
+    }
+
+    /// Waits until `deadline` for the peer to exit; its status, or `None` if it still runs.
+    pub fn wait_before(&mut self, deadline: Instant) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.try_wait_until(deadline);
+        }
+        self.status
+    }
+
+    /// Its exit status, if it has been reaped.
+    pub fn status(&self) -> Option<ExitStatus> {
+        self.status
     }
 
     /// The next line of the peer's stdout if there is one already.

@@ -1,0 +1,265 @@
+//! Shared-memory rings of both transports (`posix-shm`, `sysv-shm`) for the cross-process
+//! tests: a unique name removed whatever way the test ends, either end opened from a transport
+//! string of either kind, a raw mapping of the live segment for a test that plays the hostile
+//! peer, and the layout header's region table read from raw bytes (so that a test aims at
+//! whatever regions the ring has, not at offsets it assumes).
+
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use ipc::posix::ring::{ShmReceiver, ShmSender};
+use ipc::posix::shm::{Expect, SharedMemory};
+use ipc::sync::Shared;
+use ipc::sync::ring::{RingReceiver, RingSender};
+use ipc::sysv::ring::{SysvShmReceiver, SysvShmSender};
+use ipc::sysv::shm::{Access, SysvSegment};
+use ipc::{Error, Transport, TransportSpec};
+
+use crate::ShmGuard;
+use crate::factory_sysv_shm::SysvKeyGuard;
+
+/// Which shared-memory transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShmTransport {
+    /// `posix-shm:/NAME`.
+    Posix,
+    /// `sysv-shm:key=0x…`.
+    Sysv,
+}
+
+impl ShmTransport {
+    /// Both, in the order reports list them.
+    pub const ALL: [ShmTransport; 2] = [ShmTransport::Posix, ShmTransport::Sysv];
+
+    /// The scheme of its transport strings.
+    pub fn name(self) -> &'static str {
+        match self {
+            ShmTransport::Posix => "posix-shm",
+            ShmTransport::Sysv => "sysv-shm",
+        }
+    }
+
+    /// From its scheme.
+    pub fn from_name(name: &str) -> Option<ShmTransport> {
+        ShmTransport::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
+enum Name {
+    Posix(ShmGuard),
+    Sysv(SysvKeyGuard),
+}
+
+/// A ring's unique name (a POSIX name, or a System V key), whose segment is removed when this
+/// is dropped, whoever created it (`shm_unlink`, or `IPC_RMID`): a killed creator removes
+/// nothing, and a test that fails still drops its locals.
+pub struct TestRing {
+    name: Name,
+}
+
+impl TestRing {
+    /// A fresh name of transport `t`; nothing is created yet.
+    pub fn new(t: ShmTransport) -> TestRing {
+        TestRing {
+            name: match t {
+                ShmTransport::Posix => Name::Posix(ShmGuard::unique()),
+                ShmTransport::Sysv => Name::Sysv(SysvKeyGuard::unique()),
+            },
+        }
+    }
+
+    /// Its transport.
+    pub fn transport(&self) -> ShmTransport {
+        match self.name {
+            Name::Posix(_) => ShmTransport::Posix,
+            Name::Sysv(_) => ShmTransport::Sysv,
+        }
+    }
+
+    /// The transport string with options `query` (`a=b&c=d`, or empty).
+    pub fn spec(&self, query: &str) -> String {
+        let query = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{query}")
+        };
+        match &self.name {
+            Name::Posix(g) => format!("posix-shm:{}{query}", g.name()),
+            Name::Sysv(g) => g.spec(&query),
+        }
+    }
+
+    /// [`TestRing::spec`], parsed.
+    pub fn parsed(&self, query: &str) -> TransportSpec {
+        let spec = self.spec(query);
+        spec.parse()
+            .unwrap_or_else(|e| panic!("`{spec}` does not parse: {e}"))
+    }
+
+    /// A read-write mapping of the segment as it is now, outside any endpoint: what a hostile
+    /// process that may write the segment sees.
+    pub fn map(&self) -> ipc::Result<Shared> {
+        match &self.name {
+            Name::Posix(g) => {
+                let shm = SharedMemory::open(g.name(), &Expect::size(1))?;
+                Ok(Shared::new(Arc::new(shm.map()?)))
+            }
+            Name::Sysv(g) => {
+                let segment = SysvSegment::lookup(g.key())?;
+                Ok(Shared::new(Arc::new(segment.attach(Access::ReadWrite)?)))
+            }
+        }
+    }
+}
+
+/// The sending end of a ring of either transport; dereferences to the ring endpoint, whose
+/// calls (`loan`, `send`) are the same for both.
+pub enum AnySender {
+    /// `posix-shm`.
+    Posix(ShmSender),
+    /// `sysv-shm`.
+    Sysv(SysvShmSender),
+}
+
+impl AnySender {
+    /// Opens the ring `spec` names, of either transport.
+    pub fn open(spec: &TransportSpec) -> ipc::Result<AnySender> {
+        match spec.transport {
+            Transport::PosixShm => ShmSender::open(spec).map(AnySender::Posix),
+            Transport::SysvShm => SysvShmSender::open(spec).map(AnySender::Sysv),
+            other => Err(Error::invalid_spec(
+                spec.to_string(),
+                format!("{} is not a shared-memory ring", other.scheme()),
+            )),
+        }
+    }
+}
+
+impl Deref for AnySender {
+    type Target = RingSender;
+    fn deref(&self) -> &RingSender {
+        match self {
+            AnySender::Posix(s) => s.ring(),
+            AnySender::Sysv(s) => s.ring(),
+        }
+    }
+}
+
+impl DerefMut for AnySender {
+    fn deref_mut(&mut self) -> &mut RingSender {
+        match self {
+            AnySender::Posix(s) => s.ring_mut(),
+            AnySender::Sysv(s) => s.ring_mut(),
+        }
+    }
+}
+
+/// The receiving end of a ring of either transport; dereferences to the ring endpoint.
+pub enum AnyReceiver {
+    /// `posix-shm`.
+    Posix(ShmReceiver),
+    /// `sysv-shm`.
+    Sysv(SysvShmReceiver),
+}
+
+impl AnyReceiver {
+    /// Opens (or creates, as `spec` says) the ring `spec` names, of either transport.
+    pub fn open(spec: &TransportSpec) -> ipc::Result<AnyReceiver> {
+        match spec.transport {
+            Transport::PosixShm => ShmReceiver::open(spec).map(AnyReceiver::Posix),
+            Transport::SysvShm => SysvShmReceiver::open(spec).map(AnyReceiver::Sysv),
+            other => Err(Error::invalid_spec(
+                spec.to_string(),
+                format!("{} is not a shared-memory ring", other.scheme()),
+            )),
+        }
+    }
+}
+
+impl Deref for AnyReceiver {
+    type Target = RingReceiver;
+    fn deref(&self) -> &RingReceiver {
+        match self {
+            AnyReceiver::Posix(r) => r.ring(),
+            AnyReceiver::Sysv(r) => r.ring(),
+        }
+    }
+}
+
+impl DerefMut for AnyReceiver {
+    fn deref_mut(&mut self) -> &mut RingReceiver {
+        match self {
+            AnyReceiver::Posix(r) => r.ring_mut(),
+            AnyReceiver::Sysv(r) => r.ring_mut(),
+        }
+    }
+}
+
+/// Region kind codes of the layout header (`ipc_sync::layout`), as stored in the segment.
+pub mod region_kind {
+    /// A lock (today a robust pthread mutex).
+    pub const MUTEX: u32 = 1;
+    /// A condition variable.
+    pub const CONDVAR: u32 = 2;
+    /// Application bytes.
+    pub const BYTES: u32 = 3;
+    /// The ring's control block.
+    pub const RING_CONTROL: u32 = 10;
+    /// The ring's records.
+    pub const RING_DATA: u32 = 11;
+}
+
+/// Bytes of the layout header; the region table is inside it.
+pub const LAYOUT_HEADER: usize = 4096;
+const OFF_COUNT: usize = 28;
+const OFF_REGIONS: usize = 64;
+const REGION_ENTRY: usize = 32;
+const MAX_REGIONS: usize = 16;
+
+/// One entry of a segment's region table, as raw numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawRegion {
+    /// Its kind code ([`region_kind`]).
+    pub kind: u32,
+    /// Offset from the segment's start.
+    pub offset: usize,
+    /// Length in bytes.
+    pub len: usize,
+}
+
+/// Reads the region table of the layout header (region count at 28, entries of 32 bytes from
+/// 64: kind u32, reserved u32, offset u64, length u64) from the raw bytes of `shared`, checking
+/// only that each region lies inside the segment.
+pub fn region_table(shared: &Shared) -> Result<Vec<RawRegion>, String> {
+    let mut header = vec![0u8; LAYOUT_HEADER];
+    if !shared.copy_out(0, &mut header) {
+        return Err(format!(
+            "a segment of {} bytes has no layout header",
+            shared.len()
+        ));
+    }
+    let u32_at = |at: usize| u32::from_le_bytes(header[at..at + 4].try_into().expect("4 bytes"));
+    let u64_at = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().expect("8 bytes"));
+    let count = u32_at(OFF_COUNT) as usize;
+    if count > MAX_REGIONS {
+        return Err(format!("{count} regions in the table"));
+    }
+    (0..count)
+        .map(|i| {
+            let at = OFF_REGIONS + i * REGION_ENTRY;
+            let (kind, offset, len) = (u32_at(at), u64_at(at + 8), u64_at(at + 16));
+            let end = offset.checked_add(len);
+            if end.is_none_or(|end| end > shared.len() as u64) {
+                return Err(format!(
+                    "region {i} (kind {kind}) at {offset}+{len} outside a segment of {} bytes",
+                    shared.len()
+                ));
+            }
+            Ok(RawRegion {
+                kind,
+                offset: offset as usize,
+                len: len as usize,
+            })
+        })
+        .collect()
+}
