@@ -1,5 +1,7 @@
-//! The other process of the `posix-shm` crash tests (`tests/tests/shm_crash.rs`): a producer or
-//! a consumer of a shared-memory ring that the test kills with SIGKILL at random points.
+//! The other process of the shared-memory crash and hostile-peer tests
+//! (`tests/tests/shm_crash.rs`, `tests/tests/issue_11.rs`, the `ipc-stress` binary): a producer
+//! or a consumer of a ring (`posix-shm` or `sysv-shm`) that the test kills with SIGKILL at
+//! random points, or whose segment it scribbles on.
 //!
 //! Usage (the transport string is the first argument):
 //!
@@ -7,6 +9,7 @@
 //! ipc-shm-peer produce SPEC BOARD SLOT WRITER COUNT STYLE
 //! ipc-shm-peer consume SPEC BOARD SLOT ANNOUNCE MODE
 //! ipc-shm-peer stream  SPEC SEED COUNT
+//! ipc-shm-peer hold    SPEC BOARD SLOT WRITER BEFORE AFTER DEADLINE_MS
 //! ```
 //!
 //! - `produce` sends `COUNT` messages (0: until told to stop) of writer `WRITER`, numbered from
@@ -26,6 +29,14 @@
 //! - `stream` sends `COUNT` messages of random sizes from 0 to the ring's largest, whose
 //!   sizes and contents the receiver regenerates from `SEED` ([`stream`] below, duplicated in
 //!   the test), alternating at random between a loan and a copy.
+//! - `hold` sends `BEFORE` messages of writer `WRITER` (self-checking, as `produce`), then
+//!   takes a loan for the next one, writes it, says `loaned` and waits for a line on stdin
+//!   while holding it (on a multi-producer ring, holding the producers' lock): `commit`
+//!   publishes it, `drop` (or the end of stdin) drops it unpublished. It then sends `AFTER`
+//!   more, alternating copies and loans. Each call waits at most `DEADLINE_MS` (0: forever).
+//!   It ends with `end N REASON`, `N` messages published, `REASON` `done`, `dropped`, or the
+//!   error that stopped it (`disconnected`, `corrupted`, `timeout`, `full`; exit status 0:
+//!   the test judges), or `error` (exit status 1, the error on stderr).
 //!
 //! `BOARD` names a small POSIX shared-memory segment made by the test (or `-` for none) where
 //! the peer publishes, in its `SLOT`, what it is doing ([`board`]) and how many messages it has
@@ -42,46 +53,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ipc::posix::PosixName;
-use ipc::posix::ring::{ShmReceiver, ShmSender};
 use ipc::posix::shm::{Expect, SharedMemory};
 use ipc::sync::Shared;
-use ipc::{Error, Receiver, Sender, TransportSpec};
+use ipc::sync::ring::RingSender;
+use ipc::{Error, Receiver, Sender, TransportSpec, Wait};
+use ipc_tests::board;
 use ipc_tests::message::{self, splitmix64};
+use ipc_tests::shm_ring::{AnyReceiver, AnySender};
 
 /// How many times a loan's payload is written, byte by byte, before it is committed.
 const WRITE_PASSES: usize = 4;
 
 /// Longest a peer lives: its test has long given up by then.
 const LIFETIME: Duration = Duration::from_secs(180);
-
-/// The board: one 64-byte slot per peer, a phase word and a count word.
-pub mod board {
-    /// Bytes of the board segment.
-    pub const SIZE: usize = 4096;
-    /// Bytes of one slot.
-    pub const SLOT: usize = 64;
-    /// Offset of the phase word in a slot.
-    pub const PHASE: usize = 0;
-    /// Offset of the count word in a slot: messages finished (sent, or received and checked).
-    pub const COUNT: usize = 8;
-
-    /// Between two messages.
-    pub const IDLE: u64 = 0;
-    /// Inside `loan`: waiting for room, nothing reserved yet.
-    pub const RESERVING: u64 = 1;
-    /// Holding a loan: reserved, writing the payload, not committed.
-    pub const WRITING: u64 = 2;
-    /// Inside `commit` / `commit_len`.
-    pub const COMMITTING: u64 = 3;
-    /// Inside `send` (reserve, copy and commit in one call).
-    pub const COPYING: u64 = 4;
-    /// Consumer: inside `recv_in_place`.
-    pub const RECEIVING: u64 = 5;
-    /// Consumer: holding a record in place (checked or not), not yet released.
-    pub const HOLDING: u64 = 6;
-    /// Consumer: releasing the record it held (it may be released already).
-    pub const RELEASING: u64 = 7;
-}
 
 /// The messages of the `stream` role: sizes and contents that the receiver regenerates. The
 /// test holds an identical copy of this module; keep them equal.
@@ -131,7 +115,11 @@ pub mod stream {
 type Outcome = Result<(), String>;
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    run(std::env::args().skip(1).collect())
+}
+
+/// Runs the role `args[0]` with the rest of `args`.
+pub fn run(args: Vec<String>) -> ExitCode {
     std::thread::spawn(|| {
         std::thread::sleep(LIFETIME);
         eprintln!("ipc-shm-peer: still running after {LIFETIME:?}, giving up");
@@ -141,11 +129,13 @@ fn main() -> ExitCode {
         Some("produce") if args.len() == 7 => produce(&args[1..]),
         Some("consume") if args.len() == 6 => consume(&args[1..]),
         Some("stream") if args.len() == 4 => stream_role(&args[1..]),
+        Some("hold") if args.len() == 8 => hold(&args[1..]),
         _ => {
             eprintln!(
                 "usage: ipc-shm-peer produce SPEC BOARD SLOT WRITER COUNT STYLE\n       \
                  ipc-shm-peer consume SPEC BOARD SLOT ANNOUNCE MODE\n       \
-                 ipc-shm-peer stream SPEC SEED COUNT"
+                 ipc-shm-peer stream SPEC SEED COUNT\n       \
+                 ipc-shm-peer hold SPEC BOARD SLOT WRITER BEFORE AFTER DEADLINE_MS"
             );
             return ExitCode::from(2);
         }
@@ -264,7 +254,7 @@ fn produce(args: &[String]) -> Outcome {
         "mixed" => Style::Mixed,
         other => return Err(format!("STYLE must be copy, loan or mixed, not `{other}`")),
     };
-    let mut tx = ShmSender::open(&spec).map_err(|e| format!("open sender: {e}"))?;
+    let mut tx = AnySender::open(&spec).map_err(|e| format!("open sender: {e}"))?;
     let max = tx.max_message_size();
     let stop = watch_stdin();
     say("ready");
@@ -308,7 +298,7 @@ fn produce(args: &[String]) -> Outcome {
 }
 
 /// Sends `msg` through a loan of `reserve` bytes, written one byte at a time.
-fn send_loaned(tx: &mut ShmSender, board: &Board, msg: &[u8], reserve: usize) -> ipc::Result<()> {
+fn send_loaned(tx: &mut RingSender, board: &Board, msg: &[u8], reserve: usize) -> ipc::Result<()> {
     board.phase(board::RESERVING);
     let mut loan = tx.loan(reserve)?;
     board.phase(board::WRITING);
@@ -338,7 +328,7 @@ fn consume(args: &[String]) -> Outcome {
         "hold" => true,
         other => return Err(format!("MODE must be recv or hold, not `{other}`")),
     };
-    let mut rx = ShmReceiver::open(&spec).map_err(|e| format!("open receiver: {e}"))?;
+    let mut rx = AnyReceiver::open(&spec).map_err(|e| format!("open receiver: {e}"))?;
     let max = rx.max_message_size();
     if hold {
         say("ready");
@@ -401,7 +391,7 @@ fn stream_role(args: &[String]) -> Outcome {
     let spec = spec(&args[0])?;
     let seed = number("SEED", &args[1])?;
     let count = number("COUNT", &args[2])?;
-    let mut tx = ShmSender::open(&spec).map_err(|e| format!("open sender: {e}"))?;
+    let mut tx = AnySender::open(&spec).map_err(|e| format!("open sender: {e}"))?;
     let max = tx.max_message_size();
     let pattern = stream::pattern(max);
     let mut buf = vec![0u8; max];
@@ -422,5 +412,104 @@ fn stream_role(args: &[String]) -> Outcome {
         sent.map_err(|e| format!("send of seq {seq}: {e}"))?;
     }
     say(&format!("end {count}"));
+    Ok(())
+}
+
+/// How a `hold` producer stopped early: the error's name, for its `end` line.
+fn error_name(e: &Error) -> Option<&'static str> {
+    Some(match e {
+        Error::Disconnected => "disconnected",
+        Error::Corrupted { .. } => "corrupted",
+        Error::Timeout => "timeout",
+        Error::Full => "full",
+        _ => return None,
+    })
+}
+
+/// `hold SPEC BOARD SLOT WRITER BEFORE AFTER DEADLINE_MS`.
+fn hold(args: &[String]) -> Outcome {
+    let spec = spec(&args[0])?;
+    let board = Board::open(&args[1], &args[2])?;
+    let writer = number("WRITER", &args[3])? as u32;
+    let before = number("BEFORE", &args[4])?;
+    let after = number("AFTER", &args[5])?;
+    let deadline_ms = number("DEADLINE_MS", &args[6])?;
+    let wait = || match deadline_ms {
+        0 => Wait::Forever,
+        ms => Wait::timeout(Duration::from_millis(ms)),
+    };
+    let mut tx = AnySender::open(&spec).map_err(|e| format!("open sender: {e}"))?;
+    let max = tx.max_message_size();
+    say("ready");
+    let mut buf = Vec::with_capacity(max);
+    let mut sent = 0u64;
+    // The first error ends the role: its `end` line names it.
+    let end = |sent: u64, e: Error| -> Outcome {
+        let name = error_name(&e);
+        say(&format!("end {sent} {}", name.unwrap_or("error")));
+        match name {
+            Some(_) => Ok(()),
+            None => Err(format!("writer {writer} after {sent} messages: {e}")),
+        }
+    };
+    for seq in 0..before {
+        message::encode(writer, seq, message::size_for(writer, seq, max), &mut buf);
+        board.phase(board::COPYING);
+        if let Err(e) = tx.send_with(&buf, wait()) {
+            return end(sent, e);
+        }
+        sent += 1;
+        board.count(sent);
+        board.phase(board::IDLE);
+    }
+    message::encode(
+        writer,
+        before,
+        message::size_for(writer, before, max),
+        &mut buf,
+    );
+    board.phase(board::RESERVING);
+    let mut loan = match tx.loan_with(buf.len(), wait()) {
+        Ok(loan) => loan,
+        Err(e) => return end(sent, e),
+    };
+    loan.copy_from_slice(&buf);
+    board.phase(board::WRITING);
+    say("loaned");
+    let mut line = String::new();
+    let commit =
+        matches!(std::io::stdin().read_line(&mut line), Ok(n) if n > 0) && line.trim() == "commit";
+    if !commit {
+        drop(loan);
+        board.phase(board::IDLE);
+        say(&format!("end {sent} dropped"));
+        return Ok(());
+    }
+    board.phase(board::COMMITTING);
+    loan.commit();
+    sent += 1;
+    board.count(sent);
+    board.phase(board::IDLE);
+    say("committed");
+    for seq in before + 1..before + 1 + after {
+        message::encode(writer, seq, message::size_for(writer, seq, max), &mut buf);
+        let result = if seq % 2 == 0 {
+            board.phase(board::COPYING);
+            tx.send_with(&buf, wait())
+        } else {
+            board.phase(board::RESERVING);
+            tx.loan_with(buf.len(), wait()).map(|mut loan| {
+                loan.copy_from_slice(&buf);
+                loan.commit();
+            })
+        };
+        if let Err(e) = result {
+            return end(sent, e);
+        }
+        sent += 1;
+        board.count(sent);
+        board.phase(board::IDLE);
+    }
+    say(&format!("end {sent} done"));
     Ok(())
 }
