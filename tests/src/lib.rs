@@ -16,6 +16,8 @@
 //! - [`shm_ring`] opens either shared-memory transport's rings, maps a live segment for a test
 //!   playing the hostile peer, and reads its region table; [`board`] is where `ipc-shm-peer`
 //!   processes report what they are doing when a test kills them.
+//! - [`kill_producers`] is one trial of producers SIGKILLed mid-stream on a multi-producer
+//!   ring, shared by `tests/issue_11.rs` and the `ipc-stress` binary.
 
 pub mod board;
 pub mod drive;
@@ -23,6 +25,7 @@ pub mod factory;
 pub mod factory_sysv_mq;
 pub mod factory_sysv_shm;
 pub mod fixtures;
+pub mod kill_producers;
 pub mod message;
 pub mod process;
 pub mod shm_ring;
