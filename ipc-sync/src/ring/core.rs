@@ -681,6 +681,37 @@ mod tests {
     }
 
     #[test]
+    fn a_producer_whose_head_is_a_lap_old_rereads_it() {
+        // Two producers taking turns (as behind the lock): `quiet` last read the consumer's
+        // head before `busy` lapped the ring. Its cached head no longer bounds the free space;
+        // taking it as is would see the ring as almost empty and write over unread records.
+        let m = Plain::new(256);
+        let g = geo(256);
+        let mut quiet = ProducerCore::new(g, 0, 0).unwrap();
+        let mut busy = ProducerCore::new(g, 0, 0).unwrap();
+        let mut c = ConsumerCore::new(g, 0).unwrap();
+        quiet.resync(&m).unwrap();
+        assert!(send(&mut quiet, &m, b"first"));
+        assert_eq!(recv(&mut c, &m).unwrap(), b"first");
+        for round in 0..6u8 {
+            busy.resync(&m).unwrap();
+            assert!(send(&mut busy, &m, &[round; 40]));
+            assert_eq!(recv(&mut c, &m).unwrap(), [round; 40]);
+        }
+        // The ring now holds records nobody read, filling most of it.
+        busy.resync(&m).unwrap();
+        for _ in 0..3 {
+            assert!(send(&mut busy, &m, &[9; 56]));
+        }
+        quiet.resync(&m).unwrap();
+        assert!(!send(&mut quiet, &m, &[7; 56]), "no room: the ring is full");
+        for _ in 0..3 {
+            assert_eq!(recv(&mut c, &m).unwrap(), [9; 56]);
+        }
+        assert!(recv(&mut c, &m).is_none());
+    }
+
+    #[test]
     fn records_in_flight_are_counted_without_consuming() {
         let m = Plain::new(256);
         let g = geo(256);
