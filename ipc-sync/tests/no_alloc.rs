@@ -6,7 +6,9 @@ use std::cell::Cell;
 use std::sync::Arc;
 
 use ipc_core::{Receiver, Sender};
-use ipc_sync::ring::{self, EndpointOptions, RingConfig, RingReceiver, RingSender, WaitStrategy};
+use ipc_sync::ring::{
+    self, EndpointOptions, Producers, RingConfig, RingReceiver, RingSender, WaitStrategy,
+};
 use ipc_sync::{HeapSegment, Shared};
 
 struct Counting;
@@ -51,8 +53,13 @@ static GLOBAL: Counting = Counting;
 
 #[test]
 fn sending_and_receiving_allocate_nothing() {
-    for wait in [WaitStrategy::Busy, WaitStrategy::Spin, WaitStrategy::Park] {
-        let config = RingConfig::new(64 * 1024);
+    let modes = [Producers::Single, Producers::Multi];
+    for (wait, producers) in [WaitStrategy::Busy, WaitStrategy::Spin, WaitStrategy::Park]
+        .into_iter()
+        .flat_map(|w| modes.map(|p| (w, p)))
+    {
+        // Multi: the producers' lock is taken and given at every message.
+        let config = RingConfig::new(64 * 1024).producers(producers);
         let shared = Shared::new(Arc::new(HeapSegment::new(config.segment_size(), "alloc")));
         ring::init(&shared, &config).unwrap();
         let options = EndpointOptions::default().wait(wait);
@@ -83,7 +90,7 @@ fn sending_and_receiving_allocate_nothing() {
         let allocated = allocations() - before;
         assert_eq!(
             allocated, 0,
-            "{wait}: {allocated} allocations in 5000 messages"
+            "{wait}, producers {producers}: {allocated} allocations in 5000 messages"
         );
     }
 }
