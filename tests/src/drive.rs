@@ -3,16 +3,28 @@
 use ipc::{Error, Receiver, Sender};
 
 use crate::message::{self, StreamCheck};
-use crate::process::{WATCHDOG, bounded};
+use crate::process::{Progress, WATCHDOG, bounded_progress};
 
 /// Sends messages `0..n` of `writer`, of sizes from [`message::size_for`], blocking as needed.
 pub fn send_stream(tx: &mut dyn Sender, writer: u32, n: u64) -> Result<(), String> {
+    send_stream_counted(tx, writer, n, &Progress::new())
+}
+
+/// [`send_stream`], stepping `progress` once per message sent (for
+/// [`bounded_progress`]).
+pub fn send_stream_counted(
+    tx: &mut dyn Sender,
+    writer: u32,
+    n: u64,
+    progress: &Progress,
+) -> Result<(), String> {
     let max = tx.max_message_size();
     let mut msg = Vec::with_capacity(max);
     for seq in 0..n {
         message::encode(writer, seq, message::size_for(writer, seq, max), &mut msg);
         tx.send(&msg)
             .map_err(|e| format!("send #{seq} of {} bytes: {e:?}", msg.len()))?;
+        progress.step();
     }
     Ok(())
 }
@@ -65,11 +77,18 @@ pub fn drain_exact(rx: &mut dyn Receiver, check: &mut StreamCheck, n: u64) -> Re
     Ok(())
 }
 
-/// [`drain`] on a thread bounded by [`WATCHDOG`], for `writers` writers; panics on a hang.
+/// [`drain`] on a thread, for `writers` writers; panics on a hang (no message for
+/// [`WATCHDOG`]), however long the whole stream takes.
 pub fn drain_bounded(rx: Box<dyn Receiver>, writers: usize) -> Result<StreamCheck, String> {
-    bounded("receive until Disconnected", WATCHDOG, move || {
-        let mut rx = rx;
-        let mut check = StreamCheck::new(writers);
-        drain(&mut *rx, &mut check).map(|()| check)
-    })
+    let check = StreamCheck::new(writers);
+    let progress = check.progress();
+    bounded_progress(
+        "receive until Disconnected",
+        WATCHDOG,
+        &progress,
+        move || {
+            let (mut rx, mut check) = (rx, check);
+            drain(&mut *rx, &mut check).map(|()| check)
+        },
+    )
 }

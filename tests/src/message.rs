@@ -7,6 +7,8 @@
 //! compares byte for byte: the checksum catches corruption cheaply, the regeneration catches
 //! a well-formed message delivered to the wrong place.
 
+use crate::process::Progress;
+
 /// Bytes of a message that are not body: writer, sequence number and checksum.
 pub const OVERHEAD: usize = 4 + 8 + 8;
 
@@ -111,6 +113,7 @@ pub struct StreamCheck {
     next: Vec<u64>,
     last_writer: Option<u32>,
     switches: u64,
+    progress: Progress,
 }
 
 impl StreamCheck {
@@ -120,7 +123,14 @@ impl StreamCheck {
             next: vec![0; writers],
             last_writer: None,
             switches: 0,
+            progress: Progress::new(),
         }
+    }
+
+    /// The count of messages accepted, stepped as they are, for a watchdog on a thread that
+    /// does not own the check ([`bounded_progress`](crate::process::bounded_progress)).
+    pub fn progress(&self) -> Progress {
+        self.progress.clone()
     }
 
     /// Accepts the next received message.
@@ -140,6 +150,7 @@ impl StreamCheck {
             self.switches += 1;
         }
         self.last_writer = Some(writer);
+        self.progress.step();
         Ok(())
     }
 

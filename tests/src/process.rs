@@ -12,6 +12,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -32,11 +34,96 @@ pub const SPEC_ENV: &str = "IPC_TEST_SPEC";
 /// Runs `f` on its own thread and returns its result, or panics if it takes longer than
 /// `limit`: a blocking call under test that never returns fails the test instead of hanging
 /// it. The stuck thread is abandoned (it holds only what `f` owns).
+///
+/// For a job whose length depends on the machine's speed (a stream of many messages), use
+/// [`bounded_progress`]: a fixed limit on the whole fails it on a busy machine.
 pub fn bounded<T: Send + 'static>(
     what: &str,
     limit: Duration,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> T {
+    let (rx, handle) = run_on_thread(what, f);
+    match rx.recv_timeout(limit) {
+        Ok(v) => {
+            let _ = handle.join();
+            v
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: still blocked after {limit:?}"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => rethrow(handle),
+    }
+}
+
+/// Steps of work done by a job under [`bounded_progress`] (one per message sent or received),
+/// counted as it goes; clones share the count.
+#[derive(Debug, Clone, Default)]
+pub struct Progress(Arc<AtomicU64>);
+
+impl Progress {
+    /// A count at zero.
+    pub fn new() -> Progress {
+        Progress::default()
+    }
+
+    /// One more step done.
+    pub fn step(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Steps done so far.
+    pub fn steps(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The longest a job under [`bounded_progress`] may run in all, however steady its progress: a
+/// backstop so that a run always ends, far beyond what the slowest machine needs. Not a speed
+/// check.
+pub const BACKSTOP: Duration = Duration::from_secs(600);
+
+/// [`bounded`] for a job whose length depends on the machine's speed, such as sending or
+/// receiving a stream of thousands of messages (seconds of CPU in a debug build, several times
+/// that on a loaded machine). Waits for the job's result, and fails if `progress` (which the job
+/// steps) stands still for `stall`: a job that makes no progress at all is stuck, one that makes
+/// some is merely slow. Also fails after [`BACKSTOP`] in all.
+pub fn bounded_progress<T: Send + 'static>(
+    what: &str,
+    stall: Duration,
+    progress: &Progress,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let started = Instant::now();
+    let (rx, handle) = run_on_thread(what, f);
+    let mut seen = progress.steps();
+    loop {
+        match rx.recv_timeout(stall) {
+            Ok(v) => {
+                let _ = handle.join();
+                return v;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let now = progress.steps();
+                assert!(
+                    now != seen,
+                    "{what}: stuck after {now} steps: no progress in {stall:?} ({:?} in all)",
+                    started.elapsed()
+                );
+                assert!(
+                    started.elapsed() < BACKSTOP,
+                    "{what}: still running after {:?} ({now} steps)",
+                    started.elapsed()
+                );
+                seen = now;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => rethrow(handle),
+        }
+    }
+}
+
+/// Runs `f` on a thread named after `what`; its result arrives on the channel.
+fn run_on_thread<T: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> (mpsc::Receiver<T>, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel();
     let handle = thread::Builder::new()
         .name(format!("bounded: {what}"))
@@ -45,17 +132,15 @@ pub fn bounded<T: Send + 'static>(
             let _ = tx.send(f());
         })
         .expect("spawn watchdog thread");
-    match rx.recv_timeout(limit) {
-        Ok(v) => {
-            let _ = handle.join();
-            v
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: still blocked after {limit:?}"),
-        // The closure panicked: re-raise its panic here, with its message.
-        Err(mpsc::RecvTimeoutError::Disconnected) => match handle.join() {
-            Err(payload) => std::panic::resume_unwind(payload),
-            Ok(()) => unreachable!("the thread sends before it ends"),
-        },
+    (rx, handle)
+}
+
+/// The thread of [`run_on_thread`] ended without sending: `f` panicked. Re-raises its panic
+/// here, with its message.
+fn rethrow(handle: JoinHandle<()>) -> ! {
+    match handle.join() {
+        Err(payload) => std::panic::resume_unwind(payload),
+        Ok(()) => unreachable!("the thread sends before it ends"),
     }
 }
 
@@ -400,5 +485,33 @@ pub fn describe(status: ExitStatus) -> String {
             format!("killed by signal {sig} ({name})")
         }
         _ => format!("{status:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_progress_returns_the_result() {
+        assert_eq!(
+            bounded_progress("quick", WATCHDOG, &Progress::new(), || 7),
+            7
+        );
+    }
+
+    #[test]
+    fn bounded_progress_fails_a_job_that_makes_no_progress() {
+        let progress = Progress::new();
+        // The job blocks until the test ends, never stepping: stuck whatever the machine's speed.
+        let (_keep, stuck) = mpsc::channel::<()>();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            bounded_progress("stuck", Duration::from_millis(10), &progress, move || {
+                let _ = stuck.recv();
+            })
+        }));
+        let why = r.expect_err("a job without progress passed");
+        let why = why.downcast_ref::<String>().expect("a formatted panic");
+        assert!(why.contains("no progress"), "{why}");
     }
 }

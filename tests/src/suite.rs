@@ -13,10 +13,11 @@ use nix::sys::signal::Signal;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
-use crate::drive::{self, drain, drain_bounded, drain_exact, fill, send_stream};
+use crate::drive::{self, drain, drain_bounded, drain_exact, fill, send_stream_counted};
 use crate::message::{self, StreamCheck};
 use crate::process::{
-    Peer, WATCHDOG, bounded, describe, peer_command, recv_one, send_one, watch_rx,
+    Peer, Progress, WATCHDOG, bounded, bounded_progress, describe, peer_command, recv_one,
+    send_one, watch_rx,
 };
 use crate::{Cfg, Factory, Pair};
 
@@ -111,8 +112,10 @@ impl Ctx {
         }
     }
 
-    /// [`Ctx::drain_stream`] from `writers` writers on a thread bounded by [`WATCHDOG`];
-    /// returns the receiver too, for [`Ctx::expect_end`].
+    /// [`Ctx::drain_stream`] from `writers` writers on a thread; returns the receiver too, for
+    /// [`Ctx::expect_end`]. Fails on a hang, that is no message for [`WATCHDOG`], however long
+    /// the whole stream takes (seconds of CPU in a debug build, several times that on a loaded
+    /// machine).
     fn drain_stream_bounded(
         &self,
         rx: Box<dyn Receiver>,
@@ -120,9 +123,10 @@ impl Ctx {
         n: u64,
     ) -> (Box<dyn Receiver>, StreamCheck) {
         let ctx = *self;
-        bounded("receive the stream", WATCHDOG, move || {
-            let mut rx = rx;
-            let mut check = StreamCheck::new(writers);
+        let check = StreamCheck::new(writers);
+        let progress = check.progress();
+        bounded_progress("receive the stream", WATCHDOG, &progress, move || {
+            let (mut rx, mut check) = (rx, check);
             ctx.drain_stream(&mut *rx, &mut check, n)
                 .map(|()| (rx, check))
         })
@@ -730,9 +734,11 @@ pub fn blocked_send_wakes_when_receiver_dropped(ctx: &Ctx) {
 pub fn messages_cross_to_a_child_process(ctx: &Ctx) {
     let n = STREAM_MESSAGES.to_string();
     let (tx, mut peer) = ctx.child_receiver(&ctx.cfg(), "recv", &[&n, "1", ctx.stream_end()]);
-    bounded("send the stream", WATCHDOG, move || {
+    let progress = Progress::new();
+    let sent = progress.clone();
+    bounded_progress("send the stream", WATCHDOG, &progress, move || {
         let mut tx = tx;
-        send_stream(&mut *tx, 0, STREAM_MESSAGES).unwrap();
+        send_stream_counted(&mut *tx, 0, STREAM_MESSAGES, &sent).unwrap();
     });
     assert_eq!(peer.expect_line("ok"), n);
     peer.wait_success();
