@@ -44,8 +44,12 @@ const PEER: &str = env!("CARGO_BIN_EXE_ipc-shm-peer");
 const TEST_LIMIT: Duration = Duration::from_secs(240);
 /// Longest one step (a drain, a handshake, a wait for a peer to park) may take.
 const STEP: Duration = Duration::from_secs(30);
-/// Longest a producer may take to see that its consumer died (the design target is 100 ms).
-const DISCONNECT_LIMIT: Duration = Duration::from_secs(1);
+/// Longest a producer may take to see that its consumer died before the test calls it broken.
+/// Generous on purpose: the design target is about 35 ms (ARCHITECTURE.md: liveness polled
+/// every 10 ms, parked endpoints wake every 25 ms), but the kill takes effect only when the
+/// victim next runs, which on a loaded machine can be much later. The tests print the
+/// latencies they measured; holding them to the target is a benchmark's job, not CI's.
+const DISCONNECT_LIMIT: Duration = Duration::from_secs(10);
 
 /// The board layout and phases, as in `ipc-shm-peer` (keep them equal).
 mod board {
@@ -637,9 +641,10 @@ fn latencies(list: &[Duration]) -> String {
     ms.join(", ")
 }
 
-/// The test sends one message per millisecond (the ring never fills) to a consumer child,
-/// which is SIGKILLed once it received 20 of them: `try_send` must fail with `Disconnected`
-/// within [`DISCONNECT_LIMIT`] of the kill.
+/// The test sends one message per millisecond (the ring does not fill while the consumer
+/// keeps up) to a consumer child, which is SIGKILLed once it received 20 of them: `try_send`
+/// must fail with `Disconnected` within [`DISCONNECT_LIMIT`] of the kill (`Full` meanwhile, if
+/// a slow machine lets the ring fill first, is no failure).
 #[test]
 fn consumer_killed_disconnects_a_pacing_producer() {
     guarded("consumer_killed_disconnects_a_pacing_producer", || {
@@ -664,8 +669,12 @@ fn consumer_killed_disconnects_a_pacing_producer() {
             let deadline = Instant::now() + STEP;
             loop {
                 message::encode(0, seq, message::size_for(0, seq, max), &mut msg);
-                tx.try_send(&msg).expect("send to a live consumer");
-                seq += 1;
+                match tx.try_send(&msg) {
+                    Ok(()) => seq += 1,
+                    // The consumer is slow (a loaded machine): the same message next time.
+                    Err(Error::Full) => {}
+                    Err(e) => panic!("send to a live consumer: {e}"),
+                }
                 if let Some(line) = consumer.poll_line() {
                     assert_eq!(line, "got 20");
                     break;
@@ -683,6 +692,9 @@ fn consumer_killed_disconnects_a_pacing_producer() {
                 message::encode(0, seq, message::size_for(0, seq, max), &mut msg);
                 match tx.try_send(&msg) {
                     Ok(()) => seq += 1,
+                    // Filled before the death showed (the victim dies when it next runs);
+                    // a full ring must see it too.
+                    Err(Error::Full) => {}
                     Err(Error::Disconnected) => break killed.elapsed(),
                     Err(e) => panic!("send after the consumer was killed: {e}"),
                 }
