@@ -216,6 +216,69 @@ pub fn send_one(tx: &mut Box<dyn Sender>, msg: &[u8]) -> ipc::Result<()> {
     watch_tx(tx, "send", move |tx| tx.send(&msg))
 }
 
+/// One thread, seen through the kernel's view of it in `/proc`: whether it is asleep in
+/// `nanosleep(2)`, and how many times it has blocked. This is how a test synchronises with a
+/// thread that waits by polling with back-off sleeps (a sender waiting for its segment to
+/// appear, an opener waiting for a creator) without sleeping itself.
+#[derive(Debug)]
+pub struct ProcThread {
+    dir: String,
+}
+
+impl ProcThread {
+    /// The main thread of a peer.
+    pub fn of_peer(peer: &Peer) -> ProcThread {
+        let pid = peer.pid();
+        ProcThread {
+            dir: format!("/proc/{pid}/task/{pid}"),
+        }
+    }
+
+    /// Thread `tid` of this process (from `gettid`).
+    pub fn of_tid(tid: i32) -> ProcThread {
+        ProcThread {
+            dir: format!("/proc/self/task/{tid}"),
+        }
+    }
+
+    /// Whether the thread is blocked in `nanosleep` or `clock_nanosleep` now (the first field
+    /// of its `syscall` file is the number of the call it is blocked in).
+    pub fn sleeping(&self) -> bool {
+        let nr = std::fs::read_to_string(format!("{}/syscall", self.dir))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<i64>().ok());
+        nr == Some(libc::SYS_nanosleep) || nr == Some(libc::SYS_clock_nanosleep)
+    }
+
+    /// How many times the thread has blocked so far (`voluntary_ctxt_switches`); 0 once it
+    /// is gone.
+    pub fn blocks(&self) -> u64 {
+        std::fs::read_to_string(format!("{}/status", self.dir))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                    .and_then(|n| n.trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    /// Waits until `done` holds of the thread, polling its `/proc` files; panics naming
+    /// `what` after [`WATCHDOG`].
+    pub fn until(&self, what: &str, done: impl Fn(&ProcThread) -> bool) {
+        let deadline = Instant::now() + WATCHDOG;
+        while !done(self) {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not seen within {WATCHDOG:?} ({})",
+                self.dir
+            );
+            // Polling the kernel's view of the thread, not synchronising with it.
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
 /// A command running the peer binary `exe` in `role` with `args`.
 pub fn peer_command(exe: &Path, role: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(exe);

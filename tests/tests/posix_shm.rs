@@ -16,7 +16,7 @@ use ipc::sync::{Layout, LayoutKind, Shared};
 use ipc::{Error, Receiver, Segment, Sender, TransportSpec, Wait};
 use ipc_tests::drive::{drain_bounded, fill, send_stream};
 use ipc_tests::message;
-use ipc_tests::process::{Peer, SPEC_ENV, peer_command};
+use ipc_tests::process::{Peer, ProcThread, SPEC_ENV, WATCHDOG, peer_command};
 use ipc_tests::{Cfg, Factory, ShmFactory, ShmGuard, shm_exists};
 
 ipc_tests::conformance_tests!(ipc_tests::ShmFactory::new(), connected);
@@ -71,8 +71,9 @@ fn sender_started_before_the_receiver_waits_then_delivers() {
     let guard = ShmGuard::unique();
     let spec = spec_of(&guard, "capacity=16KiB");
     let mut sender = peer("send", &["500", "0"], &spec);
-    // Give the sender time to be well into its wait: it must neither fail nor create.
-    thread::sleep(Duration::from_millis(300));
+    // Once it sleeps between two looks for the segment, the sender is in its wait: it must
+    // neither fail nor create.
+    ProcThread::of_peer(&sender).until("the sender waiting for the segment", |t| t.sleeping());
     assert!(!sender.has_exited(), "{}", sender.stderr_text());
     assert!(!shm_exists(guard.name()), "the sender created the segment");
     let rx = ipc::open_receiver(&spec).unwrap();
@@ -324,12 +325,26 @@ fn an_opener_waits_for_a_slow_creator() {
     let guard = ShmGuard::unique();
     let spec = spec_of(&guard, "open_timeout=10s");
     let file = empty_object(&guard);
-    let opener = thread::spawn(move || ipc::open_sender(&spec));
-    // Pacing the "creator", so that the opener sees each window: not synchronisation.
-    thread::sleep(Duration::from_millis(200));
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let opener = thread::spawn(move || {
+        tid_tx.send(nix::unistd::gettid().as_raw()).unwrap();
+        ipc::open_sender(&spec)
+    });
+    // The "creator" takes each step once the opener is seen waiting in the window before it
+    // (asleep between two looks; its only blocking calls are those back-off sleeps), or has
+    // given up (then its result fails the test below).
+    let tid = tid_rx.recv_timeout(WATCHDOG).expect("the opener started");
+    let opener_thread = ProcThread::of_tid(tid);
+    opener_thread.until("the opener waiting for the object to be sized", |t| {
+        t.sleeping() || opener.is_finished()
+    });
     let config = RingConfig::new(64 * 1024);
     file.set_len(config.segment_size() as u64).unwrap();
-    thread::sleep(Duration::from_millis(200));
+    // Two sleeps begun after the resize: the look between them saw it sized.
+    let blocks = opener_thread.blocks();
+    opener_thread.until("the opener waiting for the ring to be initialised", |t| {
+        (t.blocks() >= blocks + 2 && t.sleeping()) || opener.is_finished()
+    });
     let shm = SharedMemory::open(guard.name(), &Expect::size(config.segment_size())).unwrap();
     let shared = Shared::new(Arc::new(shm.map().unwrap()));
     ipc::sync::ring::init(&shared, &config).unwrap();
