@@ -139,7 +139,9 @@ fn dropped_endpoints_disconnect_their_peer() {
     assert!(matches!(rx.recv(&mut buf), Err(Error::Disconnected)));
 
     let (mut tx, rx) = pair(RingConfig::new(4096), WaitStrategy::Park);
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
     let blocked = std::thread::spawn(move || {
+        tid_tx.send(crate::sys::process::gettid()).unwrap();
         // Fills the ring, then blocks until the receiver goes away.
         loop {
             if let Err(e) = tx.send(&[1; 500]) {
@@ -147,9 +149,25 @@ fn dropped_endpoints_disconnect_their_peer() {
             }
         }
     });
-    std::thread::sleep(Duration::from_millis(20));
+    // The receiver goes once the sender is seen parked on the full ring (asleep in futex).
+    let tid = tid_rx.recv().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !in_futex(tid) {
+        assert!(Instant::now() < deadline, "the sender never parked");
+        // Polling the kernel's view of the thread, not synchronising with it.
+        std::thread::sleep(Duration::from_millis(1));
+    }
     drop(rx);
     assert!(matches!(blocked.join().unwrap(), Error::Disconnected));
+}
+
+/// Whether thread `tid` of this process is blocked in `futex(2)` now (the first field of its
+/// `/proc/self/task/TID/syscall` file).
+fn in_futex(tid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<i64>().ok())
+        == Some(libc::SYS_futex)
 }
 
 #[test]
