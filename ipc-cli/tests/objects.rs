@@ -397,7 +397,10 @@ fn clean_stale_in_another_pid_namespace_keeps_a_live_ring() {
     };
     assert!(out.status.success(), "{}", text(&out.stderr));
     let said = text(&out.stdout);
-    assert!(live.exists(), "removed a live ring from another namespace: {said}");
+    assert!(
+        live.exists(),
+        "removed a live ring from another namespace: {said}"
+    );
     assert!(
         said.contains(&format!("kept {spec}: creator "))
             && said.contains("in another PID namespace"),
@@ -440,7 +443,11 @@ fn clean_stale_keeps_undelivered_records_unless_asked() {
     );
     let out = run(&["clean", "--stale"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(ring.exists(), "removed undelivered messages: {}", text(&out.stdout));
+    assert!(
+        ring.exists(),
+        "removed undelivered messages: {}",
+        text(&out.stdout)
+    );
 
     let out = run(&["clean", "--stale", "--discard-undelivered", "--dry-run"]);
     let said = text(&out.stdout);
