@@ -12,7 +12,7 @@
 //! | 0–5   | holder  | producer slot + 1 (1..=[`MAX_PRODUCERS`]); 0: free               |
 //! | 6     | —       | always 0                                                         |
 //! | 7     | waiters | a producer may be asleep on the word: the releaser wakes one     |
-//! | 8–31  | epoch   | the holder slot's claim epoch (see [`peers`](super::peers))      |
+//! | 8–31  | epoch   | the holder slot's claim epoch (incremented at every claim of the slot) |
 //!
 //! A free lock is exactly 0. Taking it is one compare-and-swap from 0 (acquire); releasing it
 //! is one swap to 0 (release), followed by a `FUTEX_WAKE` only if the waiters bit was set.
@@ -22,7 +22,7 @@
 //! the holder is gone, and a waiter takes the lock over with a compare-and-swap from the very
 //! word it judged (so two waiters cannot both take it) and then repairs the ring
 //! ([`ProducerCore::recover`](super::core::ProducerCore::recover)). Waiters re-check at least
-//! every [`CHECK_INTERVAL`](super::peers::CHECK_INTERVAL) while spinning and every park slice
+//! every 10 ms while spinning and every park slice
 //! while asleep, so a dead holder delays the others by the dead-peer bound at most. A waiter
 //! also watches the consumer (a dead consumer is `Disconnected`, lock or not) and the caller's
 //! deadline.
