@@ -33,6 +33,7 @@ use std::sync::Arc;
 use ipc::Segment;
 use ipc::posix::PosixName;
 use ipc::posix::shm::{Expect, SharedMemory};
+use ipc::sync::process::same_pid_namespace;
 use ipc::sync::ring::{self, RingState};
 use ipc::sync::{Layout, LayoutKind, ProcessId, Shared};
 use ipc::sysv::shm::{Access, SysvSegment};
@@ -224,7 +225,7 @@ impl Ours {
         match self {
             Ours::Ring(state) => {
                 let consumer = match state.consumer {
-                    Some((e, _)) if !same_namespace(e.pid_namespace) => {
+                    Some((e, _)) if !same_pid_namespace(e.pid_namespace) => {
                         format!("consumer {} in another PID namespace", e.id.pid)
                     }
                     Some((e, true)) => format!("consumer {} alive", e.id.pid),
@@ -254,7 +255,7 @@ impl Ours {
                 .consumer
                 .iter()
                 .chain(&state.producers)
-                .any(|(e, _)| !same_namespace(e.pid_namespace)),
+                .any(|(e, _)| !same_pid_namespace(e.pid_namespace)),
             Ours::Custom | Ours::Unreadable(_) => false,
         }
     }
@@ -390,11 +391,6 @@ impl Object {
             None => Ok(format!("creator {creator} dead, nobody attached")),
         }
     }
-}
-
-/// Whether a process recorded with PID namespace `ns` can be looked up from here.
-fn same_namespace(ns: u64) -> bool {
-    ipc::sync::process::same_pid_namespace(ns)
 }
 
 /// Everything found, and what could not be looked at.
@@ -554,7 +550,7 @@ impl RawHeader {
         } else {
             0
         };
-        if !same_namespace(pid_namespace) {
+        if !same_pid_namespace(pid_namespace) {
             return Creator {
                 pid: self.pid,
                 alive: false,

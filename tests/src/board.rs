@@ -4,7 +4,6 @@
 //! a send, and so exactly which of its messages must arrive.
 //!
 //! The peer writes the board (see `src/bin/ipc-shm-peer.rs`); tests create, reset and read it.
-//! `tests/shm_crash.rs` holds a copy of the constants; keep them equal.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

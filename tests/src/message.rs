@@ -12,6 +12,22 @@ use crate::process::Progress;
 /// Bytes of a message that are not body: writer, sequence number and checksum.
 pub const OVERHEAD: usize = 4 + 8 + 8;
 
+/// The seed of a randomised test: the environment variable `var` if set, else one from the
+/// clock and pid. Printed (`--nocapture` shows it) so that a failure can be replayed.
+pub fn seed(test: &str, var: &str) -> u64 {
+    let seed = std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock after 1970");
+            now.as_nanos() as u64 ^ u64::from(std::process::id()) << 32
+        });
+    eprintln!("{test}: {var}={seed}");
+    seed
+}
+
 /// One step of SplitMix64: a cheap, well-mixed generator for sizes and bodies.
 pub fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);

@@ -1,8 +1,7 @@
 //! Shared-memory rings of both transports (`posix-shm`, `sysv-shm`) for the cross-process
 //! tests: a unique name removed whatever way the test ends, either end opened from a transport
-//! string of either kind, a raw mapping of the live segment for a test that plays the hostile
-//! peer, and the layout header's region table read from raw bytes (so that a test aims at
-//! whatever regions the ring has, not at offsets it assumes).
+//! string of either kind, and a raw mapping of the live segment for a test that plays the
+//! hostile peer (which finds the regions to aim at through `ipc::sync::Layout`).
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -193,73 +192,4 @@ impl DerefMut for AnyReceiver {
             AnyReceiver::Sysv(r) => r.ring_mut(),
         }
     }
-}
-
-/// Region kind codes of the layout header (`ipc_sync::layout`), as stored in the segment.
-pub mod region_kind {
-    /// A lock (today a robust pthread mutex).
-    pub const MUTEX: u32 = 1;
-    /// A condition variable.
-    pub const CONDVAR: u32 = 2;
-    /// Application bytes.
-    pub const BYTES: u32 = 3;
-    /// The ring's control block.
-    pub const RING_CONTROL: u32 = 10;
-    /// The ring's records.
-    pub const RING_DATA: u32 = 11;
-}
-
-/// Bytes of the layout header; the region table is inside it.
-pub const LAYOUT_HEADER: usize = 4096;
-const OFF_COUNT: usize = 28;
-const OFF_REGIONS: usize = 64;
-const REGION_ENTRY: usize = 32;
-const MAX_REGIONS: usize = 16;
-
-/// One entry of a segment's region table, as raw numbers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RawRegion {
-    /// Its kind code ([`region_kind`]).
-    pub kind: u32,
-    /// Offset from the segment's start.
-    pub offset: usize,
-    /// Length in bytes.
-    pub len: usize,
-}
-
-/// Reads the region table of the layout header (region count at 28, entries of 32 bytes from
-/// 64: kind u32, reserved u32, offset u64, length u64) from the raw bytes of `shared`, checking
-/// only that each region lies inside the segment.
-pub fn region_table(shared: &Shared) -> Result<Vec<RawRegion>, String> {
-    let mut header = vec![0u8; LAYOUT_HEADER];
-    if !shared.copy_out(0, &mut header) {
-        return Err(format!(
-            "a segment of {} bytes has no layout header",
-            shared.len()
-        ));
-    }
-    let u32_at = |at: usize| u32::from_le_bytes(header[at..at + 4].try_into().expect("4 bytes"));
-    let u64_at = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().expect("8 bytes"));
-    let count = u32_at(OFF_COUNT) as usize;
-    if count > MAX_REGIONS {
-        return Err(format!("{count} regions in the table"));
-    }
-    (0..count)
-        .map(|i| {
-            let at = OFF_REGIONS + i * REGION_ENTRY;
-            let (kind, offset, len) = (u32_at(at), u64_at(at + 8), u64_at(at + 16));
-            let end = offset.checked_add(len);
-            if end.is_none_or(|end| end > shared.len() as u64) {
-                return Err(format!(
-                    "region {i} (kind {kind}) at {offset}+{len} outside a segment of {} bytes",
-                    shared.len()
-                ));
-            }
-            Ok(RawRegion {
-                kind,
-                offset: offset as usize,
-                len: len as usize,
-            })
-        })
-        .collect()
 }

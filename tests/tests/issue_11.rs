@@ -32,14 +32,14 @@ use std::cell::Cell;
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
+use ipc::sync::layout::HEADER_SIZE;
+use ipc::sync::{Layout, LayoutKind, Region, RegionKind, Shared};
 use ipc::{Error, Receiver, Wait};
 use ipc_tests::board::{self, Board};
 use ipc_tests::kill_producers::{self, Trial};
 use ipc_tests::message::{self, splitmix64};
 use ipc_tests::process::{Peer, PeerExe, bounded, describe};
-use ipc_tests::shm_ring::{
-    AnyReceiver, LAYOUT_HEADER, RawRegion, ShmTransport, TestRing, region_kind, region_table,
-};
+use ipc_tests::shm_ring::{AnyReceiver, ShmTransport, TestRing};
 use nix::sys::signal::Signal;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -65,19 +65,17 @@ fn spawn(role: &str, args: &[&str]) -> Peer {
         .unwrap_or_else(|e| panic!("spawn ipc-shm-peer {role}: {e}"))
 }
 
-/// The seed of a test: `ISSUE_11_SEED` or the clock; printed so a failure can be replayed.
+/// The seed of a test: `ISSUE_11_SEED` or the clock, printed.
 fn seed(test: &str) -> u64 {
-    let seed = std::env::var("ISSUE_11_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .expect("clock after 1970");
-            now.as_nanos() as u64 ^ u64::from(std::process::id()) << 32
-        });
-    eprintln!("{test}: ISSUE_11_SEED={seed}");
-    seed
+    message::seed(test, "ISSUE_11_SEED")
+}
+
+/// The regions of the ring in `shared`, from its layout header as ipc-sync validates it (read
+/// before any scribble).
+fn region_table(shared: &Shared) -> Result<Vec<Region>, String> {
+    Layout::attach(shared, LayoutKind::Ring, Duration::ZERO)
+        .map(|layout| layout.regions().to_vec())
+        .map_err(|e| format!("the ring's layout header: {e}"))
 }
 
 /// Whether a child ended the way a process that met a hostile or broken ring may: on its own,
@@ -280,7 +278,7 @@ const FILLS: [Fill; 8] = [
 ];
 
 /// The bytes `fill` puts over `region`: `(segment offset, bytes)`.
-fn fill_bytes(fill: Fill, region: &RawRegion, pid: u32, rng: &mut u64) -> Vec<(usize, Vec<u8>)> {
+fn fill_bytes(fill: Fill, region: &Region, pid: u32, rng: &mut u64) -> Vec<(usize, Vec<u8>)> {
     let words = |f: &mut dyn FnMut(usize) -> u64, width: usize| -> Vec<(usize, Vec<u8>)> {
         let bytes = (0..region.len / width)
             .flat_map(|i| f(i).to_le_bytes()[..width].to_vec())
@@ -343,10 +341,10 @@ fn scribble_non_data_regions(
     producer.expect_line("loaned");
     let shared = ring.map().map_err(|e| format!("map the segment: {e}"))?;
     let regions = region_table(&shared)?;
-    let targets: Vec<RawRegion> = regions
+    let targets: Vec<Region> = regions
         .iter()
         .copied()
-        .filter(|r| r.kind != region_kind::RING_DATA)
+        .filter(|r| r.kind != RegionKind::RingData)
         .collect();
     if targets.is_empty() {
         return Err(format!("no region but the records in {regions:?}"));
@@ -739,10 +737,11 @@ fn hostile_case(case: &Case) -> Result<String, String> {
     }
     let shared = ring.map().map_err(|e| format!("map the segment: {e}"))?;
     let regions = region_table(&shared)?;
-    let mut targets = vec![RawRegion {
-        kind: 0,
+    // The layout header itself, as one more target.
+    let mut targets = vec![Region {
+        kind: RegionKind::Bytes,
         offset: 0,
-        len: LAYOUT_HEADER,
+        len: HEADER_SIZE,
     }];
     targets.extend(&regions);
     let mut data_hit = false;
@@ -759,7 +758,7 @@ fn hostile_case(case: &Case) -> Result<String, String> {
             let len = bytes.len().min(shared.len() - offset);
             assert!(shared.copy_in(offset, &bytes[..len]), "scribble in bounds");
             data_hit |= regions.iter().any(|r| {
-                r.kind == region_kind::RING_DATA
+                r.kind == RegionKind::RingData
                     && offset < r.offset + r.len
                     && offset + len > r.offset
             });

@@ -23,19 +23,15 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use ipc::posix::PosixName;
 use ipc::posix::ring::{ShmReceiver, ShmSender};
-use ipc::posix::shm::SharedMemory;
-use ipc::sync::Shared;
-use ipc::{Error, Owner, Receiver, Sender, TransportSpec, Wait};
+use ipc::{Error, Receiver, Sender, TransportSpec, Wait};
+use ipc_tests::ShmGuard;
+use ipc_tests::board::{self, Board};
 use ipc_tests::message::{self, splitmix64};
 use ipc_tests::process::{Peer, bounded, peer_command};
-use ipc_tests::{ShmGuard, unique_name};
 use nix::sys::signal::Signal;
 
 const PEER: &str = env!("CARGO_BIN_EXE_ipc-shm-peer");
@@ -50,37 +46,6 @@ const STEP: Duration = Duration::from_secs(30);
 /// victim next runs, which on a loaded machine can be much later. The tests print the
 /// latencies they measured; holding them to the target is a benchmark's job, not CI's.
 const DISCONNECT_LIMIT: Duration = Duration::from_secs(10);
-
-/// The board layout and phases, as in `ipc-shm-peer` (keep them equal).
-mod board {
-    pub const SIZE: usize = 4096;
-    pub const SLOT: usize = 64;
-    pub const PHASE: usize = 0;
-    pub const COUNT: usize = 8;
-
-    pub const IDLE: u64 = 0;
-    pub const RESERVING: u64 = 1;
-    pub const WRITING: u64 = 2;
-    pub const COMMITTING: u64 = 3;
-    pub const COPYING: u64 = 4;
-    pub const HOLDING: u64 = 6;
-    pub const RELEASING: u64 = 7;
-
-    pub const NAMES: [&str; 8] = [
-        "idle",
-        "reserving",
-        "writing-loan",
-        "committing",
-        "copying",
-        "receiving",
-        "holding",
-        "releasing",
-    ];
-
-    pub fn name(phase: u64) -> &'static str {
-        NAMES.get(phase as usize).copied().unwrap_or("?")
-    }
-}
 
 /// The messages of the `stream` role, as in `ipc-shm-peer` (keep them equal).
 mod stream {
@@ -120,19 +85,9 @@ fn guarded(name: &str, body: impl FnOnce() + Send + 'static) {
     bounded(name, TEST_LIMIT, body);
 }
 
-/// The seed of a test: `SHM_CRASH_SEED` or the clock; printed so a failure can be replayed.
+/// The seed of a test: `SHM_CRASH_SEED` or the clock, printed.
 fn seed(test: &str) -> u64 {
-    let seed = std::env::var("SHM_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .expect("clock after 1970");
-            now.as_nanos() as u64 ^ u64::from(std::process::id()) << 32
-        });
-    eprintln!("{test}: SHM_CRASH_SEED={seed}");
-    seed
+    message::seed(test, "SHM_CRASH_SEED")
 }
 
 struct Rng(u64);
@@ -173,46 +128,6 @@ impl Ring {
     }
 }
 
-/// The board segment the peers report on, created exclusively here and removed on drop.
-struct Board {
-    name: String,
-    shared: Shared,
-    _owner: Owner<SharedMemory>,
-}
-
-impl Board {
-    fn create() -> Board {
-        let name = format!("/{}", unique_name());
-        let posix = PosixName::new(&name).expect("a valid POSIX name");
-        let owner = SharedMemory::create(&posix, board::SIZE, 0o600).expect("create board");
-        let shared = Shared::new(Arc::new(owner.map().expect("map board")));
-        Board {
-            name,
-            shared,
-            _owner: owner,
-        }
-    }
-
-    fn word(&self, slot: usize, field: usize) -> &AtomicU64 {
-        self.shared
-            .u64_at(slot * board::SLOT + field)
-            .expect("board word in bounds")
-    }
-
-    fn reset(&self, slot: usize) {
-        self.word(slot, board::PHASE).store(0, Ordering::SeqCst);
-        self.word(slot, board::COUNT).store(0, Ordering::SeqCst);
-    }
-
-    /// `(phase, count)` of a slot.
-    fn read(&self, slot: usize) -> (u64, u64) {
-        (
-            self.word(slot, board::PHASE).load(Ordering::SeqCst),
-            self.word(slot, board::COUNT).load(Ordering::SeqCst),
-        )
-    }
-}
-
 fn spawn(args: &[&str]) -> Peer {
     let cmd = peer_command(Path::new(PEER), args[0], &args[1..]);
     Peer::spawn(cmd).expect("spawn ipc-shm-peer")
@@ -229,7 +144,15 @@ impl Producer {
     fn start(spec: &str, board: &Board, slot: usize, writer: u32, style: &str) -> Producer {
         board.reset(slot);
         let (slot_s, writer_s) = (slot.to_string(), writer.to_string());
-        let mut peer = spawn(&["produce", spec, &board.name, &slot_s, &writer_s, "0", style]);
+        let mut peer = spawn(&[
+            "produce",
+            spec,
+            board.name(),
+            &slot_s,
+            &writer_s,
+            "0",
+            style,
+        ]);
         peer.expect_line("ready");
         Producer { peer, writer, slot }
     }
@@ -398,11 +321,8 @@ impl Consumer {
 /// What the messages of a producer killed in `phase`, having finished `committed` of them, may
 /// be: those committed, plus the one in progress if it was inside `commit` or `send`.
 fn check_victim(phase: u64, committed: u64, delivered: u64) -> Result<(), String> {
-    let ok = match phase {
-        board::IDLE | board::RESERVING | board::WRITING => delivered == committed,
-        board::COMMITTING | board::COPYING => delivered == committed || delivered == committed + 1,
-        _ => false,
-    };
+    // A consumer's phase is no producer's: never right.
+    let ok = phase <= board::COPYING && board::deliverable(phase, committed).contains(&delivered);
     if ok {
         Ok(())
     } else {
@@ -476,9 +396,10 @@ impl KillStats {
 
     /// Kills that landed inside a send (a reservation held or being published).
     fn inside_send(&self) -> u32 {
-        self.by_phase[board::WRITING as usize]
-            + self.by_phase[board::COMMITTING as usize]
-            + self.by_phase[board::COPYING as usize]
+        (0..self.by_phase.len())
+            .filter(|&p| board::inside_send(p as u64))
+            .map(|p| self.by_phase[p])
+            .sum()
     }
 }
 
@@ -493,7 +414,7 @@ fn producers_killed_mid_send(test: &str, producers: &str, iterations: usize) {
     let seed = seed(test);
     let mut rng = Rng(seed);
     let ring = Ring::new();
-    let board = Board::create();
+    let board = Board::create().expect("create board");
     let rx = ShmReceiver::open(&ring.parsed(&format!(
         "capacity=8KiB&message_size=1024&producers={producers}&create=always"
     )))
@@ -845,7 +766,7 @@ fn consumer_killed_while_parked_in_recv_does_not_hang_the_producer() {
 fn producer_killed_while_parked(test: &str, producers: &str) {
     let seed = seed(test);
     let ring = Ring::new();
-    let board = Board::create();
+    let board = Board::create().expect("create board");
     let rx = ShmReceiver::open(&ring.parsed(&format!(
         "capacity=16KiB&message_size=1024&producers={producers}&create=always"
     )))
@@ -1001,7 +922,7 @@ fn consumer_killed_mid_stream_is_replaced() {
     guarded("consumer_killed_mid_stream_is_replaced", || {
         let seed = seed("consumer_killed_mid_stream_is_replaced");
         let mut rng = Rng(seed);
-        let board = Board::create();
+        let board = Board::create().expect("create board");
         let mut redelivered = 0;
         let mut held_uncounted = 0;
         let mut producer_ends: HashMap<String, u32> = HashMap::new();
@@ -1015,7 +936,7 @@ fn consumer_killed_mid_stream_is_replaced() {
             let mut consumer = spawn(&[
                 "consume",
                 &ring.spec("capacity=8KiB&message_size=1024"),
-                &board.name,
+                board.name(),
                 "0",
                 &target.to_string(),
                 "recv",
@@ -1094,7 +1015,7 @@ fn receiver_carries_on_when_a_new_producer_replaces_a_killed_one() {
         "receiver_carries_on_when_a_new_producer_replaces_a_killed_one",
         || {
             let ring = Ring::new();
-            let board = Board::create();
+            let board = Board::create().expect("create board");
             let mut rx =
                 ShmReceiver::open(&ring.parsed("capacity=8KiB&message_size=1024&create=always"))
                     .expect("create the ring");

@@ -117,6 +117,14 @@ impl Geometry {
     }
 }
 
+/// A producers' position and a consumer's that cannot both be true of one ring.
+fn inconsistent(tail: u64, head: u64, geo: Geometry) -> Error {
+    Error::corrupted(format!(
+        "ring tail {tail} inconsistent with head {head} (capacity {})",
+        geo.capacity
+    ))
+}
+
 /// A reservation: where the payload goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Slot {
@@ -165,10 +173,7 @@ impl ProducerCore {
 
     fn validate_head(&mut self, head: u64) -> Result<()> {
         if head > self.tail || self.tail - head > self.geo.capacity || head % 8 != 0 {
-            return Err(Error::corrupted(format!(
-                "ring head {head} inconsistent with tail {} (capacity {})",
-                self.tail, self.geo.capacity
-            )));
+            return Err(inconsistent(self.tail, head, self.geo));
         }
         self.head_seen = head;
         Ok(())
@@ -183,10 +188,7 @@ impl ProducerCore {
         if tail % 8 != 0 || tail < self.head_seen || tail - self.head_seen > self.geo.capacity {
             let head = mem.head_load(Ordering::Acquire);
             if tail % 8 != 0 || head > tail || tail - head > self.geo.capacity || head % 8 != 0 {
-                return Err(Error::corrupted(format!(
-                    "ring tail {tail} inconsistent with head {head} (capacity {})",
-                    self.geo.capacity
-                )));
+                return Err(inconsistent(tail, head, self.geo));
             }
             self.head_seen = head;
         }
@@ -200,30 +202,16 @@ impl ProducerCore {
     pub fn recover<M: RingMem>(&mut self, mem: &M) -> Result<()> {
         let tail = mem.tail_load(Ordering::Acquire);
         let head = mem.head_load(Ordering::Acquire);
-        if head > tail {
-            // The consumer has already read records the dead producer committed but did not
-            // count: they were whole (their headers were published last), and the walk starts
-            // after them.
-            if head - tail > self.geo.capacity || head % 8 != 0 {
-                return Err(Error::corrupted(format!(
-                    "ring head {head} inconsistent with tail {tail} (capacity {})",
-                    self.geo.capacity
-                )));
-            }
-            self.tail = head;
-            self.tail_off = self.geo.offset(head);
-            self.head_seen = head;
-        } else {
-            if tail % 8 != 0 || tail - head > self.geo.capacity || head % 8 != 0 {
-                return Err(Error::corrupted(format!(
-                    "ring tail {tail} inconsistent with head {head} (capacity {})",
-                    self.geo.capacity
-                )));
-            }
-            self.tail = tail;
-            self.tail_off = self.geo.offset(tail);
-            self.head_seen = head;
+        // A head past the tail: the consumer has already read records the dead producer
+        // committed but did not count. They were whole (their headers were published last),
+        // and the walk starts after them.
+        let start = tail.max(head);
+        if start % 8 != 0 || head % 8 != 0 || start - tail.min(head) > self.geo.capacity {
+            return Err(inconsistent(tail, head, self.geo));
         }
+        self.tail = start;
+        self.tail_off = self.geo.offset(start);
+        self.head_seen = head;
         let mut walked = 0u64;
         loop {
             let word = mem.word_load(self.tail_off, Ordering::Acquire);

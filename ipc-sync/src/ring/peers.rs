@@ -110,10 +110,14 @@ impl Slot {
         (word(0), word(START), word(PIDNS))
     }
 
-    /// The owner word as it is now.
+    /// The owner word as it is now (read at every message by a watching peer: only this
+    /// word is looked up).
     #[inline]
     pub fn word(&self, shared: &Shared) -> u64 {
-        self.words(shared).0.load(Ordering::Acquire)
+        shared
+            .u64_at(self.at)
+            .expect("slot inside the validated control block")
+            .load(Ordering::Acquire)
     }
 
     /// The attached owner of the slot, if any (for inspection).
