@@ -699,7 +699,13 @@ fn hostile_case(case: &Case) -> Result<String, String> {
         case.wait
     )))
     .map_err(|e| format!("create the ring: {e}"))?;
-    let spec = ring.spec(&format!("wait={}", case.wait));
+    // A producer started after the receiver may find the ring already removed (the drain can
+    // end early, on `Corrupted`): it must give up within the test's bound, not after the
+    // default `open_timeout` of 10 s.
+    let spec = ring.spec(&format!(
+        "wait={}&open_timeout={PRODUCER_DEADLINE_MS}ms",
+        case.wait
+    ));
     let (before, after) = (case.before.to_string(), case.after.to_string());
     let mut children: Vec<(&str, usize, Peer)> = Vec::new();
     let mut first = spawn(
