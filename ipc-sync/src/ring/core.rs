@@ -192,6 +192,15 @@ impl ProducerCore {
             }
             self.head_seen = head;
         }
+        // The header slot at the published tail is always zero (the producer that published
+        // it zeroed it first, and no record starts there yet): anything else means the tail
+        // was written by another process and points into records, which the next record
+        // would overwrite. One load of the line the record is about to be written to.
+        if mem.word_load(self.geo.offset(tail), Ordering::Relaxed) != 0 {
+            return Err(Error::corrupted(format!(
+                "ring tail {tail} does not point past the last record"
+            )));
+        }
         self.tail = tail;
         self.tail_off = self.geo.offset(tail);
         Ok(())
@@ -323,13 +332,38 @@ impl ProducerCore {
     }
 }
 
+/// What an endpoint found wrong with the ring's shared state, kept: once a check failed,
+/// every later call fails the same way (the state that failed it is not trusted again).
+#[derive(Debug, Default)]
+pub struct Corruption(Option<String>);
+
+impl Corruption {
+    /// The failure met earlier, if any.
+    #[inline]
+    pub fn check(&self) -> Result<()> {
+        match &self.0 {
+            None => Ok(()),
+            Some(what) => Err(Error::corrupted(what.clone())),
+        }
+    }
+
+    /// Keeps `err` if it is [`Error::Corrupted`] (the first one met), and hands it back.
+    pub fn keep(&mut self, err: Error) -> Error {
+        if let Error::Corrupted { what } = &err {
+            self.0.get_or_insert_with(|| what.clone());
+        }
+        err
+    }
+}
+
 /// The consumer's view: where the next record is.
 #[derive(Debug)]
 pub struct ConsumerCore {
     geo: Geometry,
     head: u64,
     head_off: u64,
-    corrupted: Option<String>,
+    /// Kept by the endpoint too, for what it checks around the protocol (its peers' slots).
+    pub corruption: Corruption,
 }
 
 /// A committed record found by [`ConsumerCore::peek`].
@@ -353,7 +387,7 @@ impl ConsumerCore {
             geo,
             head,
             head_off: geo.offset(head),
-            corrupted: None,
+            corruption: Corruption::default(),
         })
     }
 
@@ -363,18 +397,14 @@ impl ConsumerCore {
     }
 
     fn corrupt(&mut self, what: String) -> Error {
-        let err = Error::corrupted(what);
-        self.corrupted = Some(err.to_string());
-        err
+        self.corruption.keep(Error::corrupted(what))
     }
 
     /// The next committed record, skipping pads, or `None` if there is none yet. Once the ring
     /// was found corrupted, every later call fails the same way.
     #[inline]
     pub fn peek<M: RingMem>(&mut self, mem: &M) -> Result<Option<Found>> {
-        if let Some(what) = &self.corrupted {
-            return Err(Error::corrupted(what.clone()));
-        }
+        self.corruption.check()?;
         loop {
             let word = mem.word_load(self.head_off, Ordering::Acquire);
             if word == 0 {

@@ -41,6 +41,7 @@ use ipc_core::{Error, Result, Wait};
 
 use super::MAX_PRODUCERS;
 use super::WaitStrategy;
+use super::core::Corruption;
 use super::ctl;
 use super::mem::SegmentMem;
 use super::peers::{self, Peer, SlotWatch};
@@ -102,7 +103,7 @@ pub(crate) struct ProducerLock {
     /// The slot of the last holder we waited for, watched (its pidfd is cached).
     holder: Option<(usize, SlotWatch)>,
     /// Set when the word was not ours at release: the lock no longer means anything.
-    corrupted: Option<String>,
+    corruption: Corruption,
 }
 
 impl ProducerLock {
@@ -112,7 +113,7 @@ impl ProducerLock {
             mine: (epoch & peers::EPOCH_MASK) << EPOCH_SHIFT | (slot as u32 + 1),
             ctl,
             holder: None,
-            corrupted: None,
+            corruption: Corruption::default(),
         }
     }
 
@@ -133,9 +134,7 @@ impl ProducerLock {
         wait: Wait,
         consumer: &mut SlotWatch,
     ) -> Result<Taken> {
-        if let Some(what) = &self.corrupted {
-            return Err(Error::corrupted(what.clone()));
-        }
+        self.corruption.check()?;
         if self
             .word(mem)
             .compare_exchange(0, self.mine, Ordering::Acquire, Ordering::Relaxed)
@@ -192,8 +191,8 @@ impl ProducerLock {
             };
             // We hold no loan while we are here (a loan borrows the sender), so a word naming
             // us is left over, e.g. from a loan that was `mem::forget`-ten: take it back.
-            let gone =
-                seen & !WAITERS == self.mine || self.holder_state(mem, holder, force) == Peer::Gone;
+            let gone = seen & !WAITERS == self.mine
+                || self.holder_state(mem, holder, force)? == Peer::Gone;
             if gone {
                 if word
                     .compare_exchange(
@@ -208,7 +207,7 @@ impl ProducerLock {
                 }
                 continue;
             }
-            if consumer.check(mem.shared(), force) == Peer::Gone {
+            if consumer.check(mem.shared(), force)? == Peer::Gone {
                 return Err(Error::Disconnected);
             }
             force = false;
@@ -249,7 +248,7 @@ impl ProducerLock {
     }
 
     /// Whether the producer `holder` names still holds the lock and lives.
-    fn holder_state(&mut self, mem: &SegmentMem, holder: Holder, force: bool) -> Peer {
+    fn holder_state(&mut self, mem: &SegmentMem, holder: Holder, force: bool) -> Result<Peer> {
         if self
             .holder
             .as_ref()
@@ -273,11 +272,11 @@ impl ProducerLock {
             futex::wake(word, 1);
         }
         if was & !WAITERS != self.mine {
-            self.corrupted = Some(format!(
+            self.corruption.keep(Error::corrupted(format!(
                 "the producers' lock changed under its holder (found {was:#010x}, expected \
                  {:#010x})",
                 self.mine
-            ));
+            )));
         }
     }
 }

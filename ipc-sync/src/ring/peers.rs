@@ -53,6 +53,19 @@ pub fn state(owner: u64) -> u64 {
     owner & STATE_MASK
 }
 
+/// The state of an owner word read from the segment: any value but the three states was
+/// written by another process, and means nothing (it is not "closed": a slot taken for
+/// closed would be claimed, and a lock holder taken for gone would be robbed while it writes).
+#[inline]
+fn checked_state(owner: u64) -> Result<u64> {
+    match state(owner) {
+        s @ (EMPTY | ATTACHED | CLOSED) => Ok(s),
+        s => Err(Error::corrupted(format!(
+            "ring endpoint slot word {owner:#018x} holds no valid state ({s})"
+        ))),
+    }
+}
+
 /// The epoch of an owner word.
 #[inline]
 pub fn epoch(owner: u64) -> u32 {
@@ -153,7 +166,7 @@ impl Slot {
         let me = ProcessId::current();
         for _ in 0..64 {
             let seen = owner.load(Ordering::Acquire);
-            if state(seen) == ATTACHED
+            if checked_state(seen)? == ATTACHED
                 && alive(
                     seen,
                     start.load(Ordering::Acquire),
@@ -249,30 +262,30 @@ impl SlotWatch {
 
     /// Whether the slot is held (by a live or a dead owner).
     #[inline]
-    pub fn attached(&self, shared: &Shared) -> bool {
-        state(self.slot.word(shared)) == ATTACHED
+    pub fn attached(&self, shared: &Shared) -> Result<bool> {
+        Ok(checked_state(self.slot.word(shared))? == ATTACHED)
     }
 
     /// The peer's state; `force` checks liveness now rather than at most every
-    /// [`CHECK_INTERVAL`].
+    /// [`CHECK_INTERVAL`]. A slot word with no valid state is [`Error::Corrupted`].
     #[inline]
-    pub fn check(&mut self, shared: &Shared, force: bool) -> Peer {
+    pub fn check(&mut self, shared: &Shared, force: bool) -> Result<Peer> {
         let owner = self.slot.word(shared);
-        match state(owner) {
+        Ok(match checked_state(owner)? {
             EMPTY => Peer::Absent,
             ATTACHED => self.judge(shared, owner, force),
             _ => Peer::Gone,
-        }
+        })
     }
 
     /// Whether the owner of the slot's claim of `epoch` still holds it and lives: a later claim
     /// of the slot, a closed slot or a dead owner are all [`Peer::Gone`].
-    pub fn check_claim(&mut self, shared: &Shared, epoch_wanted: u32, force: bool) -> Peer {
+    pub fn check_claim(&mut self, shared: &Shared, epoch_wanted: u32, force: bool) -> Result<Peer> {
         let owner = self.slot.word(shared);
-        if state(owner) != ATTACHED || epoch(owner) != epoch_wanted {
-            return Peer::Gone;
+        if checked_state(owner)? != ATTACHED || epoch(owner) != epoch_wanted {
+            return Ok(Peer::Gone);
         }
-        self.judge(shared, owner, force)
+        Ok(self.judge(shared, owner, force))
     }
 
     fn judge(&mut self, shared: &Shared, owner: u64, force: bool) -> Peer {
@@ -331,17 +344,25 @@ impl ProducerWatch {
 
     /// Whether every producer that ever attached has left or died (and at least one did
     /// attach). Producers that closed their endpoint are seen at once; whether attached ones
-    /// still live is checked at most every [`CHECK_INTERVAL`] unless `force`.
-    pub fn all_gone(&mut self, shared: &Shared, force: bool) -> bool {
+    /// still live is checked at most every [`CHECK_INTERVAL`] unless `force`. A slot word with
+    /// no valid state is [`Error::Corrupted`].
+    pub fn all_gone(&mut self, shared: &Shared, force: bool) -> Result<bool> {
         let ever = shared
             .u32_at(self.ever)
             .is_some_and(|w: &AtomicU32| w.load(Ordering::Acquire) != 0);
         if !ever {
-            return false;
+            return Ok(false);
         }
-        let attached = self.slots.iter().any(|s| s.attached(shared));
+        // Stops at the first attached slot, as this runs at every poll of an empty ring.
+        let mut attached = false;
+        for slot in &self.slots {
+            if slot.attached(shared)? {
+                attached = true;
+                break;
+            }
+        }
         if !attached {
-            return true;
+            return Ok(true);
         }
         // Only "someone is alive" is reused between checks: a producer that took a dead one's
         // slot must be seen at once, not after the interval.
@@ -350,13 +371,14 @@ impl ProducerWatch {
             && !self.last_answer
             && now.wrapping_sub(self.last_check) < CHECK_INTERVAL.as_nanos() as u64
         {
-            return false;
+            return Ok(false);
         }
         self.last_check = now;
-        self.last_answer = self
-            .slots
-            .iter_mut()
-            .all(|s| s.check(shared, true) != Peer::Alive);
-        self.last_answer
+        let mut all_gone = true;
+        for slot in &mut self.slots {
+            all_gone &= slot.check(shared, true)? != Peer::Alive;
+        }
+        self.last_answer = all_gone;
+        Ok(all_gone)
     }
 }

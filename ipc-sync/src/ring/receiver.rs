@@ -113,7 +113,7 @@ impl RingReceiver {
                 if let Some(found) = found? {
                     return Ok(Some(found));
                 }
-                if producers.all_gone(mem.shared(), force) {
+                if producers.all_gone(mem.shared(), force)? {
                     // A producer commits before it leaves: look once more, now that it is gone.
                     return match core.peek(mem)? {
                         Some(found) => Ok(Some(found)),
@@ -123,6 +123,9 @@ impl RingReceiver {
                 Ok(None)
             },
         )
+        // A producer slot that failed its check fails every later receive too, as a record
+        // header does (inside `peek`).
+        .map_err(|e| core.corruption.keep(e))
     }
 }
 

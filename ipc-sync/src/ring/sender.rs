@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use ipc_core::{Error, Result, Sender, Wait};
 
-use super::core::{ProducerCore, Slot};
+use super::core::{Corruption, ProducerCore, Slot};
 use super::lock::{ProducerLock, Taken};
 use super::mem::SegmentMem;
 use super::peers::{self, Peer, SlotWatch};
@@ -25,6 +25,7 @@ pub struct RingSender {
     strategy: WaitStrategy,
     max_message: usize,
     disconnected: bool,
+    corruption: Corruption,
 }
 
 impl RingSender {
@@ -90,6 +91,7 @@ impl RingSender {
             strategy: options.wait,
             max_message: a.geo.max_message,
             disconnected: false,
+            corruption: Corruption::default(),
         })
     }
 
@@ -132,23 +134,27 @@ impl RingSender {
             consumer,
             strategy,
             disconnected,
+            corruption,
             ..
         } = self;
         if *disconnected {
             return Err(Error::Disconnected);
         }
-        if consumer.check(mem.shared(), false) == Peer::Gone {
-            *disconnected = true;
-            return Err(Error::Disconnected);
+        corruption.check()?;
+        // Disconnected and Corrupted are final: every later call gives the same answer.
+        let mut fail = |e: Error| {
+            if matches!(e, Error::Disconnected) {
+                *disconnected = true;
+            }
+            corruption.keep(e)
+        };
+        if consumer.check(mem.shared(), false).map_err(&mut fail)? == Peer::Gone {
+            return Err(fail(Error::Disconnected));
         }
         if let Some(lock) = lock.as_mut() {
             let taken = lock
                 .acquire(mem, *strategy, wait, consumer)
-                .inspect_err(|e| {
-                    if matches!(e, Error::Disconnected) {
-                        *disconnected = true;
-                    }
-                })?;
+                .map_err(&mut fail)?;
             let synced = match taken {
                 Taken::Released => core.resync(mem),
                 // Whatever the dead producer wrote past the published tail is either a
@@ -158,7 +164,7 @@ impl RingSender {
             };
             if let Err(e) = synced {
                 lock.release(mem);
-                return Err(e);
+                return Err(fail(e));
             }
         }
         let space = mem.ctl32(ctl::SPACE_WAIT);
@@ -174,7 +180,7 @@ impl RingSender {
                 if core.padded {
                     mem.wake_consumer();
                 }
-                if consumer.check(mem.shared(), force) == Peer::Gone {
+                if consumer.check(mem.shared(), force)? == Peer::Gone {
                     return Err(Error::Disconnected);
                 }
                 Ok(None)
@@ -183,13 +189,10 @@ impl RingSender {
         let slot = match reserved {
             Ok(slot) => slot,
             Err(e) => {
-                if matches!(e, Error::Disconnected) {
-                    *disconnected = true;
-                }
                 if let Some(lock) = lock.as_mut() {
                     lock.release(mem);
                 }
-                return Err(e);
+                return Err(fail(e));
             }
         };
         Ok(Loan {

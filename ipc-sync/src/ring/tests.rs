@@ -401,3 +401,56 @@ fn a_sleeping_producer_is_woken_when_the_lock_is_released() {
     assert_eq!(rx.recv(&mut buf).unwrap(), 6);
     assert_eq!(lock_word(&shared).load(Ordering::Relaxed), 0);
 }
+
+/// A slot word whose state byte is none of empty, attached or closed was written by another
+/// process: it is `Corrupted`, never taken for a closed slot (which a late producer would claim
+/// from under a live one, robbing its lock while it writes).
+#[test]
+fn a_slot_word_with_no_valid_state_is_corrupted() {
+    let (shared, mut rx, options) = multi(WaitStrategy::Spin);
+    let mut tx = RingSender::attach(shared.clone(), &options).unwrap();
+    tx.send(b"before").unwrap();
+    let ctl = attach(&shared, Duration::ZERO).unwrap().ctl;
+    let slot = |off: usize| shared.u64_at(ctl + off).unwrap();
+    let producer = slot(ctl::SLOTS).load(Ordering::Relaxed);
+    slot(ctl::SLOTS).store(producer & !0xff | 0x81, Ordering::Relaxed);
+    assert!(matches!(
+        RingSender::attach(shared.clone(), &options),
+        Err(Error::Corrupted { .. })
+    ));
+    let mut buf = [0u8; 16];
+    assert_eq!(rx.recv(&mut buf).unwrap(), 6);
+    // The receiver meets it when it looks for its producers: an empty ring.
+    let got = rx.recv_timeout(&mut buf, Duration::from_secs(5));
+    assert!(matches!(got, Err(Error::Corrupted { .. })), "{got:?}");
+    let consumer = slot(ctl::CONSUMER).load(Ordering::Relaxed);
+    slot(ctl::CONSUMER).store(consumer & !0xff | 0x7f, Ordering::Relaxed);
+    let got = tx.send(b"after");
+    assert!(matches!(got, Err(Error::Corrupted { .. })), "{got:?}");
+}
+
+/// A tail moved back into records not yet read would have the next producer write over them:
+/// the slot at a true tail is always zero, so such a tail is `Corrupted`.
+#[test]
+fn a_tail_pointing_into_records_is_corrupted() {
+    let (shared, mut rx, options) = multi(WaitStrategy::Spin);
+    let mut tx = RingSender::attach(shared.clone(), &options).unwrap();
+    for msg in [&b"first"[..], b"second"] {
+        tx.send(msg).unwrap();
+    }
+    let ctl = attach(&shared, Duration::ZERO).unwrap().ctl;
+    shared
+        .u64_at(ctl + ctl::TAIL)
+        .unwrap()
+        .store(0, Ordering::Relaxed);
+    let got = tx.send(b"third");
+    assert!(matches!(got, Err(Error::Corrupted { .. })), "{got:?}");
+    let mut buf = [0u8; 16];
+    assert_eq!(rx.recv(&mut buf).unwrap(), 5);
+    assert_eq!(
+        &buf[..5],
+        b"first",
+        "the unread records were not written over"
+    );
+    assert_eq!(rx.recv(&mut buf).unwrap(), 6);
+}
