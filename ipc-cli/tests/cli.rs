@@ -2,20 +2,13 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::time::Duration;
 
-/// Longest any command of these tests may run before it counts as hung.
-const HUNG: Duration = Duration::from_secs(60);
+mod common;
 
-/// The `ipc` binary, with nothing on stdin unless a test says otherwise.
-fn ipc() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ipc"));
-    cmd.stdin(Stdio::null());
-    cmd
-}
+use common::{HUNG, Running, ipc, run, text};
 
 /// A FIFO path no other test (or test run) uses, removed at the end whatever happened.
 struct TempPath(PathBuf);
@@ -94,56 +87,6 @@ fn bench_queues_left(pid: u32) -> Vec<String> {
         );
     }
     left
-}
-
-/// A child process, killed if the test ends (or panics) before it was waited for.
-struct Running(Option<Child>);
-
-impl Running {
-    fn spawn(cmd: &mut Command) -> Running {
-        Running(Some(cmd.spawn().expect("start ipc")))
-    }
-
-    fn child(&mut self) -> &mut Child {
-        self.0.as_mut().expect("not waited for yet")
-    }
-
-    /// Waits for the exit and collects the piped output; a child still running after
-    /// [`HUNG`] is killed and fails the test.
-    fn output(mut self) -> Output {
-        let child = self.0.take().expect("not waited for yet");
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        let (done, finished) = mpsc::channel();
-        let waiter = std::thread::spawn(move || {
-            let _ = done.send(child.wait_with_output());
-        });
-        match finished.recv_timeout(HUNG) {
-            Ok(output) => output.expect("wait for ipc"),
-            Err(_) => {
-                // Not yet reaped (the waiter has not returned), so the pid is still the child's.
-                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-                let _ = waiter.join();
-                panic!("ipc still running after {HUNG:?}");
-            }
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn run(cmd: &mut Command) -> Output {
-    Running::spawn(cmd.stdout(Stdio::piped()).stderr(Stdio::piped())).output()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn one_line(stderr: &[u8]) -> String {
@@ -628,7 +571,7 @@ fn bench_posix_shm_measures_each_strategy_with_references_and_leaves_no_segment(
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),
     );
-    let pid = json.0.as_ref().unwrap().id();
+    let pid = json.id();
     let out = json.output();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
@@ -692,7 +635,7 @@ fn bench_posix_shm_measures_each_strategy_with_references_and_leaves_no_segment(
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),
     );
-    let pid = table.0.as_ref().unwrap().id();
+    let pid = table.id();
     let out = table.output();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);

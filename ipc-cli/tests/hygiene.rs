@@ -4,69 +4,12 @@
 
 use std::io::Read;
 use std::os::fd::OwnedFd;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
-use std::time::Duration;
 
-/// Longest any command of these tests may run before it counts as hung.
-const HUNG: Duration = Duration::from_secs(60);
+mod common;
 
-fn ipc() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ipc"));
-    cmd.stdin(Stdio::null());
-    cmd
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A child process, killed if the test ends (or panics) before it was waited for.
-struct Running(Option<Child>);
-
-impl Running {
-    fn spawn(cmd: &mut Command) -> Running {
-        Running(Some(cmd.spawn().expect("start ipc")))
-    }
-
-    fn child(&mut self) -> &mut Child {
-        self.0.as_mut().expect("not waited for yet")
-    }
-
-    /// Waits for the exit and collects what was piped; a child still running after [`HUNG`]
-    /// is killed and fails the test.
-    fn output(mut self) -> Output {
-        let child = self.0.take().expect("not waited for yet");
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        let (done, finished) = mpsc::channel();
-        let waiter = std::thread::spawn(move || {
-            let _ = done.send(child.wait_with_output());
-        });
-        match finished.recv_timeout(HUNG) {
-            Ok(output) => output.expect("wait for ipc"),
-            Err(_) => {
-                // Not reaped yet (the waiter has not returned), so the pid is still the child's.
-                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-                let _ = waiter.join();
-                panic!("ipc still running after {HUNG:?}");
-            }
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn run(cmd: &mut Command) -> Output {
-    Running::spawn(cmd.stdout(Stdio::piped()).stderr(Stdio::piped())).output()
-}
+use common::{Running, ShmName, ipc, run, text};
 
 /// The write end of a pipe whose read end is already closed: every write to it fails with
 /// `EPIPE`, from the first byte on, with no race against the reader.
@@ -109,30 +52,10 @@ fn unique(what: &str) -> String {
     format!("/ipc-hygiene-{what}-{}-{n}", std::process::id())
 }
 
-/// A POSIX name under `/dev/shm` (segment or plain file), removed when dropped.
-struct ShmName(String);
-
 impl ShmName {
-    fn new(what: &str) -> ShmName {
+    /// A name for this file's tests.
+    fn unique(what: &str) -> ShmName {
         ShmName(unique(what))
-    }
-
-    fn spec(&self, options: &str) -> String {
-        format!("posix-shm:{}{options}", self.0)
-    }
-
-    fn path(&self) -> String {
-        format!("/dev/shm{}", self.0)
-    }
-
-    fn exists(&self) -> bool {
-        std::path::Path::new(&self.path()).exists()
-    }
-}
-
-impl Drop for ShmName {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(self.path());
     }
 }
 
@@ -186,7 +109,7 @@ fn ring(name: &ShmName, options: &str) -> Box<dyn ipc::Receiver> {
 
 #[test]
 fn listing_commands_end_quietly_when_stdout_is_closed_before_they_write() {
-    let name = ShmName::new("closed");
+    let name = ShmName::unique("closed");
     let _rx = ring(&name, "?capacity=4KiB");
     let spec = name.spec("");
     let commands: [&[&str]; 8] = [
@@ -219,7 +142,7 @@ fn listing_commands_end_quietly_when_stdout_is_closed_before_they_write() {
 fn shm_read_ends_quietly_when_stdout_closes_while_it_writes() {
     // Far more than a pipe holds (64 KiB by default), so the reader leaves mid-stream while
     // `ipc` is blocked writing or has more to write.
-    let name = ShmName::new("midway");
+    let name = ShmName::unique("midway");
     let _rx = ring(&name, "?capacity=4MiB");
     let mut read = Running::spawn(
         ipc()
@@ -237,7 +160,7 @@ fn shm_read_ends_quietly_when_stdout_closes_while_it_writes() {
 #[test]
 fn recv_with_a_closed_stdout_stops_and_exits_1_quietly() {
     // The message it took could not be handed on: lost, which exit 1 says; no more are taken.
-    let name = ShmName::new("recv");
+    let name = ShmName::unique("recv");
     let recv = Running::spawn(
         ipc()
             .args(["recv", &name.spec(""), "--count", "2"])
@@ -282,7 +205,7 @@ fn control_characters_in_a_transport_string_are_escaped_in_errors() {
 #[test]
 fn control_characters_in_object_names_are_escaped_in_listings() {
     // Anyone may make a file in /dev/shm with any name; `ls`, `inspect` and `clean` show it.
-    let name = ShmName::new("esc\x1b]0;title\x07");
+    let name = ShmName::unique("esc\x1b]0;title\x07");
     let _rx = ring(&name, "?capacity=4KiB");
     let escaped = name.0.replace('\x1b', "\\u{1b}").replace('\x07', "\\u{7}");
     let raw = |out: &Output| {
@@ -317,7 +240,7 @@ fn control_characters_in_object_names_are_escaped_in_listings() {
 
 #[test]
 fn values_that_can_never_work_exit_2_naming_the_option() {
-    let name = ShmName::new("never");
+    let name = ShmName::unique("never");
     let queue = QueueName(unique("never"));
     let queue = &queue.0;
     let fifo = format!("/tmp{}.fifo", unique("never"));

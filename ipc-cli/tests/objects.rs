@@ -8,11 +8,9 @@ use std::time::{Duration, Instant};
 
 use ipc::sysv::Key;
 
-fn ipc() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ipc"));
-    cmd.stdin(Stdio::null());
-    cmd
-}
+mod common;
+
+use common::{ShmName, ipc, text};
 
 fn run(args: &[&str]) -> Output {
     ipc()
@@ -21,10 +19,6 @@ fn run(args: &[&str]) -> Output {
         .stderr(Stdio::piped())
         .output()
         .expect("run ipc")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// A name no other test (or test run) uses: pid and counter.
@@ -39,25 +33,6 @@ fn unique_key() -> Key {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed) as i32;
     Key::Explicit(0x3a00_0000 | ((std::process::id() as i32 & 0xffff) << 8) | (n & 0xff))
-}
-
-/// A POSIX shared-memory name (or `sem.` file) under `/dev/shm`, removed when dropped.
-struct ShmFile(String);
-
-impl ShmFile {
-    fn path(&self) -> String {
-        format!("/dev/shm{}", self.0)
-    }
-
-    fn exists(&self) -> bool {
-        std::path::Path::new(&self.path()).exists()
-    }
-}
-
-impl Drop for ShmFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(self.path());
-    }
 }
 
 /// A POSIX queue, removed when dropped.
@@ -141,11 +116,11 @@ fn row<'a>(rows: &'a [serde_json::Value], name: &str) -> Option<&'a serde_json::
 #[test]
 fn ls_lists_every_family_and_marks_our_ring() {
     // A posix-shm ring through the facade (this process is its creator and consumer).
-    let ring = ShmFile(unique("ring"));
+    let ring = ShmName(unique("ring"));
     let ring_spec = format!("posix-shm:{}?capacity=64KiB", ring.0);
     let receiver = ipc::open_receiver(&ring_spec).expect("create the ring");
     // A plain POSIX object, and a named semaphore, made as files as another program would.
-    let plain = ShmFile(unique("plain"));
+    let plain = ShmName(unique("plain"));
     std::fs::write(plain.path(), vec![0u8; 8192]).unwrap();
     // A POSIX queue.
     let queue = QueueName(unique("mq"));
@@ -254,9 +229,9 @@ fn sysv_exists(id: i32) -> bool {
 
 #[test]
 fn clean_stale_removes_a_killed_channel_only() {
-    let dead = ShmFile(unique("dead"));
-    let live = ShmFile(unique("live"));
-    let plain = ShmFile(unique("foreign"));
+    let dead = ShmName(unique("dead"));
+    let live = ShmName(unique("live"));
+    let plain = ShmName(unique("foreign"));
     std::fs::write(plain.path(), vec![0u8; 4096]).unwrap();
     let (foreign_id, _foreign_guard) = foreign_sysv_segment();
 
@@ -335,7 +310,7 @@ fn clean_stale_removes_a_killed_channel_only() {
 
 #[test]
 fn inspect_shows_capacity_and_consumer() {
-    let ring = ShmFile(unique("inspect"));
+    let ring = ShmName(unique("inspect"));
     let spec = format!("posix-shm:{}", ring.0);
     let recv = Running::recv(&format!("{spec}?capacity=128KiB"));
     let out = wait_for_ring(&spec);
@@ -351,7 +326,7 @@ fn inspect_shows_capacity_and_consumer() {
     );
 
     // Not ours: an error naming why, and nothing printed.
-    let plain = ShmFile(unique("plain"));
+    let plain = ShmName(unique("plain"));
     std::fs::write(plain.path(), vec![0u8; 8192]).unwrap();
     let out = run(&["inspect", &plain.0]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
@@ -388,7 +363,7 @@ fn run_in_new_pid_namespace(args: &[&str]) -> Option<Output> {
 /// rings. It must keep them, saying why.
 #[test]
 fn clean_stale_in_another_pid_namespace_keeps_a_live_ring() {
-    let live = ShmFile(unique("ns-live"));
+    let live = ShmName(unique("ns-live"));
     let spec = format!("posix-shm:{}", live.0);
     let _receiver = Running::recv(&spec);
     wait_for_ring(&spec);
@@ -417,7 +392,7 @@ fn clean_stale_in_another_pid_namespace_keeps_a_live_ring() {
 /// they are kept unless the user asks to discard them.
 #[test]
 fn clean_stale_keeps_undelivered_records_unless_asked() {
-    let ring = ShmFile(unique("undelivered"));
+    let ring = ShmName(unique("undelivered"));
     let spec = format!("posix-shm:{}?create=if_missing", ring.0);
     let mut send = ipc()
         .args(["send", &spec])
