@@ -32,7 +32,11 @@
 //! over like a dead holder. One naming a live producer that does not hold the lock makes the
 //! others wait for it: a denial of service bounded by each caller's deadline, which write
 //! access to the segment allows in many other ways too. A holder whose word was changed under
-//! it finds out when it releases, and its sender reports `Corrupted` from then on.
+//! it finds out when it releases, and its sender reports `Corrupted` from then on. Nor can a
+//! waiter tell a forged slot (a new epoch or a dead pid written over a live holder's claim)
+//! from a real successor: it takes the lock over and two producers write one record. That
+//! damages messages, which write access allows directly anyway; it never makes anyone write
+//! outside the ring.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
