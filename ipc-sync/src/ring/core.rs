@@ -195,8 +195,10 @@ impl ProducerCore {
         // The header slot at the published tail is always zero (the producer that published
         // it zeroed it first, and no record starts there yet): anything else means the tail
         // was written by another process and points into records, which the next record
-        // would overwrite. One load of the line the record is about to be written to.
-        if mem.word_load(self.geo.offset(tail), Ordering::Relaxed) != 0 {
+        // would overwrite. Checked only when another producer moved the tail since our own
+        // last record: where we left it, we zeroed that slot ourselves, and reading it would
+        // pull back the line the consumer is polling (one more hand-over per message).
+        if tail != self.tail && mem.word_load(self.geo.offset(tail), Ordering::Relaxed) != 0 {
             return Err(Error::corrupted(format!(
                 "ring tail {tail} does not point past the last record"
             )));

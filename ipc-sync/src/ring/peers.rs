@@ -60,10 +60,19 @@ pub fn state(owner: u64) -> u64 {
 fn checked_state(owner: u64) -> Result<u64> {
     match state(owner) {
         s @ (EMPTY | ATTACHED | CLOSED) => Ok(s),
-        s => Err(Error::corrupted(format!(
-            "ring endpoint slot word {owner:#018x} holds no valid state ({s})"
-        ))),
+        _ => Err(invalid_state(owner)),
     }
+}
+
+/// Kept out of line: it runs once per ring at most, and inlined it would weigh on every
+/// peer check of the message path.
+#[cold]
+#[inline(never)]
+fn invalid_state(owner: u64) -> Error {
+    Error::corrupted(format!(
+        "ring endpoint slot word {owner:#018x} holds no valid state ({})",
+        state(owner)
+    ))
 }
 
 /// The epoch of an owner word.

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use ipc_core::{Error, Receiver, Result, Wait};
 
-use super::core::{ConsumerCore, Found, RingMem};
+use super::core::{ConsumerCore, Corruption, Found, RingMem};
 use super::mem::SegmentMem;
 use super::peers::{self, ProducerWatch};
 use super::wait::wait_for;
@@ -125,8 +125,15 @@ impl RingReceiver {
         )
         // A producer slot that failed its check fails every later receive too, as a record
         // header does (inside `peek`).
-        .map_err(|e| core.corruption.keep(e))
+        .map_err(|e| keep_corruption(e, &mut core.corruption))
     }
+}
+
+/// Out of line, so that the receive path stays small.
+#[cold]
+#[inline(never)]
+fn keep_corruption(e: Error, corruption: &mut Corruption) -> Error {
+    corruption.keep(e)
 }
 
 impl Receiver for RingReceiver {

@@ -141,13 +141,7 @@ impl RingSender {
             return Err(Error::Disconnected);
         }
         corruption.check()?;
-        // Disconnected and Corrupted are final: every later call gives the same answer.
-        let mut fail = |e: Error| {
-            if matches!(e, Error::Disconnected) {
-                *disconnected = true;
-            }
-            corruption.keep(e)
-        };
+        let mut fail = |e: Error| ended(e, disconnected, corruption);
         if consumer.check(mem.shared(), false).map_err(&mut fail)? == Peer::Gone {
             return Err(fail(Error::Disconnected));
         }
@@ -202,6 +196,17 @@ impl RingSender {
             lock: lock.as_mut(),
         })
     }
+}
+
+/// Disconnected and Corrupted are final: every later call gives the same answer. Out of line,
+/// so that the message path stays small.
+#[cold]
+#[inline(never)]
+fn ended(e: Error, disconnected: &mut bool, corruption: &mut Corruption) -> Error {
+    if matches!(e, Error::Disconnected) {
+        *disconnected = true;
+    }
+    corruption.keep(e)
 }
 
 impl Sender for RingSender {
