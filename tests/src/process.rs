@@ -446,6 +446,18 @@ impl Peer {
         stdin.flush().expect("flush peer stdin");
     }
 
+    /// Writes a command line to a peer that may have ended on its own already (a peer of a
+    /// hostile test that met `Corrupted` exits early, and how it ended is judged afterwards);
+    /// `false` if it had: its stdin is closed (`EPIPE`).
+    pub fn tell_if_running(&mut self, line: &str) -> bool {
+        let stdin = self.stdin.as_mut().expect("peer stdin still open");
+        match writeln!(stdin, "{line}").and_then(|()| stdin.flush()) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => false,
+            Err(e) => panic!("write to peer stdin: {e}"),
+        }
+    }
+
     /// Closes the peer's stdin: peers waiting for end of file carry on (usually: exit).
     pub fn close_stdin(&mut self) {
         self.stdin = None;

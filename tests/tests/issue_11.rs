@@ -737,7 +737,7 @@ fn hostile_case(case: &Case) -> Result<String, String> {
                 PRODUCER_DEADLINE_MS,
             ],
         );
-        second.tell("commit");
+        second.tell_if_running("commit");
         second.expect_line("ready");
         children.push(("producer 1", 1, second));
     }
@@ -776,7 +776,7 @@ fn hostile_case(case: &Case) -> Result<String, String> {
         }
     }
     drop(shared);
-    children[0].2.tell("commit");
+    children[0].2.tell_if_running("commit");
     if case.late {
         let mut late = spawn(
             "hold",
@@ -790,7 +790,7 @@ fn hostile_case(case: &Case) -> Result<String, String> {
                 PRODUCER_DEADLINE_MS,
             ],
         );
-        late.tell("commit");
+        late.tell_if_running("commit");
         children.push(("late producer 2", 2, late));
     }
     let until = Instant::now() + STEP;
