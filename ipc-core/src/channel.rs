@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use crate::{Result, Wait};
+use crate::{Readiness, Result, Wait};
 
 /// The sending end of a transport.
 pub trait Sender: Send {
@@ -38,6 +38,26 @@ pub trait Sender: Send {
     /// ([`Error::Timeout`](crate::Error::Timeout) after that).
     fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
         self.send_with(msg, Wait::timeout(timeout))
+    }
+
+    /// The event-loop form of [`try_send`](Sender::try_send), for transports that may take a
+    /// large message in part (pipes and FIFOs: a frame larger than the free room of the pipe).
+    ///
+    /// With `resume == false` it sends `msg` afresh; with `resume == true` it continues the
+    /// message that the previous call (with the same `msg`) left in part. It returns
+    /// [`Error::Full`] until the whole message is taken: wait for readiness and call again with
+    /// `resume == true`. A message left in part and not resumed (the next call has
+    /// `resume == false`, or is another send method) is never delivered. Other transports take
+    /// a message whole or not at all, and this is `try_send`.
+    fn try_send_part(&mut self, msg: &[u8], resume: bool) -> Result<()> {
+        let _ = resume;
+        self.try_send(msg)
+    }
+
+    /// How an event loop waits for room (see [`Readiness`]); `None` if this sender cannot be
+    /// waited on (every transport of the workspace can).
+    fn readiness(&mut self) -> Option<&mut dyn Readiness> {
+        None
     }
 }
 
@@ -69,6 +89,12 @@ pub trait Receiver: Send {
     fn recv_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
         self.recv_with(buf, Wait::timeout(timeout))
     }
+
+    /// How an event loop waits for a message (see [`Readiness`]); `None` if this receiver cannot
+    /// be waited on (every transport of the workspace can).
+    fn readiness(&mut self) -> Option<&mut dyn Readiness> {
+        None
+    }
 }
 
 impl<S: Sender + ?Sized> Sender for Box<S> {
@@ -78,6 +104,12 @@ impl<S: Sender + ?Sized> Sender for Box<S> {
     fn send_with(&mut self, msg: &[u8], wait: Wait) -> Result<()> {
         (**self).send_with(msg, wait)
     }
+    fn try_send_part(&mut self, msg: &[u8], resume: bool) -> Result<()> {
+        (**self).try_send_part(msg, resume)
+    }
+    fn readiness(&mut self) -> Option<&mut dyn Readiness> {
+        (**self).readiness()
+    }
 }
 
 impl<R: Receiver + ?Sized> Receiver for Box<R> {
@@ -86,5 +118,8 @@ impl<R: Receiver + ?Sized> Receiver for Box<R> {
     }
     fn recv_with(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
         (**self).recv_with(buf, wait)
+    }
+    fn readiness(&mut self) -> Option<&mut dyn Readiness> {
+        (**self).readiness()
     }
 }

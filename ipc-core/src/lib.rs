@@ -7,6 +7,7 @@
 //! - [`framing`]: the length-prefixed framing of every byte-stream transport.
 //! - [`Owner`] / [`Removable`]: the lifecycle of kernel objects that outlive processes.
 //! - [`Segment`]: a mapped region of shared memory.
+//! - [`Readiness`]: waiting for any endpoint in an event loop, on one descriptor.
 //!
 //! This crate makes no system calls; the backends (`ipc-pipe`, `ipc-fifo`, ...) do.
 #![deny(unsafe_code)]
@@ -15,6 +16,7 @@ mod channel;
 mod error;
 pub mod framing;
 mod lifecycle;
+pub mod ready;
 mod segment;
 pub mod spec;
 mod wait;
@@ -22,6 +24,7 @@ mod wait;
 pub use channel::{Receiver, Sender};
 pub use error::{Error, Result};
 pub use lifecycle::{Owner, Removable, check_adoptable};
+pub use ready::{Interest, Readiness};
 pub use segment::{ObjectId, Segment};
 pub use spec::{Address, Create, Options, Producers, Transport, TransportSpec, WaitStrategy};
 pub use wait::Wait;
