@@ -348,6 +348,10 @@ impl Sender for ShmSender {
     fn send_with(&mut self, msg: &[u8], wait: Wait) -> Result<()> {
         self.ring.send_with(msg, wait)
     }
+
+    fn readiness(&mut self) -> Option<&mut dyn ipc_core::Readiness> {
+        Some(&mut self.ring)
+    }
 }
 
 /// The receiving end of a `posix-shm` ring.
@@ -441,6 +445,10 @@ impl Receiver for ShmReceiver {
     #[inline]
     fn recv_with(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
         self.ring.recv_with(buf, wait)
+    }
+
+    fn readiness(&mut self) -> Option<&mut dyn ipc_core::Readiness> {
+        Some(&mut self.ring)
     }
 }
 

@@ -120,6 +120,13 @@ impl Watch {
         self.id
     }
 
+    /// The pidfd, which polls readable once the process has exited (`None` for this process
+    /// and for one we cannot look up).
+    pub fn pidfd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.pidfd.as_ref().map(|fd| fd.as_fd())
+    }
+
     /// Whether the process still runs. One `poll` system call.
     pub fn is_alive(&self) -> bool {
         match &self.pidfd {

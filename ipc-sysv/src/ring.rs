@@ -300,6 +300,10 @@ impl Sender for SysvShmSender {
     fn send_with(&mut self, msg: &[u8], wait: Wait) -> Result<()> {
         self.ring.send_with(msg, wait)
     }
+
+    fn readiness(&mut self) -> Option<&mut dyn ipc_core::Readiness> {
+        Some(&mut self.ring)
+    }
 }
 
 /// The receiving end of a `sysv-shm` ring.
@@ -394,5 +398,9 @@ impl Receiver for SysvShmReceiver {
     #[inline]
     fn recv_with(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
         self.ring.recv_with(buf, wait)
+    }
+
+    fn readiness(&mut self) -> Option<&mut dyn ipc_core::Readiness> {
+        Some(&mut self.ring)
     }
 }

@@ -137,6 +137,7 @@ impl ProducerLock {
         strategy: WaitStrategy,
         wait: Wait,
         consumer: &mut SlotWatch,
+        recheck: bool,
     ) -> Result<Taken> {
         self.corruption.check()?;
         if self
@@ -146,7 +147,7 @@ impl ProducerLock {
         {
             return Ok(Taken::Released);
         }
-        self.acquire_slow(mem, strategy, wait, consumer)
+        self.acquire_slow(mem, strategy, wait, consumer, recheck)
     }
 
     #[cold]
@@ -156,6 +157,7 @@ impl ProducerLock {
         strategy: WaitStrategy,
         wait: Wait,
         consumer: &mut SlotWatch,
+        recheck: bool,
     ) -> Result<Taken> {
         let word = self.word(mem);
         let deadline = match wait {
@@ -169,7 +171,7 @@ impl ProducerLock {
         };
         let mut parking = strategy == WaitStrategy::Park;
         let mut slept = false;
-        let mut force = false;
+        let mut force = recheck;
         let mut polls = 0u32;
         loop {
             let seen = word.load(Ordering::Acquire);
@@ -251,6 +253,28 @@ impl ProducerLock {
         }
     }
 
+    /// The pidfd of the holder last waited for, if alive when judged (a doorbell wakes when it
+    /// dies).
+    pub(crate) fn holder_pidfd(
+        &self,
+    ) -> Option<(super::bell::PeerKey, std::os::fd::BorrowedFd<'_>)> {
+        self.holder.as_ref().and_then(|(_, watch)| watch.pidfd())
+    }
+
+    /// For a producer about to wait on its doorbell: makes the holder's release ring it (by
+    /// setting the waiters bit). `false` if the lock is free or changed meanwhile: try again.
+    pub(crate) fn announce_waiter(&self, mem: &SegmentMem) -> bool {
+        let word = self.word(mem);
+        let seen = word.load(Ordering::Acquire);
+        if seen == 0 || seen & !WAITERS == self.mine {
+            return false;
+        }
+        seen & WAITERS != 0
+            || word
+                .compare_exchange(seen, seen | WAITERS, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
+    }
+
     /// Whether the producer `holder` names still holds the lock and lives.
     fn holder_state(&mut self, mem: &SegmentMem, holder: Holder, force: bool) -> Result<Peer> {
         if self
@@ -274,6 +298,8 @@ impl ProducerLock {
         let was = word.swap(0, Ordering::Release);
         if was & WAITERS != 0 {
             futex::wake(word, 1);
+            // Producers waiting on their doorbells set the waiters bit too.
+            mem.ring_space_bells();
         }
         if was & !WAITERS != self.mine {
             self.corruption.keep(Error::corrupted(format!(

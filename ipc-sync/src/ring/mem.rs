@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use super::bell::Ringer;
 use super::core::RingMem;
 use super::{Attached, ctl};
 use crate::sys::mem::Shared;
@@ -16,6 +17,7 @@ pub struct SegmentMem {
     ctl: usize,
     data: usize,
     capacity: u64,
+    ringer: Ringer,
 }
 
 impl SegmentMem {
@@ -25,6 +27,7 @@ impl SegmentMem {
             ctl: attached.ctl,
             data: attached.data,
             capacity: attached.geo.capacity,
+            ringer: Ringer::default(),
         }
     }
 
@@ -71,16 +74,52 @@ impl SegmentMem {
 }
 
 impl SegmentMem {
-    /// After committing: wakes the consumer if it is parked.
+    /// After committing: wakes the consumer if it is parked or waits on its doorbell.
     #[inline]
     pub fn wake_consumer(&self) {
-        super::wait::wake_if_parked(self.ctl32(ctl::CONSUMER_PARKS), self.ctl32(ctl::DATA_WAIT));
+        super::wait::wake_if_parked(
+            self.ctl32(ctl::CONSUMER_PARKS),
+            self.ctl32(ctl::DATA_WAIT),
+            || self.ring_slot(ctl::CONSUMER),
+        );
     }
 
-    /// After releasing space: wakes a producer parked on a full ring.
+    /// After releasing space: wakes the producers parked on a full ring or waiting on their
+    /// doorbells.
     #[inline]
     pub fn wake_producers(&self) {
-        super::wait::wake_if_parked(self.ctl32(ctl::PRODUCERS_PARK), self.ctl32(ctl::SPACE_WAIT));
+        let bells = self.ctl32(ctl::SPACE_BELLS);
+        super::wait::wake_if_parked(
+            self.ctl32(ctl::PRODUCERS_PARK),
+            self.ctl32(ctl::SPACE_WAIT),
+            || {},
+        );
+        // Read after the fence above (or with no producer that may wait, never set).
+        if bells.load(Ordering::Relaxed) != 0 {
+            self.ring_space_bells();
+        }
+    }
+
+    /// Rings the doorbell of every producer armed in the space mask, clearing it.
+    #[cold]
+    pub fn ring_space_bells(&self) {
+        let mut armed = self.ctl32(ctl::SPACE_BELLS).swap(0, Ordering::AcqRel);
+        while armed != 0 {
+            let slot = armed.trailing_zeros() as usize;
+            armed &= armed - 1;
+            if slot < super::MAX_PRODUCERS {
+                self.ring_slot(ctl::SLOTS + slot * ctl::SLOT_SIZE);
+            }
+        }
+    }
+
+    /// Rings the doorbell published in the endpoint slot at `slot` of the control block.
+    #[cold]
+    fn ring_slot(&self, slot: usize) {
+        let name = super::peers::Slot::at(self.ctl + slot)
+            .bell(&self.shared)
+            .load(Ordering::Acquire);
+        self.ringer.ring(name);
     }
 }
 

@@ -46,6 +46,7 @@
 //! # Ok::<(), ipc_core::Error>(())
 //! ```
 
+mod bell;
 pub mod core;
 pub mod lock;
 mod mem;
@@ -155,6 +156,9 @@ pub(crate) mod ctl {
     pub const DATA_WAIT: usize = 192;
     /// Non-zero while a producer is parked waiting for space.
     pub const SPACE_WAIT: usize = 256;
+    /// Bit `i` set while the producer in slot `i` waits for space (or the lock) on its
+    /// doorbell (see [`super::bell`]).
+    pub const SPACE_BELLS: usize = 260;
     /// The consumer's slot (see [`super::peers`]).
     pub const CONSUMER: usize = 320;
     /// Non-zero once any producer attached.

@@ -7,7 +7,7 @@
 //! | 0      | owner | `pid << 32 \| epoch << 8 \| state` (state: empty, attached, closed)   |
 //! | 8      | start | the owner's start time (pids are reused; pid and start are an identity) |
 //! | 16     | pidns | the inode of the owner's PID namespace (0: unknown)                  |
-//! | 24     | —     | reserved, zero                                                       |
+//! | 24     | bell  | the owner's readiness doorbell, if it has one (see [`super::bell`]); 0: none |
 //!
 //! A slot is claimed with one compare-and-swap of its owner word, so two processes can never
 //! both take it, and every claim increments the slot's 24-bit *epoch*: a word elsewhere that
@@ -20,6 +20,7 @@
 //! Every word here is written by other processes, so each is only ever compared or looked up,
 //! never used as an index or a length.
 
+use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -46,6 +47,7 @@ const PID_SHIFT: u32 = 32;
 
 const START: usize = 8;
 const PIDNS: usize = 16;
+const BELL: usize = 24;
 
 /// The state half of an owner word.
 #[inline]
@@ -132,6 +134,13 @@ impl Slot {
         (word(0), word(START), word(PIDNS))
     }
 
+    /// The word naming the owner's doorbell (written by the owner, read by whoever rings it).
+    pub fn bell<'a>(&self, shared: &'a Shared) -> &'a AtomicU64 {
+        shared
+            .u64_at(self.at + BELL)
+            .expect("slot inside the validated control block")
+    }
+
     /// The owner word as it is now (read at every message by a watching peer: only this
     /// word is looked up).
     #[inline]
@@ -191,6 +200,8 @@ impl Slot {
                 .compare_exchange(seen, mine, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
+                // A dead predecessor's doorbell must not be rung for us.
+                self.bell(shared).store(0, Ordering::Relaxed);
                 pidns.store(process::pid_namespace().unwrap_or(0), Ordering::Release);
                 start.store(me.start_time, Ordering::Release);
                 return Ok(Some(Claim {
@@ -218,6 +229,11 @@ impl Claim {
         epoch(self.word)
     }
 
+    /// Publishes this endpoint's doorbell (see [`super::bell`]).
+    pub fn set_bell(&self, shared: &Shared, name: u64) {
+        self.slot.bell(shared).store(name, Ordering::Release);
+    }
+
     /// Gives the slot up, leaving `state` (EMPTY or CLOSED) and the epoch for the peers to see.
     pub fn release(&self, shared: &Shared, state: u64) {
         let (owner, start, pidns) = self.slot.words(shared);
@@ -234,6 +250,7 @@ impl Claim {
         {
             start.store(0, Ordering::Relaxed);
             pidns.store(0, Ordering::Relaxed);
+            self.slot.bell(shared).store(0, Ordering::Relaxed);
         }
     }
 }
@@ -267,6 +284,13 @@ impl SlotWatch {
             watch: None,
             last_check: 0,
         }
+    }
+
+    /// The pidfd of the owner last judged alive, keyed by the slot and the owner word judged
+    /// (for a doorbell, which must wake when that owner dies).
+    pub fn pidfd(&self) -> Option<(super::bell::PeerKey, BorrowedFd<'_>)> {
+        let fd = self.watch.as_ref()?.pidfd()?;
+        Some(((self.slot.at, self.seen.0), fd))
     }
 
     /// Whether the slot is held (by a live or a dead owner).
@@ -349,6 +373,11 @@ impl ProducerWatch {
             last_check: 0,
             last_answer: false,
         }
+    }
+
+    /// The pidfds of the producers last judged alive (see [`SlotWatch::pidfd`]).
+    pub fn pidfds(&self) -> impl Iterator<Item = (super::bell::PeerKey, BorrowedFd<'_>)> {
+        self.slots.iter().filter_map(SlotWatch::pidfd)
     }
 
     /// Whether every producer that ever attached has left or died (and at least one did

@@ -1,14 +1,16 @@
 //! The consuming end of a ring.
 
 use std::ops::Deref;
+use std::os::fd::BorrowedFd;
 use std::sync::atomic::Ordering;
 
-use ipc_core::{Error, Receiver, Result, Wait};
+use ipc_core::{Error, Interest, Readiness, Receiver, Result, Wait};
 
+use super::bell::Doorbell;
 use super::core::{ConsumerCore, Corruption, Found, RingMem};
 use super::mem::SegmentMem;
 use super::peers::{self, ProducerWatch};
-use super::wait::wait_for;
+use super::wait::{BELL, wait_for};
 use super::{EndpointOptions, MAX_PRODUCERS, Producers, WaitStrategy, attach, ctl};
 use crate::sys::mem::Shared;
 
@@ -22,6 +24,10 @@ pub struct RingReceiver {
     producers: ProducerWatch,
     strategy: WaitStrategy,
     max_message: usize,
+    /// Made when an event loop first asks for readiness.
+    bell: Option<Doorbell>,
+    /// Set when the doorbell saw a producer die: the next receive checks them all at once.
+    recheck_peers: bool,
 }
 
 impl RingReceiver {
@@ -59,6 +65,8 @@ impl RingReceiver {
             claim,
             strategy: options.wait,
             max_message: a.geo.max_message,
+            bell: None,
+            recheck_peers: false,
         })
     }
 
@@ -95,8 +103,10 @@ impl RingReceiver {
             core,
             producers,
             strategy,
+            recheck_peers,
             ..
         } = self;
+        let mut recheck = std::mem::take(recheck_peers);
         let data = mem.ctl32(ctl::DATA_WAIT);
         wait_for(
             *strategy,
@@ -113,7 +123,7 @@ impl RingReceiver {
                 if let Some(found) = found? {
                     return Ok(Some(found));
                 }
-                if producers.all_gone(mem.shared(), force)? {
+                if producers.all_gone(mem.shared(), force || std::mem::take(&mut recheck))? {
                     // A producer commits before it leaves: look once more, now that it is gone.
                     return match core.peek(mem)? {
                         Some(found) => Ok(Some(found)),
@@ -142,6 +152,11 @@ impl Receiver for RingReceiver {
     }
 
     #[inline]
+    fn readiness(&mut self) -> Option<&mut dyn Readiness> {
+        Some(self)
+    }
+
+    #[inline]
     fn recv_with(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
         let found = self.next(wait)?;
         if found.len > buf.len() {
@@ -155,6 +170,71 @@ impl Receiver for RingReceiver {
         self.core.release(&self.mem, found.size);
         self.mem.wake_producers();
         Ok(found.len)
+    }
+}
+
+impl RingReceiver {
+    /// The doorbell, made and published at the first call.
+    fn doorbell(&mut self) -> Result<(&mut Doorbell, bool)> {
+        let fresh = self.bell.is_none();
+        if fresh {
+            let bell = Doorbell::new()?;
+            self.claim.set_bell(self.mem.shared(), bell.name());
+            // Producers look for a waiting consumer only if it may wait.
+            self.mem
+                .ctl32(ctl::CONSUMER_PARKS)
+                .store(1, Ordering::SeqCst);
+            self.bell = Some(bell);
+        }
+        Ok((self.bell.as_mut().expect("made above"), fresh))
+    }
+}
+
+/// Readiness: the descriptor is an epoll set of the ring's doorbell and the producers'
+/// pidfds; it becomes readable when a record is committed while the receiver is armed, when a
+/// producer leaves, dies or attaches, and may become readable spuriously.
+impl Readiness for RingReceiver {
+    fn ready_fd(&mut self) -> Result<(BorrowedFd<'_>, Interest)> {
+        self.doorbell()?;
+        let bell = self.bell.as_ref().expect("made above");
+        Ok((bell.fd(), Interest::Readable))
+    }
+
+    fn prepare_wait(&mut self) -> Result<bool> {
+        let (_, fresh) = self.doorbell()?;
+        let RingReceiver {
+            mem,
+            core,
+            producers,
+            bell,
+            ..
+        } = self;
+        let bell = bell.as_mut().expect("made above");
+        bell.watch(producers.pidfds())?;
+        let word = mem.ctl32(ctl::DATA_WAIT);
+        word.store(BELL, Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let before = core.head();
+        let found = core.peek(mem);
+        if core.head() != before {
+            mem.wake_producers();
+        }
+        // Errors are the next receive's to report. A fresh doorbell does not sleep at once: a
+        // producer that read "the consumer never waits" just before it was published may have
+        // committed unseen.
+        let ready = fresh
+            || !matches!(found, Ok(None))
+            || !matches!(producers.all_gone(mem.shared(), false), Ok(false));
+        if ready {
+            word.store(0, Ordering::Relaxed);
+        }
+        Ok(ready)
+    }
+
+    fn after_wake(&mut self) {
+        if let Some(bell) = self.bell.as_mut() {
+            self.recheck_peers |= bell.after_wake();
+        }
     }
 }
 

@@ -1,10 +1,12 @@
 //! The producing end of a ring.
 
 use std::ops::{Deref, DerefMut};
+use std::os::fd::BorrowedFd;
 use std::sync::atomic::Ordering;
 
-use ipc_core::{Error, Result, Sender, Wait};
+use ipc_core::{Error, Interest, Readiness, Result, Sender, Wait};
 
+use super::bell::Doorbell;
 use super::core::{Corruption, ProducerCore, Slot};
 use super::lock::{ProducerLock, Taken};
 use super::mem::SegmentMem;
@@ -26,6 +28,17 @@ pub struct RingSender {
     max_message: usize,
     disconnected: bool,
     corruption: Corruption,
+    /// This producer's slot (its bit in the doorbell mask).
+    index: usize,
+    /// Whether this producer is counted in `PRODUCERS_PARK` (it may park, or has a doorbell).
+    counted_in_park: bool,
+    /// Made when an event loop first asks for readiness.
+    bell: Option<Doorbell>,
+    /// The consumer's position when the doorbell was last armed: a change means space freed.
+    armed_head: u64,
+    /// Set when the doorbell saw the consumer or the lock holder die: the next send checks
+    /// at once.
+    recheck_peers: bool,
 }
 
 impl RingSender {
@@ -78,10 +91,13 @@ impl RingSender {
             Producers::Multi => Some(ProducerLock::new(a.ctl, index, claim.epoch())),
         };
         mem.ctl32(ctl::PRODUCERS_EVER).store(1, Ordering::Release);
-        if options.wait != WaitStrategy::Busy {
+        let counted_in_park = options.wait != WaitStrategy::Busy;
+        if counted_in_park {
             mem.ctl32(ctl::PRODUCERS_PARK)
                 .fetch_add(1, Ordering::SeqCst);
         }
+        // A consumer waiting on its doorbell watches the producers' pidfds: let it add ours.
+        mem.wake_consumer();
         Ok(RingSender {
             consumer: SlotWatch::new(peers::Slot::at(a.ctl + ctl::CONSUMER)),
             mem,
@@ -92,6 +108,11 @@ impl RingSender {
             max_message: a.geo.max_message,
             disconnected: false,
             corruption: Corruption::default(),
+            index,
+            counted_in_park,
+            bell: None,
+            armed_head: u64::MAX,
+            recheck_peers: false,
         })
     }
 
@@ -135,19 +156,21 @@ impl RingSender {
             strategy,
             disconnected,
             corruption,
+            recheck_peers,
             ..
         } = self;
         if *disconnected {
             return Err(Error::Disconnected);
         }
         corruption.check()?;
+        let recheck = std::mem::take(recheck_peers);
         let mut fail = |e: Error| ended(e, disconnected, corruption);
-        if consumer.check(mem.shared(), false).map_err(&mut fail)? == Peer::Gone {
+        if consumer.check(mem.shared(), recheck).map_err(&mut fail)? == Peer::Gone {
             return Err(fail(Error::Disconnected));
         }
         if let Some(lock) = lock.as_mut() {
             let taken = lock
-                .acquire(mem, *strategy, wait, consumer)
+                .acquire(mem, *strategy, wait, consumer, recheck)
                 .map_err(&mut fail)?;
             let synced = match taken {
                 Taken::Released => core.resync(mem),
@@ -209,9 +232,89 @@ fn ended(e: Error, disconnected: &mut bool, corruption: &mut Corruption) -> Erro
     corruption.keep(e)
 }
 
+impl RingSender {
+    /// The doorbell, made and published at the first call.
+    fn doorbell(&mut self) -> Result<bool> {
+        let fresh = self.bell.is_none();
+        if fresh {
+            let bell = Doorbell::new()?;
+            self.claim.set_bell(self.mem.shared(), bell.name());
+            // The consumer looks for waiting producers only if one may wait.
+            if !self.counted_in_park {
+                self.mem
+                    .ctl32(ctl::PRODUCERS_PARK)
+                    .fetch_add(1, Ordering::SeqCst);
+                self.counted_in_park = true;
+            }
+            self.bell = Some(bell);
+        }
+        Ok(fresh)
+    }
+}
+
+/// Readiness: the descriptor is an epoll set of this producer's doorbell and the pidfds of the
+/// consumer and of the producer holding the lock; it becomes readable when the consumer frees
+/// space or leaves or dies, and (multi-producer rings) when the lock is released, and may
+/// become readable spuriously.
+impl Readiness for RingSender {
+    fn ready_fd(&mut self) -> Result<(BorrowedFd<'_>, Interest)> {
+        self.doorbell()?;
+        let bell = self.bell.as_ref().expect("made above");
+        Ok((bell.fd(), Interest::Readable))
+    }
+
+    fn prepare_wait(&mut self) -> Result<bool> {
+        let fresh = self.doorbell()?;
+        if self.disconnected || self.corruption.check().is_err() {
+            return Ok(true);
+        }
+        let RingSender {
+            mem,
+            lock,
+            consumer,
+            bell,
+            index,
+            armed_head,
+            ..
+        } = self;
+        let bell = bell.as_mut().expect("made above");
+        let holder = lock.as_ref().and_then(|lock| lock.holder_pidfd());
+        bell.watch(consumer.pidfd().into_iter().chain(holder))?;
+        mem.ctl32(ctl::SPACE_BELLS)
+            .fetch_or(1 << *index, Ordering::SeqCst);
+        if let Some(lock) = lock.as_ref() {
+            if !lock.announce_waiter(mem) {
+                return Ok(true);
+            }
+        }
+        // Space freed since the last look, or (the first time) unknown: look again. A fresh
+        // doorbell does not sleep at once: a consumer that read "no producer waits" just before
+        // it was published may have freed space unseen.
+        let head = mem.ctl64(ctl::HEAD).load(Ordering::Acquire);
+        if head != *armed_head || fresh {
+            *armed_head = head;
+            return Ok(true);
+        }
+        Ok(!matches!(
+            consumer.check(mem.shared(), false),
+            Ok(Peer::Alive | Peer::Absent)
+        ))
+    }
+
+    fn after_wake(&mut self) {
+        if let Some(bell) = self.bell.as_mut() {
+            self.recheck_peers |= bell.after_wake();
+        }
+    }
+}
+
 impl Sender for RingSender {
     fn max_message_size(&self) -> usize {
         self.max_message
+    }
+
+    fn readiness(&mut self) -> Option<&mut dyn Readiness> {
+        Some(self)
     }
 
     #[inline]
@@ -226,7 +329,7 @@ impl Sender for RingSender {
 impl Drop for RingSender {
     fn drop(&mut self) {
         self.claim.release(self.mem.shared(), peers::EMPTY);
-        if self.strategy != WaitStrategy::Busy {
+        if self.counted_in_park {
             let _ = self.mem.ctl32(ctl::PRODUCERS_PARK).fetch_update(
                 Ordering::SeqCst,
                 Ordering::Relaxed,

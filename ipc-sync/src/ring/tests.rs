@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ipc_core::{Error, Receiver, Sender};
+use ipc_core::{Error, Readiness, Receiver, Sender};
 
 use super::*;
 use crate::sys::mem::HeapSegment;
@@ -453,4 +453,142 @@ fn a_tail_pointing_into_records_is_corrupted() {
         "the unread records were not written over"
     );
     assert_eq!(rx.recv(&mut buf).unwrap(), 6);
+}
+
+use crate::sys::bell::readable_within;
+
+/// Runs the readiness protocol once: arms, and if told to sleep, sleeps on the descriptor for
+/// at most `timeout`; `true` if progress may now be possible.
+fn wait_ready(endpoint: &mut dyn ipc_core::Readiness, timeout: Duration) -> bool {
+    if endpoint.prepare_wait().unwrap() {
+        return true;
+    }
+    let (fd, interest) = endpoint.ready_fd().unwrap();
+    assert_eq!(interest, ipc_core::Interest::Readable);
+    let woke = readable_within(fd, timeout);
+    endpoint.after_wake();
+    woke
+}
+
+/// Arms until the endpoint would really sleep (a fresh doorbell and a moved head say "try
+/// again" first).
+fn arm_until_asleep(endpoint: &mut dyn ipc_core::Readiness) {
+    for _ in 0..4 {
+        if !endpoint.prepare_wait().unwrap() {
+            return;
+        }
+    }
+    panic!("endpoint never ready to sleep");
+}
+
+#[test]
+fn doorbell_wakes_an_armed_receiver_and_only_when_armed() {
+    for strategy in [WaitStrategy::Busy, WaitStrategy::Spin, WaitStrategy::Park] {
+        let (mut tx, mut rx) = pair(RingConfig::new(4096), strategy);
+        let mut buf = [0u8; 64];
+        assert!(matches!(rx.try_recv(&mut buf), Err(Error::Empty)));
+        arm_until_asleep(&mut rx);
+        let fd = rx.ready_fd().unwrap().0.try_clone_to_owned().unwrap();
+        use std::os::fd::AsFd;
+        assert!(!readable_within(fd.as_fd(), Duration::ZERO), "{strategy:?}");
+        tx.send(b"ding").unwrap();
+        assert!(
+            readable_within(fd.as_fd(), Duration::from_secs(5)),
+            "{strategy:?}"
+        );
+        rx.after_wake();
+        assert!(
+            !readable_within(fd.as_fd(), Duration::ZERO),
+            "drained: {strategy:?}"
+        );
+        assert_eq!(rx.try_recv(&mut buf).unwrap(), 4);
+        // Not armed: a message rings nothing.
+        tx.send(b"dong").unwrap();
+        assert!(!readable_within(fd.as_fd(), Duration::ZERO), "{strategy:?}");
+        // Armed with a message waiting: no sleep.
+        assert!(rx.prepare_wait().unwrap());
+        assert_eq!(rx.try_recv(&mut buf).unwrap(), 4);
+    }
+}
+
+#[test]
+fn doorbell_carries_a_stream_across_threads() {
+    for strategy in [WaitStrategy::Busy, WaitStrategy::Park] {
+        let config = RingConfig::new(1024).producers(Producers::Multi);
+        let shared = ring(config);
+        let options = EndpointOptions::default().wait(strategy);
+        let mut rx = RingReceiver::attach(shared.clone(), &options).unwrap();
+        const PER: u64 = 2000;
+        let producers: Vec<_> = (0..2u64)
+            .map(|p| {
+                let mut tx = RingSender::attach(shared.clone(), &options).unwrap();
+                std::thread::spawn(move || {
+                    for seq in 0..PER {
+                        let msg = message(p << 32 | seq, 200);
+                        loop {
+                            match tx.try_send(&msg) {
+                                Ok(()) => break,
+                                Err(Error::Full) => {
+                                    assert!(
+                                        wait_ready(&mut tx, Duration::from_secs(10)),
+                                        "sender never woken"
+                                    );
+                                }
+                                Err(e) => panic!("{e}"),
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut next = [0u64; 2];
+        let mut buf = [0u8; 256];
+        while next.iter().sum::<u64>() < 2 * PER {
+            match rx.try_recv(&mut buf) {
+                Ok(n) => {
+                    let seq = u64::from_le_bytes(buf[..8].try_into().unwrap());
+                    let p = (seq >> 32) as usize;
+                    assert_eq!(seq & 0xffff_ffff, next[p]);
+                    assert_eq!(&buf[..n], message(seq, 200));
+                    next[p] += 1;
+                }
+                Err(Error::Empty) => {
+                    assert!(
+                        wait_ready(&mut rx, Duration::from_secs(10)),
+                        "receiver never woken"
+                    );
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        for p in producers {
+            p.join().unwrap();
+        }
+        // Both producers left: the armed receiver is woken and told.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match rx.try_recv(&mut buf) {
+                Err(Error::Disconnected) => break,
+                Err(Error::Empty) => {
+                    assert!(Instant::now() < deadline);
+                    wait_ready(&mut rx, Duration::from_secs(5));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn doorbell_wakes_a_sender_when_the_receiver_leaves() {
+    let (mut tx, rx) = pair(RingConfig::new(256), WaitStrategy::Busy);
+    while tx.try_send(&[7; 32]).is_ok() {}
+    arm_until_asleep(&mut tx);
+    let fd = tx.ready_fd().unwrap().0.try_clone_to_owned().unwrap();
+    use std::os::fd::AsFd;
+    assert!(!readable_within(fd.as_fd(), Duration::ZERO));
+    drop(rx);
+    assert!(readable_within(fd.as_fd(), Duration::from_secs(5)));
+    tx.after_wake();
+    assert!(matches!(tx.try_send(&[7; 32]), Err(Error::Disconnected)));
 }

@@ -33,17 +33,31 @@ pub const PARK_SLICE: Duration = Duration::from_millis(25);
 /// Polls between two reads of the clock while spinning.
 pub const POLLS_PER_CLOCK: u32 = 64;
 
-/// After publishing progress: wakes the endpoint parked on `word`, if one may park
-/// (`may_park` non-zero) and is.
+/// A wait word's value while its endpoint sleeps in `futex_wait`.
+pub const PARKED: u32 = 1;
+/// A wait word's value while its endpoint's event loop waits on its doorbell (see
+/// [`super::bell`]).
+pub const BELL: u32 = 2;
+
+/// After publishing progress: wakes the endpoint waiting on `word`, if one may wait
+/// (`may_park` non-zero) and does: a parked one with `FUTEX_WAKE`, one waiting on its
+/// doorbell with `ring`. After the fence, a waiter that is awake costs one load.
 #[inline]
-pub fn wake_if_parked(may_park: &AtomicU32, word: &AtomicU32) {
+pub fn wake_if_parked(may_park: &AtomicU32, word: &AtomicU32, ring: impl FnOnce()) {
     if may_park.load(Ordering::Relaxed) == 0 {
         return;
     }
     std::sync::atomic::fence(Ordering::SeqCst);
-    if word.load(Ordering::Relaxed) != 0 {
+    let waiting = word.load(Ordering::Relaxed);
+    if waiting != 0 {
+        // Cleared before the wake-up, so that a waiter arming again after it is woken again.
         word.store(0, Ordering::Relaxed);
-        futex::wake_all(word);
+        if waiting != BELL {
+            futex::wake_all(word);
+        }
+        if waiting & BELL != 0 {
+            ring();
+        }
     }
 }
 
@@ -80,7 +94,7 @@ pub fn wait_for<T>(
     }
     // Park phase.
     loop {
-        word.store(1, Ordering::Relaxed);
+        word.store(PARKED, Ordering::Relaxed);
         std::sync::atomic::fence(Ordering::SeqCst);
         if let Some(t) = poll(false)? {
             word.store(0, Ordering::Relaxed);
@@ -95,7 +109,7 @@ pub fn wait_for<T>(
             Some(d) => (d - now).min(PARK_SLICE),
             None => PARK_SLICE,
         };
-        let woke = futex::wait(word, 1, Some(slice));
+        let woke = futex::wait(word, PARKED, Some(slice));
         if let Some(t) = poll(woke == futex::Woke::TimedOut)? {
             word.store(0, Ordering::Relaxed);
             return Ok(t);

@@ -1,4 +1,4 @@
-//! Every `unsafe` operation of the crate: futex calls, typed access to shared memory at checked
+//! Every `unsafe` operation of the crate: futex calls, doorbell sockets and epoll, typed access to shared memory at checked
 //! offsets, pthread robust mutexes, and process identity (`pidfd`).
 //!
 //! # Safety
@@ -9,6 +9,7 @@
 //! memory concurrently can change values but never break a Rust invariant.
 #![allow(unsafe_code)]
 
+pub mod bell;
 pub mod futex;
 pub mod mem;
 pub mod process;

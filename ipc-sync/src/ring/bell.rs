@@ -1,0 +1,155 @@
+//! Readiness for ring endpoints: a doorbell descriptor that joins the futex protocol.
+//!
+//! An endpoint that an event loop waits on (see [`ipc_core::Readiness`]) gets a doorbell: an
+//! abstract unix datagram socket bound to a name the kernel picks, published in the endpoint's
+//! slot, inside an epoll set together with the pidfds of the peers whose death must wake it.
+//! The epoll descriptor is what the event loop sees.
+//!
+//! Arming is the futex protocol's "I may sleep" with another value: a consumer stores
+//! [`BELL`](super::wait::BELL) in its wait word, a producer sets its bit in the
+//! [`SPACE_BELLS`](super::ctl::SPACE_BELLS) mask; then a full fence and one more look. A peer
+//! that publishes progress already fences and loads that word whenever the waiter may park, so
+//! a waiter that is awake costs the peer nothing more, and one that armed costs it one
+//! `sendto` of one byte. Everything else (a message arriving while the loop is busy, a
+//! release that finds nobody armed) stays free of system calls.
+//!
+//! Why this mechanism rather than an eventfd or a FIFO, and what it costs, is measured in
+//! `docs/measurements/doorbell.md` and summarised in ARCHITECTURE.md.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::{Arc, OnceLock};
+
+use ipc_core::{Error, Result};
+
+use crate::sys::bell::{self, Epoll};
+
+/// Identifies one watched peer: its slot's offset and the owner word judged alive.
+pub type PeerKey = (usize, u64);
+
+/// The token of the doorbell socket in the epoll set (pidfds get small numbers).
+const BELL_TOKEN: u64 = u64::MAX;
+
+/// The waiting side: the doorbell and the peers it watches.
+#[derive(Debug)]
+pub(crate) struct Doorbell {
+    socket: OwnedFd,
+    epoll: Epoll,
+    name: u64,
+    watched: Vec<Watched>,
+    next_token: u64,
+}
+
+#[derive(Debug)]
+struct Watched {
+    key: PeerKey,
+    token: u64,
+    pidfd: OwnedFd,
+}
+
+fn io_error(what: &str, e: std::io::Error) -> Error {
+    Error::io(what, e)
+}
+
+impl Doorbell {
+    pub fn new() -> Result<Doorbell> {
+        let (socket, name) = bell::doorbell().map_err(|e| io_error("ring doorbell socket", e))?;
+        let epoll = Epoll::new().map_err(|e| io_error("epoll_create1", e))?;
+        epoll
+            .add(socket.as_fd(), BELL_TOKEN)
+            .map_err(|e| io_error("epoll_ctl", e))?;
+        Ok(Doorbell {
+            socket,
+            epoll,
+            name,
+            watched: Vec::new(),
+            next_token: 0,
+        })
+    }
+
+    /// The descriptor an event loop waits on (readable when rung or a watched peer died).
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.epoll.fd()
+    }
+
+    /// The doorbell's name word, for the endpoint's slot.
+    pub fn name(&self) -> u64 {
+        self.name
+    }
+
+    /// Makes the watched peers exactly `peers` (adding and dropping pidfds as they changed).
+    pub fn watch<'a>(
+        &mut self,
+        peers: impl Iterator<Item = (PeerKey, BorrowedFd<'a>)>,
+    ) -> Result<()> {
+        let wanted: Vec<(PeerKey, BorrowedFd<'a>)> = peers.collect();
+        let epoll = &self.epoll;
+        self.watched.retain(|w| {
+            let keep = wanted.iter().any(|(key, _)| *key == w.key);
+            if !keep {
+                epoll.remove(w.pidfd.as_fd());
+            }
+            keep
+        });
+        for (key, fd) in wanted {
+            if self.watched.iter().any(|w| w.key == key) {
+                continue;
+            }
+            let pidfd = fd
+                .try_clone_to_owned()
+                .map_err(|e| io_error("dup pidfd", e))?;
+            let token = self.next_token;
+            self.next_token += 1;
+            self.epoll
+                .add(pidfd.as_fd(), token)
+                .map_err(|e| io_error("epoll_ctl", e))?;
+            self.watched.push(Watched { key, token, pidfd });
+        }
+        Ok(())
+    }
+
+    /// After the descriptor reported ready: drains the doorbell and forgets the peers that
+    /// exited; returns whether any did (their death must then be checked at once, not at the
+    /// usual interval).
+    pub fn after_wake(&mut self) -> bool {
+        let mut tokens = [0u64; 8];
+        let n = self.epoll.ready_now(&mut tokens);
+        let mut exited = false;
+        for &token in &tokens[..n] {
+            if token == BELL_TOKEN {
+                bell::drain(self.socket.as_fd());
+            } else if let Some(at) = self.watched.iter().position(|w| w.token == token) {
+                let gone = self.watched.swap_remove(at);
+                self.epoll.remove(gone.pidfd.as_fd());
+                exited = true;
+            }
+        }
+        exited
+    }
+}
+
+/// The ringing side: a socket to send from, made at the first ring (most endpoints never ring:
+/// nobody waits on a descriptor). Shared by the clones of one endpoint's memory handle.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Ringer {
+    socket: Arc<OnceLock<OwnedFd>>,
+}
+
+impl Ringer {
+    /// Rings the doorbell named `name` (a word read from the segment: anything is accepted,
+    /// and a name that is not a doorbell's makes the ring go nowhere).
+    #[cold]
+    pub fn ring(&self, name: u64) {
+        if name == 0 {
+            return;
+        }
+        if self.socket.get().is_none() {
+            // Without a socket (descriptors exhausted) this ring is lost, and the next one tries
+            // again; the waiter still wakes when a watched peer dies.
+            let Ok(socket) = bell::ringer() else { return };
+            let _ = self.socket.set(socket);
+        }
+        if let Some(socket) = self.socket.get() {
+            bell::ring(socket.as_fd(), name);
+        }
+    }
+}
