@@ -55,6 +55,9 @@ pub use ipc_posix as posix;
 pub use ipc_sysv as sysv;
 
 pub mod typed;
+pub mod wait_set;
+
+pub use wait_set::{Key, Member, WaitSet};
 
 /// Opens the sending end of the transport `spec` names (e.g. `fifo:/tmp/app.fifo`).
 pub fn open_sender(spec: &str) -> Result<Box<dyn Sender>> {
