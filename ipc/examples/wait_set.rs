@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use ipc::{Key, Receiver, Sender, Wait, WaitSet};
+use ipc::{Key, Sender, Wait, WaitSet};
 
 const COUNT: u64 = 1000;
 
