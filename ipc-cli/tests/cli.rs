@@ -653,3 +653,47 @@ fn bench_posix_shm_measures_each_strategy_with_references_and_leaves_no_segment(
     );
     assert_eq!(bench_segments_left(pid), Vec::<String>::new());
 }
+
+#[test]
+fn recv_takes_several_transports_and_prints_from_whichever_is_ready() {
+    let fifo = TempPath::new();
+    let segment = TempSegment::new();
+    let recv = Running::spawn(
+        ipc()
+            .args([
+                "recv",
+                &fifo.spec(),
+                &segment.spec(""),
+                "--count",
+                "4",
+                "--label",
+                "--timeout",
+                "30s",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let to_ring = run(ipc().args(["send", &segment.spec(""), "r1", "r2"]));
+    assert!(to_ring.status.success(), "send: {}", text(&to_ring.stderr));
+    let to_fifo = run(ipc().args(["send", &fifo.spec(), "f1", "f2"]));
+    assert!(to_fifo.status.success(), "send: {}", text(&to_fifo.stderr));
+    let recv = recv.output();
+    assert!(recv.status.success(), "recv: {}", text(&recv.stderr));
+    let out = text(&recv.stdout);
+    let mut lines: Vec<&str> = out.lines().collect();
+    // Each transport's messages in order; the two interleave as they arrive.
+    let from = |spec: &str| -> Vec<String> {
+        lines
+            .iter()
+            .filter_map(|l| l.strip_prefix(&format!("{spec}\t")).map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(from(&fifo.spec()), ["f1", "f2"], "{out:?}");
+    assert_eq!(from(&segment.spec("")), ["r1", "r2"], "{out:?}");
+    lines.sort();
+    assert_eq!(lines.len(), 4, "{out:?}");
+    assert!(
+        !segment.exists(),
+        "the receiver removes the segment it created"
+    );
+}
