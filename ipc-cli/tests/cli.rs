@@ -692,8 +692,4 @@ fn recv_takes_several_transports_and_prints_from_whichever_is_ready() {
     assert_eq!(from(&segment.spec("")), ["r1", "r2"], "{out:?}");
     lines.sort();
     assert_eq!(lines.len(), 4, "{out:?}");
-    assert!(
-        !segment.exists(),
-        "the receiver removes the segment it created"
-    );
 }
