@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::bell::Ringer;
 use super::core::RingMem;
+use super::wait;
 use super::{Attached, ctl};
 use crate::sys::mem::Shared;
 
@@ -77,26 +78,21 @@ impl SegmentMem {
     /// After committing: wakes the consumer if it is parked or waits on its doorbell.
     #[inline]
     pub fn wake_consumer(&self) {
-        super::wait::wake_if_parked(
-            self.ctl32(ctl::CONSUMER_PARKS),
-            self.ctl32(ctl::DATA_WAIT),
-            || self.ring_slot(ctl::CONSUMER),
-        );
+        if wait::may_wait(self.ctl32(ctl::CONSUMER_PARKS)) {
+            wait::wake_waiter(self.ctl32(ctl::DATA_WAIT), || self.ring_slot(ctl::CONSUMER));
+        }
     }
 
     /// After releasing space: wakes the producers parked on a full ring or waiting on their
     /// doorbells.
     #[inline]
     pub fn wake_producers(&self) {
-        let bells = self.ctl32(ctl::SPACE_BELLS);
-        super::wait::wake_if_parked(
-            self.ctl32(ctl::PRODUCERS_PARK),
-            self.ctl32(ctl::SPACE_WAIT),
-            || {},
-        );
-        // Read after the fence above (or with no producer that may wait, never set).
-        if bells.load(Ordering::Relaxed) != 0 {
-            self.ring_space_bells();
+        if wait::may_wait(self.ctl32(ctl::PRODUCERS_PARK)) {
+            wait::wake_waiter(self.ctl32(ctl::SPACE_WAIT), || {});
+            // Same line as the wait word: no extra miss.
+            if self.ctl32(ctl::SPACE_BELLS).load(Ordering::Relaxed) != 0 {
+                self.ring_space_bells();
+            }
         }
     }
 

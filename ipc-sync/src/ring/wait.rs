@@ -39,15 +39,23 @@ pub const PARKED: u32 = 1;
 /// [`super::bell`]).
 pub const BELL: u32 = 2;
 
-/// After publishing progress: wakes the endpoint waiting on `word`, if one may wait
-/// (`may_park` non-zero) and does: a parked one with `FUTEX_WAKE`, one waiting on its
-/// doorbell with `ring`. After the fence, a waiter that is awake costs one load.
+/// After publishing progress: whether an endpoint may be waiting (`may_park` non-zero), and if
+/// so, the fence that orders the progress before the look at its wait word. A peer that never
+/// waits costs one load of a line nobody writes.
 #[inline]
-pub fn wake_if_parked(may_park: &AtomicU32, word: &AtomicU32, ring: impl FnOnce()) {
+pub fn may_wait(may_park: &AtomicU32) -> bool {
     if may_park.load(Ordering::Relaxed) == 0 {
-        return;
+        return false;
     }
     std::sync::atomic::fence(Ordering::SeqCst);
+    true
+}
+
+/// After [`may_wait`]: wakes the endpoint waiting on `word`, if one does: a parked one with
+/// `FUTEX_WAKE`, one waiting on its doorbell with `ring`. A waiter that is awake costs one
+/// load.
+#[inline]
+pub fn wake_waiter(word: &AtomicU32, ring: impl FnOnce()) {
     let waiting = word.load(Ordering::Relaxed);
     if waiting != 0 {
         // Cleared before the wake-up, so that a waiter arming again after it is woken again.
