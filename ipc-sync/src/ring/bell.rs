@@ -1,27 +1,28 @@
 //! Readiness for ring endpoints: a doorbell descriptor that joins the futex protocol.
 //!
-//! An endpoint that an event loop waits on (see [`ipc_core::Readiness`]) gets a doorbell: an
-//! abstract unix datagram socket bound to a name the kernel picks, published in the endpoint's
-//! slot, inside an epoll set together with the pidfds of the peers whose death must wake it.
-//! The epoll descriptor is what the event loop sees.
+//! An endpoint that an event loop waits on (see [`ipc_core::Readiness`]) gets a doorbell: a
+//! pipe that its peers reach through `/proc/PID/fd/N` (see [`crate::sys::bell`]), published in
+//! the endpoint's slot, inside an epoll set together with the pidfds of the peers whose death
+//! must wake it. The epoll descriptor is what the event loop sees.
 //!
 //! Arming is the futex protocol's "I may sleep" with another value: a consumer stores
 //! [`BELL`](super::wait::BELL) in its wait word, a producer sets its bit in the
 //! [`SPACE_BELLS`](super::ctl::SPACE_BELLS) mask; then a full fence and one more look. A peer
 //! that publishes progress already fences and loads that word whenever the waiter may park, so
 //! a waiter that is awake costs the peer nothing more, and one that armed costs it one
-//! `sendto` of one byte. Everything else (a message arriving while the loop is busy, a
+//! `write` of one byte (and an `open` the first time). Everything else (a message arriving while the loop is busy, a
 //! release that finds nobody armed) stays free of system calls.
 //!
 //! Why this mechanism rather than an eventfd or a FIFO, and what it costs, is measured in
 //! `docs/measurements/doorbell.md` and summarised in ARCHITECTURE.md.
 
+use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use ipc_core::{Error, Result};
 
-use crate::sys::bell::{self, Epoll};
+use crate::sys::bell::{self, Bell, Epoll};
 
 /// Identifies one watched peer: its slot's offset and the owner word judged alive.
 pub type PeerKey = (usize, u64);
@@ -32,9 +33,8 @@ const BELL_TOKEN: u64 = u64::MAX;
 /// The waiting side: the doorbell and the peers it watches.
 #[derive(Debug)]
 pub(crate) struct Doorbell {
-    socket: OwnedFd,
+    bell: Bell,
     epoll: Epoll,
-    name: u64,
     watched: Vec<Watched>,
     next_token: u64,
 }
@@ -52,15 +52,14 @@ fn io_error(what: &str, e: std::io::Error) -> Error {
 
 impl Doorbell {
     pub fn new() -> Result<Doorbell> {
-        let (socket, name) = bell::doorbell().map_err(|e| io_error("ring doorbell socket", e))?;
+        let bell = Bell::new().map_err(|e| io_error("ring doorbell pipe", e))?;
         let epoll = Epoll::new().map_err(|e| io_error("epoll_create1", e))?;
         epoll
-            .add(socket.as_fd(), BELL_TOKEN)
+            .add(bell.fd(), BELL_TOKEN)
             .map_err(|e| io_error("epoll_ctl", e))?;
         Ok(Doorbell {
-            socket,
+            bell,
             epoll,
-            name,
             watched: Vec::new(),
             next_token: 0,
         })
@@ -73,7 +72,7 @@ impl Doorbell {
 
     /// The doorbell's name word, for the endpoint's slot.
     pub fn name(&self) -> u64 {
-        self.name
+        self.bell.name()
     }
 
     /// Makes the watched peers exactly `peers` (adding and dropping pidfds as they changed).
@@ -116,7 +115,7 @@ impl Doorbell {
         let mut exited = false;
         for &token in &tokens[..n] {
             if token == BELL_TOKEN {
-                bell::drain(self.socket.as_fd());
+                self.bell.drain();
             } else if let Some(at) = self.watched.iter().position(|w| w.token == token) {
                 let gone = self.watched.swap_remove(at);
                 self.epoll.remove(gone.pidfd.as_fd());
@@ -127,29 +126,66 @@ impl Doorbell {
     }
 }
 
-/// The ringing side: a socket to send from, made at the first ring (most endpoints never ring:
-/// nobody waits on a descriptor). Shared by the clones of one endpoint's memory handle.
+/// The ringing side: the doorbells this endpoint has opened, by the slot that published them.
+/// Most endpoints never ring (nobody waits on a descriptor), and then hold nothing. Shared by
+/// the clones of one endpoint's memory handle.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Ringer {
-    socket: Arc<OnceLock<OwnedFd>>,
+    opened: Arc<Mutex<Vec<Opened>>>,
+}
+
+#[derive(Debug)]
+struct Opened {
+    slot: usize,
+    /// The slot's owner word and doorbell name it was opened for: either changing means
+    /// another doorbell.
+    owner: u64,
+    name: u64,
+    /// `None`: it could not be opened (not a pipe with that inode, or not ours to open).
+    bell: Option<File>,
+}
+
+/// A doorbell to ring, as read from the slot at `slot`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Target {
+    pub slot: usize,
+    pub owner: u64,
+    pub pid: u32,
+    pub name: u64,
 }
 
 impl Ringer {
-    /// Rings the doorbell named `name` (a word read from the segment: anything is accepted,
-    /// and a name that is not a doorbell's makes the ring go nowhere).
+    /// Rings `target`, opening it the first time. Everything in it was read from the segment:
+    /// what it names is checked to be a pipe with the published inode before a byte is
+    /// written, and one that is not is never rung.
     #[cold]
-    pub fn ring(&self, name: u64) {
-        if name == 0 {
+    pub fn ring(&self, target: Target) {
+        let Ok(mut opened) = self.opened.lock() else {
             return;
-        }
-        if self.socket.get().is_none() {
-            // Without a socket (descriptors exhausted) this ring is lost, and the next one tries
-            // again; the waiter still wakes when a watched peer dies.
-            let Ok(socket) = bell::ringer() else { return };
-            let _ = self.socket.set(socket);
-        }
-        if let Some(socket) = self.socket.get() {
-            bell::ring(socket.as_fd(), name);
+        };
+        let at = match opened.iter().position(|o| o.slot == target.slot) {
+            Some(at) if opened[at].owner == target.owner && opened[at].name == target.name => at,
+            found => {
+                let fresh = Opened {
+                    slot: target.slot,
+                    owner: target.owner,
+                    name: target.name,
+                    bell: bell::open(target.pid, target.name),
+                };
+                match found {
+                    Some(at) => {
+                        opened[at] = fresh;
+                        at
+                    }
+                    None => {
+                        opened.push(fresh);
+                        opened.len() - 1
+                    }
+                }
+            }
+        };
+        if let Some(bell) = &opened[at].bell {
+            bell::ring(bell);
         }
     }
 }

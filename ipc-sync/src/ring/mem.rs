@@ -112,10 +112,9 @@ impl SegmentMem {
     /// Rings the doorbell published in the endpoint slot at `slot` of the control block.
     #[cold]
     fn ring_slot(&self, slot: usize) {
-        let name = super::peers::Slot::at(self.ctl + slot)
-            .bell(&self.shared)
-            .load(Ordering::Acquire);
-        self.ringer.ring(name);
+        if let Some(target) = super::peers::Slot::at(self.ctl + slot).bell_target(&self.shared) {
+            self.ringer.ring(target);
+        }
     }
 }
 

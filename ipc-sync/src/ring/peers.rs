@@ -141,6 +141,26 @@ impl Slot {
             .expect("slot inside the validated control block")
     }
 
+    /// The doorbell of the slot's owner, if it is attached, has published one, and lives in our
+    /// PID namespace (elsewhere its pid means nothing here).
+    pub fn bell_target(&self, shared: &Shared) -> Option<super::bell::Target> {
+        let (owner, _, pidns) = self.words(shared);
+        let owner = owner.load(Ordering::Acquire);
+        let name = self.bell(shared).load(Ordering::Acquire);
+        if state(owner) != ATTACHED || name == 0 {
+            return None;
+        }
+        if !process::same_pid_namespace(pidns.load(Ordering::Acquire)) {
+            return None;
+        }
+        Some(super::bell::Target {
+            slot: self.at,
+            owner,
+            pid: pid(owner),
+            name,
+        })
+    }
+
     /// The owner word as it is now (read at every message by a watching peer: only this
     /// word is looked up).
     #[inline]

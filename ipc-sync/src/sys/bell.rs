@@ -1,149 +1,92 @@
-//! A ring's readiness doorbell: abstract unix datagram sockets, and the epoll set that joins a
-//! doorbell with the pidfds of the peers it waits for.
+//! A ring's readiness doorbell: an anonymous pipe that peers reach through `/proc`, and the
+//! epoll set that joins a doorbell with the pidfds of the peers it waits for.
 //!
-//! The waiting endpoint binds an *autobind* abstract address (the kernel picks a free name of
-//! five hex digits), so nobody can squat it and nothing is left in a filesystem when the
-//! process dies; the name goes into the endpoint's slot in the segment, encoded as one word
-//! ([`name_word`]). A peer rings by sending one byte there from a socket of its own.
+//! The waiting endpoint makes a pipe and publishes, in its slot of the segment, the number of
+//! its read end and the pipe's inode ([`Bell::name`]); its pid is in the slot already. A peer
+//! rings by opening `/proc/PID/fd/N` (which opens that very pipe), checking that it is a pipe
+//! with the published inode, and writing one byte. Nothing has a name in a filesystem, so
+//! nothing is left behind when a process dies, and the pipe is reachable from any network
+//! namespace. The peer opens it read-write: it then never lacks a reader, so a write can never
+//! raise `SIGPIPE`, whenever the waiter dies. Measurements behind the choice:
+//! `docs/measurements/doorbell.md`.
 
-use std::io;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 
-/// Longest abstract name a name word carries.
-const MAX_NAME: usize = 7;
-
-/// A unix datagram socket, non-blocking and close-on-exec.
-fn dgram_socket() -> io::Result<OwnedFd> {
-    // SAFETY: plain system call with integer arguments.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_UNIX,
-            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: on success `socket` returned a new descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+/// The waiting side of a doorbell: both ends of its pipe (the write end is kept so that the
+/// read end never reports a hang-up).
+#[derive(Debug)]
+pub struct Bell {
+    read: File,
+    _write: OwnedFd,
+    name: u64,
 }
 
-/// An unbound datagram socket to ring doorbells from.
-pub fn ringer() -> io::Result<OwnedFd> {
-    dgram_socket()
-}
+impl Bell {
+    /// A new doorbell, its read end non-blocking.
+    pub fn new() -> io::Result<Bell> {
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: `fds` is a valid out-array of two descriptors for the call.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: on success `pipe2` returned two new descriptors that nothing else owns.
+        let (read, write) = unsafe { (File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let ino = read.metadata()?.ino();
+        let name = (ino & 0xffff_ffff) << 32 | fds[0] as u32 as u64;
+        Ok(Bell {
+            read,
+            _write: write,
+            name,
+        })
+    }
 
-/// A datagram socket bound to a fresh autobind abstract address, and that address as a name
-/// word.
-pub fn doorbell() -> io::Result<(OwnedFd, u64)> {
-    let fd = dgram_socket()?;
-    let family = libc::sa_family_t::try_from(libc::AF_UNIX).expect("AF_UNIX fits sa_family_t");
-    let addr = libc::sockaddr_un {
-        sun_family: family,
-        sun_path: [0; 108],
-    };
-    // SAFETY: `addr` is a valid sockaddr_un; passing only the family's size asks the kernel to
-    // autobind an abstract name (unix(7)).
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&addr as *const libc::sockaddr_un).cast(),
-            std::mem::size_of::<libc::sa_family_t>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
+    /// What peers need, besides the pid, to reach the doorbell: the read end's descriptor
+    /// number (low half) and the low 32 bits of the pipe's inode (high half). Never zero.
+    pub fn name(&self) -> u64 {
+        self.name
     }
-    let mut bound = libc::sockaddr_un {
-        sun_family: 0,
-        sun_path: [0; 108],
-    };
-    let mut len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
-    // SAFETY: `bound` and `len` are valid out-pointers; `len` holds the buffer's size.
-    let rc = unsafe {
-        libc::getsockname(
-            fd.as_raw_fd(),
-            (&mut bound as *mut libc::sockaddr_un).cast(),
-            &mut len,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let path_len = (len as usize).saturating_sub(std::mem::size_of::<libc::sa_family_t>());
-    // An abstract name starts with a NUL; what follows is the name proper.
-    let name: Vec<u8> = bound.sun_path[..path_len.min(108)]
-        .iter()
-        .map(|&c| c as u8)
-        .collect();
-    match name.split_first() {
-        Some((0, rest)) if !rest.is_empty() && rest.len() <= MAX_NAME => Ok((fd, name_word(rest))),
-        _ => Err(io::Error::other(format!(
-            "autobind gave an unexpected abstract address {name:?}"
-        ))),
-    }
-}
 
-/// Packs an abstract name of up to [`MAX_NAME`] bytes: its length in the low byte, the bytes
-/// above. Never zero (zero means "no doorbell").
-fn name_word(name: &[u8]) -> u64 {
-    let mut word = name.len() as u64;
-    for (i, &b) in name.iter().enumerate() {
-        word |= (b as u64) << (8 * (i + 1));
+    /// The descriptor that is readable while the doorbell has been rung.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.read.as_fd()
     }
-    word
-}
 
-/// Sends one byte from `from` to the doorbell named by `word`, without waiting. A word that
-/// names nothing valid (it is read from shared memory), a full doorbell (it is ready already)
-/// and a doorbell nobody holds any more are all ignored.
-pub fn ring(from: BorrowedFd<'_>, word: u64) {
-    let len = (word & 0xff) as usize;
-    if len == 0 || len > MAX_NAME {
-        return;
-    }
-    let family = libc::sa_family_t::try_from(libc::AF_UNIX).expect("AF_UNIX fits sa_family_t");
-    let mut addr = libc::sockaddr_un {
-        sun_family: family,
-        sun_path: [0; 108],
-    };
-    for i in 0..len {
-        addr.sun_path[1 + i] = (word >> (8 * (i + 1))) as u8 as libc::c_char;
-    }
-    let addr_len = std::mem::size_of::<libc::sa_family_t>() + 1 + len;
-    // SAFETY: the buffer is one valid byte; `addr` is a valid sockaddr_un of which the first
-    // `addr_len` bytes are passed.
-    unsafe {
-        libc::sendto(
-            from.as_raw_fd(),
-            [1u8].as_ptr().cast(),
-            1,
-            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-            (&addr as *const libc::sockaddr_un).cast(),
-            addr_len as libc::socklen_t,
-        )
-    };
-}
-
-/// Reads every queued ring from a doorbell (bounded: a doorbell left ready costs a spurious
-/// wake-up, not a lost one).
-pub fn drain(bell: BorrowedFd<'_>) {
-    let mut buf = [0u8; 16];
-    for _ in 0..64 {
-        // SAFETY: `buf` is valid for writes of its length for the call.
-        let n = unsafe {
-            libc::recv(
-                bell.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if n < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            return;
+    /// Consumes the rings (bounded: a doorbell left readable costs a spurious wake-up, not a
+    /// lost one).
+    pub fn drain(&self) {
+        let mut buf = [0u8; 64];
+        for _ in 0..16 {
+            match (&self.read).read(&mut buf) {
+                Ok(n) if n == buf.len() => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                _ => return,
+            }
         }
     }
+}
+
+/// Opens the doorbell `name` of process `pid` for ringing; `None` if it is not (or no longer)
+/// a pipe with the published inode, or we may not open it.
+pub fn open(pid: u32, name: u64) -> Option<File> {
+    let fd = name as u32;
+    let ino = name >> 32;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(format!("/proc/{pid}/fd/{fd}"))
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    (meta.file_type().is_fifo() && meta.ino() & 0xffff_ffff == ino).then_some(file)
+}
+
+/// Rings an opened doorbell: one byte, never waiting (a full pipe is readable already).
+pub fn ring(bell: &File) {
+    let _ = (&*bell).write(&[1]);
 }
 
 /// An epoll instance: a doorbell and the pidfds of the peers it waits for, as one descriptor.
