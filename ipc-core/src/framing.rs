@@ -22,6 +22,12 @@
 //! failed send is never delivered and a successful one always is, and a sender that dies
 //! mid-frame leaves a truncated frame that the receiver drops at end of stream.
 //!
+//! An event loop sends without waiting, yet must get a frame larger than the pipe's free room
+//! through: [`FrameWriter::send_part`] leaves the part it wrote *pending* rather than owed, and
+//! the next call that resumes the same message writes on from there, up to the [`COMMIT`]
+//! trailer. A pending frame that is not resumed becomes owed like any other (filler and
+//! [`ABORT`]), so a message is still delivered whole or not at all.
+//!
 //! A length read from the stream is checked against the receiver's maximum before it is used:
 //! the receiver's buffer is allocated once, at construction, and never grows.
 
@@ -183,11 +189,15 @@ fn write_frame(
     Ok(true)
 }
 
-/// The unwritten rest of a frame that a timed-out send abandoned.
+/// A frame written in part: the rest is owed before any other frame.
 #[derive(Debug, Clone, Copy)]
 struct Debt {
     payload_len: usize,
+    /// Bytes of the frame already written (never 0: a frame not begun is owed nothing).
     written: usize,
+    /// Left by [`FrameWriter::send_part`]: the caller may still complete it as sent. Else (a
+    /// timed-out send, or a pending frame given up) the rest is owed as an aborted frame.
+    resumable: bool,
 }
 
 /// Writes messages as frames (see the [module documentation](self)).
@@ -209,43 +219,126 @@ impl FrameWriter {
         self.max
     }
 
+    /// Whether a frame is written in part: a pending one ([`FrameWriter::send_part`]) or one
+    /// owed as an aborted frame.
+    pub fn owes(&self) -> bool {
+        self.debt.is_some()
+    }
+
     /// Sends `msg` as one frame. `Full`/`Timeout` mean that the receiver will never see it.
     pub fn send(&mut self, io: &mut impl StreamIo, msg: &[u8], wait: Wait) -> Result<()> {
+        self.check_len(msg)?;
+        self.settle(io, wait)?;
+        match self.write_new(io, msg, wait, false)? {
+            true => Ok(()),
+            false => Err(wait.full_error()),
+        }
+    }
+
+    /// Sends `msg` as one frame without waiting, taking it in part if the stream has room for
+    /// only part of it: the form of [`FrameWriter::send`] behind
+    /// [`Sender::try_send_part`](crate::Sender::try_send_part), for event loops that send
+    /// messages larger than the pipe's free room.
+    ///
+    /// `Err(Full)` means the frame is not all written yet. If part of it went out, the frame
+    /// stays *pending*: a later call with `resume == true` and a message of the same length
+    /// writes on from where this one stopped, until it returns `Ok` (the caller passes the
+    /// same bytes again; only the length is checked). Any other call (`resume == false`, a
+    /// message of another length, [`send`](FrameWriter::send),
+    /// [`settle`](FrameWriter::settle)) gives the pending frame up: it is completed as an
+    /// aborted frame (filler and an [`ABORT`] trailer), which the receiver drops, before
+    /// anything else is written. So a message is delivered whole once `Ok` is returned, and
+    /// never in part. With nothing pending, `resume` makes no difference: `msg` is sent afresh.
+    pub fn send_part(&mut self, io: &mut impl StreamIo, msg: &[u8], resume: bool) -> Result<()> {
+        let resuming = resume
+            && self
+                .debt
+                .is_some_and(|d| d.resumable && d.payload_len == msg.len());
+        if !resuming {
+            self.give_up_pending();
+        }
+        self.check_len(msg)?;
+        let done = if resuming {
+            let frame = Frame::new(Payload::Bytes(msg), COMMIT);
+            self.write_owed(io, &frame, Wait::Never)?
+        } else {
+            self.settle(io, Wait::Never)?;
+            self.write_new(io, msg, Wait::Never, true)?
+        };
+        if done { Ok(()) } else { Err(Error::Full) }
+    }
+
+    fn check_len(&self, msg: &[u8]) -> Result<()> {
         if msg.len() > self.max {
             return Err(Error::MessageTooLarge {
                 len: msg.len(),
                 max: self.max,
             });
         }
-        self.settle(io, wait)?;
+        Ok(())
+    }
+
+    /// Starts writing `msg` as a new frame (nothing may be owed); `Ok(false)` if `wait` expired
+    /// first, the part written being owed (`resumable` or as an aborted frame).
+    fn write_new(
+        &mut self,
+        io: &mut impl StreamIo,
+        msg: &[u8],
+        wait: Wait,
+        resumable: bool,
+    ) -> Result<bool> {
+        debug_assert!(self.debt.is_none(), "a new frame after an unpaid one");
         let frame = Frame::new(Payload::Bytes(msg), COMMIT);
-        let mut written = 0;
-        if write_frame(io, &frame, &mut written, wait)? {
-            return Ok(());
+        self.debt = Some(Debt {
+            payload_len: msg.len(),
+            written: 0,
+            resumable,
+        });
+        self.write_owed(io, &frame, wait)
+    }
+
+    /// Writes the owed rest of `frame` (the frame of the debt, or its filler); clears the debt
+    /// when done (`Ok(true)`) or when nothing of it was written after all.
+    fn write_owed(
+        &mut self,
+        io: &mut impl StreamIo,
+        frame: &Frame<'_>,
+        wait: Wait,
+    ) -> Result<bool> {
+        let debt = self.debt.as_mut().expect("write_owed with a debt");
+        // The debt is advanced in place, so that it stays exact whatever the outcome.
+        let result = write_frame(io, frame, &mut debt.written, wait);
+        if matches!(result, Ok(true)) || debt.written == 0 {
+            self.debt = None;
         }
-        if written > 0 {
-            self.debt = Some(Debt {
-                payload_len: msg.len(),
-                written,
-            });
+        result
+    }
+
+    /// Turns a pending frame into one owed as an aborted frame.
+    fn give_up_pending(&mut self) {
+        if let Some(debt) = &mut self.debt {
+            debt.resumable = false;
         }
-        Err(wait.full_error())
     }
 }
 
 impl FrameWriter {
-    /// Completes the frame a timed-out send left half written, if any, as an aborted frame
-    /// (filler and an [`ABORT`] trailer), waiting as `wait` allows; `Full`/`Timeout` if it could
-    /// not finish. [`FrameWriter::send`] does this first; call it directly before handing the
-    /// stream to someone else.
+    /// Completes the frame a timed-out send left half written, or a pending one
+    /// ([`FrameWriter::send_part`]) given up, if any, as an aborted frame (filler and an
+    /// [`ABORT`] trailer), waiting as `wait` allows; `Full`/`Timeout` if it could not finish.
+    /// [`FrameWriter::send`] does this first; call it directly before handing the stream to
+    /// someone else.
     pub fn settle(&mut self, io: &mut impl StreamIo, wait: Wait) -> Result<()> {
-        let Some(mut debt) = self.debt else {
+        self.give_up_pending();
+        let Some(debt) = self.debt else {
             return Ok(());
         };
         let filler = Frame::new(Payload::Zeros(debt.payload_len), ABORT);
-        let done = write_frame(io, &filler, &mut debt.written, wait)?;
-        self.debt = (!done).then_some(debt);
-        if done { Ok(()) } else { Err(wait.full_error()) }
+        if self.write_owed(io, &filler, wait)? {
+            Ok(())
+        } else {
+            Err(wait.full_error())
+        }
     }
 }
 
@@ -292,6 +385,21 @@ impl FrameReader {
     /// Bytes read from the stream but not yet delivered.
     pub fn buffered(&self) -> usize {
         self.end - self.start
+    }
+
+    /// Whether the next [`recv`](FrameReader::recv) gets on without reading the stream: a
+    /// whole frame is buffered already, or the stream ended or was found corrupted. A readiness
+    /// descriptor cannot tell that (the bytes left the pipe), so an event loop must not sleep
+    /// on it then.
+    pub fn next_is_buffered(&self) -> bool {
+        if self.end_of_stream || self.corrupted.is_some() {
+            return true;
+        }
+        let avail = &self.buf[self.start..self.end];
+        avail.first_chunk::<HEADER_LEN>().is_some_and(|header| {
+            let len = u32::from_le_bytes(*header) as usize;
+            len > self.max || avail.len() >= frame_len(len)
+        })
     }
 
     /// Receives one message into `out`, returning its length.
@@ -466,10 +574,16 @@ mod tests {
         for msg in [&b""[..], b"a", &[7u8; 1000]] {
             w.send(&mut pipe, msg, Wait::Never).unwrap();
         }
+        assert!(!r.next_is_buffered());
         assert_eq!(r.recv(&mut pipe, &mut out, Wait::Never).unwrap(), 0);
+        // Read ahead: the next two are in the reader's buffer, no longer in the pipe.
+        assert!(pipe.data.is_empty());
+        assert!(r.next_is_buffered());
         assert_eq!(r.recv(&mut pipe, &mut out, Wait::Never).unwrap(), 1);
         assert_eq!(out[0], b'a');
+        assert!(r.next_is_buffered());
         assert_eq!(r.recv(&mut pipe, &mut out, Wait::Never).unwrap(), 1000);
+        assert!(!r.next_is_buffered());
         assert!(matches!(
             r.recv(&mut pipe, &mut out, Wait::Never),
             Err(Error::Empty)
@@ -563,14 +677,253 @@ mod tests {
         let mut r = FrameReader::new(100);
         let mut out = [0u8; 100];
         assert_eq!(r.recv(&mut pipe, &mut out, Wait::Never).unwrap(), 5);
+        assert!(!r.next_is_buffered());
         assert!(matches!(
             r.recv(&mut pipe, &mut out, Wait::Never),
             Err(Error::Disconnected)
         ));
+        assert!(r.next_is_buffered());
         assert!(matches!(
             r.recv(&mut pipe, &mut out, Wait::Never),
             Err(Error::Disconnected)
         ));
+    }
+
+    /// The message `i` of a test: `len` bytes that tell it apart from any other.
+    fn message(i: usize, len: usize) -> Vec<u8> {
+        (0..len).map(|j| (i * 31 + j * 7 + 1) as u8).collect()
+    }
+
+    /// Reads every whole message the pipe holds now.
+    fn drain(r: &mut FrameReader, pipe: &mut MemPipe, out: &mut [u8]) -> Vec<Vec<u8>> {
+        let mut got = Vec::new();
+        loop {
+            match r.recv(pipe, out, Wait::Never) {
+                Ok(n) => got.push(out[..n].to_vec()),
+                Err(Error::Empty) => return got,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_frame_five_times_the_room_goes_through_when_resumed() {
+        for (capacity, chunk) in [(1000, usize::MAX), (1000, 333), (4096, 1000)] {
+            let mut pipe = MemPipe::new(capacity);
+            pipe.write_chunk = chunk;
+            let len = 5 * capacity;
+            let mut w = FrameWriter::new(len);
+            let mut r = FrameReader::new(len);
+            let mut out = vec![0u8; len];
+            let big = message(1, len);
+            let mut resume = false;
+            let mut rounds = 0;
+            loop {
+                match w.send_part(&mut pipe, &big, resume) {
+                    Ok(()) => break,
+                    Err(Error::Full) => {}
+                    Err(e) => panic!("{e}"),
+                }
+                assert!(w.owes());
+                resume = true;
+                rounds += 1;
+                assert!(rounds < 1000, "no progress");
+                // The reader sees nothing yet: the frame is incomplete.
+                assert!(drain(&mut r, &mut pipe, &mut out).is_empty());
+            }
+            assert!(rounds >= 5, "{rounds} rounds for a frame 5x the pipe");
+            assert!(!w.owes());
+            w.send_part(&mut pipe, b"after", false).unwrap();
+            let got = drain(&mut r, &mut pipe, &mut out);
+            assert_eq!(got, vec![big, b"after".to_vec()]);
+        }
+    }
+
+    /// Sends `msg` as an event loop would: `send_part(resume = false)`, then resumed, draining
+    /// the pipe between attempts; returns what the reader got meanwhile.
+    fn send_part_draining(
+        w: &mut FrameWriter,
+        r: &mut FrameReader,
+        pipe: &mut MemPipe,
+        msg: &[u8],
+        out: &mut [u8],
+    ) -> Vec<Vec<u8>> {
+        let mut got = Vec::new();
+        for attempt in 0..1000 {
+            match w.send_part(pipe, msg, attempt > 0) {
+                Ok(()) => {
+                    got.extend(drain(r, pipe, out));
+                    return got;
+                }
+                Err(Error::Full) => got.extend(drain(r, pipe, out)),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("no progress");
+    }
+
+    #[test]
+    fn an_abandoned_pending_frame_is_dropped_and_the_next_arrives_intact() {
+        type GiveUp = dyn Fn(&mut FrameWriter, &mut MemPipe) -> Result<()>;
+        let abandon: [&GiveUp; 4] = [
+            // A new message instead of the pending one.
+            &|w, pipe| w.send_part(pipe, b"next", false),
+            // A resume with another message (another length) is not a resume.
+            &|w, pipe| w.send_part(pipe, b"next", true),
+            // Another send method.
+            &|w, pipe| w.send(pipe, b"next", Wait::Never),
+            &|w, pipe| w.settle(pipe, Wait::Never),
+        ];
+        for (case, give_up) in abandon.iter().enumerate() {
+            let mut pipe = MemPipe::new(1000);
+            let mut w = FrameWriter::new(5000);
+            let mut r = FrameReader::new(5000);
+            let mut out = vec![0u8; 5000];
+            let big = message(2, 5000);
+            assert!(matches!(
+                w.send_part(&mut pipe, &big, false),
+                Err(Error::Full)
+            ));
+            assert!(drain(&mut r, &mut pipe, &mut out).is_empty());
+            // One more resumed part, so the pending frame spans several wake-ups.
+            assert!(matches!(
+                w.send_part(&mut pipe, &big, true),
+                Err(Error::Full)
+            ));
+            assert!(drain(&mut r, &mut pipe, &mut out).is_empty());
+            // The pipe is full: the give-up call cannot finish, and owes the abort.
+            assert!(give_up(&mut w, &mut pipe).is_err(), "case {case}");
+            // A resume of the big one now is no resume: the abort is paid first.
+            let mut got = send_part_draining(&mut w, &mut r, &mut pipe, &big, &mut out);
+            got.extend(send_part_draining(
+                &mut w, &mut r, &mut pipe, b"next", &mut out,
+            ));
+            assert_eq!(got, vec![big.clone(), b"next".to_vec()], "case {case}");
+        }
+    }
+
+    #[test]
+    fn resume_with_nothing_pending_sends_afresh_and_too_large_gives_up() {
+        let mut pipe = MemPipe::new(1000);
+        let mut w = FrameWriter::new(5000);
+        let mut r = FrameReader::new(5000);
+        let mut out = vec![0u8; 5000];
+        w.send_part(&mut pipe, b"one", true).unwrap();
+        assert_eq!(drain(&mut r, &mut pipe, &mut out), vec![b"one".to_vec()]);
+        let big = message(3, 5000);
+        assert!(matches!(
+            w.send_part(&mut pipe, &big, false),
+            Err(Error::Full)
+        ));
+        let mut too_big = FrameWriter::new(5000);
+        assert!(matches!(
+            too_big.send_part(&mut pipe, &[0; 5001], true),
+            Err(Error::MessageTooLarge { .. })
+        ));
+        assert!(matches!(
+            w.send_part(&mut pipe, &[0; 5001], true),
+            Err(Error::MessageTooLarge { .. })
+        ));
+        // The pending frame was given up by the call above, even though it failed.
+        let got = send_part_draining(&mut w, &mut r, &mut pipe, b"two", &mut out);
+        assert_eq!(got, vec![b"two".to_vec()]);
+    }
+
+    /// One step of an event loop around a frame writer, for the interleaving proptest.
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// `send_part(new message of this length, resume = false)`.
+        Fresh(usize),
+        /// `send_part(the last message, resume = true)`.
+        Resume,
+        /// `send(new message of this length, Wait::Never)`.
+        Send(usize),
+        /// The reader takes all it can.
+        Drain,
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            2 => (0usize..9000).prop_map(Step::Fresh),
+            3 => Just(Step::Resume),
+            1 => (0usize..9000).prop_map(Step::Send),
+            3 => Just(Step::Drain),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_interleaving_of_parts_resumes_and_sends_delivers_exactly_the_accepted(
+            steps in proptest::collection::vec(step(), 1..80),
+            capacity in 16usize..20_000,
+            chunk in 1usize..7000,
+        ) {
+            let mut pipe = MemPipe::new(capacity);
+            pipe.write_chunk = chunk;
+            let mut w = FrameWriter::new(9000);
+            let mut r = FrameReader::new(9000);
+            let mut out = vec![0u8; 9000];
+            let mut delivered = Vec::new();
+            let mut accepted = Vec::new();
+            // The message the last send_part left unfinished, if any.
+            let mut last: Option<Vec<u8>> = None;
+            for (i, step) in steps.iter().enumerate() {
+                let (msg, result) = match step {
+                    Step::Fresh(len) => {
+                        let msg = message(i, *len);
+                        let result = w.send_part(&mut pipe, &msg, false);
+                        (msg, result)
+                    }
+                    Step::Resume => {
+                        let Some(msg) = last.take() else { continue };
+                        let result = w.send_part(&mut pipe, &msg, true);
+                        (msg, result)
+                    }
+                    Step::Send(len) => {
+                        let msg = message(i, *len);
+                        let result = w.send(&mut pipe, &msg, Wait::Never);
+                        last = None;
+                        (msg, result)
+                    }
+                    Step::Drain => {
+                        delivered.extend(drain(&mut r, &mut pipe, &mut out));
+                        continue;
+                    }
+                };
+                match result {
+                    Ok(()) => accepted.push(msg),
+                    Err(Error::Full) => {
+                        if !matches!(step, Step::Send(_)) {
+                            last = Some(msg);
+                        }
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            // Finish the last message if it is still pending, else flush any debt with an
+            // empty message.
+            let (msg, resume) = match last {
+                Some(msg) => (msg, true),
+                None => (Vec::new(), false),
+            };
+            let mut done = false;
+            for _ in 0..10_000 {
+                match w.send_part(&mut pipe, &msg, resume) {
+                    Ok(()) => {
+                        accepted.push(msg.clone());
+                        done = true;
+                        break;
+                    }
+                    Err(Error::Full) => {}
+                    Err(e) => panic!("{e}"),
+                }
+                delivered.extend(drain(&mut r, &mut pipe, &mut out));
+            }
+            proptest::prop_assert!(done);
+            delivered.extend(drain(&mut r, &mut pipe, &mut out));
+            proptest::prop_assert_eq!(delivered, accepted);
+        }
     }
 
     proptest::proptest! {
