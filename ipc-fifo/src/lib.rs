@@ -53,6 +53,16 @@
 //! senders close, the receiver gets the remaining messages then [`Error::Disconnected`]; when
 //! the receiver closes, sends fail with [`Error::Disconnected`], never `SIGPIPE`.
 //!
+//! # Event loops
+//!
+//! Both ends implement [`AsFd`] and are their own [`Readiness`] on the FIFO's descriptor,
+//! exactly as pipe ends are (see `ipc_pipe`, "Event loops"): level-triggered, nothing to arm
+//! or consume, and [`Sender::try_send_part`] for messages larger than the FIFO's free room. A
+//! receiver opened before any writer came does not become readable until a writer comes (its
+//! first `try_recv`s return [`Error::Empty`]); once the last writer has gone it is readable
+//! (`POLLHUP`) and `try_recv` returns [`Error::Disconnected`]. A sender's descriptor reports
+//! `POLLERR` once the receiver has gone, and `try_send` then returns `Disconnected`.
+//!
 //! # References
 //!
 //! `fifo(7)`, `mkfifo(3)`, `open(2)` (`ENXIO` for a write-only open without readers), `flock(2)`.
@@ -60,14 +70,14 @@
 
 mod sys;
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
 
 use ipc_core::{
-    Address, Create, Error, Owner, Receiver, Removable, Result, Sender, Transport, TransportSpec,
-    Wait, check_adoptable,
+    Address, Create, Error, Owner, Readiness, Receiver, Removable, Result, Sender, Transport,
+    TransportSpec, Wait, check_adoptable,
 };
 use ipc_pipe::{ATOMIC_MESSAGE_MAX, PipeConfig, StreamReceiver, StreamSender};
 use nix::errno::Errno;
@@ -134,6 +144,16 @@ impl Receiver for FifoReceiver {
     fn recv_with(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
         self.stream.recv_with(buf, wait)
     }
+
+    fn readiness(&mut self) -> Option<&mut dyn Readiness> {
+        self.stream.readiness()
+    }
+}
+
+impl AsFd for FifoReceiver {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.stream.as_fd()
+    }
 }
 
 /// The sending end of a FIFO.
@@ -181,6 +201,20 @@ impl Sender for FifoSender {
 
     fn send_with(&mut self, msg: &[u8], wait: Wait) -> Result<()> {
         self.stream.send_with(msg, wait)
+    }
+
+    fn try_send_part(&mut self, msg: &[u8], resume: bool) -> Result<()> {
+        self.stream.try_send_part(msg, resume)
+    }
+
+    fn readiness(&mut self) -> Option<&mut dyn Readiness> {
+        self.stream.readiness()
+    }
+}
+
+impl AsFd for FifoSender {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.stream.as_fd()
     }
 }
 
@@ -502,6 +536,132 @@ mod tests {
         let err = FifoSender::open(&path.spec("?open_timeout=100ms")).unwrap_err();
         assert!(matches!(err, Error::Timeout), "{err}");
         assert!(started.elapsed() >= Duration::from_millis(150));
+    }
+
+    /// Long enough for anything that does happen; what must not happen is checked for a
+    /// shorter while.
+    const DEADLINE: Duration = Duration::from_secs(10);
+    const QUIET: Duration = Duration::from_millis(50);
+
+    /// One round of the readiness protocol's sleep, at most `within`: whether the endpoint
+    /// said to try again.
+    fn wait_ready(ready: &mut dyn Readiness, within: Duration) -> bool {
+        use nix::poll::{PollFd, PollFlags, PollTimeout};
+        if ready.prepare_wait().unwrap() {
+            return true;
+        }
+        let woke = {
+            let (fd, interest) = ready.ready_fd().unwrap();
+            let events = match interest {
+                ipc_core::Interest::Readable => PollFlags::POLLIN,
+                ipc_core::Interest::Writable => PollFlags::POLLOUT,
+            };
+            let deadline = std::time::Instant::now() + within;
+            loop {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                let ms = PollTimeout::from(left.as_millis().min(60_000) as u16);
+                match nix::poll::poll(&mut [PollFd::new(fd, events)], ms) {
+                    Ok(0) if left.is_zero() => break false,
+                    Ok(0) | Err(Errno::EINTR) => continue,
+                    Ok(_) => break true,
+                    Err(e) => panic!("poll: {e}"),
+                }
+            }
+        };
+        if woke {
+            ready.after_wake();
+        }
+        woke
+    }
+
+    #[test]
+    fn a_receiver_before_any_writer_is_quiet_then_sees_messages_and_the_hang_up() {
+        let path = TempPath::new();
+        let mut rx = FifoReceiver::open(&path.spec("?message_size=64")).unwrap();
+        let mut buf = [0u8; 64];
+        assert!(matches!(rx.try_recv(&mut buf), Err(Error::Empty)));
+        // No writer yet: end of file on read, but no hang-up for poll, and no Disconnected.
+        assert!(!wait_ready(rx.readiness().unwrap(), QUIET));
+        assert!(matches!(rx.try_recv(&mut buf), Err(Error::Empty)));
+        let mut tx = FifoSender::open(&path.spec("?message_size=64&open_timeout=10s")).unwrap();
+        assert!(!wait_ready(rx.readiness().unwrap(), QUIET));
+        assert!(wait_ready(tx.readiness().unwrap(), DEADLINE));
+        tx.try_send(b"hello").unwrap();
+        assert!(wait_ready(rx.readiness().unwrap(), DEADLINE));
+        assert_eq!(rx.try_recv(&mut buf).unwrap(), 5);
+        assert!(matches!(rx.try_recv(&mut buf), Err(Error::Empty)));
+        drop(tx);
+        assert!(wait_ready(rx.readiness().unwrap(), DEADLINE));
+        assert!(matches!(rx.try_recv(&mut buf), Err(Error::Disconnected)));
+    }
+
+    #[test]
+    fn a_writer_that_leaves_without_writing_wakes_the_receiver() {
+        let path = TempPath::new();
+        let mut rx = FifoReceiver::open(&path.spec("?message_size=64")).unwrap();
+        drop(FifoSender::open(&path.spec("?message_size=64&open_timeout=10s")).unwrap());
+        assert!(wait_ready(rx.readiness().unwrap(), DEADLINE));
+        let mut buf = [0u8; 64];
+        assert!(matches!(rx.try_recv(&mut buf), Err(Error::Disconnected)));
+    }
+
+    #[test]
+    fn a_full_fifo_waits_for_room_and_a_gone_receiver_wakes_the_sender() {
+        let path = TempPath::new();
+        let options = "?message_size=1000&capacity=4096";
+        let mut rx = FifoReceiver::open(&path.spec(options)).unwrap();
+        let mut tx = FifoSender::open(&path.spec(&format!("{options}&open_timeout=10s"))).unwrap();
+        let msg = [3u8; 1000];
+        let mut sent = 0;
+        while tx.try_send(&msg).is_ok() {
+            sent += 1;
+            assert!(sent < 1000, "the FIFO never filled");
+        }
+        assert!(!wait_ready(tx.readiness().unwrap(), QUIET));
+        let mut buf = [0u8; 1000];
+        assert_eq!(rx.try_recv(&mut buf).unwrap(), 1000);
+        while rx.try_recv(&mut buf).is_ok() {}
+        assert!(wait_ready(tx.readiness().unwrap(), DEADLINE));
+        while tx.try_send(&msg).is_ok() {}
+        drop(rx);
+        assert!(wait_ready(tx.readiness().unwrap(), DEADLINE));
+        assert!(matches!(tx.try_send(&msg), Err(Error::Disconnected)));
+    }
+
+    #[test]
+    fn a_message_larger_than_the_fifo_goes_through_an_event_loop_in_parts() {
+        let path = TempPath::new();
+        let size = 512 * 1024;
+        let options = format!("?message_size={size}&capacity=65536");
+        let mut rx = FifoReceiver::open(&path.spec(&options)).unwrap();
+        let mut tx = FifoSender::open(&path.spec(&format!("{options}&open_timeout=10s"))).unwrap();
+        use std::os::fd::AsRawFd;
+        let fd = tx.as_fd().as_raw_fd();
+        assert_eq!(
+            tx.readiness().unwrap().ready_fd().unwrap().0.as_raw_fd(),
+            fd
+        );
+        let msg: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
+        let expected = msg.clone();
+        let sender = std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + DEADLINE;
+            let (mut resume, mut rounds) = (false, 0);
+            loop {
+                match tx.try_send_part(&msg, resume) {
+                    Ok(()) => return rounds,
+                    Err(Error::Full) => {}
+                    Err(e) => panic!("{e}"),
+                }
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                assert!(!left.is_zero(), "not sent in time");
+                wait_ready(tx.readiness().unwrap(), left);
+                (resume, rounds) = (true, rounds + 1);
+            }
+        });
+        let mut buf = vec![0u8; size];
+        assert_eq!(rx.recv_timeout(&mut buf, DEADLINE).unwrap(), size);
+        assert!(buf == expected, "the large message arrived damaged");
+        assert!(sender.join().unwrap() >= 2);
     }
 
     #[test]

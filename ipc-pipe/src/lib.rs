@@ -63,6 +63,27 @@
 //! process whose disposition is the default (a C host); on kernels before 6.18 the signal is
 //! blocked around the write and consumed. `EINTR` is retried and deadlines are kept.
 //!
+//! # Event loops
+//!
+//! Every end ([`PipeSender`], [`PipeReceiver`], and the [`StreamSender`] / [`StreamReceiver`]
+//! under them and under FIFOs) implements [`AsFd`] and is its own [`Readiness`]: the
+//! descriptor is the pipe's, readable for a receiver and writable for a sender, so an event
+//! loop registers it once. The kernel's readiness of a pipe is level-triggered and exact, so
+//! nothing is armed or consumed and it costs nothing beyond the `poll`/`epoll_wait` itself.
+//! The other side's leaving shows: a receiver's descriptor becomes readable (`POLLHUP`) when
+//! the last writer closes, a sender's reports `POLLERR` when the last reader closes, and the
+//! next `try_` call returns [`Error::Disconnected`].
+//!
+//! Two things the descriptor cannot show are covered: a receiver may have read a whole frame
+//! ahead into its buffer, and then [`Readiness::prepare_wait`] says "retry now"; a frame may
+//! be larger than the pipe's free room, and [`Sender::try_send_part`] then sends it in parts
+//! across wake-ups without tearing it
+//! ([`FrameWriter::send_part`](ipc_core::framing::FrameWriter::send_part)).
+//!
+//! A FIFO receiver opened before any writer came is not readable until a writer has come
+//! (Linux reports no hang-up on a FIFO that never had a writer); once that writer leaves, it
+//! is readable and the next `try_recv` returns `Disconnected`.
+//!
 //! # References
 //!
 //! `pipe(7)`, `pipe2(2)`, `fcntl(2)` (`F_SETPIPE_SZ`), `preadv2(2)` (`RWF_NOWAIT`).
@@ -72,11 +93,13 @@ pub mod raw;
 mod stream;
 mod sys;
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::process::Command;
 
 use ipc_core::framing::{MAX_PAYLOAD, frame_len};
-use ipc_core::{Address, Error, Options, Receiver, Result, Sender, Transport, TransportSpec, Wait};
+use ipc_core::{
+    Address, Error, Options, Readiness, Receiver, Result, Sender, Transport, TransportSpec, Wait,
+};
 
 pub use raw::End;
 pub use stream::{StreamReceiver, StreamSender};
@@ -332,6 +355,20 @@ impl Sender for PipeSender {
     fn send_with(&mut self, msg: &[u8], wait: Wait) -> Result<()> {
         self.stream.send_with(msg, wait)
     }
+
+    fn try_send_part(&mut self, msg: &[u8], resume: bool) -> Result<()> {
+        self.stream.try_send_part(msg, resume)
+    }
+
+    fn readiness(&mut self) -> Option<&mut dyn Readiness> {
+        self.stream.readiness()
+    }
+}
+
+impl AsFd for PipeSender {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.stream.as_fd()
+    }
 }
 
 /// The receiving end of a pipe.
@@ -362,6 +399,16 @@ impl Receiver for PipeReceiver {
 
     fn recv_with(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
         self.stream.recv_with(buf, wait)
+    }
+
+    fn readiness(&mut self) -> Option<&mut dyn Readiness> {
+        self.stream.readiness()
+    }
+}
+
+impl AsFd for PipeReceiver {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.stream.as_fd()
     }
 }
 

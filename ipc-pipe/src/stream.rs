@@ -13,12 +13,19 @@
 //! - a FIFO handed over as a descriptor (`pipe:fd=N`) has neither: the call polls first and then
 //!   makes the blocking call. That is exact for the (single) reader and for frames up to
 //!   `PIPE_BUF`; a larger frame may then wait for the reader to drain part of it.
+//!
+//! # Readiness
+//!
+//! Each end is its own [`Readiness`] on its descriptor (see the crate documentation, "Event
+//! loops"): nothing to arm or consume, as the kernel's readiness of a pipe is level-triggered
+//! and exact. `prepare_wait` of a receiver says "retry now" when a whole frame was read ahead
+//! into its buffer, which the descriptor no longer shows.
 
 use std::io::IoSlice;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use ipc_core::framing::{FrameReader, FrameWriter, StreamIo};
-use ipc_core::{Error, Receiver, Result, Sender, Wait};
+use ipc_core::{Error, Interest, Readiness, Receiver, Result, Sender, Wait};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
@@ -209,6 +216,34 @@ impl Sender for StreamSender {
     fn send_with(&mut self, msg: &[u8], wait: Wait) -> Result<()> {
         self.writer.send(&mut self.io, msg, wait)
     }
+
+    fn try_send_part(&mut self, msg: &[u8], resume: bool) -> Result<()> {
+        self.writer.send_part(&mut self.io, msg, resume)
+    }
+
+    fn readiness(&mut self) -> Option<&mut dyn Readiness> {
+        Some(self)
+    }
+}
+
+impl AsFd for StreamSender {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io.fd.as_fd()
+    }
+}
+
+/// The pipe's descriptor, writable when there is room (or `POLLERR` once no reader is left).
+impl Readiness for StreamSender {
+    fn ready_fd(&mut self) -> Result<(BorrowedFd<'_>, Interest)> {
+        Ok((self.io.fd.as_fd(), Interest::Writable))
+    }
+
+    /// Never "retry now": whatever would let a send on, the descriptor shows.
+    fn prepare_wait(&mut self) -> Result<bool> {
+        Ok(false)
+    }
+
+    fn after_wake(&mut self) {}
 }
 
 /// Receives framed messages from the read end of a pipe or FIFO.
@@ -264,4 +299,29 @@ impl Receiver for StreamReceiver {
     fn recv_with(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
         self.reader.recv(&mut self.io, buf, wait)
     }
+
+    fn readiness(&mut self) -> Option<&mut dyn Readiness> {
+        Some(self)
+    }
+}
+
+impl AsFd for StreamReceiver {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io.fd.as_fd()
+    }
+}
+
+/// The pipe's descriptor, readable when data is there or the last writer has gone.
+impl Readiness for StreamReceiver {
+    fn ready_fd(&mut self) -> Result<(BorrowedFd<'_>, Interest)> {
+        Ok((self.io.fd.as_fd(), Interest::Readable))
+    }
+
+    /// "Retry now" only when a whole frame was already read ahead into the buffer (the pipe no
+    /// longer shows it); else the descriptor shows whatever lets a receive on.
+    fn prepare_wait(&mut self) -> Result<bool> {
+        Ok(self.reader.next_is_buffered())
+    }
+
+    fn after_wake(&mut self) {}
 }
