@@ -45,16 +45,34 @@
 //! returns [`Error::Disconnected`] once it has none. A sender that is not blocked does not
 //! check (it would cost a system call per message).
 //!
+//! # Event loops
+//!
+//! On Linux a queue descriptor (`mqd_t`) is a file descriptor that `poll`/`epoll` understand:
+//! readable while the queue holds a message, writable while it has room. So both ends
+//! implement [`AsFd`] and are their own [`Readiness`] on it, level-triggered and exact: nothing
+//! is armed or consumed, and it costs nothing beyond the `poll`/`epoll_wait` itself. A
+//! receiver's [`Readiness::prepare_wait`] says "retry now" while it holds a message taken
+//! off the queue for a buffer that was too small (the descriptor no longer shows it).
+//!
+//! `try_send` and `try_recv` never wait: they pass an absolute deadline of 0 (long past),
+//! which the kernel takes as "do not sleep" (`ETIMEDOUT` at once), whether or not the
+//! descriptor is blocking.
+//!
+//! What the descriptor cannot show is the queue being removed: the kernel wakes no `poll`er
+//! for `mq_unlink`, and the queue goes on working for those who hold it open. An event loop
+//! that must notice removal (as a blocked call does, within 100 ms) should look now and then
+//! itself, e.g. with a timer and `fstat` (`st_nlink` 0).
+//!
 //! # References
 //!
 //! `mq_overview(7)`, `mq_open(3)`, `mq_timedsend(3)`, `mq_timedreceive(3)`.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use ipc_core::{
-    Address, Create, Error, Owner, Receiver, Removable, Result, Sender, Transport, TransportSpec,
-    Wait, check_adoptable,
+    Address, Create, Error, Interest, Owner, Readiness, Receiver, Removable, Result, Sender,
+    Transport, TransportSpec, Wait, check_adoptable,
 };
 use nix::errno::Errno;
 use nix::sys::stat::fstat;
@@ -464,6 +482,30 @@ impl Sender for MqSender {
     fn send_with(&mut self, msg: &[u8], wait: Wait) -> Result<()> {
         self.send_priority(msg, 0, wait)
     }
+
+    fn readiness(&mut self) -> Option<&mut dyn Readiness> {
+        Some(self)
+    }
+}
+
+impl AsFd for MqSender {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.queue.fd.as_fd()
+    }
+}
+
+/// The queue descriptor, writable while the queue has room.
+impl Readiness for MqSender {
+    fn ready_fd(&mut self) -> Result<(BorrowedFd<'_>, Interest)> {
+        Ok((self.queue.fd.as_fd(), Interest::Writable))
+    }
+
+    /// Never "retry now": room shows on the descriptor.
+    fn prepare_wait(&mut self) -> Result<bool> {
+        Ok(false)
+    }
+
+    fn after_wake(&mut self) {}
 }
 
 /// The receiving end of a POSIX queue.
@@ -561,6 +603,31 @@ impl Receiver for MqReceiver {
     fn recv_with(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
         self.recv_priority(buf, wait).map(|(len, _)| len)
     }
+
+    fn readiness(&mut self) -> Option<&mut dyn Readiness> {
+        Some(self)
+    }
+}
+
+impl AsFd for MqReceiver {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.queue.fd.as_fd()
+    }
+}
+
+/// The queue descriptor, readable while the queue holds a message.
+impl Readiness for MqReceiver {
+    fn ready_fd(&mut self) -> Result<(BorrowedFd<'_>, Interest)> {
+        Ok((self.queue.fd.as_fd(), Interest::Readable))
+    }
+
+    /// "Retry now" only while a message taken for a too-small buffer waits here, off the
+    /// queue; else messages show on the descriptor.
+    fn prepare_wait(&mut self) -> Result<bool> {
+        Ok(self.pending.is_some())
+    }
+
+    fn after_wake(&mut self) {}
 }
 
 #[cfg(test)]
@@ -728,6 +795,70 @@ mod tests {
         assert_eq!(rx.try_recv(&mut buf).unwrap(), 1);
         drop(rx);
         destroy(&name).unwrap();
+    }
+
+    /// One round of the readiness protocol's sleep, at most `within`: whether the endpoint
+    /// said to try again.
+    fn wait_ready(ready: &mut dyn Readiness, within: Duration) -> bool {
+        if ready.prepare_wait().unwrap() {
+            return true;
+        }
+        let woke = {
+            let (fd, interest) = ready.ready_fd().unwrap();
+            crate::sys::poll_one(fd, interest == Interest::Readable, within).unwrap()
+        };
+        if woke {
+            ready.after_wake();
+        }
+        woke
+    }
+
+    const DEADLINE: Duration = Duration::from_secs(10);
+    const QUIET: Duration = Duration::from_millis(50);
+
+    #[test]
+    fn the_queue_descriptor_shows_messages_and_room() {
+        let spec = unique("?capacity=2&message_size=16");
+        let mut rx = MqReceiver::open(&spec).unwrap();
+        let mut tx = MqSender::open(&spec).unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(
+            rx.readiness().unwrap().ready_fd().unwrap().1,
+            Interest::Readable
+        );
+        assert!(matches!(rx.try_recv(&mut buf), Err(Error::Empty)));
+        assert!(!wait_ready(rx.readiness().unwrap(), QUIET));
+        assert!(wait_ready(tx.readiness().unwrap(), DEADLINE));
+        tx.try_send(b"1").unwrap();
+        assert!(wait_ready(rx.readiness().unwrap(), DEADLINE));
+        tx.try_send(b"2").unwrap();
+        // Full: try_send does not wait, and the sender is not ready until a message goes.
+        let started = Instant::now();
+        assert!(matches!(tx.try_send(b"3"), Err(Error::Full)));
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert!(!wait_ready(tx.readiness().unwrap(), QUIET));
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 16];
+            rx.recv_timeout(&mut buf, DEADLINE).map(|n| (rx, n))
+        });
+        assert!(wait_ready(tx.readiness().unwrap(), DEADLINE));
+        tx.try_send(b"3").unwrap();
+        let (mut rx, n) = reader.join().unwrap().unwrap();
+        assert_eq!(n, 1);
+        // A message held back for a small buffer is off the queue: retry now.
+        let mut small = [0u8; 0];
+        assert!(matches!(
+            rx.try_recv(&mut small),
+            Err(Error::BufferTooSmall { .. })
+        ));
+        assert!(rx.readiness().unwrap().prepare_wait().unwrap());
+        assert_eq!(rx.try_recv(&mut buf).unwrap(), 1);
+        assert!(wait_ready(rx.readiness().unwrap(), DEADLINE));
+        assert_eq!(rx.try_recv(&mut buf).unwrap(), 1);
+        assert!(!rx.readiness().unwrap().prepare_wait().unwrap());
+        let started = Instant::now();
+        assert!(matches!(rx.try_recv(&mut buf), Err(Error::Empty)));
+        assert!(started.elapsed() < Duration::from_secs(1));
     }
 
     #[test]
