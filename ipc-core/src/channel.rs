@@ -45,8 +45,8 @@ pub trait Sender: Send {
     ///
     /// With `resume == false` it sends `msg` afresh; with `resume == true` it continues the
     /// message that the previous call (with the same `msg`) left in part. It returns
-    /// [`Error::Full`] until the whole message is taken: wait for readiness and call again with
-    /// `resume == true`. A message left in part and not resumed (the next call has
+    /// [`Error::Full`](crate::Error::Full) until the whole message is taken: wait for
+    /// readiness and call again with `resume == true`. A message left in part and not resumed (the next call has
     /// `resume == false`, or is another send method) is never delivered. Other transports take
     /// a message whole or not at all, and this is `try_send`.
     fn try_send_part(&mut self, msg: &[u8], resume: bool) -> Result<()> {

@@ -8,8 +8,8 @@
 //!
 //! The protocol is the same for all of them, and it never loses a wake-up:
 //!
-//! 1. try the operation without waiting (`try_recv`, `try_send`, [`Sender::try_send_part`]);
-//!    go on while it succeeds;
+//! 1. try the operation without waiting (`try_recv`, `try_send`,
+//!    [`Sender::try_send_part`](crate::Sender::try_send_part)); go on while it succeeds;
 //! 2. on `Empty` / `Full`, call [`Readiness::prepare_wait`]; if it returns `true`, progress may
 //!    already be possible: go back to 1 without sleeping;
 //! 3. wait until [`Readiness::ready_fd`] reports the [`Interest`] it names (it may report it
