@@ -56,7 +56,8 @@
 //!
 //! # Waiting
 //!
-//! Blocking calls are plain blocking `msgsnd` / `msgrcv`. `try_` calls use `IPC_NOWAIT`
+//! Blocking calls are plain blocking `msgsnd` / `msgrcv` (but see "Event loops" for a
+//! receiver whose readiness was used). `try_` calls use `IPC_NOWAIT`
 //! (`EAGAIN` / `ENOMSG` are [`Error::Full`] / [`Error::Empty`]). System V has no timed
 //! `msgsnd` / `msgrcv`, so `_timeout` calls poll with `IPC_NOWAIT`, sleeping between attempts
 //! with an exponential back-off from 50 µs to 2 ms, never past the deadline: a timed call
@@ -70,6 +71,52 @@
 //! messages stay queued. What is seen is the queue being removed: a blocked call wakes with
 //! `EIDRM`, a later one finds the id invalid, and both are [`Error::Disconnected`].
 //!
+//! # Event loops
+//!
+//! A System V queue has no descriptor, so each end makes one for its [`Readiness`], at its
+//! first `ready_fd` or `prepare_wait`; an end whose readiness is never asked for costs
+//! nothing more.
+//!
+//! A **receiver** starts a helper thread (64 KiB of stack, all signals blocked) that sleeps in
+//! a blocking `msgrcv(msqid, buf, 0, 0, 0)`: room for no text, any type, as
+//! [`Receiver::recv`] takes. For a message of non-zero length the kernel answers `E2BIG` and
+//! leaves it queued, so the helper learns that a message is there without taking it, signals
+//! an `eventfd` (the receiver's readiness descriptor, `Readable`) and waits until the receiver
+//! re-arms it in `prepare_wait` before looking again. A message of zero length fits in no
+//! text and is taken: the helper keeps it in a one-message slot, which the receiver's next
+//! receive delivers first, with its type (for [`Selector::AtMost`], after any lower type still
+//! queued, as the kernel would order them). When the queue is removed the helper's `msgrcv`
+//! fails (`EIDRM`): it signals and ends, and the next `try_recv` returns
+//! [`Error::Disconnected`].
+//!
+//! What it costs: one thread per receiver that uses readiness, and per wake-up one more thread
+//! switch (the helper's `msgrcv` returning, its write to the `eventfd`) before the event loop
+//! wakes, a few microseconds; `prepare_wait` takes a mutex and signals a condition variable.
+//! The helper looks for a message of any type: a receiver that waits for one type only
+//! ([`MsgReceiver::recv_type`] with a selector) is woken by messages of other types too, and
+//! woken again at each re-arm while such a message stays queued, so readiness is meant for
+//! receivers that take any type. Once readiness was used, `recv` and `recv_timeout` wait
+//! through the helper as well (a blocking `msgrcv` of the receiver's own could lose a
+//! zero-length message to the helper), and a waiting `recv_type` with a selector polls with the
+//! back-off above.
+//!
+//! When the receiver is dropped the helper is told to stop. A zero-length message it holds goes
+//! back on the queue (`msgsnd`, `IPC_NOWAIT`, or from the helper once there is room), **at
+//! the back of the queue**, behind messages sent after it. The helper cannot be woken out of
+//! `msgrcv` without a signal, so it stays blocked in the kernel until its next wake-up: the
+//! next message (which it leaves queued, or gives back if it took it), or the queue's removal
+//! (at once if the receiver owned the queue, which its drop removes). Until then it holds
+//! nothing but its stack and a few bytes of state; no descriptor.
+//!
+//! A **sender** cannot learn from the kernel when a full queue gets room, so its readiness is a
+//! `timerfd` (`Readable`): `prepare_wait` checks with `IPC_STAT` whether the message last
+//! refused would fit now (then "retry now"), and else arms the timer to expire after a
+//! back-off of 50 µs, doubling at each wait up to 2 ms (the timed calls' back-off), and back
+//! to 50 µs after a message goes. So a sender waiting for room notices it up to 2 ms late once
+//! it has waited a few milliseconds, and wakes up to 500 times a second while the queue stays
+//! full, with an `IPC_STAT` and a `timerfd_settime` each time. A removed queue is noticed at the
+//! next expiry (or at once by `IPC_STAT`), and `try_send` returns `Disconnected`.
+//!
 //! # Receive buffers
 //!
 //! `msgrcv` is called with the caller's buffer length and without `MSG_NOERROR`: a longer
@@ -81,16 +128,21 @@
 //!
 //! `sysvipc(7)`, `msgget(2)`, `msgop(2)`, `msgctl(2)`.
 
+mod ready;
+
 use std::io;
+use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
 use ipc_core::{
-    Create, Error, Owner, Receiver, Removable, Result, Sender, Transport, TransportSpec, Wait,
-    check_adoptable,
+    Create, Error, Interest, Owner, Readiness, Receiver, Removable, Result, Sender, Transport,
+    TransportSpec, Wait, check_adoptable,
 };
 
 use crate::Key;
+use crate::sys::event;
 use crate::sys::msg as sys;
+use ready::{Helper, RoomTimer};
 
 /// Permissions of a queue we create when the string gives no `mode`.
 pub const DEFAULT_MODE: u32 = 0o600;
@@ -493,9 +545,11 @@ impl Backoff {
     }
 
     /// After an attempt found no message or room: `Err(expired)` if the wait is over, else
-    /// sleeps until the next attempt (never past the deadline).
+    /// sleeps until the next attempt (never past the deadline; a wait without one polls too,
+    /// where the caller cannot block in the kernel).
     fn pause(&mut self, expired: Error) -> Result<()> {
         let left = match self.wait.remaining() {
+            None => self.next,
             Some(left) if !left.is_zero() => left,
             _ => return Err(expired),
         };
@@ -509,6 +563,10 @@ impl Backoff {
 #[derive(Debug)]
 pub struct MsgSender {
     queue: Queue,
+    /// The readiness timer, made at the first use of readiness.
+    ready: Option<RoomTimer>,
+    /// Length of the last message refused for want of room: what `prepare_wait` looks for.
+    blocked_len: usize,
 }
 
 impl MsgSender {
@@ -519,7 +577,15 @@ impl MsgSender {
         if let Some(owner) = queue.owner.take() {
             owner.release();
         }
-        Ok(MsgSender { queue })
+        Ok(MsgSender::new(queue))
+    }
+
+    fn new(queue: Queue) -> MsgSender {
+        MsgSender {
+            queue,
+            ready: None,
+            blocked_len: 0,
+        }
     }
 
     /// Opens the existing queue with id `msqid` (e.g. a `private` one made by a parent), after
@@ -527,7 +593,7 @@ impl MsgSender {
     /// one.
     pub fn open_id(msqid: i32, mode: u32) -> Result<MsgSender> {
         let queue = Queue::adopt(msqid, format!("sysv-mq id {msqid}"), mode, None, None)?;
-        Ok(MsgSender { queue })
+        Ok(MsgSender::new(queue))
     }
 
     /// The queue's id.
@@ -564,10 +630,18 @@ impl MsgSender {
         let mut backoff = Backoff::new(wait);
         loop {
             match sys::send(queue.msqid, &queue.buf, msg.len(), backoff.flags()) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    if let Some(timer) = &mut self.ready {
+                        timer.reset();
+                    }
+                    return Ok(());
+                }
                 Err(e) => match errno(&e) {
                     libc::EINTR => {}
-                    libc::EAGAIN => backoff.pause(wait.full_error())?,
+                    libc::EAGAIN => {
+                        self.blocked_len = msg.len();
+                        backoff.pause(wait.full_error())?
+                    }
                     _ => return Err(queue.failed("msgsnd", msg.len(), e)),
                 },
             }
@@ -583,11 +657,69 @@ impl Sender for MsgSender {
     fn send_with(&mut self, msg: &[u8], wait: Wait) -> Result<()> {
         self.send_type(msg, SEND_TYPE, wait)
     }
+
+    fn readiness(&mut self) -> Option<&mut dyn Readiness> {
+        Some(self)
+    }
+}
+
+impl MsgSender {
+    fn room_timer(&mut self) -> Result<&mut RoomTimer> {
+        if self.ready.is_none() {
+            let timer = RoomTimer::new().map_err(|e| Error::io("timerfd_create", e))?;
+            self.ready = Some(timer);
+        }
+        Ok(self.ready.as_mut().expect("made above"))
+    }
+
+    /// Whether the message last refused for want of room fits now, by `IPC_STAT` (the
+    /// kernel's own test: bytes and number of messages both within `msg_qbytes`); also `true`
+    /// when the queue is gone, so that the next send says so.
+    fn room_now(&self) -> bool {
+        match sys::stat(self.queue.msqid) {
+            Ok(ds) => {
+                let (bytes, messages) = sys::occupancy(&ds);
+                let limit = sys::qbytes(&ds);
+                messages < limit && bytes + self.blocked_len as u64 <= limit
+            }
+            Err(e) => matches!(errno(&e), libc::EINVAL | libc::EIDRM),
+            // Without read permission there is no looking: the timer alone says when.
+        }
+    }
+}
+
+/// A `timerfd` that expires after a back-off: a System V queue has no descriptor, and nothing
+/// tells when it has room (see the module documentation, "Event loops").
+impl Readiness for MsgSender {
+    fn ready_fd(&mut self) -> Result<(BorrowedFd<'_>, Interest)> {
+        Ok((self.room_timer()?.fd(), Interest::Readable))
+    }
+
+    /// `IPC_STAT`: "retry now" if the message last refused fits now; else arms the timer for
+    /// the next back-off (50 µs, doubling up to 2 ms, back to 50 µs after a send).
+    fn prepare_wait(&mut self) -> Result<bool> {
+        self.room_timer()?;
+        if self.room_now() {
+            return Ok(true);
+        }
+        let timer = self.ready.as_mut().expect("made above");
+        timer.arm().map_err(|e| Error::io("timerfd_settime", e))?;
+        Ok(false)
+    }
+
+    fn after_wake(&mut self) {
+        if let Some(timer) = &self.ready {
+            timer.after_wake();
+        }
+    }
 }
 
 /// The receiving end of a System V queue.
 #[derive(Debug)]
 pub struct MsgReceiver {
+    /// The readiness helper, started at the first use of readiness. Declared before `queue`,
+    /// so that a taken message goes back before an owned queue is removed.
+    helper: Option<Helper>,
     queue: Queue,
 }
 
@@ -596,13 +728,19 @@ impl MsgReceiver {
     /// `create=never`. If this call created it, dropping the receiver removes it.
     pub fn open(spec: &TransportSpec) -> Result<MsgReceiver> {
         let queue = Request::from_spec(spec)?.open()?;
-        Ok(MsgReceiver { queue })
+        Ok(MsgReceiver {
+            helper: None,
+            queue,
+        })
     }
 
     /// Opens the existing queue with id `msqid`, as [`MsgSender::open_id`]; never removes it.
     pub fn open_id(msqid: i32, mode: u32) -> Result<MsgReceiver> {
         let queue = Queue::adopt(msqid, format!("sysv-mq id {msqid}"), mode, None, None)?;
-        Ok(MsgReceiver { queue })
+        Ok(MsgReceiver {
+            helper: None,
+            queue,
+        })
     }
 
     /// The queue's id (how a `private` queue is reached).
@@ -630,61 +768,156 @@ impl MsgReceiver {
     /// Receives the message `selector` picks into `buf`, waiting as `wait` allows; returns
     /// its length and type. A message longer than `buf` stays queued
     /// ([`Error::BufferTooSmall`] says how long it is).
+    ///
+    /// Once readiness has been used, a zero-length message the helper took is delivered from
+    /// here first, and calls that wait do so through the helper (any type) or by polling with
+    /// the timed calls' back-off (another selector) rather than in `msgrcv`, where the helper
+    /// could take a zero-length message from under them (module documentation, "Event
+    /// loops").
     pub fn recv_type(
         &mut self,
         buf: &mut [u8],
         selector: Selector,
         wait: Wait,
     ) -> Result<(usize, i64)> {
-        let msgtyp = selector.msgtyp()?;
-        let queue = &mut self.queue;
-        let mut backoff = Backoff::new(wait);
-        loop {
-            match sys::recv(
-                queue.msqid,
-                &mut queue.buf,
-                buf.len(),
-                msgtyp,
-                backoff.flags(),
-            ) {
-                Ok(len) => {
-                    buf[..len].copy_from_slice(queue.buf.text(len));
-                    return Ok((len, queue.buf.mtype()));
-                }
-                Err(e) => match errno(&e) {
-                    libc::EINTR => {}
-                    libc::ENOMSG | libc::EAGAIN => backoff.pause(wait.empty_error())?,
-                    libc::E2BIG => {
-                        // What msgrcv was asked for: the message is longer than that.
-                        let limit = buf.len().min(queue.buf.capacity());
-                        match peek_len(queue, selector) {
-                            // Taken by another receiver meanwhile: try again.
-                            Ok(None) => {}
-                            // Or replaced by a shorter one: the same.
-                            Ok(Some(needed))
-                                if needed < limit
-                                    || (needed == limit && limit < queue.buf.capacity()) => {}
-                            Ok(Some(needed)) if needed <= buf.len() => {
-                                // Longer than our buffer for the kernel (`kernel.msgmax` when
-                                // opened; the peek was cut there): raised since, and sent by
-                                // someone else.
-                                return Err(Error::MessageTooLarge {
-                                    len: needed,
-                                    max: queue.buf.capacity(),
-                                });
-                            }
-                            Ok(Some(needed)) => {
-                                return Err(Error::BufferTooSmall {
-                                    len: buf.len(),
-                                    needed,
-                                });
-                            }
-                            Err(e) => return Err(e),
-                        }
+        selector.msgtyp()?;
+        if self.helper.is_none() {
+            return recv_queue(&mut self.queue, buf, selector, wait);
+        }
+        match (wait, selector) {
+            (Wait::Never, _) => self.recv_now(buf, selector),
+            (_, Selector::Any) => self.recv_any_through_helper(buf, wait),
+            _ => {
+                let mut backoff = Backoff::new(wait);
+                loop {
+                    match self.recv_now(buf, selector) {
+                        Err(Error::Empty) => backoff.pause(wait.empty_error())?,
+                        done => return done,
                     }
-                    _ => return Err(queue.failed("msgrcv", 0, e)),
-                },
+                }
             }
+        }
+    }
+
+    /// With the helper running: the message it took, if `selector` takes it and nothing on the
+    /// queue comes first; else the queue's, without waiting.
+    fn recv_now(&mut self, buf: &mut [u8], selector: Selector) -> Result<(usize, i64)> {
+        let helper = self
+            .helper
+            .as_ref()
+            .expect("called with the helper running");
+        let status = helper.status();
+        if let Some(mtype) = status.taken.filter(|&t| selector.takes(t)) {
+            // It was the oldest message when taken, so it comes first for any type and for its
+            // own; for "lowest type at most n", a lower type still queued comes first.
+            if matches!(selector, Selector::AtMost(_)) && mtype > 1 {
+                match recv_queue(
+                    &mut self.queue,
+                    buf,
+                    Selector::AtMost(mtype - 1),
+                    Wait::Never,
+                ) {
+                    Err(Error::Empty) => {}
+                    done => return done,
+                }
+            }
+            helper.clear_taken();
+            return Ok((0, mtype));
+        }
+        if status.removed {
+            return Err(Error::Disconnected);
+        }
+        recv_queue(&mut self.queue, buf, selector, Wait::Never)
+    }
+
+    /// A waiting receive of any type with the helper running: the readiness protocol, with
+    /// `poll` on the helper's descriptor.
+    fn recv_any_through_helper(&mut self, buf: &mut [u8], wait: Wait) -> Result<(usize, i64)> {
+        loop {
+            match self.recv_now(buf, Selector::Any) {
+                Err(Error::Empty) => {}
+                done => return done,
+            }
+            if Readiness::prepare_wait(self)? {
+                continue;
+            }
+            let timeout = wait.remaining();
+            if timeout.is_some_and(|left| left.is_zero()) {
+                return Err(Error::Timeout);
+            }
+            let helper = self.helper.as_ref().expect("started by prepare_wait");
+            if event::poll_readable(helper.fd(), timeout)
+                .map_err(|e| Error::io("poll on the readiness eventfd", e))?
+            {
+                helper.after_wake();
+            }
+        }
+    }
+
+    fn helper(&mut self) -> Result<&Helper> {
+        if self.helper.is_none() {
+            let helper = Helper::start(self.queue.msqid)
+                .map_err(|e| Error::io("starting the sysv-mq readiness helper", e))?;
+            self.helper = Some(helper);
+        }
+        Ok(self.helper.as_ref().expect("started above"))
+    }
+}
+
+/// `msgrcv` on the queue itself, waiting as `wait` allows (see [`MsgReceiver::recv_type`]).
+fn recv_queue(
+    queue: &mut Queue,
+    buf: &mut [u8],
+    selector: Selector,
+    wait: Wait,
+) -> Result<(usize, i64)> {
+    let msgtyp = selector.msgtyp()?;
+    let mut backoff = Backoff::new(wait);
+    loop {
+        match sys::recv(
+            queue.msqid,
+            &mut queue.buf,
+            buf.len(),
+            msgtyp,
+            backoff.flags(),
+        ) {
+            Ok(len) => {
+                buf[..len].copy_from_slice(queue.buf.text(len));
+                return Ok((len, queue.buf.mtype()));
+            }
+            Err(e) => match errno(&e) {
+                libc::EINTR => {}
+                libc::ENOMSG | libc::EAGAIN => backoff.pause(wait.empty_error())?,
+                libc::E2BIG => {
+                    // What msgrcv was asked for: the message is longer than that.
+                    let limit = buf.len().min(queue.buf.capacity());
+                    match peek_len(queue, selector) {
+                        // Taken by another receiver meanwhile: try again.
+                        Ok(None) => {}
+                        // Or replaced by a shorter one: the same.
+                        Ok(Some(needed))
+                            if needed < limit
+                                || (needed == limit && limit < queue.buf.capacity()) => {}
+                        Ok(Some(needed)) if needed <= buf.len() => {
+                            // Longer than our buffer for the kernel (`kernel.msgmax` when
+                            // opened; the peek was cut there): raised since, and sent by
+                            // someone else.
+                            return Err(Error::MessageTooLarge {
+                                len: needed,
+                                max: queue.buf.capacity(),
+                            });
+                        }
+                        Ok(Some(needed)) => {
+                            return Err(Error::BufferTooSmall {
+                                len: buf.len(),
+                                needed,
+                            });
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                _ => return Err(queue.failed("msgrcv", 0, e)),
+            },
         }
     }
 }
@@ -733,6 +966,36 @@ impl Receiver for MsgReceiver {
 
     fn recv_with(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
         self.recv_type(buf, Selector::Any, wait).map(|(len, _)| len)
+    }
+
+    fn readiness(&mut self) -> Option<&mut dyn Readiness> {
+        Some(self)
+    }
+}
+
+/// An `eventfd` that a helper thread signals when a message is there (see the module
+/// documentation, "Event loops"). The helper starts at the first `ready_fd` or
+/// `prepare_wait`.
+impl Readiness for MsgReceiver {
+    fn ready_fd(&mut self) -> Result<(BorrowedFd<'_>, Interest)> {
+        Ok((self.helper()?.fd(), Interest::Readable))
+    }
+
+    /// "Retry now" if the helper holds a zero-length message it took, or saw the queue
+    /// removed; else asks it to look, and the descriptor becomes readable when a message is
+    /// there.
+    fn prepare_wait(&mut self) -> Result<bool> {
+        self.helper()?;
+        let helper = self.helper.as_ref().expect("started above");
+        helper
+            .prepare_wait()
+            .map_err(|e| self.queue.failed("msgrcv (readiness helper)", 0, e))
+    }
+
+    fn after_wake(&mut self) {
+        if let Some(helper) = &self.helper {
+            helper.after_wake();
+        }
     }
 }
 
@@ -852,6 +1115,250 @@ mod tests {
             MsgSender::open(&g.spec("?create=never")),
             Err(Error::NotFound { .. })
         ));
+    }
+
+    const DEADLINE: Duration = Duration::from_secs(10);
+    const QUIET: Duration = Duration::from_millis(50);
+
+    /// One round of the readiness protocol's sleep, at most `within`: whether the endpoint
+    /// said to try again.
+    fn wait_ready(ready: &mut dyn Readiness, within: Duration) -> bool {
+        if ready.prepare_wait().unwrap() {
+            return true;
+        }
+        let deadline = Instant::now() + within;
+        let woke = loop {
+            let (fd, interest) = ready.ready_fd().unwrap();
+            assert_eq!(interest, Interest::Readable);
+            let left = deadline.saturating_duration_since(Instant::now());
+            if event::poll_readable(fd, Some(left)).unwrap() {
+                break true;
+            }
+            if left.is_zero() {
+                break false;
+            }
+        };
+        if woke {
+            ready.after_wake();
+        }
+        woke
+    }
+
+    /// Receives as an event loop does, within [`DEADLINE`].
+    fn recv_ready(rx: &mut MsgReceiver, buf: &mut [u8]) -> Result<usize> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            match rx.try_recv(buf) {
+                Err(Error::Empty) => {}
+                done => return done,
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "nothing within {DEADLINE:?}");
+            wait_ready(rx, left);
+        }
+    }
+
+    /// Messages in the queue now.
+    fn queued(rx: &MsgReceiver) -> u64 {
+        sys::occupancy(&sys::stat(rx.msqid()).unwrap()).1
+    }
+
+    /// Kills and reaps a child process if the test ends before it does.
+    struct Reap(std::process::Child);
+
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    #[test]
+    fn the_helper_wakes_on_a_message_from_another_process() {
+        const CHILD: &str = "IPC_SYSV_MQ_READY_CHILD_SPEC";
+        if let Some(spec) = std::env::var_os(CHILD) {
+            // The child: one message, then exit.
+            let spec: TransportSpec = spec.to_str().unwrap().parse().unwrap();
+            MsgSender::open(&spec)
+                .unwrap()
+                .try_send(b"from the child")
+                .unwrap();
+            return;
+        }
+        let g = Guard::new();
+        let spec = g.spec("?capacity=4&message_size=64");
+        let mut rx = MsgReceiver::open(&spec).unwrap();
+        let mut buf = [0u8; 64];
+        assert!(matches!(rx.try_recv(&mut buf), Err(Error::Empty)));
+        // Armed, and nothing there: no wake-up.
+        assert!(!wait_ready(&mut rx, QUIET));
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "msg::tests::the_helper_wakes_on_a_message_from_another_process",
+                "--test-threads=1",
+            ])
+            .env(CHILD, spec.to_string())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut child = Reap(child);
+        assert!(
+            wait_ready(&mut rx, DEADLINE),
+            "no wake-up for the child's message"
+        );
+        assert_eq!(rx.try_recv(&mut buf).unwrap(), 14);
+        assert_eq!(&buf[..14], b"from the child");
+        assert!(child.0.wait().unwrap().success());
+        // And again from a thread, with the protocol's loop.
+        let mut tx = MsgSender::open(&spec).unwrap();
+        let sender = std::thread::spawn(move || tx.send(b"from a thread"));
+        assert_eq!(recv_ready(&mut rx, &mut buf).unwrap(), 13);
+        sender.join().unwrap().unwrap();
+        assert!(matches!(rx.try_recv(&mut buf), Err(Error::Empty)));
+    }
+
+    #[test]
+    fn a_zero_length_message_taken_by_the_helper_is_delivered_once_with_its_type() {
+        let g = Guard::new();
+        let spec = g.spec("?capacity=4&message_size=64");
+        let mut rx = MsgReceiver::open(&spec).unwrap();
+        let mut tx = MsgSender::open(&spec).unwrap();
+        let mut buf = [0u8; 64];
+        assert!(!Readiness::prepare_wait(&mut rx).unwrap());
+        tx.send(b"").unwrap();
+        assert!(wait_ready(&mut rx, DEADLINE));
+        // The helper holds it, off the queue; the next receive delivers it, once.
+        assert_eq!(queued(&rx), 0);
+        assert!(Readiness::prepare_wait(&mut rx).unwrap());
+        assert_eq!(rx.try_recv(&mut buf).unwrap(), 0);
+        assert!(matches!(rx.try_recv(&mut buf), Err(Error::Empty)));
+
+        // With a type: a selector that does not take it leaves it; "at most" takes a lower
+        // type still queued first, as the kernel would.
+        assert!(!Readiness::prepare_wait(&mut rx).unwrap());
+        tx.send_type(b"", 5, Wait::Never).unwrap();
+        assert!(wait_ready(&mut rx, DEADLINE));
+        assert_eq!(queued(&rx), 0);
+        tx.send_type(b"low", 3, Wait::Never).unwrap();
+        tx.send_type(b"same", 5, Wait::Never).unwrap();
+        assert!(matches!(
+            rx.recv_type(&mut buf, Selector::Exactly(4), Wait::Never),
+            Err(Error::Empty)
+        ));
+        assert_eq!(
+            rx.recv_type(&mut buf, Selector::AtMost(9), Wait::Never)
+                .unwrap(),
+            (3, 3)
+        );
+        assert_eq!(
+            rx.recv_type(&mut buf, Selector::Exactly(5), Wait::Never)
+                .unwrap(),
+            (0, 5)
+        );
+        assert_eq!(
+            rx.recv_type(&mut buf, Selector::AtMost(9), Wait::Never)
+                .unwrap(),
+            (4, 5)
+        );
+
+        // A blocking receive after readiness was used waits through the helper, and gets a
+        // zero-length message sent while it waits.
+        let sender = std::thread::spawn(move || tx.send_type(b"", 2, Wait::Forever));
+        assert_eq!(rx.recv_timeout(&mut buf, DEADLINE).unwrap(), 0);
+        sender.join().unwrap().unwrap();
+        assert!(matches!(rx.try_recv(&mut buf), Err(Error::Empty)));
+        assert_eq!(queued(&rx), 0);
+    }
+
+    #[test]
+    fn removing_the_queue_while_armed_wakes_the_receiver_then_disconnected() {
+        let g = Guard::new();
+        let spec = g.spec("?capacity=4&message_size=64");
+        let mut rx = MsgReceiver::open(&spec).unwrap();
+        let mut buf = [0u8; 64];
+        assert!(!Readiness::prepare_wait(&mut rx).unwrap());
+        remove(rx.msqid()).unwrap();
+        assert!(wait_ready(&mut rx, DEADLINE));
+        assert!(matches!(rx.try_recv(&mut buf), Err(Error::Disconnected)));
+        assert!(Readiness::prepare_wait(&mut rx).unwrap());
+        assert!(matches!(
+            rx.recv_timeout(&mut buf, DEADLINE),
+            Err(Error::Disconnected)
+        ));
+    }
+
+    #[test]
+    fn dropping_an_armed_receiver_leaves_the_messages_to_the_next() {
+        let g = Guard::new();
+        let spec = g.spec("?capacity=4&message_size=64");
+        // Owns the queue, and never uses readiness: the "next receiver".
+        let mut keeper = MsgReceiver::open(&spec).unwrap();
+        let mut tx = MsgSender::open(&spec).unwrap();
+        let mut buf = [0u8; 64];
+
+        // A helper blocked in msgrcv when its receiver goes: a message sent after is left...
+        let mut rx = MsgReceiver::open(&spec).unwrap();
+        assert!(!rx.owns_queue());
+        assert!(!Readiness::prepare_wait(&mut rx).unwrap());
+        drop(rx);
+        tx.send(b"text").unwrap();
+        assert_eq!(keeper.recv_timeout(&mut buf, DEADLINE).unwrap(), 4);
+        // ... and a zero-length one, which that helper may take, is given back.
+        let mut rx = MsgReceiver::open(&spec).unwrap();
+        assert!(!Readiness::prepare_wait(&mut rx).unwrap());
+        drop(rx);
+        tx.send_type(b"", 7, Wait::Never).unwrap();
+        assert_eq!(
+            keeper
+                .recv_type(&mut buf, Selector::Any, Wait::timeout(DEADLINE))
+                .unwrap(),
+            (0, 7)
+        );
+
+        // A zero-length message the helper holds when its receiver goes goes back at once.
+        let mut rx = MsgReceiver::open(&spec).unwrap();
+        assert!(!Readiness::prepare_wait(&mut rx).unwrap());
+        tx.send_type(b"", 8, Wait::Never).unwrap();
+        assert!(wait_ready(&mut rx, DEADLINE));
+        assert_eq!(queued(&rx), 0);
+        drop(rx);
+        assert_eq!(
+            keeper
+                .recv_type(&mut buf, Selector::Any, Wait::Never)
+                .unwrap(),
+            (0, 8)
+        );
+        assert!(matches!(keeper.try_recv(&mut buf), Err(Error::Empty)));
+    }
+
+    #[test]
+    fn a_full_queue_wakes_the_sender_by_timer_and_sees_room_and_removal() {
+        let g = Guard::new();
+        let spec = g.spec("?capacity=2&message_size=16");
+        let mut rx = MsgReceiver::open(&spec).unwrap();
+        rx.release_queue();
+        let mut tx = MsgSender::open(&spec).unwrap();
+        let mut buf = [0u8; 16];
+        // Room: retry now.
+        assert!(Readiness::prepare_wait(&mut tx).unwrap());
+        tx.try_send(&[1; 16]).unwrap();
+        tx.try_send(&[2; 16]).unwrap();
+        assert!(matches!(tx.try_send(&[3; 16]), Err(Error::Full)));
+        // No room: the timer wakes the loop to try again, a few times in a row.
+        for _ in 0..5 {
+            assert!(wait_ready(&mut tx, DEADLINE));
+            assert!(matches!(tx.try_send(&[3; 16]), Err(Error::Full)));
+        }
+        assert_eq!(rx.try_recv(&mut buf).unwrap(), 16);
+        assert!(Readiness::prepare_wait(&mut tx).unwrap());
+        tx.try_send(&[3; 16]).unwrap();
+        assert!(matches!(tx.try_send(&[4; 16]), Err(Error::Full)));
+        assert!(!Readiness::prepare_wait(&mut tx).unwrap());
+        remove(rx.msqid()).unwrap();
+        assert!(wait_ready(&mut tx, DEADLINE));
+        assert!(matches!(tx.try_send(&[4; 16]), Err(Error::Disconnected)));
+        assert!(Readiness::prepare_wait(&mut tx).unwrap());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::ffi::CStr;
 use std::io;
 
+pub mod event;
 pub mod msg;
 pub mod sem;
 pub mod shm;

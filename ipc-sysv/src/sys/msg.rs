@@ -108,6 +108,12 @@ pub fn qbytes(ds: &libc::msqid_ds) -> u64 {
     u64::from(ds.msg_qbytes)
 }
 
+/// What a queue holds now: `(bytes, messages)` (`__msg_cbytes`, `msg_qnum`).
+#[allow(clippy::useless_conversion)]
+pub fn occupancy(ds: &libc::msqid_ds) -> (u64, u64) {
+    (u64::from(ds.__msg_cbytes), u64::from(ds.msg_qnum))
+}
+
 /// `msgctl(id, IPC_SET)` with the queue's current attributes but `msg_qbytes` = `qbytes`.
 pub fn set_qbytes(id: libc::c_int, qbytes: u64) -> io::Result<()> {
     let mut ds = stat(id)?;
