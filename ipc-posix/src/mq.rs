@@ -48,20 +48,22 @@
 //! # Event loops
 //!
 //! On Linux a queue descriptor (`mqd_t`) is a file descriptor that `poll`/`epoll` understand:
-//! readable while the queue holds a message, writable while it has room. So both ends
-//! implement [`AsFd`] and are their own [`Readiness`] on it, level-triggered and exact: nothing
-//! is armed or consumed, and it costs nothing beyond the `poll`/`epoll_wait` itself. A
-//! receiver's [`Readiness::prepare_wait`] says "retry now" while it holds a message taken
-//! off the queue for a buffer that was too small (the descriptor no longer shows it).
+//! readable while the queue holds a message, writable while it has room. Both ends implement
+//! [`AsFd`] on it, for programs that want the bare descriptor. A receiver's
+//! [`Readiness::prepare_wait`] says "retry now" while it holds a message taken off the queue
+//! for a buffer that was too small (the descriptor no longer shows it).
 //!
 //! `try_send` and `try_recv` never wait: they pass an absolute deadline of 0 (long past),
 //! which the kernel takes as "do not sleep" (`ETIMEDOUT` at once), whether or not the
 //! descriptor is blocking.
 //!
 //! What the descriptor cannot show is the queue being removed: the kernel wakes no `poll`er
-//! for `mq_unlink`, and the queue goes on working for those who hold it open. An event loop
-//! that must notice removal (as a blocked call does, within 100 ms) should look now and then
-//! itself, e.g. with a timer and `fstat` (`st_nlink` 0).
+//! for `mq_unlink`, and the queue goes on working for those who hold it open. So the
+//! [`Readiness`] descriptor is an epoll set of the queue descriptor and a timer that
+//! `prepare_wait` arms for 100 ms: an event loop waiting on a removed queue wakes within that
+//! bound, like a blocked call, and its next `try_` call checks the name and returns
+//! [`Error::Disconnected`]. That costs a `timerfd_settime` and an `fstat` per wait, and a
+//! wake-up every 100 ms while the queue stays quiet.
 //!
 //! # References
 //!
@@ -69,6 +71,10 @@
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
+
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
 use ipc_core::{
     Address, Create, Error, Interest, Owner, Readiness, Receiver, Removable, Result, Sender,
@@ -215,6 +221,80 @@ struct Queue {
     message_size: usize,
     /// Present if this end created the queue: removes it on drop.
     owner: Option<Owner<QueueName>>,
+    /// Made when an event loop first asks for readiness.
+    watch: Option<RemovalWatch>,
+}
+
+/// An event loop's view of a queue: the queue descriptor and a removal-check timer in one
+/// epoll set (see the module documentation, "Event loops").
+#[derive(Debug)]
+struct RemovalWatch {
+    epoll: Epoll,
+    timer: TimerFd,
+    /// The timer fired: the next `try_` call looks whether the queue still has a name.
+    check_due: bool,
+}
+
+impl Queue {
+    fn watch(&mut self, interest: Interest) -> Result<&mut RemovalWatch> {
+        if self.watch.is_none() {
+            let failed =
+                |e: Errno| Error::io(format!("readiness for posix-mq:{}", self.name), e.into());
+            let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(failed)?;
+            let timer = TimerFd::new(
+                ClockId::CLOCK_MONOTONIC,
+                TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+            )
+            .map_err(failed)?;
+            let events = match interest {
+                Interest::Readable => EpollFlags::EPOLLIN,
+                Interest::Writable => EpollFlags::EPOLLOUT,
+            };
+            epoll
+                .add(self.fd.as_fd(), EpollEvent::new(events, 0))
+                .map_err(failed)?;
+            epoll
+                .add(timer.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, 1))
+                .map_err(failed)?;
+            self.watch = Some(RemovalWatch {
+                epoll,
+                timer,
+                check_due: false,
+            });
+        }
+        Ok(self.watch.as_mut().expect("made above"))
+    }
+
+    fn ready_fd(&mut self, interest: Interest) -> Result<(BorrowedFd<'_>, Interest)> {
+        let watch = self.watch(interest)?;
+        Ok((watch.epoll.0.as_fd(), Interest::Readable))
+    }
+
+    /// Arms the removal check; `true` ("retry now") if the queue has lost its name already.
+    fn prepare_wait(&mut self, interest: Interest) -> Result<bool> {
+        if self.removed()? {
+            self.watch(interest)?.check_due = true;
+            return Ok(true);
+        }
+        let watch = self.watch(interest)?;
+        watch
+            .timer
+            .set(
+                Expiration::OneShot(TimeSpec::from_duration(REMOVAL_CHECK)),
+                TimerSetTimeFlags::empty(),
+            )
+            .map_err(|e| Error::io("timerfd_settime", e.into()))?;
+        Ok(false)
+    }
+
+    fn after_wake(&mut self) {
+        if let Some(watch) = &mut self.watch {
+            // Non-blocking: Ok only if the timer fired (and it is reset by the read).
+            if watch.timer.wait().is_ok() {
+                watch.check_due = true;
+            }
+        }
+    }
 }
 
 /// What a transport string asks of a queue.
@@ -317,6 +397,7 @@ impl Request {
             capacity,
             message_size,
             owner: Some(owner),
+            watch: None,
         })
     }
 
@@ -350,6 +431,7 @@ impl Request {
             capacity,
             message_size,
             owner: None,
+            watch: None,
         })
     }
 
@@ -402,8 +484,17 @@ impl Queue {
 
     /// After an attempt timed out: the caller's error if the wait is over, `Disconnected` if
     /// the queue was removed, else `None` (try again).
-    fn after_timeout(&self, wait: Wait, expired: Error) -> Option<Error> {
+    fn after_timeout(&mut self, wait: Wait, expired: Error) -> Option<Error> {
         if wait == Wait::Never || wait.expired() {
+            // An event loop's removal timer fired: look once, as a blocked call would.
+            if self
+                .watch
+                .as_mut()
+                .is_some_and(|w| std::mem::take(&mut w.check_due))
+                && matches!(self.removed(), Ok(true))
+            {
+                return Some(Error::Disconnected);
+            }
             return Some(expired);
         }
         match self.removed() {
@@ -494,18 +585,21 @@ impl AsFd for MqSender {
     }
 }
 
-/// The queue descriptor, writable while the queue has room.
+/// The queue descriptor (writable while the queue has room) and the removal check, in one
+/// epoll set.
 impl Readiness for MqSender {
     fn ready_fd(&mut self) -> Result<(BorrowedFd<'_>, Interest)> {
-        Ok((self.queue.fd.as_fd(), Interest::Writable))
+        self.queue.ready_fd(Interest::Writable)
     }
 
-    /// Never "retry now": room shows on the descriptor.
+    /// "Retry now" only if the queue was removed: room shows on the descriptor.
     fn prepare_wait(&mut self) -> Result<bool> {
-        Ok(false)
+        self.queue.prepare_wait(Interest::Writable)
     }
 
-    fn after_wake(&mut self) {}
+    fn after_wake(&mut self) {
+        self.queue.after_wake();
+    }
 }
 
 /// The receiving end of a POSIX queue.
@@ -615,19 +709,25 @@ impl AsFd for MqReceiver {
     }
 }
 
-/// The queue descriptor, readable while the queue holds a message.
+/// The queue descriptor (readable while the queue holds a message) and the removal check, in
+/// one epoll set.
 impl Readiness for MqReceiver {
     fn ready_fd(&mut self) -> Result<(BorrowedFd<'_>, Interest)> {
-        Ok((self.queue.fd.as_fd(), Interest::Readable))
+        self.queue.ready_fd(Interest::Readable)
     }
 
-    /// "Retry now" only while a message taken for a too-small buffer waits here, off the
-    /// queue; else messages show on the descriptor.
+    /// "Retry now" while a message taken for a too-small buffer waits here, off the queue, or
+    /// once the queue was removed; else messages show on the descriptor.
     fn prepare_wait(&mut self) -> Result<bool> {
-        Ok(self.pending.is_some())
+        if self.pending.is_some() {
+            return Ok(true);
+        }
+        self.queue.prepare_wait(Interest::Readable)
     }
 
-    fn after_wake(&mut self) {}
+    fn after_wake(&mut self) {
+        self.queue.after_wake();
+    }
 }
 
 #[cfg(test)]
@@ -877,5 +977,38 @@ mod tests {
         remover.join().unwrap().unwrap();
         assert!(matches!(result, Err(Error::Disconnected)), "{result:?}");
         assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn an_event_loop_sees_the_queue_removed_within_the_blocking_bound() {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        let spec = unique("?capacity=2&message_size=16");
+        let mut rx = MqReceiver::open(&spec).unwrap();
+        rx.release_queue();
+        let mut tx = MqSender::open(&spec).unwrap();
+        let Address::Name(name) = &spec.address else {
+            unreachable!()
+        };
+        let mut buf = [0u8; 16];
+        assert!(matches!(rx.try_recv(&mut buf), Err(Error::Empty)));
+        assert!(!rx.prepare_wait().unwrap());
+        while tx.try_send(b"x").is_ok() {}
+        assert!(!tx.prepare_wait().unwrap());
+        destroy(&PosixName::new(name).unwrap()).unwrap();
+        for end in [&mut rx as &mut dyn Readiness, &mut tx] {
+            let started = Instant::now();
+            let (fd, interest) = end.ready_fd().unwrap();
+            assert_eq!(interest, Interest::Readable);
+            let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+            assert_eq!(poll(&mut fds, PollTimeout::from(5000u16)).unwrap(), 1);
+            assert!(started.elapsed() < Duration::from_secs(2));
+            end.after_wake();
+        }
+        // The sender's queue is full: the removal shows on the next try.
+        assert!(matches!(tx.try_send(b"x"), Err(Error::Disconnected)));
+        // The receiver's queue holds messages: they are delivered first.
+        while rx.try_recv(&mut buf).is_ok() {}
+        rx.prepare_wait().unwrap();
+        assert!(matches!(rx.try_recv(&mut buf), Err(Error::Disconnected)));
     }
 }
