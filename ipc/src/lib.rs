@@ -39,6 +39,10 @@
 //! [`typed`] sends values rather than bytes, over any of the above: plain-old-data structs as
 //! their bytes (feature `pod`, with in-place reads and loans on the rings) and serde types
 //! encoded with postcard (feature `serde`). Both features are on by default.
+//!
+//! `ipc::tokio` (feature `tokio`, off by default) awaits any endpoint on tokio: `AsyncSender`
+//! and `AsyncReceiver` sleep in the reactor on the endpoint's readiness descriptor, and
+//! `open_async_sender` / `open_async_receiver` open one from a transport string.
 #![deny(unsafe_code)]
 
 pub use ipc_core::*;
@@ -58,6 +62,11 @@ pub mod typed;
 pub mod wait_set;
 
 pub use wait_set::{Key, Member, WaitSet};
+
+#[cfg(feature = "tokio")]
+pub mod tokio;
+#[cfg(feature = "tokio")]
+pub use self::tokio::{AsyncReceiver, AsyncSender};
 
 /// Opens the sending end of the transport `spec` names (e.g. `fifo:/tmp/app.fifo`).
 pub fn open_sender(spec: &str) -> Result<Box<dyn Sender>> {
@@ -107,6 +116,43 @@ pub fn open_receiver_spec(spec: &TransportSpec) -> Result<Box<dyn Receiver>> {
         Transport::SysvShm => Ok(Box::new(sysv::ring::SysvShmReceiver::open(spec)?)),
         other => Err(unavailable(spec, other)),
     }
+}
+
+/// Opens the sending end of the transport `spec` names, for tokio (feature `tokio`).
+///
+/// The opening runs on tokio's blocking pool, because it may wait for the peer: a FIFO sender
+/// waits for a reader to open the FIFO, and a ring with `open_timeout` for its segment, each
+/// up to the string's `open_timeout`. The reactor goes on meanwhile.
+///
+/// # Panics
+///
+/// Outside a tokio runtime with I/O enabled (see [`AsyncSender::new`]).
+#[cfg(feature = "tokio")]
+pub async fn open_async_sender(spec: &str) -> Result<AsyncSender> {
+    open_async_sender_spec(&spec.parse()?).await
+}
+
+/// Opens the receiving end of the transport `spec` names, for tokio (feature `tokio`). The
+/// opening runs on tokio's blocking pool, as in [`open_async_sender`].
+///
+/// # Panics
+///
+/// Outside a tokio runtime with I/O enabled (see [`AsyncReceiver::new`]).
+#[cfg(feature = "tokio")]
+pub async fn open_async_receiver(spec: &str) -> Result<AsyncReceiver> {
+    open_async_receiver_spec(&spec.parse()?).await
+}
+
+/// [`open_async_sender`] for a parsed transport string.
+#[cfg(feature = "tokio")]
+pub async fn open_async_sender_spec(spec: &TransportSpec) -> Result<AsyncSender> {
+    AsyncSender::new(self::tokio::open_blocking(spec, open_sender_spec).await?)
+}
+
+/// [`open_async_receiver`] for a parsed transport string.
+#[cfg(feature = "tokio")]
+pub async fn open_async_receiver_spec(spec: &TransportSpec) -> Result<AsyncReceiver> {
+    AsyncReceiver::new(self::tokio::open_blocking(spec, open_receiver_spec).await?)
 }
 
 /// The transports this build of the facade can open.
