@@ -422,29 +422,18 @@ async fn cancelled_receives_lose_nothing(kind: Kind) {
     peer.wait_success();
 }
 
+/// All transports at once, in one runtime: each stream spends most of its time waiting for
+/// its timer (a millisecond or so per cancellation), so running them side by side costs the
+/// time of one.
 #[tokio::test]
-async fn posix_shm_cancelled_receives_lose_nothing() {
-    cancelled_receives_lose_nothing(Kind::PosixShm).await;
-}
-
-#[tokio::test]
-async fn pipe_cancelled_receives_lose_nothing() {
-    cancelled_receives_lose_nothing(Kind::Pipe).await;
-}
-
-#[tokio::test]
-async fn fifo_cancelled_receives_lose_nothing() {
-    cancelled_receives_lose_nothing(Kind::Fifo).await;
-}
-
-#[tokio::test]
-async fn posix_mq_cancelled_receives_lose_nothing() {
-    cancelled_receives_lose_nothing(Kind::PosixMq).await;
-}
-
-#[tokio::test]
-async fn sysv_mq_cancelled_receives_lose_nothing() {
-    cancelled_receives_lose_nothing(Kind::SysvMq).await;
+async fn cancelled_receives_lose_nothing_on_every_transport() {
+    tokio::join!(
+        cancelled_receives_lose_nothing(Kind::PosixShm),
+        cancelled_receives_lose_nothing(Kind::Pipe),
+        cancelled_receives_lose_nothing(Kind::Fifo),
+        cancelled_receives_lose_nothing(Kind::PosixMq),
+        cancelled_receives_lose_nothing(Kind::SysvMq),
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -707,12 +696,34 @@ async fn endpoint_without_readiness_is_refused() {
     assert!(err.to_string().contains("readiness"), "{err}");
 }
 
-/// A full ring: a send awaits room, which a receive in another task makes.
-#[tokio::test]
-async fn send_awaits_room_that_a_receive_makes() {
+/// A full transport: a send awaits room, which a receive awaited alongside makes.
+async fn send_awaits_room_that_a_receive_makes(kind: Kind) {
     let name = unique_name();
-    let _guard = Guard::Shm(PosixName::new(&format!("/{name}")).unwrap());
-    let spec = format!("posix-shm:/{name}?capacity=4KiB");
+    let (spec, _guard) = match kind {
+        Kind::PosixShm => (
+            format!("posix-shm:/{name}?capacity=4KiB"),
+            Guard::Shm(PosixName::new(&format!("/{name}")).unwrap()),
+        ),
+        Kind::Fifo => {
+            let path = PathBuf::from(format!("/tmp/{name}.fifo"));
+            (
+                format!("fifo:{}?capacity=4KiB&message_size=256", path.display()),
+                Guard::Path(path),
+            )
+        }
+        Kind::PosixMq => (
+            format!("posix-mq:/{name}?capacity=4&message_size=256"),
+            Guard::Mq(PosixName::new(&format!("/{name}")).unwrap()),
+        ),
+        Kind::SysvMq => {
+            let key = unique_key();
+            (
+                format!("sysv-mq:key={:#x}?capacity=4&message_size=256", key as u32),
+                Guard::SysvMq(key),
+            )
+        }
+        Kind::Pipe => unimplemented!("a pipe is not opened by name"),
+    };
     let mut rx = ipc::open_async_receiver(&spec).await.unwrap();
     let mut tx = ipc::open_async_sender(&spec).await.unwrap();
     let msg = [1u8; 256];
@@ -720,7 +731,7 @@ async fn send_awaits_room_that_a_receive_makes() {
     while tx.get_mut().try_send(&msg).is_ok() {
         sent += 1;
     }
-    assert!(sent > 0);
+    assert!(sent > 0, "{kind:?}");
     let mut buf = vec![0; rx.max_message_size()];
     let (sent_more, received) = tokio::time::timeout(WATCHDOG, async {
         tokio::join!(tx.send(&[2u8; 256]), async {
@@ -733,11 +744,18 @@ async fn send_awaits_room_that_a_receive_makes() {
         })
     })
     .await
-    .expect("bounded");
+    .unwrap_or_else(|_| panic!("{kind:?}: the send never got room"));
     sent_more.unwrap();
-    assert_eq!(received.len(), sent + 1);
-    assert!(received[..sent].iter().all(|m| m[..] == msg));
-    assert_eq!(received[sent], [2u8; 256]);
+    assert_eq!(received.len(), sent + 1, "{kind:?}");
+    assert!(received[..sent].iter().all(|m| m[..] == msg), "{kind:?}");
+    assert_eq!(received[sent], [2u8; 256], "{kind:?}");
+}
+
+#[tokio::test]
+async fn send_awaits_room_on_every_named_transport() {
+    for kind in [Kind::PosixShm, Kind::Fifo, Kind::PosixMq, Kind::SysvMq] {
+        send_awaits_room_that_a_receive_makes(kind).await;
+    }
 }
 
 #[repr(C)]
