@@ -679,6 +679,29 @@ async fn fifo_sender_opens_while_the_reactor_runs() {
 // ---------------------------------------------------------------------------------------------
 // In this process
 
+/// The futures are `Send` (a boxed endpoint is), so a multi-threaded runtime can move them:
+/// `tokio::spawn` takes them.
+#[tokio::test]
+async fn futures_can_be_spawned() {
+    let name = unique_name();
+    let _guard = Guard::Shm(PosixName::new(&format!("/{name}")).unwrap());
+    let spec = format!("posix-shm:/{name}?capacity=4KiB");
+    let mut rx = ipc::open_async_receiver(&spec).await.unwrap();
+    let mut tx = ipc::open_async_sender(&spec).await.unwrap();
+    let receiving = tokio::spawn(async move {
+        let mut buf = vec![0; rx.max_message_size()];
+        let n = rx.recv(&mut buf).await.unwrap();
+        buf.truncate(n);
+        buf
+    });
+    let sending = tokio::spawn(async move { tx.send(b"moved").await });
+    let (got, sent) = tokio::time::timeout(WATCHDOG, async { tokio::join!(receiving, sending) })
+        .await
+        .expect("bounded");
+    sent.unwrap().unwrap();
+    assert_eq!(got.unwrap(), b"moved");
+}
+
 /// A receiver with no readiness cannot be awaited: a clear error, not a hang.
 #[tokio::test]
 async fn endpoint_without_readiness_is_refused() {
