@@ -6,9 +6,9 @@
 //! tokio's reactor: try the operation, and when it finds the transport empty or full, register
 //! interest and await the endpoint's descriptor (a pipe's or a POSIX queue's own descriptor, a
 //! ring's doorbell, what a System V queue's transport provides) with [`AsyncFd`]. This layer
-//! adds no thread per endpoint, and registers the descriptor once, when the wrapper is made. Message boundaries, ordering, errors and the
-//! dead-peer bound are those of the transport: a dead peer wakes the task, and the call returns
-//! [`Error::Disconnected`].
+//! adds no thread per endpoint, and registers the descriptor once, when the wrapper is made.
+//! Message boundaries, ordering, errors and the dead-peer bound are those of the transport: a
+//! dead peer wakes the task, and the call returns [`Error::Disconnected`].
 //!
 //! ```
 //! # #[cfg(feature = "posix")]
