@@ -432,3 +432,34 @@ fn clean_stale_keeps_undelivered_records_unless_asked() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(!ring.exists(), "{}", text(&out.stdout));
 }
+
+/// Issue 12: a ring receiver waiting in an event loop (`ipc recv --label` waits through a
+/// `WaitSet`) for a sender in another PID namespace, which cannot ring its doorbell (the pid
+/// it would open in `/proc` names another process there): it must still get every message,
+/// looking every park slice as a parked receiver does.
+#[test]
+fn an_event_loop_receiver_hears_a_sender_from_another_pid_namespace() {
+    let ring = ShmName(unique("ns-bell"));
+    let spec = format!("posix-shm:{}", ring.0);
+    let receiver = ipc()
+        .args(["recv", &spec, "--label", "--count", "3", "--timeout", "20s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ipc recv");
+    let mut receiver = Running(receiver);
+    wait_for_ring(&spec);
+    let started = Instant::now();
+    let Some(sent) = run_in_new_pid_namespace(&["send", &spec, "a", "b", "c"]) else {
+        return;
+    };
+    assert!(sent.status.success(), "{}", text(&sent.stderr));
+    let mut out = String::new();
+    std::io::Read::read_to_string(receiver.0.stdout.as_mut().unwrap(), &mut out).unwrap();
+    let status = receiver.0.wait().unwrap();
+    assert!(status.success(), "ipc recv failed: {out}");
+    assert_eq!(out, format!("{spec}\ta\n{spec}\tb\n{spec}\tc\n"));
+    // Not at the receiver's 20 s deadline, when it would look anyway: within park slices.
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}

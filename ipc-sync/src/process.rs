@@ -127,6 +127,28 @@ impl Watch {
         self.pidfd.as_ref().map(|fd| fd.as_fd())
     }
 
+    /// Whether the process can open our descriptors through `/proc/OURPID/fd` (it runs as
+    /// root, or as the user `/proc/self` belongs to: ours, or root if we are not dumpable, so
+    /// then only root can) and lives in our PID namespace. What a ring doorbell needs of a peer.
+    pub fn can_reach_our_fds(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        if self.id == ProcessId::current() {
+            return true;
+        }
+        if self.pidfd.is_none() {
+            // Another PID namespace: its /proc is not ours.
+            return false;
+        }
+        let uid_of = |path: &str| std::fs::metadata(path).map(|m| m.uid()).ok();
+        match (
+            uid_of(&format!("/proc/{}", self.id.pid)),
+            uid_of("/proc/self"),
+        ) {
+            (Some(peer), Some(us)) => peer == 0 || peer == us,
+            _ => false,
+        }
+    }
+
     /// Whether the process still runs. One `poll` system call.
     pub fn is_alive(&self) -> bool {
         match &self.pidfd {

@@ -22,19 +22,24 @@ use std::sync::{Arc, Mutex};
 
 use ipc_core::{Error, Result};
 
-use crate::sys::bell::{self, Bell, Epoll};
+use crate::sys::bell::{self, Bell, Epoll, Timer};
 
 /// Identifies one watched peer: its slot's offset and the owner word judged alive.
 pub type PeerKey = (usize, u64);
 
-/// The token of the doorbell socket in the epoll set (pidfds get small numbers).
+/// The tokens of the doorbell pipe and of the fallback timer in the epoll set (pidfds get
+/// small numbers).
 const BELL_TOKEN: u64 = u64::MAX;
+const TIMER_TOKEN: u64 = u64::MAX - 1;
 
 /// The waiting side: the doorbell and the peers it watches.
 #[derive(Debug)]
 pub(crate) struct Doorbell {
     bell: Bell,
     epoll: Epoll,
+    /// Made when a peer could not ring the doorbell: wakes the waiter every park slice instead,
+    /// as a parked endpoint wakes.
+    fallback: Option<Timer>,
     watched: Vec<Watched>,
     next_token: u64,
 }
@@ -60,6 +65,7 @@ impl Doorbell {
         Ok(Doorbell {
             bell,
             epoll,
+            fallback: None,
             watched: Vec::new(),
             next_token: 0,
         })
@@ -106,9 +112,23 @@ impl Doorbell {
         Ok(())
     }
 
+    /// For a doorbell a peer could not ring: arms a timer that makes the descriptor ready in
+    /// `after` at the latest, so that the waiter looks for itself.
+    pub fn arm_fallback(&mut self, after: std::time::Duration) -> Result<()> {
+        if self.fallback.is_none() {
+            let timer = Timer::new().map_err(|e| io_error("timerfd_create", e))?;
+            self.epoll
+                .add(timer.fd(), TIMER_TOKEN)
+                .map_err(|e| io_error("epoll_ctl", e))?;
+            self.fallback = Some(timer);
+        }
+        let timer = self.fallback.as_ref().expect("made above");
+        timer.arm(after).map_err(|e| io_error("timerfd_settime", e))
+    }
+
     /// After the descriptor reported ready: drains the doorbell and forgets the peers that
-    /// exited; returns whether any did (their death must then be checked at once, not at the
-    /// usual interval).
+    /// exited; returns whether any did, or the fallback timer fired (peers must then be
+    /// checked at once, not at the usual interval).
     pub fn after_wake(&mut self) -> bool {
         let mut tokens = [0u64; 8];
         let n = self.epoll.ready_now(&mut tokens);
@@ -116,6 +136,11 @@ impl Doorbell {
         for &token in &tokens[..n] {
             if token == BELL_TOKEN {
                 self.bell.drain();
+            } else if token == TIMER_TOKEN {
+                if let Some(timer) = &self.fallback {
+                    timer.consume();
+                }
+                exited = true;
             } else if let Some(at) = self.watched.iter().position(|w| w.token == token) {
                 let gone = self.watched.swap_remove(at);
                 self.epoll.remove(gone.pidfd.as_fd());
@@ -155,13 +180,13 @@ pub(crate) struct Target {
 }
 
 impl Ringer {
-    /// Rings `target`, opening it the first time. Everything in it was read from the segment:
-    /// what it names is checked to be a pipe with the published inode before a byte is
-    /// written, and one that is not is never rung.
+    /// Rings `target`, opening it the first time; `false` if it cannot be rung from here.
+    /// Everything in it was read from the segment: what it names is checked to be a pipe with
+    /// the published inode before a byte is written, and one that is not is never rung.
     #[cold]
-    pub fn ring(&self, target: Target) {
+    pub fn ring(&self, target: Target) -> bool {
         let Ok(mut opened) = self.opened.lock() else {
-            return;
+            return false;
         };
         let at = match opened.iter().position(|o| o.slot == target.slot) {
             Some(at) if opened[at].owner == target.owner && opened[at].name == target.name => at,
@@ -184,8 +209,12 @@ impl Ringer {
                 }
             }
         };
-        if let Some(bell) = &opened[at].bell {
-            bell::ring(bell);
+        match &opened[at].bell {
+            Some(bell) => {
+                bell::ring(bell);
+                true
+            }
+            None => false,
         }
     }
 }

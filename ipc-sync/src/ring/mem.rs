@@ -79,7 +79,9 @@ impl SegmentMem {
     #[inline]
     pub fn wake_consumer(&self) {
         if wait::may_wait(self.ctl32(ctl::CONSUMER_PARKS)) {
-            wait::wake_waiter(self.ctl32(ctl::DATA_WAIT), || self.ring_slot(ctl::CONSUMER));
+            wait::wake_waiter(self.ctl32(ctl::DATA_WAIT), || {
+                self.ring_slot(ctl::CONSUMER, ctl::CONSUMER_BIT)
+            });
         }
     }
 
@@ -104,16 +106,31 @@ impl SegmentMem {
             let slot = armed.trailing_zeros() as usize;
             armed &= armed - 1;
             if slot < super::MAX_PRODUCERS {
-                self.ring_slot(ctl::SLOTS + slot * ctl::SLOT_SIZE);
+                self.ring_slot(ctl::SLOTS + slot * ctl::SLOT_SIZE, 1 << slot);
             }
         }
     }
 
-    /// Rings the doorbell published in the endpoint slot at `slot` of the control block.
+    /// Whether a peer found this endpoint's doorbell (`bit` of the missed mask) armed but could
+    /// not ring it; `forget` clears the bit (for a fresh doorbell).
+    pub fn bell_missed(&self, bit: u32, forget: bool) -> bool {
+        let missed = self.ctl32(ctl::BELLS_MISSED);
+        if forget {
+            missed.fetch_and(!bit, Ordering::Relaxed);
+            return false;
+        }
+        missed.load(Ordering::Relaxed) & bit != 0
+    }
+
+    /// Rings the doorbell published in the endpoint slot at `slot` of the control block; one
+    /// that cannot be rung from here (another user's, or in another PID namespace) gets `bit`
+    /// in the missed mask, and its owner falls back to a timer.
     #[cold]
-    fn ring_slot(&self, slot: usize) {
-        if let Some(target) = super::peers::Slot::at(self.ctl + slot).bell_target(&self.shared) {
-            self.ringer.ring(target);
+    fn ring_slot(&self, slot: usize, bit: u32) {
+        let target = super::peers::Slot::at(self.ctl + slot).bell_target(&self.shared);
+        if !target.is_some_and(|target| self.ringer.ring(target)) {
+            self.ctl32(ctl::BELLS_MISSED)
+                .fetch_or(bit, Ordering::Relaxed);
         }
     }
 }

@@ -161,6 +161,11 @@ pub(crate) mod ctl {
     pub const SPACE_BELLS: usize = 260;
     /// The consumer's slot (see [`super::peers`]).
     pub const CONSUMER: usize = 320;
+    /// Doorbells a peer found armed but could not ring (see [`super::bell`]): bit `i` for the
+    /// producer in slot `i`, bit 31 for the consumer. Their owners fall back to a timer.
+    pub const BELLS_MISSED: usize = 352;
+    /// The consumer's bit in [`BELLS_MISSED`].
+    pub const CONSUMER_BIT: u32 = 1 << 31;
     /// Non-zero once any producer attached.
     pub const PRODUCERS_EVER: usize = 384;
     /// Producer slots, [`SLOT_SIZE`] bytes each.

@@ -294,6 +294,8 @@ pub struct SlotWatch {
     seen: (u64, u64, u64),
     watch: Option<Watch>,
     last_check: u64,
+    /// Whether `watch`'s process can ring our doorbell, once found out.
+    reaches_us: Option<bool>,
 }
 
 impl SlotWatch {
@@ -303,6 +305,7 @@ impl SlotWatch {
             seen: (u64::MAX, u64::MAX, u64::MAX),
             watch: None,
             last_check: 0,
+            reaches_us: None,
         }
     }
 
@@ -311,6 +314,17 @@ impl SlotWatch {
     pub fn pidfd(&self) -> Option<(super::bell::PeerKey, BorrowedFd<'_>)> {
         let fd = self.watch.as_ref()?.pidfd()?;
         Some(((self.slot.at, self.seen.0), fd))
+    }
+
+    /// Whether there is a peer last judged alive and it can ring our doorbell (see
+    /// [`Watch::can_reach_our_fds`]); found out once per peer, since it reads `/proc`.
+    pub fn reaches_us(&mut self) -> bool {
+        let Some(watch) = &self.watch else {
+            return false;
+        };
+        *self
+            .reaches_us
+            .get_or_insert_with(|| watch.can_reach_our_fds())
     }
 
     /// Whether the slot is held (by a live or a dead owner).
@@ -363,6 +377,7 @@ impl SlotWatch {
         if self.seen != seen {
             self.seen = seen;
             self.watch = alive(seen.0, seen.1, seen.2);
+            self.reaches_us = None;
         }
         match &self.watch {
             Some(w) if w.is_alive() => Peer::Alive,
@@ -393,6 +408,20 @@ impl ProducerWatch {
             last_check: 0,
             last_answer: false,
         }
+    }
+
+    /// Whether a producer was judged alive, and every one judged alive can ring our doorbell.
+    pub fn all_reach_us(&mut self) -> bool {
+        let mut present = false;
+        for slot in &mut self.slots {
+            if slot.watch.is_some() {
+                present = true;
+                if !slot.reaches_us() {
+                    return false;
+                }
+            }
+        }
+        present
     }
 
     /// The pidfds of the producers last judged alive (see [`SlotWatch::pidfd`]).

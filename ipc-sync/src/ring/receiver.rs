@@ -10,7 +10,7 @@ use super::bell::Doorbell;
 use super::core::{ConsumerCore, Corruption, Found, RingMem};
 use super::mem::SegmentMem;
 use super::peers::{self, ProducerWatch};
-use super::wait::{BELL, wait_for};
+use super::wait::{BELL, PARK_SLICE, wait_for};
 use super::{EndpointOptions, MAX_PRODUCERS, Producers, WaitStrategy, attach, ctl};
 use crate::sys::mem::Shared;
 
@@ -28,6 +28,8 @@ pub struct RingReceiver {
     bell: Option<Doorbell>,
     /// Set when the doorbell saw a producer die: the next receive checks them all at once.
     recheck_peers: bool,
+    /// A multi-producer ring (producers may attach at any time).
+    multi: bool,
 }
 
 impl RingReceiver {
@@ -67,6 +69,7 @@ impl RingReceiver {
             max_message: a.geo.max_message,
             bell: None,
             recheck_peers: false,
+            multi: a.producers == Producers::Multi,
         })
     }
 
@@ -179,6 +182,7 @@ impl RingReceiver {
         let fresh = self.bell.is_none();
         if fresh {
             let bell = Doorbell::new()?;
+            self.mem.bell_missed(ctl::CONSUMER_BIT, true);
             self.claim.set_bell(self.mem.shared(), bell.name());
             // Producers look for a waiting consumer only if it may wait.
             self.mem
@@ -207,10 +211,17 @@ impl Readiness for RingReceiver {
             core,
             producers,
             bell,
+            multi,
             ..
         } = self;
         let bell = bell.as_mut().expect("made above");
         bell.watch(producers.pidfds())?;
+        // Who will ring us must be known to be able to: a producer in another PID namespace
+        // (or of another user) cannot, and one yet to come (on a multi-producer ring, any
+        // time) may not. Otherwise look every park slice, as a parked receiver does.
+        if *multi || !producers.all_reach_us() || mem.bell_missed(ctl::CONSUMER_BIT, false) {
+            bell.arm_fallback(PARK_SLICE)?;
+        }
         let word = mem.ctl32(ctl::DATA_WAIT);
         word.store(BELL, Ordering::Relaxed);
         std::sync::atomic::fence(Ordering::SeqCst);

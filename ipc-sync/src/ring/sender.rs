@@ -238,6 +238,7 @@ impl RingSender {
         let fresh = self.bell.is_none();
         if fresh {
             let bell = Doorbell::new()?;
+            self.mem.bell_missed(1 << self.index, true);
             self.claim.set_bell(self.mem.shared(), bell.name());
             // The consumer looks for waiting producers only if one may wait.
             if !self.counted_in_park {
@@ -280,6 +281,12 @@ impl Readiness for RingSender {
         let bell = bell.as_mut().expect("made above");
         let holder = lock.as_ref().and_then(|lock| lock.holder_pidfd());
         bell.watch(consumer.pidfd().into_iter().chain(holder))?;
+        // Who will ring us must be known to be able to: the consumer, and on a multi-producer
+        // ring whichever producer releases the lock next, which may be one yet to come.
+        // Otherwise look every park slice, as a parked sender does.
+        if lock.is_some() || !consumer.reaches_us() || mem.bell_missed(1 << *index, false) {
+            bell.arm_fallback(super::wait::PARK_SLICE)?;
+        }
         mem.ctl32(ctl::SPACE_BELLS)
             .fetch_or(1 << *index, Ordering::SeqCst);
         if let Some(lock) = lock.as_ref() {

@@ -89,6 +89,61 @@ pub fn ring(bell: &File) {
     let _ = (&*bell).write(&[1]);
 }
 
+/// A one-shot monotonic timer descriptor (non-blocking, close-on-exec).
+#[derive(Debug)]
+pub struct Timer(File);
+
+impl Timer {
+    pub fn new() -> io::Result<Timer> {
+        // SAFETY: plain system call with integer arguments.
+        let fd = unsafe {
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: on success the call returned a new descriptor that nothing else owns.
+        Ok(Timer(unsafe { File::from_raw_fd(fd) }))
+    }
+
+    /// The descriptor, readable once the timer fired.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.0.as_fd()
+    }
+
+    /// Fires once, `after` from now (replacing any earlier setting).
+    pub fn arm(&self, after: std::time::Duration) -> io::Result<()> {
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: libc::timespec {
+                tv_sec: after.as_secs() as libc::time_t,
+                // A zero value would disarm the timer.
+                tv_nsec: after.subsec_nanos().max(1) as libc::c_long,
+            },
+        };
+        // SAFETY: `spec` is a valid itimerspec for the call; a null old-value pointer is allowed.
+        let rc =
+            unsafe { libc::timerfd_settime(self.0.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Resets a fired timer (reads its expiration count).
+    pub fn consume(&self) {
+        let mut count = [0u8; 8];
+        let _ = (&self.0).read(&mut count);
+    }
+}
+
 /// An epoll instance: a doorbell and the pidfds of the peers it waits for, as one descriptor.
 #[derive(Debug)]
 pub struct Epoll(OwnedFd);
