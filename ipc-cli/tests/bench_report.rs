@@ -58,6 +58,9 @@ fn json_has_hdr_percentiles_and_cpu_time_of_both_sides() {
         .collect();
     assert_eq!(rows.len(), 2, "{stdout}");
     for row in &rows {
+        // Without --async every row is the blocking calls'.
+        assert_eq!(row["api"], "blocking", "{row}");
+        assert!(row["blocking"].is_null(), "{row}");
         for m in [row, &row["raw"]] {
             let ns = |key: &str| m[key].as_u64().unwrap_or_else(|| panic!("{key} in {row}"));
             assert!(ns("rtt_p50_ns") > 0, "{row}");
@@ -105,6 +108,8 @@ fn table_has_p999_and_cpu_columns_and_a_1_mib_row() {
     for column in ["p99.9", "cpu/msg", "raw cpu/msg", "ratio"] {
         assert!(lines[0].contains(column), "{column}: {stdout}");
     }
+    // The readiness column only comes with --async.
+    assert!(!lines[0].contains("vs blocking"), "{stdout}");
     assert!(
         lines[1].starts_with("pipe") && lines[1].contains("µs"),
         "{stdout}"
@@ -190,4 +195,143 @@ fn plot_into_a_missing_directory_fails_with_the_path() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// The rows of `ipc bench --json` output that are measurements (not references).
+fn measured_rows(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is JSON"))
+        .filter(|row: &serde_json::Value| row["transport"].is_string())
+        .collect()
+}
+
+#[test]
+fn async_rows_sit_under_their_blocking_rows_with_the_ratios_to_them() {
+    let out = run(ipc().args([
+        "bench",
+        "--transports",
+        "pipe,posix-shm-park",
+        "--sizes",
+        "64",
+        "--async",
+        "--json",
+        "--budget-ms",
+        "200",
+    ]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let rows = measured_rows(&stdout);
+    let names: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r["transport"].as_str().unwrap(), r["api"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("pipe", "blocking"),
+            ("pipe", "async"),
+            ("pipe", "wait-set"),
+            ("posix-shm-park", "blocking"),
+            ("posix-shm-park", "async"),
+            ("posix-shm-park", "wait-set"),
+        ],
+        "{stdout}"
+    );
+    for group in rows.chunks(3) {
+        let blocking = &group[0];
+        assert!(blocking["blocking"].is_null(), "{blocking}");
+        for row in &group[1..] {
+            assert_eq!(row["size"], 64, "{row}");
+            let f = |m: &serde_json::Value, key: &str| {
+                m[key].as_f64().unwrap_or_else(|| panic!("{key} in {row}"))
+            };
+            assert!(
+                f(row, "rtt_p50_ns") > 0.0 && f(row, "msgs_per_s") > 0.0,
+                "{row}"
+            );
+            assert!(row["rtt_samples"].as_u64() >= Some(200), "{row}");
+            for (key, side) in [("rtt_cpu_ns", "echo"), ("msg_cpu_ns", "receiver")] {
+                assert!(row[key][side].as_f64().is_some_and(|v| v > 0.0), "{row}");
+            }
+            // The baseline is the blocking row above, and the ratios are against it (higher =
+            // slower, both).
+            let base = &row["blocking"];
+            assert_eq!(base["rtt_p50_ns"], blocking["rtt_p50_ns"], "{row}");
+            assert_eq!(base["msgs_per_s"], blocking["msgs_per_s"], "{row}");
+            let close = |got: f64, want: f64| (got - want).abs() <= want * 1e-2 + 1e-3;
+            let rtt = f(row, "rtt_p50_ns") / f(blocking, "rtt_p50_ns");
+            assert!(close(f(base, "rtt_p50_ratio"), rtt), "{row}");
+            let rate = f(blocking, "msgs_per_s") / f(row, "msgs_per_s");
+            assert!(close(f(base, "throughput_ratio"), rate), "{row}");
+            // The same raw baseline: measured once per cell.
+            assert_eq!(row["raw"], blocking["raw"], "{row}");
+        }
+    }
+    // The floors come from the blocking row's raw baseline, once.
+    let floors: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .filter(|l: &serde_json::Value| l["reference"] == "floors")
+        .collect();
+    assert_eq!(floors.len(), 1, "{stdout}");
+    assert_eq!(floors[0]["futex_rtt_p50_ns"], rows[3]["raw"]["rtt_p50_ns"]);
+}
+
+#[test]
+fn async_table_has_a_vs_blocking_column_and_the_plot_a_line_per_row() {
+    let svg = TempFile::new("async-plot.svg");
+    let out = run(ipc()
+        .args([
+            "bench",
+            "--transports",
+            "posix-mq",
+            "--sizes",
+            "64",
+            "--async",
+            "--budget-ms",
+            "200",
+            "--plot",
+        ])
+        .arg(&svg.0));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<_> = stdout.lines().collect();
+    assert!(lines[0].ends_with("vs blocking"), "{stdout}");
+    let labels: Vec<_> = lines[1..4]
+        .iter()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        ["posix-mq", "posix-mq+async", "posix-mq+wait-set"],
+        "{stdout}"
+    );
+    // The blocking row has no ratio to itself; the others have rtt/throughput.
+    assert!(lines[1].ends_with(" -"), "{stdout}");
+    for line in &lines[2..4] {
+        let last = line.split_whitespace().last().unwrap();
+        let ratios: Vec<_> = last.split('/').collect();
+        assert_eq!(ratios.len(), 2, "{line}");
+        for ratio in ratios {
+            let x: f64 = ratio.strip_suffix('x').unwrap().parse().unwrap();
+            assert!(x > 0.0, "{line}");
+        }
+    }
+    // Every row lines up with the header: the size column ends where "size" does.
+    let size_end = lines[0].find("size").unwrap() + 4;
+    for line in &lines[1..4] {
+        assert_eq!(line.find(" 64 ").map(|i| i + 3), Some(size_end), "{stdout}");
+    }
+    assert!(lines.iter().any(|l| l.starts_with("+async: ")), "{stdout}");
+    let content = std::fs::read_to_string(&svg.0).expect("the plot file");
+    let doc = roxmltree::Document::parse(&content).expect("the SVG is well-formed XML");
+    let texts: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text().map(str::trim))
+        .collect();
+    for wanted in ["posix-mq", "posix-mq+async", "posix-mq+wait-set"] {
+        assert!(texts.contains(&wanted), "{wanted}: {texts:?}");
+    }
 }

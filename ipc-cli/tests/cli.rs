@@ -655,6 +655,57 @@ fn bench_posix_shm_measures_each_strategy_with_references_and_leaves_no_segment(
 }
 
 #[test]
+fn bench_async_drives_every_transport_and_leaves_no_segment_or_queue() {
+    // Every built-in transport, so that each one's readiness runs across two processes, both
+    // through tokio and through a WaitSet, 64 KiB messages included (a pipe's go in parts).
+    let bench = Running::spawn(
+        ipc()
+            .args([
+                "bench",
+                "--sizes",
+                "64,64KiB",
+                "--async",
+                "--budget-ms",
+                "100",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let pid = bench.id();
+    let out = bench.output();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let labels: Vec<_> = stdout
+        .lines()
+        .skip(1)
+        .filter(|l| l.contains(" 64 ") && !l.contains("n/a"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    for transport in ["pipe", "fifo", "posix-mq", "sysv-mq", "sysv-shm"] {
+        for api in ["", "+async", "+wait-set"] {
+            let label = format!("{transport}{api}");
+            assert!(labels.contains(&label.as_str()), "{label}: {stdout}");
+        }
+    }
+    for label in [
+        "posix-shm-park+async",
+        "posix-shm-park+wait-set",
+        "posix-shm-multi+async",
+    ] {
+        assert!(labels.contains(&label), "{label}: {stdout}");
+    }
+    // The strategies an async endpoint does not use get no rows of their own.
+    assert!(
+        !labels.iter().any(|l| l.starts_with("posix-shm-busy+")
+            || l.starts_with("posix-shm-spin+")
+            || *l == "posix-shm-multi+wait-set"),
+        "{stdout}"
+    );
+    assert_eq!(bench_segments_left(pid), Vec::<String>::new());
+    assert_eq!(bench_queues_left(pid), Vec::<String>::new());
+}
+
+#[test]
 fn recv_takes_several_transports_and_prints_from_whichever_is_ready() {
     let fifo = TempPath::new();
     let segment = TempSegment::new();

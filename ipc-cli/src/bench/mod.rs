@@ -14,6 +14,11 @@
 //! When a posix-shm row is measured, the report ends with references for it: single-process
 //! memcpy speed, and the "spin floor" and "futex floor" (the 64 B round trip of the raw busy
 //! and park mailboxes).
+//!
+//! With `--async`, a cell also measures ours through the readiness paths its transport names
+//! ([`BenchTransport::readiness_apis`]: tokio, a `WaitSet`), both processes alike
+//! ([`readiness`]), two more runs each, and reports each as a row of its own under the
+//! blocking one, with its ratios to it.
 
 mod cpu;
 mod fifo;
@@ -27,6 +32,7 @@ mod plot;
 mod posix_mq;
 mod posix_shm;
 mod raw;
+mod readiness;
 mod report;
 mod sysv_mq;
 mod sysv_shm;
@@ -40,8 +46,8 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::failure::Failure;
-use report::{Floors, Format, Measurement, Report, Row};
-use transport::{BenchTransport, Link, PeerReport, Role, Scratch, Variant};
+use report::{Baseline, Floors, Format, Layout, Measurement, Report, Row};
+use transport::{Api, BenchTransport, Link, PeerReport, Role, Scratch, Variant};
 
 /// The transports `ipc bench` knows, in the order it runs them. A new transport is one more
 /// entry here.
@@ -126,13 +132,21 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     /// Also draw round-trip latency (p50) and throughput (MB/s) by message size, one line per
-    /// transport, into this SVG file.
+    /// transport (and per readiness path with --async), into this SVG file.
     #[arg(long, value_name = "FILE")]
     plot: Option<PathBuf>,
     /// Time for each transport × size, split evenly over its four runs (the default run,
-    /// every transport at the default sizes, takes under a minute on two CPUs).
+    /// every transport at the default sizes, takes under a minute on two CPUs); each readiness
+    /// path of --async adds two runs of the same length.
     #[arg(long, value_name = "MS", default_value_t = DEFAULT_BUDGET_MS)]
     budget_ms: u64,
+    /// Also measure each transport with both processes driving the same endpoints through
+    /// `ipc::AsyncSender`/`AsyncReceiver` on a current-thread tokio runtime (rows `+async`),
+    /// and through an `ipc::WaitSet` (rows `+wait-set`), each under its blocking row with the
+    /// ratios to it. The rings do so on posix-shm-park (and tokio on posix-shm-multi): an async
+    /// endpoint never uses the blocking waiting strategy.
+    #[arg(long = "async")]
+    readiness: bool,
 }
 
 /// The default `--budget-ms`.
@@ -170,11 +184,32 @@ pub fn run(args: Args) -> Result<(), Failure> {
         peer_cpu: cpu::pin_apart(),
         budget: Duration::from_millis(args.budget_ms) / 4,
     };
-    let mut report = Report::new(if args.json {
-        Format::Json
-    } else {
-        Format::Table
-    });
+    let extra = |transport: &dyn BenchTransport| -> &'static [Api] {
+        if args.readiness {
+            transport.readiness_apis()
+        } else {
+            &[]
+        }
+    };
+    // The readiness rows' labels are the longest: the first column fits them. Without
+    // --async there are none, and the table is as it always was.
+    let labels: Vec<String> = transports
+        .iter()
+        .flat_map(|&t| {
+            extra(t)
+                .iter()
+                .map(move |&api| report::label(t.name(), api))
+        })
+        .collect();
+    let layout = Layout::new(labels.iter().map(String::as_str), args.readiness);
+    let mut report = Report::new(
+        if args.json {
+            Format::Json
+        } else {
+            Format::Table
+        },
+        layout,
+    );
     let progress = progress_bar(transports.len() * args.sizes.len());
     progress.suspend(|| report.start());
     let mut floors = Floors::default();
@@ -196,11 +231,12 @@ pub fn run(args: Args) -> Result<(), Failure> {
                     progress.suspend(|| report.skipped(transport.name(), size, &reason))
                 }
                 None => {
-                    let row = bench.cell(transport, size)?;
-                    shm_measured |= posix_shm::is_one(transport);
-                    posix_shm::note_floors(&row, &mut floors);
-                    progress.suspend(|| report.row(&row));
-                    rows.push(row);
+                    for row in bench.cell(transport, size, extra(transport))? {
+                        shm_measured |= posix_shm::is_one(transport);
+                        posix_shm::note_floors(&row, &mut floors);
+                        progress.suspend(|| report.row(&row));
+                        rows.push(row);
+                    }
                 }
             }
             progress.inc(1);
@@ -252,28 +288,49 @@ struct Bench<'a> {
 }
 
 impl Bench<'_> {
-    fn cell(&self, transport: &dyn BenchTransport, size: usize) -> Result<Row, Failure> {
-        let measure = |variant| -> Result<Measurement, Failure> {
-            let (latency, echo) = self.run(transport, variant, Role::Echo, size, |link| {
+    /// The row of `transport` × `size`, then one per readiness path of `readiness` (the same
+    /// endpoints driven otherwise), each against it.
+    fn cell(
+        &self,
+        transport: &dyn BenchTransport,
+        size: usize,
+        readiness: &[Api],
+    ) -> Result<Vec<Row>, Failure> {
+        let measure = |variant, api| -> Result<Measurement, Failure> {
+            let (latency, echo) = self.run(transport, variant, api, Role::Echo, size, |link| {
                 pingpong::run(link, size, self.budget)
             })?;
-            let (rate, sink) = self.run(transport, variant, Role::Sink, size, |link| {
+            let (rate, sink) = self.run(transport, variant, api, Role::Sink, size, |link| {
                 throughput::run(link, size, self.budget)
             })?;
             Ok(Measurement::new(&latency, &echo, &rate, &sink))
         };
         let raw = if transport.has_raw_baseline() {
-            Some(measure(Variant::Raw)?)
+            Some(measure(Variant::Raw, Api::Blocking)?)
         } else {
             None
         };
-        let ours = measure(Variant::Ours)?;
-        Ok(Row {
+        let ours = measure(Variant::Ours, Api::Blocking)?;
+        let blocking = Baseline::of(&ours);
+        let mut rows = vec![Row {
             transport: transport.name(),
             size,
+            api: Api::Blocking,
             ours,
-            raw,
-        })
+            raw: raw.clone(),
+            blocking: None,
+        }];
+        for &api in readiness {
+            rows.push(Row {
+                transport: transport.name(),
+                size,
+                api,
+                ours: measure(Variant::Ours, api)?,
+                raw: raw.clone(),
+                blocking: Some(blocking),
+            });
+        }
+        Ok(rows)
     }
 
     /// Starts a peer in `role`, connects to it, runs `workload` on the link and checks that the
@@ -282,15 +339,23 @@ impl Bench<'_> {
         &self,
         transport: &dyn BenchTransport,
         variant: Variant,
+        api: Api,
         role: Role,
         size: usize,
         workload: impl FnOnce(&mut Link) -> ipc::Result<T>,
     ) -> Result<(T, PeerReport), Failure> {
-        let what = || format!("bench {} {variant} {role} {size} B", transport.name());
-        let cmd = peer::command(transport, variant, role, size, self.peer_cpu)
+        let what = || {
+            let variant = match api {
+                Api::Blocking => variant.to_string(),
+                api => format!("{variant} {api}"),
+            };
+            format!("bench {} {variant} {role} {size} B", transport.name())
+        };
+        let cmd = peer::command(transport, variant, api, role, size, self.peer_cpu)
             .map_err(|e| Failure::Runtime(format!("{}: {e}", what())))?;
         let mut link = transport
             .connect(variant, size, self.scratch, cmd)
+            .and_then(|link| link.through(api))
             .map_err(|e| Failure::context(what(), e))?;
         let result = link.await_ready().and_then(|()| workload(&mut link));
         let peer = link.finish(result.is_ok());

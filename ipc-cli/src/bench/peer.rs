@@ -7,8 +7,8 @@ use std::time::Duration;
 use ipc::{Receiver, Sender};
 use nix::sys::signal::Signal;
 
-use super::transport::{BenchTransport, MEASURED, PeerReport, Role, Variant, recv_message};
-use super::{cpu, interrupt};
+use super::transport::{Api, BenchTransport, MEASURED, PeerReport, Role, Variant, recv_message};
+use super::{cpu, interrupt, readiness};
 use crate::failure::{Context, Failure};
 
 #[derive(clap::Args)]
@@ -17,6 +17,8 @@ pub struct Args {
     transport: String,
     #[arg(long, value_enum)]
     variant: Variant,
+    #[arg(long, value_enum, default_value_t = Api::Blocking)]
+    api: Api,
     #[arg(long, value_enum)]
     role: Role,
     #[arg(long)]
@@ -39,6 +41,7 @@ pub struct Args {
 pub fn command(
     transport: &dyn BenchTransport,
     variant: Variant,
+    api: Api,
     role: Role,
     size: usize,
     cpu: Option<usize>,
@@ -50,6 +53,11 @@ pub fn command(
         .args(["--role", &role.to_string()])
         .args(["--size", &size.to_string()])
         .args(["--parent", &std::process::id().to_string()]);
+    // Only when it is not the default, so that a blocking peer's command line reads as it
+    // always did (`--variant raw --role echo`: what a watching test or person looks for).
+    if api != Api::Blocking {
+        cmd.args(["--api", &api.to_string()]);
+    }
     if let Some(cpu) = cpu {
         cmd.args(["--cpu", &cpu.to_string()]);
     }
@@ -66,7 +74,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         cpu::pin(cpu);
     }
     let transport = super::lookup(&args.transport)?;
-    let (mut rx, mut tx) = match args.variant {
+    let (rx, tx) = match args.variant {
         // Receiving end first: the parent's sender may be waiting for it (FIFO).
         Variant::Ours => {
             let rx = ipc::open_receiver(&args.rx).context(|| format!("opening {}", args.rx))?;
@@ -77,6 +85,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
             .open_raw_peer(args.size, &args.rx, &args.tx)
             .context(|| "opening the raw baseline")?,
     };
+    // Both processes go through the same path: a readiness path measured against a blocking
+    // peer would say little of what two async programs get.
+    let (mut tx, mut rx) =
+        readiness::wrap(args.api, tx, rx).context(|| format!("driving the ends ({})", args.api))?;
     let mut buf = vec![0; rx.max_message_size().max(args.size)];
     let msg = vec![0; args.size];
     tx.send(&msg).context(|| "sending the ready message")?;

@@ -1,5 +1,6 @@
 //! `ipc bench --plot FILE`: round-trip latency and throughput by message size, one line per
-//! transport (ours, not the raw baselines), as an SVG file.
+//! transport (ours, not the raw baselines; with `--async`, one more per readiness path, e.g.
+//! `pipe+async`), as an SVG file.
 //!
 //! SVG only: plotters writes text as `<text>` elements for the viewer to render, so neither
 //! fonts nor any system library is needed.
@@ -15,9 +16,10 @@ use super::report::Row;
 /// Width of each of the two charts, side by side, and their height.
 const CHART: (u32, u32) = (640, 480);
 
-/// One line of a chart: a transport's figures by message size.
-struct Series<'a> {
-    transport: &'a str,
+/// One line of a chart: a row label's figures by message size (a transport's, or one of its
+/// readiness paths' with `--async`).
+struct Series {
+    label: String,
     points: Vec<(f64, f64)>,
 }
 
@@ -42,18 +44,19 @@ pub fn draw(path: &Path, rows: &[Row]) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// One series per transport, in the order the rows came, of `value` by size.
-fn series<'a>(rows: &'a [Row], value: impl Fn(&Row) -> f64) -> Vec<Series<'a>> {
-    let mut all: Vec<Series<'a>> = Vec::new();
+/// One series per row label, in the order the rows came, of `value` by size.
+fn series(rows: &[Row], value: impl Fn(&Row) -> f64) -> Vec<Series> {
+    let mut all: Vec<Series> = Vec::new();
     for row in rows {
         let point = (row.size as f64, value(row));
         if !(point.1.is_finite() && point.1 > 0.0) {
             continue;
         }
-        match all.iter_mut().find(|s| s.transport == row.transport) {
+        let label = row.label();
+        match all.iter_mut().find(|s| s.label == label) {
             Some(s) => s.points.push(point),
             None => all.push(Series {
-                transport: row.transport,
+                label,
                 points: vec![point],
             }),
         }
@@ -77,7 +80,7 @@ fn chart(
     area: &DrawingArea<SVGBackend<'_>, Shift>,
     title: &str,
     y_desc: &str,
-    series: &[Series<'_>],
+    series: &[Series],
 ) -> Result<(), Box<dyn Error>> {
     let points = || series.iter().flat_map(|s| s.points.iter().copied());
     let x = log_range(points().map(|(x, _)| x));
@@ -102,7 +105,7 @@ fn chart(
                 s.points.iter().copied(),
                 color.stroke_width(2),
             ))?
-            .label(s.transport)
+            .label(s.label.as_str())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
         chart.draw_series(
             s.points

@@ -31,7 +31,7 @@ use nix::unistd::Pid;
 use super::interrupt::{self, Named};
 use super::mailbox::{Mailbox, MailboxReceiver, MailboxSender};
 use super::report::{Floors, Row};
-use super::transport::{BenchTransport, Link, Peer, Scratch, Variant};
+use super::transport::{Api, BenchTransport, Link, Peer, Scratch, Variant};
 
 /// One row group of the table: the ring (and the mailbox) waiting as `wait` says.
 pub struct PosixShm {
@@ -80,7 +80,12 @@ const FLOOR_SIZE: usize = 64;
 /// Takes the floors from `row` if it has them: the raw busy mailbox's 64 B round trip (the
 /// cost of two cache-line hand-overs) and the raw parked one's (two futex wake-ups).
 pub fn note_floors(row: &Row, floors: &mut Floors) {
-    let Some(raw) = row.raw.as_ref().filter(|_| row.size == FLOOR_SIZE) else {
+    // A readiness row repeats its blocking row's raw baseline: taken once is enough.
+    let Some(raw) = row
+        .raw
+        .as_ref()
+        .filter(|_| row.size == FLOOR_SIZE && row.api == Api::Blocking)
+    else {
         return;
     };
     if row.transport == BUSY.name {
@@ -123,6 +128,19 @@ impl PosixShm {
 impl BenchTransport for PosixShm {
     fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// An async endpoint only ever tries without waiting and then sleeps on its doorbell, so
+    /// the blocking strategy makes no difference to it: measured once against park, the
+    /// blocking mode that sleeps as it does (both readiness paths), and once on the
+    /// multi-producer ring, whose producers arm their doorbells by another path (tokio only,
+    /// to keep the extra runs few). Busy and spin rows compare with those figures as they are.
+    fn readiness_apis(&self) -> &'static [Api] {
+        match (self.wait, self.producers) {
+            (WaitStrategy::Park, _) => &[Api::Async, Api::WaitSet],
+            (_, Producers::Multi) => &[Api::Async],
+            _ => &[],
+        }
     }
 
     fn connect(

@@ -7,11 +7,12 @@ use std::time::Duration;
 use super::memcpy::{self, Memcpy};
 use super::pingpong::Latency;
 use super::throughput::Rate;
-use super::transport::PeerReport;
+use super::transport::{Api, PeerReport};
 use crate::failure::note;
 use crate::text::{escape, json_string};
 
 /// The figures of one variant (ours or raw) of one transport × size.
+#[derive(Clone)]
 pub struct Measurement {
     pub rtt_p50_ns: u64,
     pub rtt_p99_ns: u64,
@@ -71,9 +72,59 @@ impl Measurement {
 pub struct Row {
     pub transport: &'static str,
     pub size: usize,
+    /// How both processes drove ours: its blocking calls, or a readiness path (`ipc bench
+    /// --async`).
+    pub api: Api,
     pub ours: Measurement,
-    /// `None` for a transport without a raw baseline.
+    /// `None` for a transport without a raw baseline. A readiness path's row repeats the raw
+    /// baseline of its blocking row: the same transport objects, measured once.
     pub raw: Option<Measurement>,
+    /// On a readiness path's row, the blocking row of the same transport × size, which its
+    /// `vs blocking` ratios are against; `None` on a blocking row.
+    pub blocking: Option<Baseline>,
+}
+
+/// What a readiness path's row is compared with: its blocking row's figures.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Baseline {
+    pub rtt_p50_ns: u64,
+    pub msgs_per_s: f64,
+}
+
+impl Baseline {
+    pub fn of(blocking: &Measurement) -> Baseline {
+        Baseline {
+            rtt_p50_ns: blocking.rtt_p50_ns,
+            msgs_per_s: blocking.msgs_per_s,
+        }
+    }
+}
+
+impl Row {
+    /// The row's name in the table and the plot: the transport, followed by `+async` or
+    /// `+wait-set` on a readiness path's row.
+    pub fn label(&self) -> String {
+        label(self.transport, self.api)
+    }
+
+    /// How much slower than the blocking row (1.00 = as fast): the round trip's p50 ratio and
+    /// the inverse throughput ratio, as the table's other ratios (higher = slower).
+    fn vs_blocking(&self) -> Option<(f64, f64)> {
+        self.blocking.map(|b| {
+            (
+                self.ours.rtt_p50_ns as f64 / b.rtt_p50_ns as f64,
+                b.msgs_per_s / self.ours.msgs_per_s,
+            )
+        })
+    }
+}
+
+/// The label of `transport`'s row for `api` (see [`Row::label`]).
+pub fn label(transport: &str, api: Api) -> String {
+    match api {
+        Api::Blocking => transport.to_owned(),
+        Api::Async | Api::WaitSet => format!("{transport}+{api}"),
+    }
 }
 
 /// The round trips a shared-memory transport cannot beat, when measured: the raw busy-polling
@@ -95,6 +146,40 @@ pub struct Report {
     out: io::Stdout,
     /// Standard output's reader has left (`EPIPE`).
     closed: bool,
+    /// The table's columns: the first one's width, and whether the `vs blocking` column is
+    /// there.
+    layout: Layout,
+}
+
+/// How the table is laid out. The default is the table without readiness rows, as it always
+/// was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Width of the first column: the longest label, or more.
+    pub label_width: usize,
+    /// Whether there are readiness rows, and so the `vs blocking` column.
+    pub vs_blocking: bool,
+}
+
+impl Default for Layout {
+    fn default() -> Layout {
+        Layout {
+            label_width: WIDTHS[0],
+            vs_blocking: false,
+        }
+    }
+}
+
+impl Layout {
+    /// A table for rows labelled as `labels`, with the `vs blocking` column if `vs_blocking`.
+    pub fn new<'a>(labels: impl Iterator<Item = &'a str>, vs_blocking: bool) -> Layout {
+        Layout {
+            label_width: labels
+                .map(|l| l.chars().count())
+                .fold(WIDTHS[0], usize::max),
+            vs_blocking,
+        }
+    }
 }
 
 const COLUMNS: usize = 16;
@@ -117,13 +202,17 @@ const HEADER: [&str; COLUMNS] = [
     "raw cpu/msg",
 ];
 const WIDTHS: [usize; COLUMNS] = [15, 7, 8, 8, 8, 8, 8, 8, 6, 8, 8, 9, 8, 6, 15, 15];
+/// The column of readiness rows (`ipc bench --async`), last: rtt and throughput ratios.
+const VS_BLOCKING: &str = "vs blocking";
+const VS_BLOCKING_WIDTH: usize = 11;
 
 impl Report {
-    pub fn new(format: Format) -> Report {
+    pub fn new(format: Format, layout: Layout) -> Report {
         Report {
             format,
             out: io::stdout(),
             closed: false,
+            layout,
         }
     }
 
@@ -135,13 +224,17 @@ impl Report {
 
     pub fn start(&mut self) {
         if let Format::Table = self.format {
-            self.emit(&table_line(HEADER.map(String::from)));
+            let mut header = HEADER.map(String::from).to_vec();
+            if self.layout.vs_blocking {
+                header.push(VS_BLOCKING.into());
+            }
+            self.emit(&table_line(&header, self.layout));
         }
     }
 
     pub fn row(&mut self, row: &Row) {
         let line = match self.format {
-            Format::Table => table_row(row),
+            Format::Table => table_row(row, self.layout),
             Format::Json => json_row(row),
         };
         self.emit(&line);
@@ -151,7 +244,7 @@ impl Report {
     /// table, or a note on stderr beside JSON (every JSON line is a measurement).
     pub fn skipped(&mut self, transport: &str, size: usize, reason: &str) {
         match self.format {
-            Format::Table => self.emit(&skipped_row(transport, size, reason)),
+            Format::Table => self.emit(&skipped_row(transport, size, reason, self.layout)),
             Format::Json => note(&format!(
                 "ipc bench: {transport} {size} B skipped: {reason}"
             )),
@@ -194,6 +287,14 @@ impl Report {
                      msg/s, MB/s: one way (MB = 10^6 bytes). cpu/msg: CPU time per one-way \
                      message of the sender + the receiver process (busy-polling shows here).",
                 );
+                if self.layout.vs_blocking {
+                    self.emit(
+                        "+async: both processes through ipc::AsyncSender/AsyncReceiver on a \
+                         current-thread tokio runtime; +wait-set: each end waited for in an \
+                         ipc::WaitSet (poll). vs blocking = rtt p50 / the blocking row's, then \
+                         the blocking row's msg/s / msg/s (1.00x = as fast, higher = slower).",
+                    );
+                }
                 self.emit(&wall);
             }
             Format::Json => note(&format!("ipc bench: {wall}")),
@@ -218,9 +319,17 @@ impl Report {
     }
 }
 
-fn table_line(cells: [String; COLUMNS]) -> String {
+/// The widths of `layout`'s columns.
+fn widths(layout: Layout) -> impl Iterator<Item = usize> {
+    let last = layout.vs_blocking.then_some(VS_BLOCKING_WIDTH);
+    std::iter::once(layout.label_width)
+        .chain(WIDTHS[1..].iter().copied())
+        .chain(last)
+}
+
+fn table_line(cells: &[String], layout: Layout) -> String {
     let mut line = String::new();
-    for (i, (cell, width)) in cells.iter().zip(WIDTHS).enumerate() {
+    for (i, (cell, width)) in cells.iter().zip(widths(layout)).enumerate() {
         if i == 0 {
             let _ = write!(line, "{cell:<width$}");
         } else {
@@ -230,12 +339,12 @@ fn table_line(cells: [String; COLUMNS]) -> String {
     line
 }
 
-fn table_row(row: &Row) -> String {
+fn table_row(row: &Row, layout: Layout) -> String {
     let ours = &row.ours;
     let raw = row.raw.as_ref();
     let dash = || "-".to_string();
-    table_line([
-        row.transport.to_string(),
+    let mut cells = vec![
+        row.label(),
         row.size.to_string(),
         nanos(ours.rtt_p50_ns),
         nanos(ours.rtt_p99_ns),
@@ -251,7 +360,13 @@ fn table_row(row: &Row) -> String {
         raw.map_or_else(dash, |r| ratio(r.msgs_per_s, ours.msgs_per_s)),
         sides(ours.msg_cpu_ns),
         raw.map_or_else(dash, |r| sides(r.msg_cpu_ns)),
-    ])
+    ];
+    if layout.vs_blocking {
+        cells.push(row.vs_blocking().map_or_else(dash, |(rtt, rate)| {
+            format!("{}/{}", ratio(rtt, 1.0), ratio(rate, 1.0))
+        }));
+    }
+    table_line(&cells, layout)
 }
 
 fn megabytes(bytes_per_s: f64) -> String {
@@ -298,8 +413,8 @@ fn floors_line(floors: &Floors) -> String {
     parts.join("; ")
 }
 
-fn skipped_row(transport: &str, size: usize, reason: &str) -> String {
-    let [w0, w1, ..] = WIDTHS;
+fn skipped_row(transport: &str, size: usize, reason: &str, layout: Layout) -> String {
+    let (w0, w1) = (layout.label_width, WIDTHS[1]);
     format!("{transport:<w0$}  {size:>w1$}  n/a ({reason})")
 }
 
@@ -334,11 +449,17 @@ fn ratio(num: f64, den: f64) -> String {
     }
 }
 
+/// One row as JSON: `transport`, `size`, `api` (`blocking`, or `async` / `wait-set` for a
+/// readiness path with `--async`), ours's figures at the top level, `raw` (or `null`) and
+/// `blocking`: `null` on a blocking row, else the blocking row's `rtt_p50_ns` and `msgs_per_s`
+/// with this row's `rtt_p50_ratio` and `throughput_ratio` to them (higher = slower, as in the
+/// table). Keys are only ever added, so that readers of older output keep working.
 fn json_row(row: &Row) -> String {
     let mut line = format!(
-        "{{\"transport\":{},\"size\":{},",
+        "{{\"transport\":{},\"size\":{},\"api\":{},",
         json_string(row.transport),
-        row.size
+        row.size,
+        json_string(&row.api.to_string())
     );
     json_fields(&mut line, &row.ours);
     line.push_str(",\"raw\":");
@@ -350,8 +471,32 @@ fn json_row(row: &Row) -> String {
         }
         None => line.push_str("null"),
     }
+    line.push_str(",\"blocking\":");
+    match (row.blocking, row.vs_blocking()) {
+        (Some(b), Some((rtt, rate))) => {
+            let _ = write!(
+                line,
+                "{{\"rtt_p50_ns\":{},\"msgs_per_s\":{},\"rtt_p50_ratio\":{},\
+                 \"throughput_ratio\":{}}}",
+                b.rtt_p50_ns,
+                json_number(b.msgs_per_s),
+                json_ratio(rtt),
+                json_ratio(rate),
+            );
+        }
+        _ => line.push_str("null"),
+    }
     line.push('}');
     line
+}
+
+/// A ratio with the table's precision.
+fn json_ratio(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.3}")
+    } else {
+        "null".to_string()
+    }
 }
 
 fn json_fields(line: &mut String, m: &Measurement) {
@@ -434,8 +579,10 @@ mod tests {
         let row = Row {
             transport: "pipe",
             size: 64,
+            api: Api::Blocking,
             ours: m(1500),
             raw: Some(m(1000)),
+            blocking: None,
         };
         let fields = "\"rtt_samples\":1000,\"msgs_per_s\":1000.0,\"bytes_per_s\":64000.0,\
                       \"rtt_cpu_ns\":{\"initiator\":900.0,\"echo\":800.0},\
@@ -443,13 +590,60 @@ mod tests {
         assert_eq!(
             json_row(&row),
             format!(
-                "{{\"transport\":\"pipe\",\"size\":64,\"rtt_p50_ns\":1500,\"rtt_p99_ns\":3000,\
-                 \"rtt_p999_ns\":4500,{fields},\"raw\":{{\"rtt_p50_ns\":1000,\
-                 \"rtt_p99_ns\":2000,\"rtt_p999_ns\":3000,{fields}}}}}"
+                "{{\"transport\":\"pipe\",\"size\":64,\"api\":\"blocking\",\"rtt_p50_ns\":1500,\
+                 \"rtt_p99_ns\":3000,\"rtt_p999_ns\":4500,{fields},\"raw\":{{\"rtt_p50_ns\":1000,\
+                 \"rtt_p99_ns\":2000,\"rtt_p999_ns\":3000,{fields}}},\"blocking\":null}}"
             )
         );
         let row = Row { raw: None, ..row };
-        assert!(json_row(&row).ends_with(",\"raw\":null}"));
+        assert!(json_row(&row).ends_with(",\"raw\":null,\"blocking\":null}"));
+    }
+
+    #[test]
+    fn a_readiness_row_says_its_api_and_its_ratios_to_the_blocking_row() {
+        let blocking = m(1000);
+        let mut slower = m(1500);
+        slower.msgs_per_s = 800.0;
+        let row = Row {
+            transport: "posix-shm-park",
+            size: 64,
+            api: Api::Async,
+            ours: slower,
+            raw: None,
+            blocking: Some(Baseline::of(&blocking)),
+        };
+        assert_eq!(row.label(), "posix-shm-park+async");
+        let json = json_row(&row);
+        assert!(
+            json.starts_with("{\"transport\":\"posix-shm-park\",\"size\":64,\"api\":\"async\","),
+            "{json}"
+        );
+        assert!(
+            json.ends_with(
+                ",\"raw\":null,\"blocking\":{\"rtt_p50_ns\":1000,\"msgs_per_s\":1000.0,\
+                 \"rtt_p50_ratio\":1.500,\"throughput_ratio\":1.250}}"
+            ),
+            "{json}"
+        );
+        let layout = Layout::new([row.label().as_str()].into_iter(), true);
+        assert_eq!(layout.label_width, 20);
+        let line = table_row(&row, layout);
+        assert!(line.starts_with("posix-shm-park+async  "), "{line}");
+        assert!(line.ends_with("  1.50x/1.25x"), "{line}");
+        // The blocking row has a dash there, and the same column boundaries.
+        let plain = Row {
+            api: Api::Blocking,
+            blocking: None,
+            ..row
+        };
+        let line_plain = table_row(&plain, layout);
+        assert!(line_plain.ends_with(" -"), "{line_plain}");
+        assert_eq!(line_plain.chars().count(), line.chars().count());
+        // Without readiness rows the table is as it always was.
+        assert_eq!(
+            Layout::new(["posix-shm-multi"].into_iter(), false),
+            Layout::default()
+        );
     }
 
     #[test]
@@ -508,9 +702,9 @@ mod tests {
 
     #[test]
     fn a_skipped_cell_lines_up_with_the_table() {
-        let row = skipped_row("posix-mq", 65536, "too large");
+        let row = skipped_row("posix-mq", 65536, "too large", Layout::default());
         assert_eq!(row, "posix-mq           65536  n/a (too large)");
-        let header = table_line(HEADER.map(String::from));
+        let header = table_line(&HEADER.map(String::from), Layout::default());
         assert_eq!(
             row.find("65536").map(|i| i + 5),
             header.find("size").map(|i| i + 4)

@@ -38,6 +38,13 @@ pub trait BenchTransport: Sync {
         true
     }
 
+    /// The readiness paths `ipc bench --async` measures ours through on this transport,
+    /// besides its blocking calls: both by default. A transport of several rows (the rings'
+    /// waiting strategies) keeps them to the rows whose comparison means something.
+    fn readiness_apis(&self) -> &'static [Api] {
+        &[Api::Async, Api::WaitSet]
+    }
+
     /// Creates the transport's objects, hands the peer its ends by appending `--rx SPEC` and
     /// `--tx SPEC` to `cmd` (the `ipc bench-peer` command line), starts it with
     /// [`Peer::spawn`] and returns this side's ends.
@@ -68,6 +75,20 @@ pub enum Variant {
     Raw,
 }
 
+/// How both processes drive the endpoints ours opens: through their blocking calls, or through
+/// a readiness path (`ipc bench --async`, see [`super::readiness`]). A readiness path wraps
+/// the very endpoints the transport's `connect` opened ([`Link::through`]), so that it
+/// measures the same transport objects, and no transport has to know about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Api {
+    /// `send` and `recv`, which wait as the endpoint's own strategy says.
+    Blocking,
+    /// `ipc::AsyncSender` / `AsyncReceiver` on a current-thread tokio runtime.
+    Async,
+    /// Each end waited for through an `ipc::WaitSet`: readiness with poll(2), no tokio.
+    WaitSet,
+}
+
 /// What the peer does with the messages it receives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Role {
@@ -79,9 +100,21 @@ pub enum Role {
 
 impl fmt::Display for Variant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // As clap spells them: the peer's command line carries this.
         f.write_str(match self {
             Variant::Ours => "ours",
             Variant::Raw => "raw",
+        })
+    }
+}
+
+impl fmt::Display for Api {
+    // As clap spells them: the peer's command line carries this.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Api::Blocking => "blocking",
+            Api::Async => "async",
+            Api::WaitSet => "wait-set",
         })
     }
 }
@@ -141,6 +174,34 @@ impl Link {
     pub fn ended_by_empty_message(mut self) -> Link {
         self.empty_message_ends = true;
         self
+    }
+
+    /// Drives both ends through `api` ([`super::readiness::wrap`]); through the blocking
+    /// calls, leaves them as they are.
+    pub fn through(self, api: Api) -> ipc::Result<Link> {
+        let Link {
+            tx,
+            rx,
+            peer,
+            empty_message_ends,
+            _keep,
+        } = self;
+        let tx = tx.expect("a link is wrapped as it is made, before its sender is closed");
+        match super::readiness::wrap(api, tx, rx) {
+            Ok((tx, rx)) => Ok(Link {
+                tx: Some(tx),
+                rx,
+                peer,
+                empty_message_ends,
+                _keep,
+            }),
+            Err(e) => {
+                // As a dropped link goes: the peer is gone before its objects are removed.
+                drop(peer);
+                drop(_keep);
+                Err(e)
+            }
+        }
     }
 
     /// Keeps `guard` until the link is dropped, after the peer has exited and been waited for.
