@@ -498,46 +498,68 @@ fn bench_posix_mq_fails_rather_than_hangs_when_its_peer_dies() {
     // A queue, unlike a pipe, does not tell one side that the other is gone: whether the bench
     // waits to receive (echo) or to send into a full queue (sink), the peer's death must end it.
     for role in ["echo", "sink"] {
-        let mut bench = Running::spawn(
-            ipc()
-                .args(["bench", "--transports", "posix-mq", "--sizes", "64"])
-                .args(["--budget-ms", "8000"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped()),
-        );
-        let pid = bench.child().id();
         let wanted = format!("--variant raw --role {role} ");
-        let deadline = std::time::Instant::now() + HUNG;
-        let peer = loop {
-            let found = children(pid)
-                .into_iter()
-                .find(|(_, cmdline)| cmdline.contains(&wanted));
-            if let Some((peer, _)) = found {
-                break peer;
-            }
-            assert!(std::time::Instant::now() < deadline, "no {role} peer");
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        // Well into the run (each lasts 2 s): the sink's queue is full by now.
-        std::thread::sleep(Duration::from_millis(300));
-        assert!(
-            children(pid).iter().any(|(p, _)| *p == peer),
-            "the {role} peer ended on its own"
-        );
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(peer),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .unwrap();
-        let out = bench.output();
-        let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{stderr}");
-        assert!(
-            stderr.contains(&format!("bench posix-mq raw {role} 64 B")),
-            "{stderr}"
-        );
-        assert_eq!(bench_queues_left(pid), Vec::<String>::new());
+        kill_the_peer_midway(&["--budget-ms", "8000"], &[&wanted], &format!("raw {role}"));
     }
+}
+
+#[test]
+fn bench_async_posix_mq_fails_rather_than_hangs_when_its_peer_dies() {
+    // The same through tokio: the wait is then in the reactor, on the queue's readiness, which
+    // the bench's watcher must wake as it wakes a blocked call.
+    for role in ["echo", "sink"] {
+        let wanted = format!("--variant ours --role {role} ");
+        kill_the_peer_midway(
+            &["--budget-ms", "4000", "--async"],
+            &[&wanted, "--api async "],
+            &format!("ours async {role}"),
+        );
+    }
+}
+
+/// Runs `ipc bench --transports posix-mq --sizes 64` with `args`, kills its peer whose command
+/// line contains each of `wanted` 300 ms into that peer's run (a quarter of the budget), and
+/// checks that the bench fails, naming the run (`bench posix-mq {run_name} 64 B`), and leaves
+/// no queue.
+fn kill_the_peer_midway(args: &[&str], wanted: &[&str], run_name: &str) {
+    let mut bench = Running::spawn(
+        ipc()
+            .args(["bench", "--transports", "posix-mq", "--sizes", "64"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    let pid = bench.child().id();
+    let deadline = std::time::Instant::now() + HUNG;
+    let peer = loop {
+        let found = children(pid)
+            .into_iter()
+            .find(|(_, cmdline)| wanted.iter().all(|w| cmdline.contains(w)));
+        if let Some((peer, _)) = found {
+            break peer;
+        }
+        assert!(std::time::Instant::now() < deadline, "no peer {wanted:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    // Well into the run (a second or more): the sink's queue is full by now.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        children(pid).iter().any(|(p, _)| *p == peer),
+        "the peer {wanted:?} ended on its own"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(peer),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let out = bench.output();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("bench posix-mq {run_name} 64 B")),
+        "{stderr}"
+    );
+    assert_eq!(bench_queues_left(pid), Vec::<String>::new());
 }
 
 /// The shared-memory segments `ipc bench` process `pid` left in `/dev/shm`.
