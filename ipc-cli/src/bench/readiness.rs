@@ -38,10 +38,11 @@ pub fn wrap(
                     .build()
                     .map_err(|e| ipc::Error::io("starting the bench's tokio runtime", e))?,
             );
-            // Registering a descriptor needs the runtime's reactor.
-            let _entered = runtime.enter();
-            let rx = AsyncReceiver::new(rx)?;
-            let tx = AsyncSender::new(tx)?;
+            let (rx, tx) = {
+                // Registering a descriptor needs the runtime's reactor.
+                let _entered = runtime.enter();
+                (AsyncReceiver::new(rx)?, AsyncSender::new(tx)?)
+            };
             Ok((
                 Box::new(TokioSender {
                     tx,
