@@ -60,10 +60,11 @@
 //! What the descriptor cannot show is the queue being removed: the kernel wakes no `poll`er
 //! for `mq_unlink`, and the queue goes on working for those who hold it open. So the
 //! [`Readiness`] descriptor is an epoll set of the queue descriptor and a timer that
-//! `prepare_wait` arms for 100 ms: an event loop waiting on a removed queue wakes within that
-//! bound, like a blocked call, and its next `try_` call checks the name and returns
-//! [`Error::Disconnected`]. That costs a `timerfd_settime` and an `fstat` per wait, and a
-//! wake-up every 100 ms while the queue stays quiet.
+//! `prepare_wait` arms for 100 ms when it is not armed already: an event loop waiting on a
+//! removed queue wakes within that bound, like a blocked call, and its next `try_` call checks
+//! the name and returns [`Error::Disconnected`]. That costs a `timerfd_settime` every 100 ms
+//! of waiting and an `fstat` when the timer fires, and a wake-up every 100 ms while the queue
+//! stays quiet.
 //!
 //! # References
 //!
@@ -231,6 +232,8 @@ struct Queue {
 struct RemovalWatch {
     epoll: Epoll,
     timer: TimerFd,
+    /// When the timer fires, while it is armed and has not been seen to fire.
+    due: Option<std::time::Instant>,
     /// The timer fired: the next `try_` call looks whether the queue still has a name.
     check_due: bool,
 }
@@ -259,6 +262,7 @@ impl Queue {
             self.watch = Some(RemovalWatch {
                 epoll,
                 timer,
+                due: None,
                 check_due: false,
             });
         }
@@ -270,13 +274,15 @@ impl Queue {
         Ok((watch.epoll.0.as_fd(), Interest::Readable))
     }
 
-    /// Arms the removal check; `true` ("retry now") if the queue has lost its name already.
+    /// Arms the removal check, unless it is armed already: a waiter looks within
+    /// [`REMOVAL_CHECK`] of its first wait, and the queue's name is looked at only when the
+    /// timer fires, so a busy queue costs no system call here.
     fn prepare_wait(&mut self, interest: Interest) -> Result<bool> {
-        if self.removed()? {
-            self.watch(interest)?.check_due = true;
-            return Ok(true);
-        }
         let watch = self.watch(interest)?;
+        let now = std::time::Instant::now();
+        if watch.due.is_some_and(|due| due > now) {
+            return Ok(false);
+        }
         watch
             .timer
             .set(
@@ -284,13 +290,17 @@ impl Queue {
                 TimerSetTimeFlags::empty(),
             )
             .map_err(|e| Error::io("timerfd_settime", e.into()))?;
+        watch.due = Some(now + REMOVAL_CHECK);
         Ok(false)
     }
 
     fn after_wake(&mut self) {
         if let Some(watch) = &mut self.watch {
+            // The timer cannot have fired before it is due: no read then.
+            let now = std::time::Instant::now();
             // Non-blocking: Ok only if the timer fired (and it is reset by the read).
-            if watch.timer.wait().is_ok() {
+            if watch.due.is_some_and(|due| due <= now) && watch.timer.wait().is_ok() {
+                watch.due = None;
                 watch.check_due = true;
             }
         }
@@ -1006,9 +1016,24 @@ mod tests {
         }
         // The sender's queue is full: the removal shows on the next try.
         assert!(matches!(tx.try_send(b"x"), Err(Error::Disconnected)));
-        // The receiver's queue holds messages: they are delivered first.
+        // The receiver's queue holds messages: they are delivered first; then the next wait
+        // ends within the removal check and says so.
         while rx.try_recv(&mut buf).is_ok() {}
-        rx.prepare_wait().unwrap();
-        assert!(matches!(rx.try_recv(&mut buf), Err(Error::Disconnected)));
+        let started = Instant::now();
+        loop {
+            match rx.try_recv(&mut buf) {
+                Err(Error::Disconnected) => break,
+                Err(Error::Empty) => {}
+                other => panic!("{other:?}"),
+            }
+            assert!(started.elapsed() < Duration::from_secs(2));
+            if rx.prepare_wait().unwrap() {
+                continue;
+            }
+            let (fd, _) = rx.ready_fd().unwrap();
+            let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+            poll(&mut fds, PollTimeout::from(5000u16)).unwrap();
+            rx.after_wake();
+        }
     }
 }

@@ -40,6 +40,8 @@ pub(crate) struct Doorbell {
     /// Made when a peer could not ring the doorbell: wakes the waiter every park slice instead,
     /// as a parked endpoint wakes.
     fallback: Option<Timer>,
+    /// When the fallback timer fires, if it is armed and has not fired yet.
+    fallback_due: Option<std::time::Instant>,
     watched: Vec<Watched>,
     next_token: u64,
 }
@@ -66,6 +68,7 @@ impl Doorbell {
             bell,
             epoll,
             fallback: None,
+            fallback_due: None,
             watched: Vec::new(),
             next_token: 0,
         })
@@ -122,8 +125,21 @@ impl Doorbell {
                 .map_err(|e| io_error("epoll_ctl", e))?;
             self.fallback = Some(timer);
         }
+        // Armed already to fire before `after` from now: that will do, and saves a system
+        // call per wait while the peer keeps waking us first.
+        let now = std::time::Instant::now();
+        if self
+            .fallback_due
+            .is_some_and(|due| due > now && due <= now + after)
+        {
+            return Ok(());
+        }
         let timer = self.fallback.as_ref().expect("made above");
-        timer.arm(after).map_err(|e| io_error("timerfd_settime", e))
+        timer
+            .arm(after)
+            .map_err(|e| io_error("timerfd_settime", e))?;
+        self.fallback_due = Some(now + after);
+        Ok(())
     }
 
     /// After the descriptor reported ready: drains the doorbell and forgets the peers that
@@ -140,6 +156,7 @@ impl Doorbell {
                 if let Some(timer) = &self.fallback {
                     timer.consume();
                 }
+                self.fallback_due = None;
                 exited = true;
             } else if let Some(at) = self.watched.iter().position(|w| w.token == token) {
                 let gone = self.watched.swap_remove(at);
@@ -176,6 +193,7 @@ pub(crate) struct Target {
     pub slot: usize,
     pub owner: u64,
     pub pid: u32,
+    pub pidns: u64,
     pub name: u64,
 }
 
@@ -195,7 +213,11 @@ impl Ringer {
                     slot: target.slot,
                     owner: target.owner,
                     name: target.name,
-                    bell: bell::open(target.pid, target.name),
+                    // Its pid means something in `/proc` only in its own PID namespace. Looked
+                    // up once per doorbell, not per ring (it costs a `getpid`).
+                    bell: crate::process::same_pid_namespace(target.pidns)
+                        .then(|| bell::open(target.pid, target.name))
+                        .flatten(),
                 };
                 match found {
                     Some(at) => {

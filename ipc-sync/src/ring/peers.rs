@@ -141,8 +141,7 @@ impl Slot {
             .expect("slot inside the validated control block")
     }
 
-    /// The doorbell of the slot's owner, if it is attached, has published one, and lives in our
-    /// PID namespace (elsewhere its pid means nothing here).
+    /// The doorbell of the slot's owner, if it is attached and has published one.
     pub fn bell_target(&self, shared: &Shared) -> Option<super::bell::Target> {
         let (owner, _, pidns) = self.words(shared);
         let owner = owner.load(Ordering::Acquire);
@@ -150,13 +149,11 @@ impl Slot {
         if state(owner) != ATTACHED || name == 0 {
             return None;
         }
-        if !process::same_pid_namespace(pidns.load(Ordering::Acquire)) {
-            return None;
-        }
         Some(super::bell::Target {
             slot: self.at,
             owner,
             pid: pid(owner),
+            pidns: pidns.load(Ordering::Acquire),
             name,
         })
     }
