@@ -39,6 +39,8 @@ pub struct RingSender {
     /// Set when the doorbell saw the consumer or the lock holder die: the next send checks
     /// at once.
     recheck_peers: bool,
+    /// The last `try_` found the producers' lock held (not the ring full).
+    lock_busy: bool,
 }
 
 impl RingSender {
@@ -113,6 +115,7 @@ impl RingSender {
             bell: None,
             armed_head: u64::MAX,
             recheck_peers: false,
+            lock_busy: false,
         })
     }
 
@@ -157,6 +160,7 @@ impl RingSender {
             disconnected,
             corruption,
             recheck_peers,
+            lock_busy,
             ..
         } = self;
         if *disconnected {
@@ -169,9 +173,14 @@ impl RingSender {
             return Err(fail(Error::Disconnected));
         }
         if let Some(lock) = lock.as_mut() {
-            let taken = lock
-                .acquire(mem, *strategy, wait, consumer, recheck)
-                .map_err(&mut fail)?;
+            let taken = match lock.acquire(mem, *strategy, wait, consumer, recheck) {
+                Ok(taken) => taken,
+                Err(e) => {
+                    // An event loop then waits for the lock's release, not for space.
+                    *lock_busy = matches!(e, Error::Full);
+                    return Err(fail(e));
+                }
+            };
             let synced = match taken {
                 Taken::Released => core.resync(mem),
                 // Whatever the dead producer wrote past the published tail is either a
@@ -276,6 +285,7 @@ impl Readiness for RingSender {
             bell,
             index,
             armed_head,
+            lock_busy,
             ..
         } = self;
         let bell = bell.as_mut().expect("made above");
@@ -289,8 +299,10 @@ impl Readiness for RingSender {
         }
         mem.ctl32(ctl::SPACE_BELLS)
             .fetch_or(1 << *index, Ordering::SeqCst);
+        // Waiting for the lock: its release rings us (the waiters bit). Waiting for space, the
+        // lock's state does not matter (a free lock must not make us retry forever).
         if let Some(lock) = lock.as_ref() {
-            if !lock.announce_waiter(mem) {
+            if std::mem::take(lock_busy) && !lock.announce_waiter(mem) {
                 return Ok(true);
             }
         }

@@ -592,3 +592,21 @@ fn doorbell_wakes_a_sender_when_the_receiver_leaves() {
     tx.after_wake();
     assert!(matches!(tx.try_send(&[7; 32]), Err(Error::Disconnected)));
 }
+
+#[test]
+fn a_multi_producer_sender_waits_for_space_without_spinning() {
+    let shared = ring(RingConfig::new(256).producers(Producers::Multi));
+    let options = EndpointOptions::default().wait(WaitStrategy::Park);
+    let mut rx = RingReceiver::attach(shared.clone(), &options).unwrap();
+    let mut tx = RingSender::attach(shared, &options).unwrap();
+    while tx.try_send(&[7; 32]).is_ok() {}
+    // The lock is free and the ring full: the sender must come to sleep, not retry forever.
+    arm_until_asleep(&mut tx);
+    let fd = tx.ready_fd().unwrap().0.try_clone_to_owned().unwrap();
+    use std::os::fd::AsFd;
+    let mut buf = [0u8; 64];
+    while rx.try_recv(&mut buf).is_ok() {}
+    assert!(readable_within(fd.as_fd(), Duration::from_secs(5)));
+    tx.after_wake();
+    tx.try_send(&[7; 32]).unwrap();
+}
