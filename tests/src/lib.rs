@@ -16,6 +16,8 @@
 //! - [`shm_ring`] opens either shared-memory transport's rings, maps a live segment for a test
 //!   playing the hostile peer, and reads its region table; [`board`] is where `ipc-shm-peer`
 //!   processes report what they are doing when a test kills them.
+//! - [`via`] runs the suite through the event-loop APIs: [`ViaFactory`] wraps a factory so that
+//!   every endpoint of a test, here and in its peers, waits through an `ipc::WaitSet`.
 //! - [`kill_producers`] is one trial of producers SIGKILLed mid-stream on a multi-producer
 //!   ring, shared by `tests/issue_11.rs` and the `ipc-stress` binary.
 
@@ -31,11 +33,13 @@ pub mod process;
 pub mod shm_ring;
 pub mod signals;
 pub mod suite;
+pub mod via;
 
 pub use factory::{Cfg, Factory, FifoFactory, MqFactory, Pair, PipeFactory, ShmFactory};
 pub use fixtures::{
     Cleanup, MqGuard, PathGuard, ShmGuard, mq_exists, shm_exists, unique_name, unique_path,
 };
+pub use via::{Via, ViaFactory};
 
 /// Stamps out one `#[test]` per generic test of [`suite`] for the transport of `$factory` (a
 /// `'static` value implementing [`Factory`]). Use it in an integration test of this crate, so

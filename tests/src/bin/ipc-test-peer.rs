@@ -1,9 +1,10 @@
 //! The other process of the cross-process tests (see `ipc_tests::process`).
 //!
 //! Usage: `ipc-test-peer ROLE ARGS...` with the transport string in `$IPC_TEST_SPEC` (the
-//! `mutex-*` and `condvar-*` roles take a POSIX shared-memory name instead). Reports
-//! progress on stdout (one line per step), takes commands on stdin, explains failures on
-//! stderr. Exit status: 0 when every check passed, 1 when a check failed, 2 on misuse.
+//! `mutex-*` and `condvar-*` roles take a POSIX shared-memory name instead), and how the
+//! endpoint waits in `$IPC_TEST_VIA` (see `ipc_tests::via`; unset: the transport's own
+//! calls). Reports progress on stdout (one line per step), takes commands on stdin, explains
+//! failures on stderr. Exit status: 0 when every check passed, 1 when a check failed, 2 on misuse.
 
 use std::io::{BufRead, Read, Write};
 use std::process::ExitCode;
@@ -62,12 +63,12 @@ fn spec() -> Result<String, String> {
 
 fn open_sender() -> Result<Box<dyn Sender>, String> {
     let spec = spec()?;
-    ipc::open_sender(&spec).map_err(|e| format!("open_sender({spec}): {e}"))
+    ipc_tests::via::open_sender(&spec).map_err(|e| format!("open_sender({spec}): {e}"))
 }
 
 fn open_receiver() -> Result<Box<dyn Receiver>, String> {
     let spec = spec()?;
-    ipc::open_receiver(&spec).map_err(|e| format!("open_receiver({spec}): {e}"))
+    ipc_tests::via::open_receiver(&spec).map_err(|e| format!("open_receiver({spec}): {e}"))
 }
 
 /// Tells the test how far we got.
