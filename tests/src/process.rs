@@ -241,13 +241,24 @@ impl ProcThread {
         }
     }
 
-    /// Whether the thread is blocked in `nanosleep` or `clock_nanosleep` now (the first field
-    /// of its `syscall` file is the number of the call it is blocked in).
+    /// Whether the thread is blocked in `nanosleep` or `clock_nanosleep` now.
     pub fn sleeping(&self) -> bool {
-        let nr = std::fs::read_to_string(format!("{}/syscall", self.dir))
+        self.blocked_in(&[libc::SYS_nanosleep, libc::SYS_clock_nanosleep])
+    }
+
+    /// Whether the thread is blocked in `poll` or `ppoll` now: how an endpoint in an
+    /// `ipc::WaitSet` waits.
+    pub fn polling(&self) -> bool {
+        self.blocked_in(&[libc::SYS_poll, libc::SYS_ppoll])
+    }
+
+    /// Whether the thread is blocked in one of the system calls `nrs` now (the first field of
+    /// its `syscall` file is the number of the call it is blocked in).
+    pub fn blocked_in(&self, nrs: &[i64]) -> bool {
+        std::fs::read_to_string(format!("{}/syscall", self.dir))
             .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse::<i64>().ok());
-        nr == Some(libc::SYS_nanosleep) || nr == Some(libc::SYS_clock_nanosleep)
+            .and_then(|s| s.split_whitespace().next()?.parse::<i64>().ok())
+            .is_some_and(|nr| nrs.contains(&nr))
     }
 
     /// How many times the thread has blocked so far (`voluntary_ctxt_switches`); 0 once it
