@@ -19,8 +19,12 @@
 //! `ipc::AsyncReceiver`) is one more variant of [`Via`], one more adapter pair beside
 //! [`WaitSetSender`] / [`WaitSetReceiver`] (a current-thread runtime per endpoint, each call
 //! a `block_on` of the async call under `tokio::time::timeout_at` for [`Wait::Until`]), its
-//! arms in [`Via::sender`] / [`Via::receiver`] / [`Via::name`], and one more test file
-//! stamping the suite with it.
+//! arms in [`Via::sender`] / [`Via::receiver`] / [`Via::name`], and one more test file of one
+//! line, [`conformance_tests_via!`](crate::conformance_tests_via) with the new variant.
+//!
+//! A transport's own test file run with `IPC_TEST_VIA=wait-set` in the environment has its
+//! peers wait through a set too (they inherit it; the test's own endpoints stay direct): a
+//! quick look at the transport-specific cross-process tests through readiness.
 
 use std::process::Command;
 
