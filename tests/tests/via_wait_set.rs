@@ -22,7 +22,7 @@ ipc_tests::conformance_tests_via!(ipc_tests::Via::WaitSet);
 /// it with `Disconnected`. Checked on one transport: the wrapping is the same for all.
 #[test]
 fn endpoints_wait_in_the_set_here_and_in_peers() {
-    for via in Via::ALL {
+    for via in [Via::Direct, Via::WaitSet] {
         let factory = ViaFactory::new(ShmFactory::new(), via);
         let cfg = factory.default_cfg();
 
