@@ -158,43 +158,9 @@ macro_rules! conformance_tests_via {
         }
 
         mod posix_mq {
-            // The connectionless group of tests/posix_mq.rs, but for two tests that fail: the
-            // queue descriptor, a POSIX queue's readiness, never shows the queue's removal
-            // (`mq_unlink` wakes no poller, and `try_send` on a full queue says `Full` whether
-            // or not it was removed), so a sender waiting for room through readiness sleeps
-            // for ever once its receiver removed the queue, where a blocking send says
-            // `Disconnected` within 100 ms. Listed, not dropped: back to the plain
-            // `connectionless` form once `impl Readiness for MqSender` (ipc-posix/src/mq.rs)
-            // shows the removal.
-            $crate::conformance_tests!(@ctx $crate::ViaFactory::new(
-                $crate::MqFactory::new(),
-                $via
-            ));
-            $crate::conformance_tests!(@each
-                random_messages_arrive_whole_once_in_order,
-                oversized_message_is_refused_and_sends_nothing,
-                small_buffer_is_refused_and_keeps_the_message,
-                try_recv_on_empty_is_empty,
-                recv_timeout_waits_out_its_deadline,
-                try_send_on_full_is_full_and_send_timeout_waits,
-                timed_out_send_is_never_delivered,
-                messages_cross_to_a_child_process,
-                messages_cross_from_a_child_process,
-                several_writer_processes_do_not_interleave,
-                signals_do_not_break_blocking_recv,
-                signals_do_not_break_recv_timeout,
-                signals_do_not_shorten_recv_timeout,
-                signals_do_not_break_blocking_send,
-                signals_do_not_shorten_send_timeout,
-                dropped_sender_leaves_its_messages_queued,
-                exited_sender_leaves_its_messages,
-                killed_sender_leaves_its_messages,
-                exited_receiver_is_invisible_to_sender,
-            );
-            $crate::conformance_tests!(@ignored
-                "posix-mq readiness does not show the queue's removal (hangs 30 s)":
-                blocked_send_wakes_when_receiver_dropped,
-                sigpipe_default_child_blocked_in_send_gets_disconnected,
+            $crate::conformance_tests!(
+                $crate::ViaFactory::new($crate::MqFactory::new(), $via),
+                connectionless
             );
         }
 
