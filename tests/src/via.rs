@@ -2,36 +2,39 @@
 //! [`ViaFactory`] makes every endpoint of a test, in this process and in its peers, wait that
 //! way.
 //!
-//! The suite's tests call the plain [`Sender`] / [`Receiver`] methods. Through
-//! [`Via::WaitSet`], those methods are served by an adapter that never calls the transport's own
-//! blocking form: it tries without waiting (`try_recv`, [`Sender::try_send_part`]) and does
-//! every wait through an [`ipc::WaitSet`] holding the one endpoint, that is through the
-//! transport's [`Readiness`] (see [`ipc::ready`]). So every property of the suite (messages
-//! whole, once, in order; deadlines neither early nor late under signals; `Disconnected` when a
-//! peer is dropped, exits or is killed, within the suite's bound) is checked of the readiness
-//! protocol too, across real processes.
+//! The suite's tests call the plain [`Sender`] / [`Receiver`] methods. Through a [`Via`] other
+//! than [`Via::Direct`], those methods are served by an adapter that never calls the
+//! transport's own blocking form, and waits through the transport's [`Readiness`] (see
+//! [`ipc::ready`]) by one of the public APIs built on it:
+//!
+//! - [`Via::WaitSet`]: an [`ipc::WaitSet`] holding the one endpoint ([`WaitSetSender`],
+//!   [`WaitSetReceiver`]): the endpoint's `try_` calls, and `poll(2)` in the set between them;
+//! - [`Via::Tokio`]: `ipc::AsyncSender` / `ipc::AsyncReceiver` on a current-thread runtime of
+//!   the endpoint's own ([`TokioSender`], [`TokioReceiver`]): each call a `block_on` of the
+//!   async call, a deadline `tokio::time::timeout_at`, which drops the future.
+//!
+//! So every property of the suite (messages whole, once, in order; deadlines neither early nor
+//! late under signals; `Disconnected` when a peer is dropped, exits or is killed, within the
+//! suite's bound) is checked of the readiness protocol and of both APIs too, across real
+//! processes. Another way to wait is one more variant, one more adapter pair, and one more
+//! test file of one line, [`conformance_tests_via!`](crate::conformance_tests_via).
 //!
 //! The peers take part through [`VIA_ENV`]: [`ViaFactory`] sets it on their commands, and
 //! `ipc-test-peer` opens its endpoints with [`open_sender`] / [`open_receiver`], which wrap as
-//! it says.
-//!
-//! Adding another way to wait (the `tokio` feature of `ipc`, `ipc::AsyncSender` /
-//! `ipc::AsyncReceiver`) is one more variant of [`Via`], one more adapter pair beside
-//! [`WaitSetSender`] / [`WaitSetReceiver`] (a current-thread runtime per endpoint, each call
-//! a `block_on` of the async call under `tokio::time::timeout_at` for [`Wait::Until`]), its
-//! arms in [`Via::sender`] / [`Via::receiver`] / [`Via::name`], and one more test file of one
-//! line, [`conformance_tests_via!`](crate::conformance_tests_via) with the new variant.
-//!
-//! A transport's own test file run with `IPC_TEST_VIA=wait-set` in the environment has its
-//! peers wait through a set too (they inherit it; the test's own endpoints stay direct): a
-//! quick look at the transport-specific cross-process tests through readiness.
+//! it says. A transport's own test file run with `IPC_TEST_VIA=wait-set` (or `tokio`) in the
+//! environment has its peers wait that way too (they inherit it; the test's own endpoints stay
+//! direct): a quick look at the transport-specific cross-process tests through readiness.
 
+use std::path::Path;
 use std::process::Command;
+use std::sync::mpsc;
+use std::thread;
 
 use ipc::{Error, Readiness, Receiver, Result, Sender, Wait, WaitSet, wait_set::Key};
 
+use crate::ShmFactory;
 use crate::factory::{Cfg, Factory, Pair};
-use crate::process::Peer;
+use crate::process::{Peer, ProcThread, WATCHDOG, peer_command};
 
 /// Environment variable through which a peer learns how to wait: a [`Via::name`]; unset means
 /// [`Via::Direct`].
@@ -44,19 +47,21 @@ pub enum Via {
     Direct,
     /// Every wait through an [`ipc::WaitSet`] ([`WaitSetSender`], [`WaitSetReceiver`]).
     WaitSet,
-    // Tokio: every wait an `.await` of `ipc::AsyncSender` / `ipc::AsyncReceiver` (not landed
-    // yet; see the module documentation for what adding it takes).
+    /// Every wait an `.await` of `ipc::AsyncSender` / `ipc::AsyncReceiver` on a current-thread
+    /// tokio runtime ([`TokioSender`], [`TokioReceiver`]).
+    Tokio,
 }
 
 impl Via {
     /// Every way, for tests that go through them all.
-    pub const ALL: [Via; 2] = [Via::Direct, Via::WaitSet];
+    pub const ALL: [Via; 3] = [Via::Direct, Via::WaitSet, Via::Tokio];
 
     /// The name [`VIA_ENV`] carries.
     pub fn name(self) -> &'static str {
         match self {
             Via::Direct => "direct",
             Via::WaitSet => "wait-set",
+            Via::Tokio => "tokio",
         }
     }
 
@@ -72,10 +77,21 @@ impl Via {
             Ok(name) => Via::parse(&name).ok_or_else(|| {
                 Error::invalid_spec(
                     format!("{VIA_ENV}={name}"),
-                    "expected `direct` or `wait-set`",
+                    "expected `direct`, `wait-set` or `tokio`",
                 )
             }),
             Err(e) => Err(Error::invalid_spec(VIA_ENV, e.to_string())),
+        }
+    }
+
+    /// The system calls a thread waiting this way sits in: `poll`/`ppoll` for a wait set,
+    /// `epoll_wait`/`epoll_pwait` for tokio's reactor; `futex` directly on a ring (which parks
+    /// on a futex word), the transport's own for the others.
+    pub fn waits_in(self) -> &'static [i64] {
+        match self {
+            Via::Direct => &[libc::SYS_futex],
+            Via::WaitSet => &[libc::SYS_poll, libc::SYS_ppoll],
+            Via::Tokio => &[libc::SYS_epoll_wait, libc::SYS_epoll_pwait],
         }
     }
 
@@ -89,6 +105,7 @@ impl Via {
         Ok(match self {
             Via::Direct => tx,
             Via::WaitSet => Box::new(WaitSetSender::new(tx)?),
+            Via::Tokio => Box::new(TokioSender::new(tx)?),
         })
     }
 
@@ -97,6 +114,7 @@ impl Via {
         Ok(match self {
             Via::Direct => rx,
             Via::WaitSet => Box::new(WaitSetReceiver::new(rx)?),
+            Via::Tokio => Box::new(TokioReceiver::new(rx)?),
         })
     }
 }
@@ -223,6 +241,101 @@ impl Sender for WaitSetSender {
     }
 }
 
+/// A current-thread runtime with its reactor and timers, for one endpoint.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("tokio runtime", e))
+}
+
+/// A receiver whose every wait is an `.await` of [`ipc::AsyncReceiver::recv`] on a runtime of
+/// its own; a deadline is `tokio::time::timeout_at` (a dropped `recv` future takes nothing). A
+/// `try_` call is the endpoint's `try_recv` alone.
+pub struct TokioReceiver {
+    rt: tokio::runtime::Runtime,
+    rx: ipc::AsyncReceiver<Box<dyn Receiver>>,
+}
+
+impl TokioReceiver {
+    /// `rx` on a fresh current-thread runtime.
+    pub fn new(rx: Box<dyn Receiver>) -> Result<TokioReceiver> {
+        let rt = runtime()?;
+        let rx = {
+            let _in = rt.enter();
+            ipc::AsyncReceiver::new(rx)?
+        };
+        Ok(TokioReceiver { rt, rx })
+    }
+}
+
+impl Receiver for TokioReceiver {
+    fn max_message_size(&self) -> usize {
+        self.rx.max_message_size()
+    }
+
+    fn recv_with(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
+        let TokioReceiver { rt, rx } = self;
+        match wait {
+            Wait::Never => rx.get_mut().try_recv(buf),
+            Wait::Forever => rt.block_on(rx.recv(buf)),
+            Wait::Until(at) => rt
+                .block_on(async { tokio::time::timeout_at(at.into(), rx.recv(buf)).await })
+                .unwrap_or(Err(Error::Timeout)),
+        }
+    }
+
+    fn readiness(&mut self) -> Option<&mut dyn Readiness> {
+        self.rx.get_mut().readiness()
+    }
+}
+
+/// A sender whose every wait is an `.await` of [`ipc::AsyncSender::send`] on a runtime of its
+/// own; a deadline is `tokio::time::timeout_at` (a dropped `send` future sent all or nothing:
+/// a part left in a pipe is given up by the next call). A `try_` call is the endpoint's
+/// [`Sender::try_send_part`] afresh, as `AsyncSender::send` starts.
+pub struct TokioSender {
+    rt: tokio::runtime::Runtime,
+    tx: ipc::AsyncSender<Box<dyn Sender>>,
+}
+
+impl TokioSender {
+    /// `tx` on a fresh current-thread runtime.
+    pub fn new(tx: Box<dyn Sender>) -> Result<TokioSender> {
+        let rt = runtime()?;
+        let tx = {
+            let _in = rt.enter();
+            ipc::AsyncSender::new(tx)?
+        };
+        Ok(TokioSender { rt, tx })
+    }
+}
+
+impl Sender for TokioSender {
+    fn max_message_size(&self) -> usize {
+        self.tx.max_message_size()
+    }
+
+    fn try_send_part(&mut self, msg: &[u8], resume: bool) -> Result<()> {
+        self.tx.get_mut().try_send_part(msg, resume)
+    }
+
+    fn readiness(&mut self) -> Option<&mut dyn Readiness> {
+        self.tx.get_mut().readiness()
+    }
+
+    fn send_with(&mut self, msg: &[u8], wait: Wait) -> Result<()> {
+        let TokioSender { rt, tx } = self;
+        match wait {
+            Wait::Never => tx.get_mut().try_send_part(msg, false),
+            Wait::Forever => rt.block_on(tx.send(msg)),
+            Wait::Until(at) => rt
+                .block_on(async { tokio::time::timeout_at(at.into(), tx.send(msg)).await })
+                .unwrap_or(Err(Error::Timeout)),
+        }
+    }
+}
+
 /// A [`Factory`] whose endpoints wait [`Via`] some way: those it returns are wrapped, and its
 /// peers wrap theirs (it marks their commands with [`VIA_ENV`]). Everything else is `inner`'s.
 ///
@@ -309,4 +422,64 @@ impl<F: Factory> Factory for ViaFactory<F> {
     fn multi_writer_max(&self) -> usize {
         self.inner.multi_writer_max()
     }
+}
+
+/// Checks that `via` is what a [`ViaFactory`] runs, with [`Via::Direct`] as the control: a
+/// receive blocked on a posix-shm ring, in this process and in a peer run from `peer_exe`,
+/// sits in the system call of its way ([`Via::waits_in`]), and the sender's going wakes it with
+/// `Disconnected`. One transport is enough: the wrapping is the same for all. For the self-check
+/// of each `tests/via_*.rs`.
+pub fn check_endpoints_wait(via: Via, peer_exe: &str) {
+    let mut ways = vec![Via::Direct, via];
+    ways.dedup();
+    for via in ways {
+        let factory = ViaFactory::new(ShmFactory::new(), via);
+        let cfg = factory.default_cfg();
+
+        let Pair {
+            tx,
+            rx,
+            cleanup: _cleanup,
+        } = factory.pair(&cfg).unwrap();
+        let (tid_tx, tid_rx) = mpsc::channel();
+        let (done_tx, done) = mpsc::channel();
+        thread::spawn(move || {
+            tid_tx.send(nix::unistd::gettid().as_raw()).unwrap();
+            let mut rx = rx;
+            let _ = done_tx.send(rx.recv(&mut [0; 64]));
+        });
+        let tid = tid_rx
+            .recv_timeout(WATCHDOG)
+            .expect("the receiving thread started");
+        assert_waits(via, &ProcThread::of_tid(tid), "this process");
+        drop(tx);
+        let r = done.recv_timeout(WATCHDOG).expect("recv still blocked");
+        assert!(matches!(r, Err(Error::Disconnected)), "{via:?}: {r:?}");
+
+        let cmd = peer_command(Path::new(peer_exe), "wait-end", &["recv"]);
+        let (tx, mut peer) = factory.spawn_receiver(&cfg, cmd).unwrap();
+        peer.expect_line("ready");
+        assert_waits(via, &ProcThread::of_peer(&peer), "the peer");
+        drop(tx);
+        peer.expect_line("ok");
+        peer.wait_success();
+    }
+}
+
+/// Waits until `thread` is blocked in the waiting call of any way, and checks it is `via`'s.
+fn assert_waits(via: Via, thread: &ProcThread, whose: &str) {
+    let any: Vec<i64> = Via::ALL
+        .iter()
+        .flat_map(|v| v.waits_in())
+        .copied()
+        .collect();
+    thread.until("a blocked receive", |t| t.blocked_in(&any));
+    let other = Via::ALL
+        .into_iter()
+        .find(|v| thread.blocked_in(v.waits_in()));
+    assert_eq!(
+        other,
+        Some(via),
+        "{via:?}: the receive of {whose} waits as {other:?} does"
+    );
 }
