@@ -222,8 +222,10 @@ impl Sender for WaitSetSender {
                 Err(Error::Full) => {}
                 done => return done,
             }
-            if wait == Wait::Never {
-                return Err(Error::Full);
+            // The set reports a member that says "retry now" whatever the deadline, so the
+            // deadline is checked here, after each attempt, as `WaitSet::recv` does.
+            if wait.expired() {
+                return Err(wait.full_error());
             }
             resume = true;
             // Ready (possibly spuriously): try again. `Timeout` once the deadline has passed
