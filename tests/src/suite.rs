@@ -17,7 +17,7 @@ use crate::drive::{self, drain, drain_bounded, drain_exact, fill, send_stream_co
 use crate::message::{self, StreamCheck};
 use crate::process::{
     Peer, Progress, WATCHDOG, bounded, bounded_progress, describe, peer_command, recv_one,
-    send_one, watch_rx,
+    send_one, watch_rx, watch_tx,
 };
 use crate::{Cfg, Factory, Pair};
 
@@ -382,7 +382,8 @@ pub fn oversized_message_is_refused_and_sends_nothing(ctx: &Ctx) {
             cleanup: _cleanup,
         } = ctx.pair(&Cfg::message_size(max));
         let big = vec![1; max + 1];
-        let e = tx.send(&big).unwrap_err();
+        let too_large = big.clone();
+        let e = watch_tx(&mut tx, "send of max + 1", move |tx| tx.send(&too_large)).unwrap_err();
         assert!(
             matches!(e, Error::MessageTooLarge { len, max: m } if len == max + 1 && m == max),
             "send of {} bytes with max {max}: {e:?}",
@@ -502,12 +503,14 @@ pub fn recv_timeout_waits_out_its_deadline(ctx: &Ctx) {
         mut rx,
         cleanup: _cleanup,
     } = ctx.pair(&ctx.cfg());
-    let mut buf = vec![0; 64 * 1024];
     for ms in [1, 50, 300] {
         let timeout = Duration::from_millis(ms);
-        let start = Instant::now();
-        let r = rx.recv_timeout(&mut buf, timeout);
-        let elapsed = start.elapsed();
+        let (r, elapsed) = watch_rx(&mut rx, "recv_timeout", move |rx| {
+            let mut buf = vec![0; 64 * 1024];
+            let start = Instant::now();
+            let r = rx.recv_timeout(&mut buf, timeout);
+            (r, start.elapsed())
+        });
         assert!(
             matches!(r, Err(Error::Timeout)),
             "recv_timeout({timeout:?}): {r:?}"
@@ -536,15 +539,20 @@ pub fn try_send_on_full_is_full_and_send_timeout_waits(ctx: &Ctx) {
         "try_send on full, again: {r:?}"
     );
     let timeout = Duration::from_millis(300);
-    let start = Instant::now();
-    let r = tx.send_timeout(&extra, timeout);
-    let elapsed = start.elapsed();
+    let (r, elapsed) = watch_tx(&mut tx, "send_timeout on full", move |tx| {
+        let start = Instant::now();
+        let r = tx.send_timeout(&extra, timeout);
+        (r, start.elapsed())
+    });
     assert!(
         matches!(r, Err(Error::Timeout)),
         "send_timeout on full: {r:?}"
     );
     assert_waited("send_timeout", elapsed, timeout);
-    let r = tx.send_timeout(&vec![3; cfg.message_size.min(60 * 1024)], timeout);
+    let large = vec![3; cfg.message_size.min(60 * 1024)];
+    let r = watch_tx(&mut tx, "large send_timeout on full", move |tx| {
+        tx.send_timeout(&large, timeout)
+    });
     assert!(
         matches!(r, Err(Error::Timeout)),
         "large send_timeout on full: {r:?}"
@@ -588,9 +596,11 @@ pub fn timed_out_send_is_never_delivered(ctx: &Ctx) {
     check.accept(&recv_one(&mut rx).unwrap()).unwrap();
     let mut large = Vec::new();
     message::encode(1, 0, max, &mut large);
-    let start = Instant::now();
-    let r = tx.send_timeout(&large, Duration::from_millis(200));
-    let elapsed = start.elapsed();
+    let (r, elapsed) = watch_tx(&mut tx, "large send_timeout", move |tx| {
+        let start = Instant::now();
+        let r = tx.send_timeout(&large, Duration::from_millis(200));
+        (r, start.elapsed())
+    });
     let delivered = match r {
         Ok(()) => 1,
         Err(Error::Timeout) => {
