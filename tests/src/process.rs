@@ -274,6 +274,30 @@ impl ProcThread {
             .unwrap_or(0)
     }
 
+    /// CPU time the thread has used so far (user and system, from its `stat` file, in clock
+    /// ticks of `sysconf(_SC_CLK_TCK)`); zero once it is gone.
+    pub fn cpu_time(&self) -> Duration {
+        let ticks = std::fs::read_to_string(format!("{}/stat", self.dir))
+            .ok()
+            .and_then(|s| {
+                // Fields after the command name (which may hold spaces), from field 3 on:
+                // utime and stime are fields 14 and 15.
+                let rest = s.rsplit_once(')')?.1;
+                let mut fields = rest.split_whitespace().skip(11);
+                let utime: u64 = fields.next()?.parse().ok()?;
+                let stime: u64 = fields.next()?.parse().ok()?;
+                Some(utime + stime)
+            })
+            .unwrap_or(0);
+        let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .and_then(|t| u64::try_from(t).ok())
+            .filter(|&t| t > 0)
+            .unwrap_or(100);
+        Duration::from_nanos(ticks.saturating_mul(1_000_000_000) / per_second)
+    }
+
     /// Waits until `done` holds of the thread, polling its `/proc` files; panics naming
     /// `what` after [`WATCHDOG`].
     pub fn until(&self, what: &str, done: impl Fn(&ProcThread) -> bool) {

@@ -16,8 +16,8 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use crate::drive::{self, drain, drain_bounded, drain_exact, fill, send_stream_counted};
 use crate::message::{self, StreamCheck};
 use crate::process::{
-    Peer, Progress, WATCHDOG, bounded, bounded_progress, describe, peer_command, recv_one,
-    send_one, watch_rx, watch_tx,
+    Peer, ProcThread, Progress, WATCHDOG, bounded, bounded_progress, describe, peer_command,
+    recv_one, send_one, watch_rx, watch_tx,
 };
 use crate::{Cfg, Factory, Pair};
 
@@ -1025,6 +1025,124 @@ pub fn signals_do_not_shorten_send_timeout(ctx: &Ctx) {
     let (mut rx, check) = ctx.drain_stream_bounded(rx, 1, n);
     check.finish(n).unwrap();
     ctx.expect_end(&mut rx, "the messages that filled the transport");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Waiting costs nothing
+
+/// The most of one CPU a call may use while it is blocked: it should sleep. A transport that
+/// waits by backing off (System V queues look every few milliseconds) costs a few percent in a
+/// debug build; a call that spins costs all of it.
+pub const BLOCKED_CPU_MAX: f64 = 0.3;
+
+/// How long a blocked call's use of the CPU is watched.
+const CPU_WINDOW: Duration = Duration::from_millis(500);
+
+/// Checks that `thread`, blocked in `what` (the call has not returned: `still_blocked`), uses
+/// at most [`BLOCKED_CPU_MAX`] of a CPU over [`CPU_WINDOW`].
+fn assert_sleeps(
+    name: &str,
+    thread: &ProcThread,
+    what: &str,
+    still_blocked: impl FnOnce() -> bool,
+) {
+    let before = thread.cpu_time();
+    let start = Instant::now();
+    // A window to measure over, not a synchronisation: the call is blocked throughout.
+    thread::sleep(CPU_WINDOW);
+    let used = thread.cpu_time().saturating_sub(before);
+    let elapsed = start.elapsed();
+    assert!(
+        still_blocked(),
+        "{name}: {what} returned while it should have been blocked: the test proved nothing"
+    );
+    assert!(
+        used.as_secs_f64() <= BLOCKED_CPU_MAX * elapsed.as_secs_f64(),
+        "{name}: {what} used {used:?} of CPU in {elapsed:?} while blocked: it spins instead of \
+         sleeping"
+    );
+}
+
+/// Starts `f` on a thread and returns the thread's `/proc` view and its result, once the thread
+/// is running.
+fn watched_thread<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> (ProcThread, mpsc::Receiver<T>) {
+    let (tid_tx, tid) = mpsc::channel();
+    let (done_tx, done) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tid_tx.send(nix::unistd::gettid().as_raw());
+        let _ = done_tx.send(f());
+    });
+    let tid = tid.recv_timeout(WATCHDOG).expect("the thread started");
+    (ProcThread::of_tid(tid), done)
+}
+
+/// A call blocked on an empty or full transport sleeps rather than spins: a `recv` on an empty
+/// transport, a `send` on a full one, and a writer process blocked on a full transport of
+/// several writers (a multi-producer ring, whose writers also wait for one another's lock);
+/// each then ends as usual (a message, `Disconnected` with the receiver gone).
+pub fn blocked_calls_sleep_rather_than_spin(ctx: &Ctx) {
+    let name = ctx.name();
+    let Pair {
+        mut tx,
+        rx,
+        cleanup: _cleanup,
+    } = ctx.pair(&ctx.cfg());
+    let (thread, done) = watched_thread(move || {
+        let mut rx = rx;
+        rx.recv(&mut [0; 64])
+    });
+    assert_sleeps(name, &thread, "a recv on an empty transport", || {
+        matches!(done.try_recv(), Err(mpsc::TryRecvError::Empty))
+    });
+    send_one(&mut tx, b"wake").unwrap();
+    let r = done
+        .recv_timeout(WATCHDOG)
+        .expect("recv still blocked after a message");
+    assert!(
+        matches!(r, Ok(4)),
+        "{name}: the recv woken by a message: {r:?}"
+    );
+
+    let Pair {
+        tx,
+        rx,
+        cleanup: _cleanup,
+    } = ctx.pair(&ctx.cfg());
+    let (thread, done) = watched_thread(move || {
+        let mut tx = tx;
+        fill(&mut *tx).unwrap();
+        tx.send(&[5; 64])
+    });
+    assert_sleeps(name, &thread, "a send on a full transport", || {
+        matches!(done.try_recv(), Err(mpsc::TryRecvError::Empty))
+    });
+    drop(rx);
+    let r = done
+        .recv_timeout(WATCHDOG)
+        .expect("send still blocked with the receiver gone");
+    assert!(
+        matches!(r, Err(Error::Disconnected)),
+        "{name}: the send woken by the receiver's drop: {r:?}"
+    );
+
+    let cfg = Cfg::message_size(ctx.factory.multi_writer_max().min(ctx.cfg().message_size));
+    let cmds = vec![ctx.command("sigpipe-send", &["blocked"])];
+    let (rx, mut peers) = ctx
+        .factory
+        .spawn_senders(&cfg, cmds)
+        .unwrap_or_else(|e| panic!("{name}: cannot start the writer: {e}"));
+    let peer = &mut peers[0];
+    peer.expect_line("full");
+    let thread = ProcThread::of_peer(peer);
+    let what = "a writer of several blocked on a full transport";
+    assert_sleeps(name, &thread, what, || {
+        peer.poll_line().is_none() && !peer.has_exited()
+    });
+    drop(rx);
+    assert_not_killed_by_sigpipe(peer);
+    assert_eq!(peer.expect_line("ok"), "", "{name}: {what}");
 }
 
 // ---------------------------------------------------------------------------------------------
