@@ -187,6 +187,21 @@ fn assert_waited(what: &str, elapsed: Duration, timeout: Duration) {
     );
 }
 
+/// How soon a blocked call must see its peer go (dropped, exited, killed, or the queue
+/// removed) and return `Disconnected`, whichever way it waits: the transports look at least
+/// every 100 ms (a POSIX queue's removal; a ring every 25 ms), and the rest is for a loaded
+/// machine. Not a speed test: a call that would notice only by chance, or never, fails it.
+pub const PEER_GONE_NOTICE: Duration = Duration::from_secs(2);
+
+/// Asserts that a call that returned at `returned` saw its peer go at `gone` promptly.
+fn assert_prompt(name: &str, what: &str, gone: Instant, returned: Instant) {
+    let after = returned.saturating_duration_since(gone);
+    assert!(
+        after < PEER_GONE_NOTICE,
+        "{name}: {what} returned {after:?} after the peer went (at most {PEER_GONE_NOTICE:?})"
+    );
+}
+
 /// Runs `f` on a thread started now; [`Background::join`] waits for it with a deadline.
 struct Background<T> {
     result: mpsc::Receiver<thread::Result<T>>,
@@ -680,11 +695,13 @@ pub fn blocked_recv_wakes_when_sender_dropped(ctx: &Ctx) {
     } = ctx.pair(&ctx.cfg());
     let blocked = background(move || {
         let mut buf = vec![0; 64];
-        rx.recv(&mut buf)
+        (rx.recv(&mut buf), Instant::now())
     });
+    let gone = Instant::now();
     drop(tx);
-    let r = blocked.join("recv with the sender dropped");
+    let (r, returned) = blocked.join("recv with the sender dropped");
     assert!(matches!(r, Err(Error::Disconnected)), "{r:?}");
+    assert_prompt(ctx.name(), "a recv with the sender dropped", gone, returned);
 }
 
 /// With the receiver gone, every send form says `Disconnected`, whatever the size.
@@ -729,10 +746,17 @@ pub fn blocked_send_wakes_when_receiver_dropped(ctx: &Ctx) {
         cleanup: _cleanup,
     } = ctx.pair(&ctx.cfg());
     fill(&mut *tx).unwrap();
-    let blocked = background(move || tx.send(&[5; 1000]));
+    let blocked = background(move || (tx.send(&[5; 1000]), Instant::now()));
+    let gone = Instant::now();
     drop(rx);
-    let r = blocked.join("send with the receiver dropped");
+    let (r, returned) = blocked.join("send with the receiver dropped");
     assert!(matches!(r, Err(Error::Disconnected)), "{r:?}");
+    assert_prompt(
+        ctx.name(),
+        "a send with the receiver dropped",
+        gone,
+        returned,
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -830,12 +854,14 @@ pub fn blocked_recv_wakes_when_sender_killed(ctx: &Ctx) {
         let mut buf = vec![0; rx.max_message_size()];
         let first = rx.recv(&mut buf).map(|n| buf[..n].to_vec());
         let second = rx.recv(&mut buf);
-        (first, second)
+        (first, second, Instant::now())
     });
+    let gone = Instant::now();
     peer.kill();
-    let (first, second) = blocked.join("recv with the sender killed");
+    let (first, second, returned) = blocked.join("recv with the sender killed");
     message::decode(&first.expect("the message sent before the kill")).unwrap();
     assert!(matches!(second, Err(Error::Disconnected)), "{second:?}");
+    assert_prompt(ctx.name(), "a recv with the sender killed", gone, returned);
 }
 
 /// A child receiver that exits normally (without reading): our sends say `Disconnected`.
@@ -857,10 +883,17 @@ pub fn killed_receiver_wakes_blocked_sender(ctx: &Ctx) {
     let (mut tx, mut peer) = ctx.child_receiver(&ctx.cfg(), "recv-hold", &[]);
     peer.expect_line("ready");
     fill(&mut *tx).unwrap();
-    let blocked = background(move || tx.send(&[1; 2000]));
+    let blocked = background(move || (tx.send(&[1; 2000]), Instant::now()));
+    let gone = Instant::now();
     peer.kill();
-    let r = blocked.join("send with the receiver killed");
+    let (r, returned) = blocked.join("send with the receiver killed");
     assert!(matches!(r, Err(Error::Disconnected)), "{r:?}");
+    assert_prompt(
+        ctx.name(),
+        "a send with the receiver killed",
+        gone,
+        returned,
+    );
 }
 
 fn assert_not_killed_by_sigpipe(peer: &mut Peer) {
