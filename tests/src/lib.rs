@@ -174,22 +174,9 @@ macro_rules! conformance_tests_via {
         }
 
         mod posix_shm {
-            // The connected group, but what waiting costs is a known failure: a writer of a
-            // multi-producer ring waiting for room through readiness spins (one CPU, for as
-            // long as the ring is full) instead of sleeping: with the ring's lock free,
-            // `RingSender::prepare_wait` (ipc-sync/src/ring/sender.rs) says "retry now" on
-            // every call, since `ProducerLock::announce_waiter` (ring/lock.rs) says "try
-            // again" for a free lock, though what the writer waits for is room. The test stays
-            // listed, and runs with `--ignored`; back to the plain `connected` form once fixed.
-            $crate::conformance_tests!(@ctx $crate::ViaFactory::new(
-                $crate::ShmFactory::new(),
-                $via
-            ));
-            $crate::conformance_tests!(@common_but_cost);
-            $crate::conformance_tests!(@connected_only);
-            $crate::conformance_tests!(@ignored
-                "a full multi-producer ring spins through readiness (RingSender::prepare_wait)":
-                blocked_calls_sleep_rather_than_spin
+            $crate::conformance_tests!(
+                $crate::ViaFactory::new($crate::ShmFactory::new(), $via),
+                connected
             );
         }
 
@@ -208,16 +195,12 @@ macro_rules! conformance_tests_via {
         }
 
         mod sysv_shm {
-            // As posix_shm.
-            $crate::conformance_tests!(@ctx $crate::ViaFactory::new(
-                $crate::factory_sysv_shm::SysvShmFactory::new(),
-                $via
-            ));
-            $crate::conformance_tests!(@common_but_cost);
-            $crate::conformance_tests!(@connected_only);
-            $crate::conformance_tests!(@ignored
-                "a full multi-producer ring spins through readiness (RingSender::prepare_wait)":
-                blocked_calls_sleep_rather_than_spin
+            $crate::conformance_tests!(
+                $crate::ViaFactory::new(
+                    $crate::factory_sysv_shm::SysvShmFactory::new(),
+                    $via
+                ),
+                connected
             );
         }
     };
