@@ -746,7 +746,8 @@ fn recv_takes_several_transports_and_prints_from_whichever_is_ready() {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),
     );
-    let to_ring = run(ipc().args(["send", &segment.spec(""), "r1", "r2"]));
+    // A loaded machine may take a while to start `ipc recv`, which creates the ring.
+    let to_ring = run(ipc().args(["send", &segment.spec("?open_timeout=60s"), "r1", "r2"]));
     assert!(to_ring.status.success(), "send: {}", text(&to_ring.stderr));
     let to_fifo = run(ipc().args(["send", &fifo.spec(), "f1", "f2"]));
     assert!(to_fifo.status.success(), "send: {}", text(&to_fifo.stderr));

@@ -144,6 +144,9 @@ impl Registration {
         readiness: ReadinessOf<E>,
     ) -> Result<()> {
         if readiness(endpoint).ok_or_else(lost)?.prepare_wait()? {
+            // "Retry now" makes no await: spend the task's budget, so that an endpoint saying
+            // it again and again still lets tokio run timers and other tasks.
+            ::tokio::task::consume_budget().await;
             return Ok(());
         }
         // A peer's end shows as readiness too: a pipe whose last writer left is readable

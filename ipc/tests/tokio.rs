@@ -845,3 +845,57 @@ async fn typed_values_cross_a_ring() {
     assert!(matches!(rx.recv().await, Err(Error::Corrupted { .. })));
     assert_eq!(rx.recv().await.unwrap(), order);
 }
+
+/// An endpoint that always says "retry now" and never has a message: what a misbehaving
+/// transport could do.
+struct AlwaysRetry(std::os::unix::net::UnixDatagram);
+
+impl Receiver for AlwaysRetry {
+    fn max_message_size(&self) -> usize {
+        1
+    }
+    fn recv_with(&mut self, _buf: &mut [u8], wait: Wait) -> ipc::Result<usize> {
+        Err(wait.empty_error())
+    }
+    fn readiness(&mut self) -> Option<&mut dyn ipc::Readiness> {
+        Some(self)
+    }
+}
+
+impl ipc::Readiness for AlwaysRetry {
+    fn ready_fd(&mut self) -> ipc::Result<(std::os::fd::BorrowedFd<'_>, ipc::Interest)> {
+        use std::os::fd::AsFd;
+        Ok((self.0.as_fd(), ipc::Interest::Readable))
+    }
+    fn prepare_wait(&mut self) -> ipc::Result<bool> {
+        Ok(true)
+    }
+    fn after_wake(&mut self) {}
+}
+
+/// A `recv` that never gets to await its descriptor must still let tokio run its timers: the
+/// timeout fires instead of the task spinning forever inside one poll. Run on a thread of its
+/// own, so that a regression fails the test instead of hanging it.
+#[test]
+fn an_endpoint_that_always_says_retry_cannot_starve_the_runtime() {
+    let (done, finished) = mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let timed_out = rt.block_on(async {
+            let (a, _b) = std::os::unix::net::UnixDatagram::pair().unwrap();
+            let mut rx = AsyncReceiver::new(AlwaysRetry(a)).unwrap();
+            let mut buf = [0u8; 1];
+            tokio::time::timeout(Duration::from_millis(20), rx.recv(&mut buf))
+                .await
+                .is_err()
+        });
+        let _ = done.send(timed_out);
+    });
+    let timed_out = finished
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the runtime was starved: the timeout never fired");
+    assert!(timed_out);
+}
