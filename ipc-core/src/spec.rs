@@ -259,7 +259,9 @@ pub enum Address {
     Name(String),
     /// `sysv-*:key=0x6666`: an explicit System V key (never `IPC_PRIVATE`).
     Key(i32),
-    /// `sysv-*:ftok=/path:0x66`: a key computed by `ftok(path, proj_id)`; `proj_id` is 1..=255.
+    /// `sysv-*:ftok=/path:0x66`: a key computed by `ftok(path, proj_id)`. As in C, `proj_id` is
+    /// any `int` of which glibc uses the low 8 bits, so `ftok=/p:0x6666` is `ftok=/p:0x66` and
+    /// displays as such; low 8 bits of 0 are refused (see [`parse_proj_id`]).
     Ftok {
         /// The existing file whose inode feeds the key.
         path: String,
@@ -502,10 +504,7 @@ fn parse_address(transport: Transport, text: &str) -> Result<Address> {
                     .rsplit_once(':')
                     .ok_or_else(|| bad("ftok takes `PATH:PROJ_ID`".into()))?;
                 check_path(path).map_err(bad)?;
-                let proj_id = parse_int(proj)
-                    .and_then(|p| u8::try_from(p).ok())
-                    .filter(|p| *p != 0)
-                    .ok_or_else(|| bad(format!("proj_id `{proj}` must be 1..=255")))?;
+                let proj_id = parse_proj_id(proj).map_err(bad)?;
                 Ok(Address::Ftok {
                     path: path.to_owned(),
                     proj_id,
@@ -663,6 +662,33 @@ fn parse_decimal(s: &str) -> Option<u64> {
     s.parse().ok()
 }
 
+/// The `proj_id` of `ftok=PATH:PROJ_ID`, reduced to the 8 bits `ftok(3)` uses.
+///
+/// C programs pass any `int` (the textbook System V example uses `0x6666`); glibc keeps its
+/// low 8 bits, so we accept what C accepts (decimal, `0x` hex, a negative decimal, anything
+/// that fits in 32 bits) and keep the same 8 bits: `0x6666` and `0x66` name the same key.
+/// Low 8 bits of 0 are refused: `ftok(3)` requires them nonzero, because with 0 the key is
+/// just 8 bits of device and 16 of inode, which can be 0, that is `IPC_PRIVATE`, and then a
+/// program meaning to share an object would silently make a private one.
+pub fn parse_proj_id(text: &str) -> Result<u8, String> {
+    let value = match text.strip_prefix('-') {
+        // A negative C int, as two's complement: -1 is 0xffffffff, low 8 bits 0xff.
+        Some(digits) => parse_decimal(digits)
+            .filter(|n| *n <= 1 << 31)
+            .map(|n| (n as u32).wrapping_neg()),
+        None => parse_int(text).and_then(|n| u32::try_from(n).ok()),
+    }
+    .ok_or_else(|| format!("proj_id `{text}` is not a 32-bit integer (e.g. 0x66 or 0x6666)"))?;
+    match value as u8 {
+        0 => Err(format!(
+            "proj_id `{text}` has low 8 bits 0, the only bits ftok uses: the key could then be \
+             0 (IPC_PRIVATE), so ftok(3) requires them nonzero; use 1..=255 (or any int whose \
+             low byte is not 0, such as 0x6666, which is 0x66)"
+        )),
+        low => Ok(low),
+    }
+}
+
 fn parse_int(s: &str) -> Option<u64> {
     match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
         Some(hex) if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
@@ -759,6 +785,35 @@ mod tests {
     }
 
     #[test]
+    fn ftok_takes_any_c_int_and_keeps_the_low_8_bits_as_glibc_does() {
+        for (text, low) in [
+            ("0x6666", 0x66),
+            ("26214", 0x66),
+            ("0x66", 0x66),
+            ("-1", 0xff),
+            ("0xffffff01", 1),
+            ("-2147483648", 0),
+        ] {
+            let parsed = format!("sysv-shm:ftok=/tmp/app:{text}").parse::<TransportSpec>();
+            match (parsed, low) {
+                (Ok(spec), low) => {
+                    let want = Address::Ftok {
+                        path: "/tmp/app".into(),
+                        proj_id: low,
+                    };
+                    assert_eq!(spec.address, want, "{text}");
+                    // The canonical form: what `ipc ls` and error messages show.
+                    assert_eq!(spec.to_string(), format!("sysv-shm:ftok=/tmp/app:{low:#x}"));
+                }
+                (Err(Error::InvalidSpec { reason, .. }), 0) => {
+                    assert!(reason.contains("low 8 bits 0"), "{text}: {reason}")
+                }
+                (other, _) => panic!("{text}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn parses_the_design_examples() {
         for s in [
             "pipe:",
@@ -820,8 +875,10 @@ mod tests {
                 "counts messages",
             ),
             ("sysv-mq:key=0", "key=0", "IPC_PRIVATE"),
-            ("sysv-mq:ftok=/tmp/x:0", "ftok=/tmp/x:0", "1..=255"),
-            ("sysv-mq:ftok=/tmp/x:0x100", "ftok=/tmp/x:0x100", "1..=255"),
+            ("sysv-mq:ftok=/tmp/x:0", "ftok=/tmp/x:0", "IPC_PRIVATE"),
+            ("sysv-mq:ftok=/tmp/x:0x100", "ftok=/tmp/x:0x100", "low 8 bits 0"),
+            ("sysv-mq:ftok=/tmp/x:0x100000000", "ftok=/tmp/x:0x100000000", "32-bit"),
+            ("sysv-mq:ftok=/tmp/x:-0x1", "ftok=/tmp/x:-0x1", "32-bit"),
             ("sysv-mq:/tmp/x", "/tmp/x", "System V address"),
             ("fifo:/x?capacity=0", "fifo:/x?capacity=0", "at least 1"),
             (
