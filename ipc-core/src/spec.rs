@@ -876,8 +876,16 @@ mod tests {
             ),
             ("sysv-mq:key=0", "key=0", "IPC_PRIVATE"),
             ("sysv-mq:ftok=/tmp/x:0", "ftok=/tmp/x:0", "IPC_PRIVATE"),
-            ("sysv-mq:ftok=/tmp/x:0x100", "ftok=/tmp/x:0x100", "low 8 bits 0"),
-            ("sysv-mq:ftok=/tmp/x:0x100000000", "ftok=/tmp/x:0x100000000", "32-bit"),
+            (
+                "sysv-mq:ftok=/tmp/x:0x100",
+                "ftok=/tmp/x:0x100",
+                "low 8 bits 0",
+            ),
+            (
+                "sysv-mq:ftok=/tmp/x:0x100000000",
+                "ftok=/tmp/x:0x100000000",
+                "32-bit",
+            ),
             ("sysv-mq:ftok=/tmp/x:-0x1", "ftok=/tmp/x:-0x1", "32-bit"),
             ("sysv-mq:/tmp/x", "/tmp/x", "System V address"),
             ("fifo:/x?capacity=0", "fifo:/x?capacity=0", "at least 1"),

@@ -30,6 +30,16 @@
 //! [`INIT_TIMEOUT`], then refuses the set as [`Error::Incompatible`]. A set made by a program
 //! that never calls `semop` after creating it is therefore refused until someone has.
 //!
+//! Such sets are common: `ipcmk -S 1`, or a C program that does `semget` then `semctl(SETVAL)`
+//! and leaves the first `semop` to its clients, make sets whose `sem_otime` stays 0 until a
+//! client operates on them. [`SemaphoreSet::open_uninitialised`] (and
+//! [`SemaphoreSet::open_id_uninitialised`]) open them without waiting, with the same owner,
+//! mode and count checks. The caller then takes on what the wait protected against: it may be
+//! looking at a set whose creator is still between `semget` and setting its values (all 0 until
+//! then), so use these only for sets made by a program known to have finished (a tool such as
+//! `ipcmk`, or a server that has said it is ready), and prefer [`SemaphoreSet::open`] for sets
+//! this crate creates.
+//!
 //! # Errors
 //!
 //! * A call that would block with `IPC_NOWAIT` ([`SemaphoreSet::try_op`], or an op with
@@ -266,25 +276,53 @@ impl SemaphoreSet {
     /// [`Error::NotFound`]; a private key is [`Error::InvalidSpec`] (use
     /// [`SemaphoreSet::open_id`]).
     pub fn open_with_mode(key: &Key, count: usize, mode: u32) -> Result<SemaphoreSet> {
-        let name = format!("sysv-sem:{key}");
-        if *key == Key::Private {
-            return Err(Error::invalid_spec(
-                name,
-                "a private set can only be opened by its id",
-            ));
-        }
-        let raw_key = key.resolve()?;
-        let id = sys::semget(raw_key, 0, 0).map_err(|e| Error::from_os("semget", &name, e))?;
-        SemaphoreSet::adopt(id, count, mode, name)
+        let (id, name) = existing(key)?;
+        SemaphoreSet::adopt(id, count, mode, name, Init::Wait)
+    }
+
+    /// Opens the existing set `key` like [`SemaphoreSet::open_with_mode`], but accepts a set
+    /// nobody has operated on yet (`sem_otime == 0`) at once instead of waiting for its first
+    /// `semop`: for sets made by other programs (`ipcmk -S`, a C server that sets values with
+    /// `semctl` and never calls `semop` itself), which [`SemaphoreSet::open`] refuses after
+    /// [`INIT_TIMEOUT`].
+    ///
+    /// The wait exists because System V creates a set (`semget`) before its values can be set:
+    /// a set with `sem_otime == 0` may be one whose creator has not set them yet, or died
+    /// before doing so (see the [module documentation](self#initialisation-race)). Use this only
+    /// when the creator is known to have finished.
+    ///
+    /// ```no_run
+    /// # use ipc_sysv::Key;
+    /// # use ipc_sysv::sem::{SemOp, SemaphoreSet};
+    /// // `ipcmk -S 1 -p 0600` printed nothing but an id; its key is in `ipcs -s`.
+    /// let set = SemaphoreSet::open_uninitialised(&Key::Explicit(0x1234), 1, 0o600)?;
+    /// set.op(&[SemOp::post(0)])?; // from now on, sem_otime is set: `open` accepts it too
+    /// # Ok::<(), ipc_core::Error>(())
+    /// ```
+    pub fn open_uninitialised(key: &Key, count: usize, mode: u32) -> Result<SemaphoreSet> {
+        let (id, name) = existing(key)?;
+        SemaphoreSet::adopt(id, count, mode, name, Init::Accept)
     }
 
     /// Opens the set with id `id` (e.g. a private set handed over by its creator), with the
     /// checks of [`SemaphoreSet::open`].
     pub fn open_id(id: i32, count: usize) -> Result<SemaphoreSet> {
-        SemaphoreSet::adopt(id, count, DEFAULT_MODE, format!("sysv-sem:id={id}"))
+        SemaphoreSet::adopt(
+            id,
+            count,
+            DEFAULT_MODE,
+            format!("sysv-sem:id={id}"),
+            Init::Wait,
+        )
     }
 
-    fn adopt(id: i32, count: usize, mode: u32, name: String) -> Result<SemaphoreSet> {
+    /// Opens the set with id `id` (the number `ipcmk -S` prints), accepting it before its
+    /// first `semop`, with the checks and the caveat of [`SemaphoreSet::open_uninitialised`].
+    pub fn open_id_uninitialised(id: i32, count: usize, mode: u32) -> Result<SemaphoreSet> {
+        SemaphoreSet::adopt(id, count, mode, format!("sysv-sem:id={id}"), Init::Accept)
+    }
+
+    fn adopt(id: i32, count: usize, mode: u32, name: String, init: Init) -> Result<SemaphoreSet> {
         let set = SemaphoreSet { id, count, name };
         let stat = set.stat().map_err(|e| match e {
             Error::Disconnected => Error::NotFound {
@@ -303,7 +341,7 @@ impl SemaphoreSet {
                 stat.count
             )));
         }
-        if stat.otime.is_none() {
+        if stat.otime.is_none() && init == Init::Wait {
             set.wait_initialised()?;
         }
         Ok(set)
@@ -323,7 +361,8 @@ impl SemaphoreSet {
                     object: self.name.clone(),
                     reason: format!(
                         "not initialised after {INIT_TIMEOUT:?}: no semop yet (sem_otime is 0); \
-                         its creator may have died between semget and its first semop"
+                         its creator may have died between semget and its first semop, or never \
+                         calls semop (ipcmk -S): SemaphoreSet::open_uninitialised opens it as it is"
                     ),
                 });
             }
@@ -580,6 +619,29 @@ fn create_error(what: &str, count: usize, e: io::Error) -> Error {
         },
         _ => Error::from_os("semget", what, e),
     }
+}
+
+/// The id of the existing set `key`, and the name errors give it.
+fn existing(key: &Key) -> Result<(i32, String)> {
+    let name = format!("sysv-sem:{key}");
+    if *key == Key::Private {
+        return Err(Error::invalid_spec(
+            name,
+            "a private set can only be opened by its id",
+        ));
+    }
+    let raw_key = key.resolve()?;
+    let id = sys::semget(raw_key, 0, 0).map_err(|e| Error::from_os("semget", &name, e))?;
+    Ok((id, name))
+}
+
+/// What an opener does with a set nobody has operated on yet (`sem_otime == 0`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Init {
+    /// Wait up to [`INIT_TIMEOUT`] for the creator's first `semop`, then refuse the set.
+    Wait,
+    /// Take the set as it is: its creator is known to have finished.
+    Accept,
 }
 
 /// Removes the set with id `id` (`IPC_RMID`) without opening or checking it: for clean-up

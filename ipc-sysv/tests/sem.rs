@@ -519,3 +519,72 @@ fn bad_arguments_and_limits_are_refused() {
         other => panic!("expected LimitExceeded, got {other:?}"),
     }
 }
+
+/// A set made by `ipcmk -S`, removed on drop whatever the test does.
+struct IpcmkSet(i32);
+
+impl Drop for IpcmkSet {
+    fn drop(&mut self) {
+        let _ = ipc_sysv::sem::remove_id(self.0);
+    }
+}
+
+/// The key of set `id`, from `/proc/sysvipc/sem` (`ipcmk` prints only the id).
+fn key_of_set(id: i32) -> Key {
+    let table = std::fs::read_to_string("/proc/sysvipc/sem").expect("/proc/sysvipc/sem");
+    let key = table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.get(1).and_then(|s| s.parse::<i32>().ok()) == Some(id))
+        .and_then(|f| f[0].parse::<i32>().ok())
+        .expect("the set is listed");
+    Key::Explicit(key)
+}
+
+#[test]
+fn a_set_made_by_ipcmk_opens_uninitialised_and_not_by_default() {
+    let made = match Command::new("ipcmk")
+        .args(["-S", "1", "-p", "0600"])
+        .output()
+    {
+        Ok(out) if out.status.success() => out,
+        Ok(out) => panic!(
+            "ipcmk -S 1 failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => {
+            eprintln!("skipped: no ipcmk (util-linux) to make a foreign set: {e}");
+            return;
+        }
+    };
+    let id: i32 = String::from_utf8_lossy(&made.stdout)
+        .trim()
+        .rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("ipcmk prints `Semaphore id: N`");
+    let _guard = IpcmkSet(id);
+    let key = key_of_set(id);
+
+    // Nobody has called semop on it: the default opener waits, then says what to do.
+    match SemaphoreSet::open(&key, 1) {
+        Err(Error::Incompatible { reason, .. }) => {
+            assert!(reason.contains("open_uninitialised"), "{reason}")
+        }
+        other => panic!("expected Incompatible, got {other:?}"),
+    }
+    // Opening as it is works at once, by key and by id, with the usual checks.
+    let set = SemaphoreSet::open_uninitialised(&key, 1, 0o600).unwrap();
+    assert!(set.stat().unwrap().otime.is_none());
+    assert_eq!(set.get(0).unwrap(), 0);
+    assert!(matches!(
+        SemaphoreSet::open_id_uninitialised(id, 2, 0o600),
+        Err(Error::Incompatible { .. })
+    ));
+    set.op(&[SemOp::post(0)]).unwrap();
+    // The first semop is the mark the default opener waits for.
+    let again = SemaphoreSet::open_id(id, 1).unwrap();
+    again.op(&[SemOp::wait(0)]).unwrap();
+    assert_eq!(set.get(0).unwrap(), 0);
+}
