@@ -2,7 +2,7 @@
 //! any program (no ring header is read or written).
 //!
 //! SPEC is `sysv-shm:key=0x…`, `sysv-shm:ftok=PATH:PROJ_ID`, `sysv-shm:id=N` (the id `ipcs -m`
-//! and `ipcmk -M` print) or `posix-shm:/name`, without options. System V segments are found
+//! and `ipcmk -M` print), `posix-shm:/name` or just `/name`, without options. System V segments are found
 //! by key or id without owner or mode checks (the kernel's permission checks apply at attach:
 //! this is a tool for other programs' segments); a POSIX object must belong to us, whatever its
 //! mode, since opening one by name is how a squatted name gets adopted.
@@ -28,7 +28,8 @@ pub struct Args {
 enum Command {
     /// Write the segment's bytes (all, or --len from --offset) to standard output.
     Read {
-        /// `sysv-shm:key=0x…`, `sysv-shm:ftok=PATH:ID`, `sysv-shm:id=N` or `posix-shm:/name`.
+        /// `sysv-shm:key=0x…`, `sysv-shm:ftok=PATH:ID`, `sysv-shm:id=N`, `posix-shm:/name` or
+        /// `/name`.
         spec: String,
         /// Where to start, in bytes.
         #[arg(long, default_value_t = 0)]
@@ -40,7 +41,8 @@ enum Command {
     /// Copy standard input into the segment at --offset; nothing is written if it does not
     /// fit.
     Write {
-        /// `sysv-shm:key=0x…`, `sysv-shm:ftok=PATH:ID`, `sysv-shm:id=N` or `posix-shm:/name`.
+        /// `sysv-shm:key=0x…`, `sysv-shm:ftok=PATH:ID`, `sysv-shm:id=N`, `posix-shm:/name` or
+        /// `/name`.
         spec: String,
         /// Where to start, in bytes.
         #[arg(long, default_value_t = 0)]
@@ -56,6 +58,11 @@ enum Target {
 }
 
 fn parse_target(text: &str) -> Result<Target, Failure> {
+    // `/NAME` alone is a POSIX segment, as `ipc clean` and `ipc inspect` take it: it is how
+    // `ipc ls` prints one, and what a C program passes to `shm_open`.
+    if text.starts_with('/') {
+        return Ok(Target::Posix(PosixName::new(text).map_err(Failure::from)?));
+    }
     if let Some(id) = text.strip_prefix("sysv-shm:id=") {
         return id
             .parse::<i32>()
