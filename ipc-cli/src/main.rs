@@ -8,6 +8,7 @@ mod bench;
 mod clean;
 mod doctor;
 mod failure;
+mod format;
 mod inspect;
 mod ls;
 mod objects;

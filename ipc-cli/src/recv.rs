@@ -1,13 +1,16 @@
-//! `ipc recv SPEC... [--count N] [--timeout DURATION] [--label]`.
+//! `ipc recv SPEC... [--count N] [--timeout DURATION] [--label] [--format F] [--show WHAT]`.
 
-use std::io::{self, Write};
+use std::io;
 use std::time::Duration;
 
-use ipc::{Key, Receiver, Wait, WaitSet};
+use ipc::posix::mq::MqReceiver;
+use ipc::sysv::msg::{MsgReceiver, Selector};
+use ipc::{Key, Receiver, Transport, TransportSpec, Wait, WaitSet};
 
 use crate::failure::{Context, Failure, parse_duration_arg, parse_spec};
+use crate::format::{self, Message, Output, PrintError, Tag};
 
-/// Receive messages and print each on its own line.
+/// Receive messages and print each as --format says (by default on its own line).
 ///
 /// With several transport strings, prints from whichever has a message, taking turns (`ipc recv
 /// fifo:/tmp/a posix-shm:/b --count 10`); --count and --timeout then count all of them.
@@ -33,21 +36,120 @@ pub struct Args {
     /// Print each message after the transport string it came from and a tab.
     #[arg(long)]
     label: bool,
+    /// How to print messages: `lines` (one per line; a message containing a newline is an
+    /// error), `raw` (the bytes exactly, nothing added: needs --count 1), `hex` (one line of
+    /// hex digits each), `json` (one object each: {"len":N,"hex":"…"}, with "priority" or
+    /// "type" where the transport has one).
+    #[arg(long, value_enum, default_value = "lines")]
+    format: Output,
+    /// Print each message's priority (posix-mq) or type (sysv-mq) and a tab before it; one
+    /// transport string only.
+    #[arg(long, value_enum, value_name = "WHAT")]
+    show: Option<Show>,
+}
+
+/// What `--show` prints before each message.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Show {
+    /// The posix-mq priority.
+    Priority,
+    /// The sysv-mq `mtype`.
+    Type,
+}
+
+/// The endpoint of one transport string, concrete where the transport tags its messages, so
+/// that their priority or type can be shown.
+enum Source {
+    Any(Box<dyn Receiver>),
+    PosixMq(MqReceiver),
+    SysvMq(MsgReceiver),
+}
+
+impl Source {
+    fn open(spec: &TransportSpec) -> Result<Source, Failure> {
+        let what = || format!("opening {spec}");
+        Ok(match spec.transport {
+            Transport::PosixMq => Source::PosixMq(MqReceiver::open(spec).context(what)?),
+            Transport::SysvMq => Source::SysvMq(MsgReceiver::open(spec).context(what)?),
+            _ => Source::Any(ipc::open_receiver_spec(spec).context(what)?),
+        })
+    }
+
+    fn max_message_size(&self) -> usize {
+        match self {
+            Source::Any(rx) => rx.max_message_size(),
+            Source::PosixMq(rx) => rx.max_message_size(),
+            Source::SysvMq(rx) => rx.max_message_size(),
+        }
+    }
+
+    fn recv(&mut self, buf: &mut [u8], wait: Wait) -> ipc::Result<(usize, Option<Tag>)> {
+        match self {
+            Source::Any(rx) => rx.recv_with(buf, wait).map(|len| (len, None)),
+            Source::PosixMq(rx) => rx
+                .recv_priority(buf, wait)
+                .map(|(len, p)| (len, Some(Tag::Priority(p)))),
+            Source::SysvMq(rx) => rx
+                .recv_type(buf, Selector::Any, wait)
+                .map(|(len, t)| (len, Some(Tag::Type(t)))),
+        }
+    }
+}
+
+/// Refuses combinations of flags that cannot work, before anything is opened.
+fn check_flags(args: &Args) -> Result<(), Failure> {
+    if args.format == Output::Raw {
+        if args.count != Some(1) {
+            return Err(Failure::Usage(
+                "--format raw prints one message's bytes with nothing around them, so it needs \
+                 --count 1 (for several messages use --format hex or json)"
+                    .into(),
+            ));
+        }
+        if args.label || args.show.is_some() {
+            return Err(Failure::Usage(
+                "--format raw prints the bytes alone; for --label or --show use --format json"
+                    .into(),
+            ));
+        }
+    }
+    if let Some(show) = args.show {
+        if args.specs.len() > 1 {
+            return Err(Failure::Usage(
+                "--show works with one transport string (the wait set of several does not \
+                 keep priorities or types)"
+                    .into(),
+            ));
+        }
+        let spec = parse_spec(&args.specs[0])?;
+        let (what, transport) = match show {
+            Show::Priority => ("priority", Transport::PosixMq),
+            Show::Type => ("type", Transport::SysvMq),
+        };
+        if spec.transport != transport {
+            return Err(Failure::Usage(format!(
+                "--show {what} applies to {transport} only, not to {} (`{spec}`)",
+                spec.transport
+            )));
+        }
+    }
+    Ok(())
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
+    check_flags(&args)?;
     if args.specs.len() > 1 || args.label {
         return run_set(&args);
     }
     let spec = parse_spec(&args.specs[0])?;
-    let mut rx = ipc::open_receiver_spec(&spec).context(|| format!("opening {spec}"))?;
+    let mut rx = Source::open(&spec)?;
     let mut buf = vec![0; rx.max_message_size()];
     let mut out = io::stdout().lock();
     let mut received = 0u64;
     while args.count.is_none_or(|n| received < n) {
         let wait = args.timeout.map_or(Wait::Forever, Wait::timeout);
-        let len = match rx.recv_with(&mut buf, wait) {
-            Ok(len) => len,
+        let (len, tag) = match rx.recv(&mut buf, wait) {
+            Ok(got) => got,
             Err(ipc::Error::Disconnected) => {
                 return match args.count {
                     None => Ok(()),
@@ -72,10 +174,18 @@ pub fn run(args: Args) -> Result<(), Failure> {
         // stop receiving. We only learn it by writing, so this message, already taken off the
         // transport, is lost (whole, or its tail): exit 1, quietly, so that a pipeline with
         // `pipefail` learns it; `--count` is how to take no more than is wanted.
-        print_message(&mut out, &buf[..len]).map_err(|e| match Failure::stdout(e) {
-            Failure::Closed { .. } => Failure::Closed { lost: true },
-            other => other,
-        })?;
+        let prefix = match (args.show, tag) {
+            (Some(_), Some(Tag::Priority(p))) => vec![p.to_string()],
+            (Some(_), Some(Tag::Type(t))) => vec![t.to_string()],
+            _ => Vec::new(),
+        };
+        let msg = Message {
+            bytes: &buf[..len],
+            tag,
+            prefix,
+            from: None,
+        };
+        format::print(&mut out, args.format, &msg).map_err(|e| lost(e, received))?;
     }
     Ok(())
 }
@@ -140,23 +250,30 @@ fn run_set(args: &Args) -> Result<(), Failure> {
             }
         };
         received += 1;
-        let printed = if args.label {
-            write!(out, "{}\t", label_of(key)).and_then(|()| print_message(&mut out, &buf[..len]))
-        } else {
-            print_message(&mut out, &buf[..len])
+        let from = args.label.then(|| label_of(key));
+        let msg = Message {
+            bytes: &buf[..len],
+            tag: None,
+            prefix: from.iter().map(|l| l.to_string()).collect(),
+            from,
         };
         // As in `run`: the message was taken off its transport, and is lost.
-        printed.map_err(|e| match Failure::stdout(e) {
-            Failure::Closed { .. } => Failure::Closed { lost: true },
-            other => other,
-        })?;
+        format::print(&mut out, args.format, &msg).map_err(|e| lost(e, received))?;
     }
     Ok(())
 }
 
-/// Flushes each message so that a consumer of our output sees it as soon as it arrived.
-fn print_message(out: &mut impl Write, msg: &[u8]) -> io::Result<()> {
-    out.write_all(msg)?;
-    out.write_all(b"\n")?;
-    out.flush()
+/// The failure of printing message number `number`, which was taken off its transport and is
+/// lost: said so when it cannot be printed in the format asked for; quietly (exit 1) when the
+/// reader of our output left.
+fn lost(e: PrintError, number: u64) -> Failure {
+    match e {
+        PrintError::Unprintable(why) => Failure::Runtime(format!(
+            "message {number} cannot be printed ({why}); it has been taken off the transport"
+        )),
+        PrintError::Io(e) => match Failure::stdout(e) {
+            Failure::Closed { .. } => Failure::Closed { lost: true },
+            other => other,
+        },
+    }
 }
