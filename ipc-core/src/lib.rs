@@ -9,9 +9,11 @@
 //! - [`Segment`]: a mapped region of shared memory.
 //! - [`Readiness`]: waiting for any endpoint in an event loop, on one descriptor.
 //!
-//! This crate makes no system calls; the backends (`ipc-pipe`, `ipc-fifo`, ...) do.
+//! This crate makes no system calls but those of [`Adoption`] (our effective uid, user and
+//! group names, through nix); the backends (`ipc-pipe`, `ipc-fifo`, ...) make the rest.
 #![deny(unsafe_code)]
 
+mod adopt;
 mod channel;
 mod error;
 pub mod framing;
@@ -21,6 +23,7 @@ mod segment;
 pub mod spec;
 mod wait;
 
+pub use adopt::{AcceptOwner, Adoption, OwnerChoice, Principal};
 pub use channel::{Receiver, Sender};
 pub use error::{Error, Result};
 pub use lifecycle::{Owner, Removable, check_adoptable};

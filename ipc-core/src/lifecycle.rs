@@ -24,10 +24,12 @@ pub trait Removable {
     fn object_name(&self) -> String;
 }
 
-/// Whether an object opened rather than created may be used: it must belong to `our_uid` and
-/// grant nothing beyond the `requested` permission bits. Anything else may have been put there
-/// first by someone else to be adopted by us (name squatting), so it fails closed. Returns why
-/// not, with both values, for an [`Error::Incompatible`](crate::Error::Incompatible).
+/// Whether an object opened rather than created may be used under the strict rule: it must
+/// belong to `our_uid` and grant nothing beyond the `requested` permission bits. Anything else
+/// may have been put there first by someone else to be adopted by us (name squatting), so it
+/// fails closed. Returns why not, with both values, for an
+/// [`Error::Incompatible`](crate::Error::Incompatible). [`Adoption`](crate::Adoption) is the
+/// same rule with the opt-ins of a transport string.
 ///
 /// ```
 /// assert!(ipc_core::check_adoptable(1000, 1000, 0o600, 0o600).is_ok());
@@ -40,18 +42,8 @@ pub fn check_adoptable(
     mode: u32,
     requested: u32,
 ) -> std::result::Result<(), String> {
-    if owner_uid != our_uid {
-        return Err(format!(
-            "it is owned by uid {owner_uid}, not by us (uid {our_uid})"
-        ));
-    }
-    let mode = mode & 0o7777;
-    if mode & !requested != 0 {
-        return Err(format!(
-            "its mode {mode:04o} grants more than the requested {requested:04o}"
-        ));
-    }
-    Ok(())
+    // No group is accepted by the strict rule, so the object's group does not matter.
+    crate::Adoption::strict(requested).check_as(our_uid, owner_uid, u32::MAX, mode)
 }
 
 /// Removes the object it holds when dropped, unless [`Owner::release`]d.

@@ -24,6 +24,11 @@
 //! | `open_timeout` | duration (`500ms`, `10s`)           | `fifo`, `posix-shm`, `sysv-shm`   |
 //! | `wait`         | [`WaitStrategy`]: `busy`, `spin`, `park` | `posix-shm`, `sysv-shm`      |
 //! | `producers`    | [`Producers`]: `single`, `multi`    | `posix-shm`, `sysv-shm`           |
+//! | `owner`        | `any`, uid or user name             | all but `pipe`                    |
+//! | `group`        | gid or group name                   | all but `pipe`                    |
+//!
+//! `owner`, `group` and `mode` also say which existing objects an opener accepts: see
+//! [`Adoption`](crate::Adoption).
 //!
 //! ```
 //! use ipc_core::{Create, Transport, TransportSpec};
@@ -110,10 +115,23 @@ impl Transport {
     pub fn options(self) -> &'static [&'static str] {
         match self {
             Transport::Pipe => &["capacity", "message_size"],
-            Transport::Fifo => &["capacity", "message_size", "mode", "create", "open_timeout"],
-            Transport::PosixMq | Transport::SysvMq => {
-                &["capacity", "message_size", "mode", "create"]
-            }
+            Transport::Fifo => &[
+                "capacity",
+                "message_size",
+                "mode",
+                "create",
+                "open_timeout",
+                "owner",
+                "group",
+            ],
+            Transport::PosixMq | Transport::SysvMq => &[
+                "capacity",
+                "message_size",
+                "mode",
+                "create",
+                "owner",
+                "group",
+            ],
             // Rings: a sender waits for the segment (`open_timeout`), each end picks how it
             // waits for the other (`wait`), the creator fixes how many may send (`producers`).
             Transport::PosixShm | Transport::SysvShm => &[
@@ -124,6 +142,8 @@ impl Transport {
                 "open_timeout",
                 "wait",
                 "producers",
+                "owner",
+                "group",
             ],
         }
     }
@@ -292,7 +312,8 @@ pub struct Options {
     pub capacity: Option<u64>,
     /// Largest message in bytes (units accepted).
     pub message_size: Option<u64>,
-    /// Permissions of a created object (octal, default `0600`).
+    /// Permissions of a created object (octal, default `0600`); for an existing object, the
+    /// widest it may grant.
     pub mode: Option<u32>,
     /// Whether opening may or must create (default: receivers `if_missing`, senders `never`).
     pub create: Option<Create>,
@@ -305,6 +326,10 @@ pub struct Options {
     /// How many producers a shared-memory ring admits (`single` or `multi`; default `single`).
     /// Fixed by whoever creates the ring; an opener that names it must match.
     pub producers: Option<Producers>,
+    /// Whose existing objects are accepted besides our own (`owner=any|UID|NAME`).
+    pub owner: Option<crate::OwnerChoice>,
+    /// Existing objects of this group are accepted whoever owns them (`group=GID|NAME`).
+    pub group: Option<crate::Principal>,
 }
 
 /// A parsed transport string. See the [module documentation](self) for the format.
@@ -362,6 +387,8 @@ impl TransportSpec {
             ("open_timeout", o.open_timeout.is_some()),
             ("wait", o.wait.is_some()),
             ("producers", o.producers.is_some()),
+            ("owner", o.owner.is_some()),
+            ("group", o.group.is_some()),
         ];
         for (name, present) in given {
             if present && !allowed.contains(&name) {
@@ -428,6 +455,12 @@ impl fmt::Display for TransportSpec {
         }
         if let Some(p) = o.producers {
             put(f, "producers", &p)?;
+        }
+        if let Some(owner) = &o.owner {
+            put(f, "owner", owner)?;
+        }
+        if let Some(group) = &o.group {
+            put(f, "group", group)?;
         }
         Ok(())
     }
@@ -570,6 +603,8 @@ fn parse_option(transport: Transport, pair: &str, o: &mut Options) -> Result<()>
         "open_timeout",
         "wait",
         "producers",
+        "owner",
+        "group",
     ];
     if !known.contains(&name) {
         return Err(Error::invalid_spec(
@@ -634,6 +669,17 @@ fn parse_option(transport: Transport, pair: &str, o: &mut Options) -> Result<()>
         "producers" => {
             let p = value.parse::<Producers>().map_err(|e| bad(reason_of(e)))?;
             set_once(&mut o.producers, p).map_err(|()| twice())
+        }
+        "owner" => {
+            let owner = match value {
+                "any" => crate::OwnerChoice::Any,
+                _ => crate::OwnerChoice::User(crate::Principal::parse(value).map_err(bad)?),
+            };
+            set_once(&mut o.owner, owner).map_err(|()| twice())
+        }
+        "group" => {
+            let group = crate::Principal::parse(value).map_err(bad)?;
+            set_once(&mut o.group, group).map_err(|()| twice())
         }
         _ => unreachable!("checked against the known list above"),
     }
