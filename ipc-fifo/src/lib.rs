@@ -76,8 +76,8 @@ use std::thread;
 use std::time::Duration;
 
 use ipc_core::{
-    Address, Create, Error, Owner, Readiness, Receiver, Removable, Result, Sender, Transport,
-    TransportSpec, Wait, check_adoptable,
+    Address, Adoption, Create, Error, Owner, Readiness, Receiver, Removable, Result, Sender,
+    Transport, TransportSpec, Wait,
 };
 use ipc_pipe::{ATOMIC_MESSAGE_MAX, PipeConfig, StreamReceiver, StreamSender};
 use nix::errno::Errno;
@@ -262,6 +262,8 @@ struct Target {
     name: String,
     create: Create,
     mode: u32,
+    /// Which existing FIFO we accept (owner, group, widest mode).
+    adoption: Adoption,
     config: PipeConfig,
 }
 
@@ -284,6 +286,7 @@ impl Target {
             name: format!("fifo:{path}"),
             create: spec.options.create.unwrap_or(default_create),
             mode: spec.options.mode.unwrap_or(DEFAULT_MODE),
+            adoption: Adoption::from_options(&spec.options, DEFAULT_MODE)?,
             config: PipeConfig::from_options(&spec.options)?,
         })
     }
@@ -338,8 +341,9 @@ impl Target {
             };
             return Err(incompatible(format!("the path is {what}, not a FIFO")));
         }
-        let me = nix::unistd::geteuid().as_raw();
-        check_adoptable(st.st_uid, me, st.st_mode, self.mode).map_err(incompatible)?;
+        self.adoption
+            .check(st.st_uid, st.st_gid, st.st_mode)
+            .map_err(incompatible)?;
         Ok(())
     }
 

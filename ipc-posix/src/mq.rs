@@ -78,8 +78,8 @@ use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
 use ipc_core::{
-    Address, Create, Error, Interest, Owner, Readiness, Receiver, Removable, Result, Sender,
-    Transport, TransportSpec, Wait, check_adoptable,
+    Address, Adoption, Create, Error, Interest, Owner, Readiness, Receiver, Removable, Result,
+    Sender, Transport, TransportSpec, Wait,
 };
 use nix::errno::Errno;
 use nix::sys::stat::fstat;
@@ -313,6 +313,8 @@ struct Request {
     capacity: Option<usize>,
     message_size: Option<usize>,
     mode: u32,
+    /// Which existing queue we accept (owner, group, widest mode).
+    adoption: Adoption,
     create: Create,
 }
 
@@ -347,6 +349,7 @@ impl Request {
             capacity: spec.options.capacity.map(to_usize),
             message_size: spec.options.message_size.map(to_usize),
             mode: spec.options.mode.unwrap_or(DEFAULT_MODE),
+            adoption: Adoption::from_options(&spec.options, DEFAULT_MODE)?,
             create: spec.options.create.unwrap_or(default_create),
         })
     }
@@ -420,8 +423,9 @@ impl Request {
         };
         let st =
             fstat(fd.as_fd()).map_err(|e| Error::from_os("fstat", &self.object(), e.into()))?;
-        let me = nix::unistd::geteuid().as_raw();
-        check_adoptable(st.st_uid, me, st.st_mode, self.mode).map_err(incompatible)?;
+        self.adoption
+            .check(st.st_uid, st.st_gid, st.st_mode)
+            .map_err(incompatible)?;
         let (maxmsg, msgsize, _) = sys::getattr(fd.as_fd())
             .map_err(|e| Error::io(format!("mq_getattr {}", self.object()), e))?;
         let (capacity, message_size) = (maxmsg as usize, msgsize as usize);

@@ -100,8 +100,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ipc_core::{
-    Address, Create, Error, Owner, Producers, Receiver, Result, Sender, Transport, TransportSpec,
-    Wait,
+    Address, Adoption, Create, Error, Owner, Producers, Receiver, Result, Sender, Transport,
+    TransportSpec, Wait,
 };
 use ipc_sync::ring::request::RingRequest;
 use ipc_sync::ring::{self, Loan, Record, RingConfig, RingReceiver, RingSender, RingState};
@@ -130,6 +130,8 @@ const MAX_BACKOFF: Duration = Duration::from_millis(10);
 struct Request {
     name: PosixName,
     mode: u32,
+    /// Which existing segment we accept (owner, group, widest mode).
+    adoption: Adoption,
     create: Create,
     ring: RingRequest,
 }
@@ -156,6 +158,7 @@ impl Request {
         Ok(Request {
             name,
             mode: o.mode.unwrap_or(DEFAULT_MODE),
+            adoption: Adoption::from_options(o, DEFAULT_MODE)?,
             create: o.create.unwrap_or(default_create),
             ring,
         })
@@ -198,7 +201,8 @@ impl Request {
         // INIT_TIMEOUT (or what is left of `name_wait`, if longer) to finish.
         let mut ready_by: Option<Instant> = None;
         let shm = loop {
-            let (retry_until, empty) = match SharedMemory::open_any_size(&self.name, self.mode) {
+            let (retry_until, empty) = match SharedMemory::open_any_size(&self.name, &self.adoption)
+            {
                 Ok(shm) if shm.size() > 0 => break shm,
                 // A creator between its `shm_open(O_EXCL)` and `fallocate`.
                 Ok(_) => (

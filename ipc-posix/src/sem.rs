@@ -50,7 +50,7 @@
 
 use std::time::{Duration, Instant};
 
-use ipc_core::{Create, Error, Owner, Removable, Result, Wait};
+use ipc_core::{Adoption, Create, Error, Owner, Removable, Result, Wait};
 use nix::errno::Errno;
 use nix::sys::stat::{FchmodatFlags, FileStat, Mode, fchmodat, lstat};
 
@@ -313,7 +313,7 @@ fn sem_error(op: &str, name: &PosixName, errno: Errno) -> Error {
 
 /// [`check_object`], and large enough for a `sem_t`.
 fn check_semaphore_file(object: &str, st: &FileStat, mode: u32) -> Result<()> {
-    check_object(object, st, mode)?;
+    check_object(object, st, &Adoption::strict(mode))?;
     let needed = std::mem::size_of::<libc::sem_t>() as u64;
     let actual = u64::try_from(st.st_size).unwrap_or(0);
     if actual < needed {

@@ -59,7 +59,7 @@
 use std::ops::Deref;
 use std::os::fd::{AsFd, OwnedFd};
 
-use ipc_core::{Create, Error, ObjectId, Owner, Removable, Result, check_adoptable};
+use ipc_core::{AcceptOwner, Adoption, Create, Error, ObjectId, Owner, Removable, Result};
 use nix::errno::Errno;
 use nix::fcntl::{FallocateFlags, OFlag, fallocate};
 use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, lstat};
@@ -94,6 +94,10 @@ pub struct Expect {
     pub min_size: usize,
     /// Widest acceptable mode: an object granting any permission beyond it is refused.
     pub mode: u32,
+    /// Whose objects are accepted besides our own (`owner=` of a transport string).
+    pub owner: AcceptOwner,
+    /// A object of this group is accepted whoever owns it (`group=`).
+    pub group: Option<u32>,
 }
 
 impl Expect {
@@ -102,6 +106,27 @@ impl Expect {
         Expect {
             min_size,
             mode: DEFAULT_MODE,
+            owner: AcceptOwner::Us,
+            group: None,
+        }
+    }
+
+    /// The same, with the owner, group and widest mode of `adoption`.
+    pub fn adopt(self, adoption: &Adoption) -> Expect {
+        Expect {
+            mode: adoption.mode,
+            owner: adoption.owner,
+            group: adoption.group,
+            ..self
+        }
+    }
+
+    /// The rule for the object's owner and mode.
+    pub fn adoption(&self) -> Adoption {
+        Adoption {
+            owner: self.owner,
+            group: self.group,
+            mode: self.mode,
         }
     }
 
@@ -190,7 +215,7 @@ impl SharedMemory {
     /// Errors: [`Error::NotFound`]; [`Error::Incompatible`] naming what differs, with both
     /// values; [`Error::PermissionDenied`] if the mode does not let us open it.
     pub fn open(name: &PosixName, expect: &Expect) -> Result<SharedMemory> {
-        let shm = SharedMemory::open_any_size(name, expect.mode)?;
+        let shm = SharedMemory::open_any_size(name, &expect.adoption())?;
         let actual = shm.size as u64;
         let required = (expect.min_size as u64).max(1);
         if actual < required {
@@ -208,9 +233,12 @@ impl SharedMemory {
     /// [`size`](SharedMemory::size) 0, which cannot be mapped), for a caller that waits for a
     /// creator between `shm_open` and sizing. The size is the one of this very open, so no
     /// second look at the name can disagree with it.
-    pub(crate) fn open_any_size(name: &PosixName, mode: u32) -> Result<SharedMemory> {
+    pub(crate) fn open_any_size(name: &PosixName, adoption: &Adoption) -> Result<SharedMemory> {
         let object = object_name(name);
-        check_mode(&object, mode)?;
+        if adoption.owner == AcceptOwner::Us {
+            // A tool's `Adoption::anything` takes every mode; an endpoint's is permission bits.
+            check_mode(&object, adoption.mode)?;
+        }
         let fd = nix::sys::mman::shm_open(
             name.as_c_str(),
             OFlag::O_RDWR | OFlag::O_CLOEXEC,
@@ -219,7 +247,7 @@ impl SharedMemory {
         .map_err(|e| os_error("shm_open", &object, e))?;
         // fstat of the descriptor: what we check is what we opened, whatever the name does.
         let st = fstat(fd.as_fd()).map_err(|e| os_error("fstat", &object, e))?;
-        check_object(&object, &st, mode)?;
+        check_object(&object, &st, adoption)?;
         let actual = u64::try_from(st.st_size).unwrap_or(0);
         let size = usize::try_from(actual)
             .ok()
@@ -402,9 +430,9 @@ fn reserve(fd: &OwnedFd, size: usize, object: &str) -> Result<()> {
     }
 }
 
-/// Refuses anything but a regular file owned by our effective uid whose permissions stay
-/// within `mode`.
-pub(crate) fn check_object(object: &str, st: &FileStat, mode: u32) -> Result<()> {
+/// Refuses anything but a regular file that `adoption` accepts (by default: owned by our
+/// effective uid, permissions within the requested mode).
+pub(crate) fn check_object(object: &str, st: &FileStat, adoption: &Adoption) -> Result<()> {
     let incompatible = |reason: String| Error::Incompatible {
         object: object.to_owned(),
         reason,
@@ -421,8 +449,9 @@ pub(crate) fn check_object(object: &str, st: &FileStat, mode: u32) -> Result<()>
         };
         return Err(incompatible(format!("it is {what}, not a regular file")));
     }
-    let me = nix::unistd::geteuid().as_raw();
-    check_adoptable(st.st_uid, me, st.st_mode, mode).map_err(incompatible)?;
+    adoption
+        .check(st.st_uid, st.st_gid, st.st_mode)
+        .map_err(incompatible)?;
     Ok(())
 }
 

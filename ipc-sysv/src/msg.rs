@@ -135,8 +135,8 @@ use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
 use ipc_core::{
-    Create, Error, Interest, Owner, Readiness, Receiver, Removable, Result, Sender, Transport,
-    TransportSpec, Wait, check_adoptable,
+    Adoption, Create, Error, Interest, Owner, Readiness, Receiver, Removable, Result, Sender,
+    Transport, TransportSpec, Wait,
 };
 
 use crate::Key;
@@ -310,6 +310,8 @@ struct Request {
     capacity: Option<u64>,
     message_size: Option<u64>,
     mode: u32,
+    /// Which existing queue we accept (owner, group, widest mode).
+    adoption: Adoption,
     create: Create,
 }
 
@@ -337,6 +339,7 @@ impl Request {
             capacity: spec.options.capacity,
             message_size: spec.options.message_size,
             mode: spec.options.mode.unwrap_or(DEFAULT_MODE),
+            adoption: Adoption::from_options(&spec.options, DEFAULT_MODE)?,
             create: spec.options.create.unwrap_or(Create::IfMissing),
         };
         if request.key == Key::Private && request.create == Create::Never {
@@ -364,7 +367,7 @@ impl Request {
         Queue::adopt(
             msqid,
             self.object(),
-            self.mode,
+            &self.adoption,
             self.message_size,
             self.capacity,
         )
@@ -436,7 +439,7 @@ impl Queue {
     fn adopt(
         msqid: i32,
         object: String,
-        mode: u32,
+        adoption: &Adoption,
         message_size: Option<u64>,
         capacity: Option<u64>,
     ) -> Result<Queue> {
@@ -450,13 +453,13 @@ impl Queue {
             },
             _ => Error::from_os("msgctl IPC_STAT", &object, e),
         })?;
-        check_adoptable(
-            ds.msg_perm.uid,
-            sys::geteuid(),
-            u32::from(ds.msg_perm.mode),
-            mode,
-        )
-        .map_err(incompatible)?;
+        adoption
+            .check(
+                ds.msg_perm.uid,
+                ds.msg_perm.gid,
+                u32::from(ds.msg_perm.mode),
+            )
+            .map_err(incompatible)?;
         let limits = MsgLimits::read();
         let qbytes = sys::qbytes(&ds);
         let message_size = message_size.unwrap_or(limits.msgmax.min(qbytes));
@@ -592,7 +595,13 @@ impl MsgSender {
     /// checking that it is ours with at most `mode`; `message_size` as for a string without
     /// one.
     pub fn open_id(msqid: i32, mode: u32) -> Result<MsgSender> {
-        let queue = Queue::adopt(msqid, format!("sysv-mq id {msqid}"), mode, None, None)?;
+        let queue = Queue::adopt(
+            msqid,
+            format!("sysv-mq id {msqid}"),
+            &Adoption::strict(mode),
+            None,
+            None,
+        )?;
         Ok(MsgSender::new(queue))
     }
 
@@ -736,7 +745,13 @@ impl MsgReceiver {
 
     /// Opens the existing queue with id `msqid`, as [`MsgSender::open_id`]; never removes it.
     pub fn open_id(msqid: i32, mode: u32) -> Result<MsgReceiver> {
-        let queue = Queue::adopt(msqid, format!("sysv-mq id {msqid}"), mode, None, None)?;
+        let queue = Queue::adopt(
+            msqid,
+            format!("sysv-mq id {msqid}"),
+            &Adoption::strict(mode),
+            None,
+            None,
+        )?;
         Ok(MsgReceiver {
             helper: None,
             queue,

@@ -72,8 +72,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ipc_core::{
-    Address, Create, Error, Owner, Producers, Receiver, Result, Sender, Transport, TransportSpec,
-    Wait,
+    Address, Adoption, Create, Error, Owner, Producers, Receiver, Result, Sender, Transport,
+    TransportSpec, Wait,
 };
 use ipc_sync::ring::request::RingRequest;
 use ipc_sync::ring::{self, Loan, Record, RingConfig, RingReceiver, RingSender, RingState};
@@ -102,6 +102,8 @@ const MAX_BACKOFF: Duration = Duration::from_millis(10);
 struct Request {
     key: Key,
     mode: u32,
+    /// Which existing segment we accept (owner, group, widest mode).
+    adoption: Adoption,
     create: Create,
     ring: RingRequest,
 }
@@ -135,6 +137,7 @@ impl Request {
         Ok(Request {
             key,
             mode: o.mode.unwrap_or(DEFAULT_MODE),
+            adoption: Adoption::from_options(o, DEFAULT_MODE)?,
             create: o.create.unwrap_or(default_create),
             ring,
         })
@@ -173,7 +176,7 @@ impl Request {
     /// string names), waiting up to `name_wait` for the key and for a creator still at work.
     fn open_existing(&self, name_wait: Wait) -> Result<Opened> {
         let mut pause = Duration::from_micros(250);
-        let expect = Expect::size(1).mode(self.mode);
+        let expect = Expect::size(1).adopt(&self.adoption);
         let seg = loop {
             match SysvSegment::open(&self.key, &expect) {
                 Ok(seg) => break seg,

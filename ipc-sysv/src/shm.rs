@@ -61,7 +61,7 @@
 
 use std::io;
 
-use ipc_core::{Error, ObjectId, Owner, Removable, Result, check_adoptable};
+use ipc_core::{AcceptOwner, Adoption, Error, ObjectId, Owner, Removable, Result};
 
 use crate::Key;
 use crate::sys::shm as sys;
@@ -87,6 +87,10 @@ pub struct Expect {
     pub min_size: usize,
     /// Widest acceptable mode: a segment granting any permission beyond it is refused.
     pub mode: u32,
+    /// Whose segments are accepted besides our own (`owner=` of a transport string).
+    pub owner: AcceptOwner,
+    /// A segment of this group is accepted whoever owns it (`group=`).
+    pub group: Option<u32>,
 }
 
 impl Expect {
@@ -95,6 +99,27 @@ impl Expect {
         Expect {
             min_size,
             mode: DEFAULT_MODE,
+            owner: AcceptOwner::Us,
+            group: None,
+        }
+    }
+
+    /// The same, with the owner, group and widest mode of `adoption`.
+    pub fn adopt(self, adoption: &Adoption) -> Expect {
+        Expect {
+            mode: adoption.mode,
+            owner: adoption.owner,
+            group: adoption.group,
+            ..self
+        }
+    }
+
+    /// The rule for the segment's owner and mode.
+    pub fn adoption(&self) -> Adoption {
+        Adoption {
+            owner: self.owner,
+            group: self.group,
+            mode: self.mode,
         }
     }
 
@@ -136,6 +161,8 @@ pub struct ShmStat {
     pub gid: u32,
     /// Creator's uid.
     pub creator_uid: u32,
+    /// Creator's gid.
+    pub creator_gid: u32,
     /// Permission bits (`0o777`).
     pub mode: u32,
     /// Whether it was removed (`IPC_RMID`) and lives on only until the last detach.
@@ -211,21 +238,19 @@ impl SysvSegment {
         let seg = SysvSegment::lookup(key)?;
         let st = seg.stat()?;
         let euid = sys::geteuid();
-        check_adoptable(st.uid, euid, st.mode, expect.mode).map_err(|reason| {
-            Error::Incompatible {
-                object: seg.name.clone(),
-                reason,
-            }
-        })?;
-        if st.creator_uid != euid {
-            return Err(Error::Incompatible {
-                object: seg.name.clone(),
-                reason: format!(
-                    "it was created by uid {}, not by us (uid {euid})",
-                    st.creator_uid
-                ),
-            });
-        }
+        let incompatible = |reason: String| Error::Incompatible {
+            object: seg.name.clone(),
+            reason,
+        };
+        let adoption = expect.adoption();
+        adoption
+            .check_as(euid, st.uid, st.gid, st.mode)
+            .map_err(incompatible)?;
+        // The owner can be given away with IPC_SET; the creator cannot: it is accepted by the
+        // same rule, so that a squatter cannot hand us a segment it made.
+        adoption
+            .check_owner(euid, st.creator_uid, st.creator_gid)
+            .map_err(|reason| incompatible(format!("as creator: {reason}")))?;
         let required = expect.min_size.max(1);
         if st.size < required {
             return Err(Error::Incompatible {
@@ -358,6 +383,7 @@ fn stat_of(shmid: i32, name: &str) -> Result<ShmStat> {
         uid: ds.shm_perm.uid,
         gid: ds.shm_perm.gid,
         creator_uid: ds.shm_perm.cuid,
+        creator_gid: ds.shm_perm.cgid,
         mode: mode & 0o777,
         removed: mode & SHM_DEST != 0,
     })

@@ -104,9 +104,21 @@ fn options(t: Transport) -> impl Strategy<Value = Options> {
         proptest::option::of(duration()),
         proptest::option::of(wait()),
         proptest::option::of(producers()),
+        proptest::option::of(owner()),
+        proptest::option::of(principal()),
     )
         .prop_map(
-            move |(capacity, message_size, mode, create, open_timeout, wait, producers)| Options {
+            move |(
+                capacity,
+                message_size,
+                mode,
+                create,
+                open_timeout,
+                wait,
+                producers,
+                owner,
+                group,
+            )| Options {
                 capacity: capacity.filter(|_| takes("capacity")),
                 message_size: message_size.filter(|_| takes("message_size")),
                 mode: mode.filter(|_| takes("mode")),
@@ -114,8 +126,29 @@ fn options(t: Transport) -> impl Strategy<Value = Options> {
                 open_timeout: open_timeout.filter(|_| takes("open_timeout")),
                 wait: wait.filter(|_| takes("wait")),
                 producers: producers.filter(|_| takes("producers")),
+                owner: owner.filter(|_| takes("owner")),
+                group: group.filter(|_| takes("group")),
             },
         )
+}
+
+/// A uid/gid or a portable user or group name.
+fn principal() -> impl Strategy<Value = ipc::Principal> {
+    prop_oneof![
+        any::<u32>().prop_map(ipc::Principal::Id),
+        "[a-z_][a-z0-9._-]{0,15}".prop_map(ipc::Principal::Name),
+    ]
+}
+
+/// `owner=any` or a user.
+fn owner() -> impl Strategy<Value = ipc::OwnerChoice> {
+    prop_oneof![
+        Just(ipc::OwnerChoice::Any),
+        // A user named `any` cannot be written: `owner=any` means anyone.
+        principal()
+            .prop_filter("`any` is not a user name", |p| p.to_string() != "any")
+            .prop_map(ipc::OwnerChoice::User),
+    ]
 }
 
 /// Any valid spec, of every transport.

@@ -164,9 +164,3 @@ pub fn recv(
     }
     Ok(n as usize)
 }
-
-/// The effective user id (to compare with a queue's owner).
-pub fn geteuid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
-}
