@@ -235,7 +235,7 @@ impl SharedMemory {
     /// second look at the name can disagree with it.
     pub(crate) fn open_any_size(name: &PosixName, adoption: &Adoption) -> Result<SharedMemory> {
         let object = object_name(name);
-        if adoption.owner == AcceptOwner::Us {
+        if *adoption != Adoption::anything() {
             // A tool's `Adoption::anything` takes every mode; an endpoint's is permission bits.
             check_mode(&object, adoption.mode)?;
         }
