@@ -96,13 +96,14 @@ impl Drop for FileGuard {
     }
 }
 
-/// Removes the System V queue of `key` when dropped, whoever made it.
-struct QueueGuard(i32);
+/// Removes the System V object of `key` when dropped, whoever made it: `ipcrm` flag `-Q`
+/// (queue) or `-M` (segment).
+struct KeyGuard(&'static str, i32);
 
-impl Drop for QueueGuard {
+impl Drop for KeyGuard {
     fn drop(&mut self) {
         let _ = Command::new("ipcrm")
-            .args(["-Q", &format!("{:#x}", self.0)])
+            .args([self.0, &format!("{:#x}", self.1)])
             .stderr(Stdio::null())
             .status();
     }
@@ -137,7 +138,7 @@ fn sysv_mq_of_root_takes_owner_0() {
         return;
     };
     let key = 0x1f00_0000 | (std::process::id() as i32 & 0xffff) << 4;
-    let _guard = QueueGuard(key);
+    let _guard = KeyGuard("-Q", key);
     let spec = format!("sysv-mq:key={key:#x}?mode=0666");
     let mut rx = ipc::open_receiver(&format!("{spec}&create=always")).unwrap();
     refused_then_accepted(
@@ -171,6 +172,19 @@ fn posix_shm_ring_of_root_takes_owner_0() {
     let spec = format!("posix-shm:/{name}?mode=0666");
     let mut rx = ipc::open_receiver(&format!("{spec}&create=always")).unwrap();
     refused_then_accepted(&scratch, &mut *rx, &spec, "owner=0", "owner=0");
+}
+
+#[test]
+fn sysv_shm_ring_of_root_takes_owner_and_group() {
+    let Some(scratch) = Scratch::new("sysv_shm_ring_of_root_takes_owner_and_group") else {
+        return;
+    };
+    let key = 0x1e00_0000 | (std::process::id() as i32 & 0xffff) << 4;
+    let _guard = KeyGuard("-M", key);
+    let spec = format!("sysv-shm:key={key:#x}?mode=0666");
+    let mut rx = ipc::open_receiver(&format!("{spec}&create=always")).unwrap();
+    // Root's group is 0: `group=0` accepts the segment (and its creator) as well as `owner=0`.
+    refused_then_accepted(&scratch, &mut *rx, &spec, "owner=0", "group=0");
 }
 
 #[test]
