@@ -51,6 +51,18 @@ pub const ABORT: u8 = 0xA5;
 /// Largest payload the format carries (so that a frame length always fits in `u32`).
 pub const MAX_PAYLOAD: usize = 1 << 30;
 
+/// Writes of up to this many bytes are atomic on a pipe (`PIPE_BUF`).
+const PIPE_BUF: usize = 4096;
+
+/// A corruption report for bytes that look written by a program that does not frame, with the
+/// way to read them.
+fn foreign(what: String) -> String {
+    format!(
+        "{what}: the writer does not use ipc framing (a program writing text or raw bytes?); \
+         open the receiver with framing=lines or framing=raw to read such a stream"
+    )
+}
+
 /// Smallest read buffer, so that small messages are read many per system call.
 const MIN_READ_BUFFER: usize = 64 * 1024;
 
@@ -423,7 +435,12 @@ impl FrameReader {
             }
             match io.read(&mut self.buf[self.end..], wait.is_forever())? {
                 Some(0) => {
-                    // A truncated frame at end of stream is one its sender never finished.
+                    // A truncated frame at end of stream may be one its sender never finished
+                    // (killed, or dropped after a timed-out send), which is dropped; bytes that
+                    // cannot be such a frame are someone else's and must not vanish silently.
+                    if let Some(what) = self.foreign_tail() {
+                        return Err(self.corrupt(what));
+                    }
                     self.end_of_stream = true;
                     self.start = self.base;
                     self.end = self.base;
@@ -449,11 +466,11 @@ impl FrameReader {
         };
         let len = u32::from_le_bytes(*header) as usize;
         if len > self.max {
-            return Err(self.corrupt(format!(
-                "frame of {len} bytes exceeds message_size {} (peers disagree on message_size, \
-                 or the stream is not framed by ipc)",
+            return Err(self.corrupt(foreign(format!(
+                "frame of {len} bytes exceeds message_size {} (if both sides are ipc, they \
+                 disagree on message_size)",
                 self.max
-            )));
+            ))));
         }
         let frame = frame_len(len);
         if avail.len() < frame {
@@ -476,10 +493,38 @@ impl FrameReader {
                 self.consume(frame);
                 Ok(Next::Skipped)
             }
-            other => Err(self.corrupt(format!(
+            other => Err(self.corrupt(foreign(format!(
                 "frame trailer {other:#04x} is neither commit nor abort"
-            ))),
+            )))),
         }
+    }
+
+    /// Why the bytes left at end of stream cannot be the start of a frame an `ipc` sender left
+    /// unfinished, if they cannot. Frames of up to `PIPE_BUF` bytes are written atomically, so
+    /// only a larger frame can be cut short, and its padding is zeros; fewer bytes than a
+    /// length prefix could only be a larger frame cut inside its prefix, which takes a sender
+    /// killed at one exact moment, whereas a foreign writer's `hi\n` ends that way every time.
+    fn foreign_tail(&self) -> Option<String> {
+        let avail = &self.buf[self.start..self.end];
+        if avail.is_empty() {
+            return None;
+        }
+        let Some(header) = avail.first_chunk::<HEADER_LEN>() else {
+            return Some(foreign(format!(
+                "{} bytes at end of stream, too few for a frame header",
+                avail.len()
+            )));
+        };
+        let len = u32::from_le_bytes(*header) as usize;
+        let padding = &avail[HEADER_LEN..avail.len().min(header_len(len))];
+        if frame_len(len) <= PIPE_BUF || padding.iter().any(|&b| b != 0) {
+            return Some(foreign(format!(
+                "{} bytes at end of stream, not the start of a frame an ipc sender can leave \
+                 unfinished (length {len})",
+                avail.len()
+            )));
+        }
+        None
     }
 
     fn consume(&mut self, frame: usize) {
@@ -504,21 +549,21 @@ enum Next {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::collections::VecDeque;
 
     /// An in-memory pipe with a fixed capacity, for testing the framing alone.
-    struct MemPipe {
-        data: VecDeque<u8>,
+    pub(crate) struct MemPipe {
+        pub(crate) data: VecDeque<u8>,
         capacity: usize,
-        writer_closed: bool,
+        pub(crate) writer_closed: bool,
         /// Largest single write accepted (to force partial writes).
         write_chunk: usize,
     }
 
     impl MemPipe {
-        fn new(capacity: usize) -> MemPipe {
+        pub(crate) fn new(capacity: usize) -> MemPipe {
             MemPipe {
                 data: VecDeque::new(),
                 capacity,
@@ -669,12 +714,14 @@ mod tests {
     #[test]
     fn truncated_frame_at_end_of_stream_is_dropped() {
         let mut pipe = MemPipe::new(1 << 16);
-        let mut w = FrameWriter::new(100);
+        let mut w = FrameWriter::new(10_000);
         w.send(&mut pipe, b"whole", Wait::Never).unwrap();
-        pipe.data.extend(10u32.to_le_bytes());
+        // Only a frame above PIPE_BUF can be cut short by its sender.
+        pipe.data.extend(5000u32.to_le_bytes());
+        pipe.data.extend([0; 60]);
         pipe.data.extend(b"half");
         pipe.writer_closed = true;
-        let mut r = FrameReader::new(100);
+        let mut r = FrameReader::new(10_000);
         let mut out = [0u8; 100];
         assert_eq!(r.recv(&mut pipe, &mut out, Wait::Never).unwrap(), 5);
         assert!(!r.next_is_buffered());
@@ -687,6 +734,25 @@ mod tests {
             r.recv(&mut pipe, &mut out, Wait::Never),
             Err(Error::Disconnected)
         ));
+    }
+
+    #[test]
+    fn foreign_bytes_at_end_of_stream_are_corrupted_with_a_hint() {
+        // `printf 'hi\n'`, a short frame cut short (never from ipc: it is atomic), non-zero
+        // padding.
+        let mut padded = 5000u32.to_le_bytes().to_vec();
+        padded.extend([1; 60]);
+        for tail in [&b"hi\n"[..], &[10, 0, 0, 0, b'h'], &padded] {
+            let mut pipe = MemPipe::new(1 << 16);
+            pipe.data.extend(tail);
+            pipe.writer_closed = true;
+            let mut r = FrameReader::new(10_000);
+            let mut out = [0u8; 100];
+            match r.recv(&mut pipe, &mut out, Wait::Never) {
+                Err(Error::Corrupted { what }) => assert!(what.contains("framing=lines"), "{what}"),
+                other => panic!("{tail:?}: {other:?}"),
+            }
+        }
     }
 
     /// The message `i` of a test: `len` bytes that tell it apart from any other.
