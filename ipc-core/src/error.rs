@@ -47,6 +47,13 @@ pub enum Error {
         /// Largest message the transport takes.
         max: usize,
     },
+    /// The message cannot be carried as it is by this transport's encoding (e.g. a `\n` inside
+    /// a message of `framing=lines`, where `\n` ends a message). Nothing was sent.
+    #[error("message cannot be sent: {reason}")]
+    InvalidMessage {
+        /// What in the message the encoding cannot carry, and where.
+        reason: String,
+    },
     /// The caller's receive buffer cannot hold the next message. The message was not consumed:
     /// call again with a buffer of at least `needed` bytes.
     #[error("receive buffer of {len} bytes is too small for the next message of {needed} bytes")]

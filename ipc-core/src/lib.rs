@@ -21,6 +21,7 @@ mod lifecycle;
 pub mod ready;
 mod segment;
 pub mod spec;
+pub mod stream;
 mod wait;
 
 pub use adopt::{AcceptOwner, Adoption, OwnerChoice, Principal};
@@ -29,5 +30,6 @@ pub use error::{Error, Result};
 pub use lifecycle::{Owner, Removable, check_adoptable};
 pub use ready::{Interest, Readiness};
 pub use segment::{ObjectId, Segment};
+pub use stream::Framing;
 pub use spec::{Address, Create, Options, Producers, Transport, TransportSpec, WaitStrategy};
 pub use wait::Wait;

@@ -24,6 +24,7 @@
 //! | `open_timeout` | duration (`500ms`, `10s`)           | `fifo`, `posix-shm`, `sysv-shm`   |
 //! | `wait`         | [`WaitStrategy`]: `busy`, `spin`, `park` | `posix-shm`, `sysv-shm`      |
 //! | `producers`    | [`Producers`]: `single`, `multi`    | `posix-shm`, `sysv-shm`           |
+//! | `framing`      | [`Framing`]: `frames`, `lines`, `raw` | `pipe`, `fifo`                  |
 //! | `owner`        | `any`, uid or user name             | all but `pipe`                    |
 //! | `group`        | gid or group name                   | all but `pipe`                    |
 //!
@@ -50,7 +51,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::{Error, Result};
+use crate::{Error, Framing, Result};
 
 /// Longest name component the kernel accepts for POSIX objects (`NAME_MAX`).
 pub const NAME_MAX: usize = 255;
@@ -114,7 +115,8 @@ impl Transport {
     /// The options this transport understands.
     pub fn options(self) -> &'static [&'static str] {
         match self {
-            Transport::Pipe => &["capacity", "message_size"],
+            // Byte streams choose how messages are laid on them (`framing`).
+            Transport::Pipe => &["capacity", "message_size", "framing"],
             Transport::Fifo => &[
                 "capacity",
                 "message_size",
@@ -123,6 +125,7 @@ impl Transport {
                 "open_timeout",
                 "owner",
                 "group",
+                "framing",
             ],
             Transport::PosixMq | Transport::SysvMq => &[
                 "capacity",
@@ -330,6 +333,9 @@ pub struct Options {
     pub owner: Option<crate::OwnerChoice>,
     /// Existing objects of this group are accepted whoever owns them (`group=GID|NAME`).
     pub group: Option<crate::Principal>,
+    /// How messages are laid on a byte stream (`frames`, `lines` or `raw`; default `frames`).
+    /// Both ends must agree; `lines` and `raw` talk to programs that do not frame.
+    pub framing: Option<Framing>,
 }
 
 /// A parsed transport string. See the [module documentation](self) for the format.
@@ -389,6 +395,7 @@ impl TransportSpec {
             ("producers", o.producers.is_some()),
             ("owner", o.owner.is_some()),
             ("group", o.group.is_some()),
+            ("framing", o.framing.is_some()),
         ];
         for (name, present) in given {
             if present && !allowed.contains(&name) {
@@ -461,6 +468,9 @@ impl fmt::Display for TransportSpec {
         }
         if let Some(group) = &o.group {
             put(f, "group", group)?;
+        }
+        if let Some(framing) = o.framing {
+            put(f, "framing", &framing)?;
         }
         Ok(())
     }
@@ -605,6 +615,7 @@ fn parse_option(transport: Transport, pair: &str, o: &mut Options) -> Result<()>
         "producers",
         "owner",
         "group",
+        "framing",
     ];
     if !known.contains(&name) {
         return Err(Error::invalid_spec(
@@ -680,6 +691,10 @@ fn parse_option(transport: Transport, pair: &str, o: &mut Options) -> Result<()>
         "group" => {
             let group = crate::Principal::parse(value).map_err(bad)?;
             set_once(&mut o.group, group).map_err(|()| twice())
+        }
+        "framing" => {
+            let framing = value.parse::<Framing>().map_err(|e| bad(reason_of(e)))?;
+            set_once(&mut o.framing, framing).map_err(|()| twice())
         }
         _ => unreachable!("checked against the known list above"),
     }
@@ -874,6 +889,20 @@ mod tests {
             let spec: TransportSpec = s.parse().unwrap();
             assert_eq!(spec.to_string(), s);
         }
+    }
+
+    #[test]
+    fn framing_is_for_byte_streams_only() {
+        for s in ["fifo:/tmp/f?framing=lines", "pipe:fd=0?framing=raw"] {
+            let spec: TransportSpec = s.parse().unwrap();
+            assert_eq!(spec.to_string(), s);
+        }
+        let (part, why) = reason("posix-mq:/q?framing=lines");
+        assert_eq!(part, "framing");
+        assert!(why.contains("does not apply to posix-mq"), "{why}");
+        let (part, why) = reason("fifo:/tmp/f?framing=text");
+        assert_eq!(part, "framing=text");
+        assert!(why.contains("frames, lines or raw"), "{why}");
     }
 
     #[test]
