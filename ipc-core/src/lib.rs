@@ -30,6 +30,6 @@ pub use error::{Error, Result};
 pub use lifecycle::{Owner, Removable, check_adoptable};
 pub use ready::{Interest, Readiness};
 pub use segment::{ObjectId, Segment};
-pub use stream::Framing;
 pub use spec::{Address, Create, Options, Producers, Transport, TransportSpec, WaitStrategy};
+pub use stream::Framing;
 pub use wait::Wait;

@@ -259,7 +259,10 @@ impl BytesWriter {
             let slices = if written < msg.len() {
                 [IoSlice::new(&msg[written..]), IoSlice::new(newline)]
             } else {
-                [IoSlice::new(&newline[written - msg.len()..]), IoSlice::new(&[])]
+                [
+                    IoSlice::new(&newline[written - msg.len()..]),
+                    IoSlice::new(&[]),
+                ]
             };
             match io.write(&slices, block)? {
                 Some(n) => written += n,

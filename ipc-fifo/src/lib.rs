@@ -117,7 +117,7 @@ impl FifoReceiver {
         });
         target.config.apply(fd.as_fd())?;
         Ok(FifoReceiver {
-            stream: StreamReceiver::new_fifo(fd, target.config.message_size),
+            stream: StreamReceiver::new_fifo(fd, target.config.message_size, target.config.framing),
             _created: created,
             path: target.path,
         })
@@ -188,7 +188,11 @@ impl FifoSender {
         }
         target.config.apply(fd.as_fd())?;
         Ok(FifoSender {
-            stream: StreamSender::new_private(fd, target.config.message_size),
+            stream: StreamSender::new_private(
+                fd,
+                target.config.message_size,
+                target.config.framing,
+            ),
             _created: created,
         })
     }

@@ -1,8 +1,11 @@
 //! Anonymous pipes as message channels, and the way to hand one end to a child process.
 //!
 //! A pipe (`pipe2(2)`) is a byte stream; messages are framed on it by
-//! [`ipc_core::framing`]. It lives as long as a descriptor to it is open, so there is nothing
-//! to clean up, and it connects a process with the children it spawns.
+//! [`ipc_core::framing`], or laid on it as text lines or raw bytes with `framing=lines` /
+//! `framing=raw` ([`PipeConfig::framing`], [`ipc_core::stream`]) so that a program that does
+//! not use this crate (a C child reading its stdin, a shell) can be the other end. It lives as
+//! long as a descriptor to it is open, so there is nothing to clean up, and it connects a
+//! process with the children it spawns.
 //!
 //! ```
 //! use ipc_core::{Receiver, Sender};
@@ -26,7 +29,12 @@
 //! [`Command`] spawns to inherit the descriptor, and returns the transport string the child
 //! opens it with (`pipe:fd=N`, e.g. through `ipc::open_receiver`). `FD_CLOEXEC` is cleared in
 //! the child only, on that descriptor only. Drop the [`Inherited`] after spawning: that closes
-//! the parent's copy, so each side sees the other go away.
+//! the parent's copy, so each side sees the other go away. The string carries the options that
+//! both ends must agree on (`message_size`, `framing`).
+//!
+//! A child that does not use this crate reads or writes the descriptor directly: give the
+//! pipe `framing=lines` or `framing=raw`, and pass the descriptor number (the `fd=N` of the
+//! string) or make it the child's stdin/stdout yourself.
 //!
 //! ```no_run
 //! use std::process::Command;
@@ -98,7 +106,8 @@ use std::process::Command;
 
 use ipc_core::framing::{MAX_PAYLOAD, frame_len};
 use ipc_core::{
-    Address, Error, Options, Readiness, Receiver, Result, Sender, Transport, TransportSpec, Wait,
+    Address, Error, Framing, Options, Readiness, Receiver, Result, Sender, Transport,
+    TransportSpec, Wait,
 };
 
 pub use raw::End;
@@ -121,6 +130,9 @@ pub struct PipeConfig {
     /// Pipe buffer size in bytes, if asked for; by default the smallest that holds one whole
     /// frame of `message_size` (so that `try_send` can always succeed on an empty pipe).
     pub capacity: Option<usize>,
+    /// How messages are laid on the pipe (`framing=`): frames by default; `lines` or `raw` to
+    /// talk to programs that do not use this crate (see [`ipc_core::stream`]).
+    pub framing: Framing,
 }
 
 impl Default for PipeConfig {
@@ -128,12 +140,13 @@ impl Default for PipeConfig {
         PipeConfig {
             message_size: DEFAULT_MESSAGE_SIZE,
             capacity: None,
+            framing: Framing::Frames,
         }
     }
 }
 
 impl PipeConfig {
-    /// Reads `message_size` and `capacity` from `options`.
+    /// Reads `message_size`, `capacity` and `framing` from `options`.
     ///
     /// Errors: [`Error::InvalidSpec`] for a `message_size` above [`MAX_PAYLOAD`] (the frame
     /// format's bound) or a `capacity` above `i32::MAX` (`F_SETPIPE_SZ` takes an `int`): no
@@ -174,6 +187,7 @@ impl PipeConfig {
         Ok(PipeConfig {
             message_size: message_size as usize,
             capacity,
+            framing: options.framing.unwrap_or_default(),
         })
     }
 
@@ -206,6 +220,9 @@ impl PipeConfig {
             options.message_size = Some(self.message_size as u64);
         }
         options.capacity = self.capacity.map(|c| c as u64);
+        if self.framing != Framing::Frames {
+            options.framing = Some(self.framing);
+        }
     }
 }
 
@@ -226,11 +243,11 @@ pub fn channel(config: &PipeConfig) -> Result<(PipeSender, PipeReceiver)> {
     config.apply(read.as_fd())?;
     Ok((
         PipeSender {
-            stream: StreamSender::new(write, config.message_size),
+            stream: StreamSender::new(write, config.message_size, config.framing),
             config: *config,
         },
         PipeReceiver {
-            stream: StreamReceiver::new(read, config.message_size),
+            stream: StreamReceiver::new(read, config.message_size, config.framing),
             config: *config,
         },
     ))
@@ -240,7 +257,7 @@ pub fn channel(config: &PipeConfig) -> Result<(PipeSender, PipeReceiver)> {
 pub fn open_sender(spec: &TransportSpec) -> Result<PipeSender> {
     let (fd, config) = adopt(spec, End::Write)?;
     Ok(PipeSender {
-        stream: StreamSender::new(fd, config.message_size),
+        stream: StreamSender::new(fd, config.message_size, config.framing),
         config,
     })
 }
@@ -249,7 +266,7 @@ pub fn open_sender(spec: &TransportSpec) -> Result<PipeSender> {
 pub fn open_receiver(spec: &TransportSpec) -> Result<PipeReceiver> {
     let (fd, config) = adopt(spec, End::Read)?;
     Ok(PipeReceiver {
-        stream: StreamReceiver::new(fd, config.message_size),
+        stream: StreamReceiver::new(fd, config.message_size, config.framing),
         config,
     })
 }
@@ -319,7 +336,7 @@ impl PipeSender {
             .try_clone_to_owned()
             .map_err(|e| Error::io("dup pipe", e))?;
         Ok(PipeSender {
-            stream: StreamSender::new(fd, self.config.message_size),
+            stream: StreamSender::new(fd, self.config.message_size, self.config.framing),
             config: self.config,
         })
     }
@@ -422,6 +439,7 @@ mod tests {
         let config = PipeConfig {
             message_size: 100,
             capacity: Some(1 << 20),
+            ..PipeConfig::default()
         };
         let (tx, _rx) = channel(&config).unwrap();
         assert_eq!(raw::pipe_size(tx.stream.fd()).unwrap(), 1 << 20);
@@ -432,6 +450,7 @@ mod tests {
         let (mut tx, mut rx) = channel(&PipeConfig {
             message_size: big,
             capacity: None,
+            ..PipeConfig::default()
         })
         .unwrap();
         let writer = std::thread::spawn(move || tx.send(&vec![7; big]));
@@ -511,6 +530,7 @@ mod tests {
         let (tx, mut rx) = channel(&PipeConfig {
             message_size: ATOMIC_MESSAGE_MAX,
             capacity: None,
+            ..PipeConfig::default()
         })
         .unwrap();
         let mut other = tx.try_clone().unwrap();

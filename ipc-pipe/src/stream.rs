@@ -1,4 +1,5 @@
-//! A framed message channel over one pipe descriptor: what anonymous pipes and FIFOs share.
+//! A message channel over one pipe descriptor, in any [`Framing`]: what anonymous pipes and
+//! FIFOs share.
 //!
 //! The descriptor is in blocking mode for blocking calls, so a blocking send or receive is a
 //! single `pwritev2`/`read`. The `try_` and `_timeout` forms must not wait in the kernel and wait
@@ -24,8 +25,9 @@
 use std::io::IoSlice;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use ipc_core::framing::{FrameReader, FrameWriter, StreamIo};
-use ipc_core::{Error, Interest, Readiness, Receiver, Result, Sender, Wait};
+use ipc_core::framing::StreamIo;
+use ipc_core::stream::{StreamReader, StreamWriter};
+use ipc_core::{Error, Framing, Interest, Readiness, Receiver, Result, Sender, Wait};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
@@ -174,24 +176,25 @@ impl StreamIo for FdIo {
 #[derive(Debug)]
 pub struct StreamSender {
     io: FdIo,
-    writer: FrameWriter,
+    writer: StreamWriter,
 }
 
 impl StreamSender {
-    /// Frames messages of up to `message_size` bytes onto `fd`, a pipe's write end.
-    pub fn new(fd: OwnedFd, message_size: usize) -> StreamSender {
+    /// Writes messages of up to `message_size` bytes onto `fd`, a pipe's write end, in
+    /// `framing`.
+    pub fn new(fd: OwnedFd, message_size: usize, framing: Framing) -> StreamSender {
         StreamSender {
             io: FdIo::new(fd, false, false),
-            writer: FrameWriter::new(message_size),
+            writer: StreamWriter::new(framing, message_size),
         }
     }
 
     /// As [`StreamSender::new`], for a descriptor whose open file no other process shares (a
     /// FIFO this process opened): its `O_NONBLOCK` flag may be switched.
-    pub fn new_private(fd: OwnedFd, message_size: usize) -> StreamSender {
+    pub fn new_private(fd: OwnedFd, message_size: usize, framing: Framing) -> StreamSender {
         StreamSender {
             io: FdIo::new(fd, true, false),
-            writer: FrameWriter::new(message_size),
+            writer: StreamWriter::new(framing, message_size),
         }
     }
 
@@ -200,8 +203,9 @@ impl StreamSender {
         self.io.fd.as_fd()
     }
 
-    /// Completes a frame that an earlier timed-out send left half written (as an aborted frame,
-    /// which the receiver drops), waiting as `wait` allows; then returns the descriptor.
+    /// Completes a message that an earlier timed-out send left half written (a frame as an
+    /// aborted frame, which the receiver drops; a line or raw bytes as themselves), waiting as
+    /// `wait` allows; then returns the descriptor.
     pub fn into_fd(mut self, wait: Wait) -> Result<OwnedFd> {
         self.writer.settle(&mut self.io, wait)?;
         Ok(self.io.fd)
@@ -250,24 +254,25 @@ impl Readiness for StreamSender {
 #[derive(Debug)]
 pub struct StreamReceiver {
     io: FdIo,
-    reader: FrameReader,
+    reader: StreamReader,
 }
 
 impl StreamReceiver {
-    /// Reads messages of up to `message_size` bytes from `fd`, a pipe's read end.
-    pub fn new(fd: OwnedFd, message_size: usize) -> StreamReceiver {
+    /// Reads messages of up to `message_size` bytes from `fd`, a pipe's read end, in
+    /// `framing`.
+    pub fn new(fd: OwnedFd, message_size: usize, framing: Framing) -> StreamReceiver {
         StreamReceiver {
             io: FdIo::new(fd, false, false),
-            reader: FrameReader::new(message_size),
+            reader: StreamReader::new(framing, message_size),
         }
     }
 
     /// Reads from a FIFO this process opened before any writer came: its open file is ours
     /// alone, and end of file is not taken for a disconnection until a writer has come.
-    pub fn new_fifo(fd: OwnedFd, message_size: usize) -> StreamReceiver {
+    pub fn new_fifo(fd: OwnedFd, message_size: usize, framing: Framing) -> StreamReceiver {
         StreamReceiver {
             io: FdIo::new(fd, true, true),
-            reader: FrameReader::new(message_size),
+            reader: StreamReader::new(framing, message_size),
         }
     }
 
@@ -317,8 +322,9 @@ impl Readiness for StreamReceiver {
         Ok((self.io.fd.as_fd(), Interest::Readable))
     }
 
-    /// "Retry now" only when a whole frame was already read ahead into the buffer (the pipe no
-    /// longer shows it); else the descriptor shows whatever lets a receive on.
+    /// "Retry now" only when a whole message (frame or line) was already read ahead into the
+    /// buffer (the pipe no longer shows it); else the descriptor shows whatever lets a receive
+    /// on. A raw receiver reads nothing ahead.
     fn prepare_wait(&mut self) -> Result<bool> {
         Ok(self.reader.next_is_buffered())
     }

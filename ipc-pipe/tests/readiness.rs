@@ -64,6 +64,7 @@ fn channel(message_size: usize, capacity: usize) -> (PipeSender, PipeReceiver) {
     ipc_pipe::channel(&PipeConfig {
         message_size,
         capacity: Some(capacity),
+        ..PipeConfig::default()
     })
     .unwrap()
 }

@@ -220,6 +220,7 @@ impl PipeFactory {
         ipc::pipe::PipeConfig {
             message_size: cfg.message_size,
             capacity: cfg.capacity,
+            ..ipc::pipe::PipeConfig::default()
         }
     }
 }

@@ -16,6 +16,7 @@ fn config(message_size: usize) -> PipeConfig {
     PipeConfig {
         message_size,
         capacity: None,
+        ..PipeConfig::default()
     }
 }
 

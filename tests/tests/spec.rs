@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use ipc::{Address, Create, Error, Options, Producers, Transport, TransportSpec, WaitStrategy};
+use ipc::{
+    Address, Create, Error, Framing, Options, Producers, Transport, TransportSpec, WaitStrategy,
+};
 use ipc_tests::PathGuard;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -84,6 +86,14 @@ fn wait() -> impl Strategy<Value = WaitStrategy> {
     ]
 }
 
+fn framing() -> impl Strategy<Value = Framing> {
+    prop_oneof![
+        Just(Framing::Frames),
+        Just(Framing::Lines),
+        Just(Framing::Raw)
+    ]
+}
+
 fn producers() -> impl Strategy<Value = Producers> {
     prop_oneof![Just(Producers::Single), Just(Producers::Multi)]
 }
@@ -106,6 +116,7 @@ fn options(t: Transport) -> impl Strategy<Value = Options> {
         proptest::option::of(producers()),
         proptest::option::of(owner()),
         proptest::option::of(principal()),
+        proptest::option::of(framing()),
     )
         .prop_map(
             move |(
@@ -118,6 +129,7 @@ fn options(t: Transport) -> impl Strategy<Value = Options> {
                 producers,
                 owner,
                 group,
+                framing,
             )| Options {
                 capacity: capacity.filter(|_| takes("capacity")),
                 message_size: message_size.filter(|_| takes("message_size")),
@@ -128,6 +140,7 @@ fn options(t: Transport) -> impl Strategy<Value = Options> {
                 producers: producers.filter(|_| takes("producers")),
                 owner: owner.filter(|_| takes("owner")),
                 group: group.filter(|_| takes("group")),
+                framing: framing.filter(|_| takes("framing")),
             },
         )
 }

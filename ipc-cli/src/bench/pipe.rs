@@ -80,6 +80,7 @@ fn config(size: usize) -> PipeConfig {
     PipeConfig {
         message_size: size,
         capacity: None,
+        ..PipeConfig::default()
     }
 }
 
