@@ -5,6 +5,13 @@
 //! safe, so a transport chosen at run time from a [`TransportSpec`](crate::TransportSpec) can be
 //! held as `Box<dyn Sender>` / `Box<dyn Receiver>`.
 //!
+//! One exception, asked for by name: a pipe or FIFO opened with `framing=raw` promises no
+//! message boundaries at all. Each receive returns what one `read(2)` got, so two sends may
+//! arrive as one receive and one send as several; the bytes keep their order. It exists to talk
+//! to programs that write or read plain bytes (see [`crate::stream`]). `framing=lines` keeps
+//! boundaries but refuses messages holding `\n`
+//! ([`Error::InvalidMessage`](crate::Error::InvalidMessage)).
+//!
 //! Each transport implements one method per direction ([`Sender::send_with`],
 //! [`Receiver::recv_with`]) taking a [`Wait`]; the blocking, `try_` and `_timeout` forms are
 //! provided on top of it so that every transport gives them the same meaning.
@@ -21,7 +28,9 @@ pub trait Sender: Send {
     /// Sends one message, waiting for room at most as `wait` allows.
     ///
     /// On `Err(Full)`, `Err(Timeout)` or `Err(MessageTooLarge)` nothing of the message is
-    /// delivered; on `Ok` it will be, unless the receiver goes away first.
+    /// delivered; on `Ok` it will be, unless the receiver goes away first. (With
+    /// `framing=lines`/`raw`, `Ok` may also mean that part of a long message went out before
+    /// the deadline and the rest is written before anything else: see [`crate::stream`].)
     fn send_with(&mut self, msg: &[u8], wait: Wait) -> Result<()>;
 
     /// Sends one message, blocking until there is room.
@@ -47,8 +56,10 @@ pub trait Sender: Send {
     /// message that the previous call (with the same `msg`) left in part. It returns
     /// [`Error::Full`](crate::Error::Full) until the whole message is taken: wait for
     /// readiness and call again with `resume == true`. A message left in part and not resumed (the next call has
-    /// `resume == false`, or is another send method) is never delivered. Other transports take
-    /// a message whole or not at all, and this is `try_send`.
+    /// `resume == false`, or is another send method) is never delivered, except with
+    /// `framing=lines` or `raw`, where a started message cannot be withdrawn and is completed
+    /// whole before anything else instead (see [`crate::stream`]). Other transports take a
+    /// message whole or not at all, and this is `try_send`.
     fn try_send_part(&mut self, msg: &[u8], resume: bool) -> Result<()> {
         let _ = resume;
         self.try_send(msg)
