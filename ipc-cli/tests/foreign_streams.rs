@@ -1,0 +1,281 @@
+//! Pipes and FIFOs against textbook C programs that do not use `ipc` (issue 13): both ways,
+//! with `framing=lines` and `raw`, and the README's C reader of `frames` against `ipc send`.
+//!
+//! The C sources are in `tests/c/` (the reader is taken from the README itself, so the README
+//! cannot drift from what is tested). They are compiled with `cc` from `PATH` when the tests
+//! run; without a compiler each test says so and passes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ipc::pipe::{PipeConfig, channel};
+use ipc::{Address, Error, Framing, Sender};
+
+mod common;
+
+use common::{Running, ipc, text};
+
+/// Compiles `source` into a program of this test run; `None` (and a message) without `cc`.
+fn compile(name: &str, source: &Path) -> Option<PathBuf> {
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("foreign-c-{}-{name}", std::process::id()));
+    let result = Command::new("cc")
+        .args(["-Wall", "-Wextra", "-Werror", "-o"])
+        .arg(&out)
+        .arg(source)
+        .output();
+    match result {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("skipping: no C compiler (`cc`) on PATH to build {name}");
+            None
+        }
+        Err(e) => panic!("running cc: {e}"),
+        Ok(o) if !o.status.success() => panic!("cc {name}: {}", text(&o.stderr)),
+        Ok(_) => Some(out),
+    }
+}
+
+/// A program from `tests/c/`.
+fn c_program(name: &str) -> Option<PathBuf> {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/c")
+        .join(format!("{name}.c"));
+    compile(name, &source)
+}
+
+/// A FIFO path no other test (or test run) uses, removed at the end whatever happened.
+struct TempFifo(PathBuf);
+
+impl TempFifo {
+    fn new() -> TempFifo {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        TempFifo(PathBuf::from(format!(
+            "/tmp/ipc-foreign-{}-{n}.fifo",
+            std::process::id()
+        )))
+    }
+
+    /// Makes the FIFO, as the C server would, so that a C client can open it.
+    fn make(&self) {
+        nix::unistd::mkfifo(&self.0, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    }
+
+    fn spec(&self, options: &str) -> String {
+        let sep = if options.is_empty() { "" } else { "?" };
+        format!("fifo:{}{sep}{options}", self.0.display())
+    }
+}
+
+impl Drop for TempFifo {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn a_c_client_writes_lines_that_ipc_recv_reads_with_framing_lines() {
+    let Some(client) = c_program("fifo_client") else {
+        return;
+    };
+    let fifo = TempFifo::new();
+    fifo.make();
+    let recv = Running::spawn(
+        ipc()
+            .args(["recv", &fifo.spec("framing=lines"), "--timeout", "30s"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    // The client's open blocks until the receiver has opened the FIFO: no sleep needed.
+    let client = Running::spawn(
+        Command::new(client)
+            .arg(&fifo.0)
+            .args(["hello", "", "two words"])
+            .stderr(Stdio::piped()),
+    )
+    .output();
+    assert!(client.status.success(), "client: {}", text(&client.stderr));
+    let recv = recv.output();
+    assert!(recv.status.success(), "recv: {}", text(&recv.stderr));
+    assert_eq!(text(&recv.stdout), "hello\n\ntwo words\n");
+}
+
+#[test]
+fn lines_into_a_framed_receiver_are_corrupted_with_a_hint_never_lost() {
+    let Some(client) = c_program("fifo_client") else {
+        return;
+    };
+    // A long line reads as a huge frame length; `hi` ends the stream inside a header.
+    for line in ["hello world", "hi"] {
+        let fifo = TempFifo::new();
+        fifo.make();
+        let recv = Running::spawn(
+            ipc()
+                .args(["recv", &fifo.spec(""), "--timeout", "30s"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        );
+        let client = Running::spawn(Command::new(&client).arg(&fifo.0).arg(line)).output();
+        assert!(client.status.success());
+        let recv = recv.output();
+        let stderr = text(&recv.stderr);
+        assert_eq!(recv.status.code(), Some(1), "{line}: {stderr}");
+        assert!(
+            stderr.contains("corrupted") && stderr.contains("framing=lines"),
+            "{line}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn ipc_send_writes_lines_that_a_c_server_reads() {
+    let Some(server) = c_program("fifo_server") else {
+        return;
+    };
+    let fifo = TempFifo::new();
+    // The server makes the FIFO; `ipc send` waits for it and its reader (open_timeout).
+    let server = Running::spawn(
+        Command::new(server)
+            .arg(&fifo.0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let send = Running::spawn(
+        ipc()
+            .args(["send", &fifo.spec("framing=lines&open_timeout=30s")])
+            .args(["one", "", "three"])
+            .stderr(Stdio::piped()),
+    )
+    .output();
+    assert!(send.status.success(), "send: {}", text(&send.stderr));
+    let server = server.output();
+    assert!(server.status.success(), "server: {}", text(&server.stderr));
+    assert_eq!(text(&server.stdout), "one\n\nthree\n");
+}
+
+#[test]
+fn a_c_parent_feeds_ipc_recv_on_pipe_fd_0_as_lines_and_raw() {
+    let Some(parent) = c_program("pipe_parent") else {
+        return;
+    };
+    let ipc_bin = env!("CARGO_BIN_EXE_ipc");
+    // A last line without `\n` is still a line.
+    let lines = Running::spawn(
+        Command::new(&parent)
+            .args([
+                "one\ntwo\n\nlast",
+                ipc_bin,
+                "recv",
+                "pipe:fd=0?framing=lines",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .output();
+    assert!(lines.status.success(), "{}", text(&lines.stderr));
+    assert_eq!(text(&lines.stdout), "one\ntwo\n\nlast\n");
+    // Raw keeps the bytes and their order, not the boundaries: `ipc recv` ends each receive
+    // with a newline wherever the reads happened to split the stream.
+    let data = "abc".repeat(5000);
+    let raw = Running::spawn(
+        Command::new(&parent)
+            .args([&data, ipc_bin, "recv", "pipe:fd=0?framing=raw"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .output();
+    assert!(raw.status.success(), "{}", text(&raw.stderr));
+    assert_eq!(text(&raw.stdout).replace('\n', ""), data);
+}
+
+#[test]
+fn our_parent_feeds_a_c_child_through_an_inherited_pipe() {
+    let Some(reader) = c_program("fd_reader") else {
+        return;
+    };
+    for framing in [Framing::Lines, Framing::Raw] {
+        let (mut tx, rx) = channel(&PipeConfig {
+            framing,
+            ..PipeConfig::default()
+        })
+        .unwrap();
+        let mut cmd = Command::new(&reader);
+        let handed = rx.inherit(&mut cmd).unwrap();
+        let Address::Fd(fd) = handed.spec().address else {
+            panic!("{}", handed.spec());
+        };
+        assert!(
+            handed
+                .spec()
+                .to_string()
+                .contains(&format!("framing={framing}"))
+        );
+        cmd.arg(fd.to_string()).stdout(Stdio::piped());
+        let child = Running::spawn(&mut cmd);
+        drop(handed);
+        if framing == Framing::Lines {
+            assert!(matches!(
+                tx.send(b"two\nlines"),
+                Err(Error::InvalidMessage { .. })
+            ));
+        }
+        tx.send(b"alpha").unwrap();
+        // Above PIPE_BUF: several writes, still whole and in order.
+        let long = vec![b'x'; 60_000];
+        tx.send(&long).unwrap();
+        tx.send(b"").unwrap();
+        drop(tx);
+        let out = child.output();
+        assert!(out.status.success());
+        let expected = match framing {
+            Framing::Lines => format!("alpha\n{}\n\n", "x".repeat(60_000)),
+            _ => format!("alpha{}", "x".repeat(60_000)),
+        };
+        assert_eq!(text(&out.stdout), expected, "{framing}");
+    }
+}
+
+/// The C block of the README that follows the `frames` wire format.
+fn readme_frames_reader() -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    let start = readme
+        .find("```c\n/* frames_reader.c")
+        .expect("the README's C frames reader")
+        + "```c\n".len();
+    let len = readme[start..].find("```").expect("end of the C block");
+    readme[start..start + len].to_owned()
+}
+
+#[test]
+fn the_readme_c_reader_reads_what_ipc_send_frames() {
+    let source = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("frames_reader-{}.c", std::process::id()));
+    std::fs::write(&source, readme_frames_reader()).unwrap();
+    let reader = compile("frames_reader", &source);
+    let _ = std::fs::remove_file(&source);
+    let Some(reader) = reader else {
+        return;
+    };
+    // Short messages, an empty one, and one large enough for the padded header.
+    let big = "y".repeat(5000);
+    let mut send = Running::spawn(
+        ipc()
+            .args(["send", "pipe:fd=1", "hello", "", &big, "two words"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let pipe = send.child().stdout.take().unwrap();
+    let read = Running::spawn(
+        Command::new(reader)
+            .stdin(pipe)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .output();
+    let send = send.output();
+    assert!(send.status.success(), "send: {}", text(&send.stderr));
+    assert!(read.status.success(), "reader: {}", text(&read.stderr));
+    assert_eq!(text(&read.stdout), format!("hello\n\n{big}\ntwo words\n"));
+}
