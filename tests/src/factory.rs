@@ -21,6 +21,9 @@ pub struct Cfg {
     /// Capacity as the transport counts it (bytes for pipes and rings, messages for queues);
     /// `None`: the transport's default.
     pub capacity: Option<usize>,
+    /// How a byte stream lays messages (`framing=`); `None`: the default (frames). Only pipes
+    /// and FIFOs take it.
+    pub framing: Option<ipc::Framing>,
 }
 
 impl Default for Cfg {
@@ -28,6 +31,7 @@ impl Default for Cfg {
         Cfg {
             message_size: 64 * 1024,
             capacity: None,
+            framing: None,
         }
     }
 }
@@ -46,6 +50,9 @@ impl Cfg {
         let mut q = format!("?message_size={}", self.message_size);
         if let Some(c) = self.capacity {
             q.push_str(&format!("&capacity={c}"));
+        }
+        if let Some(f) = self.framing {
+            q.push_str(&format!("&framing={f}"));
         }
         q
     }
@@ -220,7 +227,7 @@ impl PipeFactory {
         ipc::pipe::PipeConfig {
             message_size: cfg.message_size,
             capacity: cfg.capacity,
-            ..ipc::pipe::PipeConfig::default()
+            framing: cfg.framing.unwrap_or_default(),
         }
     }
 }

@@ -81,6 +81,29 @@ macro_rules! conformance_tests {
             }
         )*
     };
+    // What `framing=lines` and `raw` still promise (see `suite::framings`): for the byte
+    // streams, which alone take the option.
+    (@framings) => {
+        $crate::conformance_tests!(@framings_each
+            lines_arrive_whole_once_in_order,
+            a_line_holding_a_newline_is_refused_and_sends_nothing,
+            lines_try_send_on_full_is_exact,
+            a_long_line_cut_by_its_deadline_arrives_whole_before_the_next,
+            lines_read_ahead_show_through_readiness,
+            raw_delivers_the_bytes_in_order,
+        );
+    };
+    (@framings_each $($name:ident),* $(,)?) => {
+        mod framings {
+            use super::ctx;
+            $(
+                #[test]
+                fn $name() {
+                    $crate::suite::framings::$name(&ctx());
+                }
+            )*
+        }
+    };
     (@ctx $factory:expr) => {
         fn ctx() -> $crate::suite::Ctx {
             static FACTORY: &dyn $crate::Factory = &$factory;

@@ -21,6 +21,8 @@ use crate::process::{
 };
 use crate::{Cfg, Factory, Pair};
 
+pub mod framings;
+
 /// How late a timed call may return before the test calls it broken. Generous on purpose:
 /// the machine is shared and noisy; the tight bound is the lower one (never early).
 pub const SLACK: Duration = Duration::from_millis(500);

@@ -12,6 +12,7 @@ use ipc_tests::suite::SLACK;
 use nix::sys::stat::Mode;
 
 ipc_tests::conformance_tests!(ipc_tests::FifoFactory);
+ipc_tests::conformance_tests!(@framings);
 
 const PEER: &str = env!("CARGO_BIN_EXE_ipc-test-peer");
 

@@ -9,6 +9,7 @@ use ipc_tests::process::{Peer, SPEC_ENV, peer_command, recv_one, send_one};
 use ipc_tests::{Cfg, Factory, PipeFactory};
 
 ipc_tests::conformance_tests!(ipc_tests::PipeFactory);
+ipc_tests::conformance_tests!(@framings);
 
 const PEER: &str = env!("CARGO_BIN_EXE_ipc-test-peer");
 

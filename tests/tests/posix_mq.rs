@@ -169,6 +169,7 @@ fn capacity_counts_messages() {
         let cfg = Cfg {
             message_size: 64,
             capacity: Some(capacity),
+            ..Cfg::default()
         };
         let mut pair = MqFactory::new().pair(&cfg).unwrap();
         assert_eq!(pair.tx.max_message_size(), 64);
@@ -223,6 +224,7 @@ fn no_queue_is_left_behind() {
     let cfg = Cfg {
         message_size: 64,
         capacity: Some(2),
+        ..Cfg::default()
     };
     let command = |role: &str, args: &[&str]| peer_command(Path::new(PEER), role, args);
 

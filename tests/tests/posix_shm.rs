@@ -491,6 +491,7 @@ fn no_segment_is_left_behind() {
     let cfg = Cfg {
         message_size: 64,
         capacity: Some(4096),
+        ..Cfg::default()
     };
     let command = |role: &str, args: &[&str]| peer_command(Path::new(PEER), role, args);
 

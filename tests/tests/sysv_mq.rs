@@ -368,6 +368,7 @@ fn try_is_immediate_and_timeouts_are_honoured_within_bounds() {
         .pair(&Cfg {
             message_size: 64,
             capacity: Some(2),
+            ..Cfg::default()
         })
         .unwrap();
     let mut buf = [0; 64];
