@@ -36,7 +36,7 @@
 //! be), and [`Sender::try_send_part`](crate::Sender::try_send_part) returns `Full` (pending:
 //! resume it, or it is completed before the next message anyway — never dropped, unlike a
 //! frame). [`StreamWriter::settle`] writes the rest out, e.g. before the descriptor is handed
-//! on.
+//! on; a pipe or FIFO sender dropped while it owes one does so too, waiting a bounded time.
 
 use std::fmt;
 use std::io::IoSlice;
@@ -136,6 +136,12 @@ impl StreamWriter {
             StreamWriter::Frames(w) => w.settle(io, wait),
             StreamWriter::Bytes(w) => w.settle(io, wait),
         }
+    }
+
+    /// Whether part of a message that will be delivered is still to be written: a line or raw
+    /// bytes cut short (a frame cut short is withdrawn instead, and owes only filler).
+    pub fn owes_delivery(&self) -> bool {
+        matches!(self, StreamWriter::Bytes(w) if w.debt.is_some())
     }
 
     /// Whether part of a message is still to be written.

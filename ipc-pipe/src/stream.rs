@@ -208,7 +208,22 @@ impl StreamSender {
     /// `wait` allows; then returns the descriptor.
     pub fn into_fd(mut self, wait: Wait) -> Result<OwnedFd> {
         self.writer.settle(&mut self.io, wait)?;
-        Ok(self.io.fd)
+        // A duplicate shares the open file (flags, locks), and lets `Drop` stay simple.
+        self.io.fd.try_clone().map_err(|e| Error::io("dup pipe", e))
+    }
+}
+
+/// How long a dropped sender waits to finish a line (or raw bytes) that a deadline cut short.
+const DROP_SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Drop for StreamSender {
+    /// A frame cut short is withdrawn by its truncation (the receiver drops it at end of
+    /// stream), but a line or raw bytes cut short were reported sent and cannot be withdrawn:
+    /// their rest is written, within [`DROP_SETTLE`], so the receiver does not get them torn.
+    fn drop(&mut self) {
+        if self.writer.owes_delivery() {
+            let _ = self.writer.settle(&mut self.io, Wait::timeout(DROP_SETTLE));
+        }
     }
 }
 

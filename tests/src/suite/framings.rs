@@ -151,7 +151,7 @@ pub fn lines_try_send_on_full_is_exact(ctx: &Ctx) {
 /// A line longer than the pipe's free room, cut short by its deadline after part of it went
 /// out, cannot be withdrawn: it arrives whole, before the next message, whether the cut came
 /// from `try_send` (which then says `Ok`), `send_timeout` or a `try_send_part` that is not
-/// resumed. Never torn, never interleaved.
+/// resumed, or a sender dropped owing it. Never torn, never interleaved.
 pub fn a_long_line_cut_by_its_deadline_arrives_whole_before_the_next(ctx: &Ctx) {
     type Cut = fn(&mut Box<dyn Sender>, &[u8]) -> ipc::Result<()>;
     let cuts: [(&str, Cut); 3] = [
@@ -184,7 +184,24 @@ pub fn a_long_line_cut_by_its_deadline_arrives_whole_before_the_next(ctx: &Ctx) 
             ctx.name(),
             got.len()
         );
-    }
+    } // Dropped while it owes the rest: the drop writes it (within a bound) rather than leave a
+    // torn last line, which the receiver would deliver as if whole.
+    let Pair {
+        mut tx,
+        rx,
+        cleanup: _cleanup,
+    } = ctx.pair(&cfg(Framing::Lines, 64 * 1024, Some(4096)));
+    let long = line(8, 60_000);
+    tx.try_send(&long).unwrap();
+    let receiver = collect(rx);
+    drop(tx);
+    let got = receiver.join().unwrap();
+    assert!(
+        got == [long],
+        "{}: dropped: got {} lines",
+        ctx.name(),
+        got.len()
+    );
 }
 
 /// Lines read ahead into the receiver's buffer show through readiness as "retry now", since
