@@ -219,7 +219,8 @@ const DROP_SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
 impl Drop for StreamSender {
     /// A frame cut short is withdrawn by its truncation (the receiver drops it at end of
     /// stream), but a line or raw bytes cut short were reported sent and cannot be withdrawn:
-    /// their rest is written, within [`DROP_SETTLE`], so the receiver does not get them torn.
+    /// their rest is written, within `DROP_SETTLE` (5 s), so the receiver does not get them
+    /// torn.
     fn drop(&mut self) {
         if self.writer.owes_delivery() {
             let _ = self.writer.settle(&mut self.io, Wait::timeout(DROP_SETTLE));
