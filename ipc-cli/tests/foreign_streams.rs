@@ -16,10 +16,30 @@ mod common;
 
 use common::{Running, ipc, text};
 
-/// Compiles `source` into a program of this test run; `None` (and a message) without `cc`.
-fn compile(name: &str, source: &Path) -> Option<PathBuf> {
+/// A compiled C program, removed when the test is done with it.
+struct Built(PathBuf);
+
+impl std::ops::Deref for Built {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Built {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Compiles `source` into a program of this test; `None` (and a message) without `cc`.
+fn compile(name: &str, source: &Path) -> Option<Built> {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("foreign-c-{}-{name}", std::process::id()));
+        .join(format!("foreign-c-{}-{n}-{name}", std::process::id()));
+    let built = Built(out.clone());
     let result = Command::new("cc")
         .args(["-Wall", "-Wextra", "-Werror", "-o"])
         .arg(&out)
@@ -32,12 +52,12 @@ fn compile(name: &str, source: &Path) -> Option<PathBuf> {
         }
         Err(e) => panic!("running cc: {e}"),
         Ok(o) if !o.status.success() => panic!("cc {name}: {}", text(&o.stderr)),
-        Ok(_) => Some(out),
+        Ok(_) => Some(built),
     }
 }
 
 /// A program from `tests/c/`.
-fn c_program(name: &str) -> Option<PathBuf> {
+fn c_program(name: &str) -> Option<Built> {
     let source = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/c")
         .join(format!("{name}.c"));
@@ -89,7 +109,7 @@ fn a_c_client_writes_lines_that_ipc_recv_reads_with_framing_lines() {
     );
     // The client's open blocks until the receiver has opened the FIFO: no sleep needed.
     let client = Running::spawn(
-        Command::new(client)
+        Command::new(&*client)
             .arg(&fifo.0)
             .args(["hello", "", "two words"])
             .stderr(Stdio::piped()),
@@ -116,7 +136,7 @@ fn lines_into_a_framed_receiver_are_corrupted_with_a_hint_never_lost() {
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped()),
         );
-        let client = Running::spawn(Command::new(&client).arg(&fifo.0).arg(line)).output();
+        let client = Running::spawn(Command::new(&*client).arg(&fifo.0).arg(line)).output();
         assert!(client.status.success());
         let recv = recv.output();
         let stderr = text(&recv.stderr);
@@ -136,7 +156,7 @@ fn ipc_send_writes_lines_that_a_c_server_reads() {
     let fifo = TempFifo::new();
     // The server makes the FIFO; `ipc send` waits for it and its reader (open_timeout).
     let server = Running::spawn(
-        Command::new(server)
+        Command::new(&*server)
             .arg(&fifo.0)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),
@@ -162,7 +182,7 @@ fn a_c_parent_feeds_ipc_recv_on_pipe_fd_0_as_lines_and_raw() {
     let ipc_bin = env!("CARGO_BIN_EXE_ipc");
     // A last line without `\n` is still a line.
     let lines = Running::spawn(
-        Command::new(&parent)
+        Command::new(&*parent)
             .args([
                 "one\ntwo\n\nlast",
                 ipc_bin,
@@ -179,7 +199,7 @@ fn a_c_parent_feeds_ipc_recv_on_pipe_fd_0_as_lines_and_raw() {
     // with a newline wherever the reads happened to split the stream.
     let data = "abc".repeat(5000);
     let raw = Running::spawn(
-        Command::new(&parent)
+        Command::new(&*parent)
             .args([&data, ipc_bin, "recv", "pipe:fd=0?framing=raw"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),
@@ -200,7 +220,7 @@ fn our_parent_feeds_a_c_child_through_an_inherited_pipe() {
             ..PipeConfig::default()
         })
         .unwrap();
-        let mut cmd = Command::new(&reader);
+        let mut cmd = Command::new(&*reader);
         let handed = rx.inherit(&mut cmd).unwrap();
         let Address::Fd(fd) = handed.spec().address else {
             panic!("{}", handed.spec());
@@ -268,7 +288,7 @@ fn the_readme_c_reader_reads_what_ipc_send_frames() {
     );
     let pipe = send.child().stdout.take().unwrap();
     let read = Running::spawn(
-        Command::new(reader)
+        Command::new(&*reader)
             .stdin(pipe)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),
