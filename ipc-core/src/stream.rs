@@ -485,6 +485,11 @@ impl LineReader {
                     self.consume(at + 1);
                     continue;
                 }
+                Some(len) if len > self.max => {
+                    // Whole in the buffer, which is larger than message_size: still too large.
+                    self.consume(len + 1);
+                    return Err(Error::MessageTooLarge { len, max: self.max });
+                }
                 Some(len) => return self.deliver(out, len, len + 1),
                 None if self.end_of_stream && (avail == 0 || self.skipping) => {
                     return Err(Error::Disconnected);
@@ -576,9 +581,16 @@ mod tests {
         pipe.data.extend(b"ok\n");
         pipe.data.extend([b'x'; 100_000]);
         pipe.data.extend(b"\nafter\n");
+        // Short enough to be buffered whole, still longer than message_size.
+        pipe.data.extend(b"eleven char\nend\n");
         let mut r = StreamReader::new(Framing::Lines, 10);
         let got = drain(&mut r, &mut pipe);
-        assert_eq!(got.len(), 3, "{got:?}");
+        assert_eq!(got.len(), 5, "{got:?}");
+        assert!(matches!(
+            got[3],
+            Err(Error::MessageTooLarge { len: 11, max: 10 })
+        ));
+        assert_eq!(got[4].as_ref().unwrap(), b"end");
         assert_eq!(got[0].as_ref().unwrap(), b"ok");
         assert!(matches!(
             got[1],
