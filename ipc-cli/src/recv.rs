@@ -37,11 +37,13 @@ pub struct Args {
     #[arg(long)]
     label: bool,
     /// How to print messages: `lines` (one per line; a message containing a newline is an
-    /// error), `raw` (the bytes exactly, nothing added: needs --count 1), `hex` (one line of
-    /// hex digits each), `json` (one object each: {"len":N,"hex":"…"}, with "priority" or
-    /// "type" where the transport has one).
-    #[arg(long, value_enum, default_value = "lines")]
-    format: Output,
+    /// error), `raw` (the bytes exactly, nothing added: needs --count 1, except from a byte
+    /// stream with `framing=raw`, which has no messages to tell apart), `hex` (one line of hex
+    /// digits each), `json` (one object each: {"len":N,"hex":"…"}, with "priority" or "type"
+    /// where the transport has one). Default: `raw` when every transport string says
+    /// `framing=raw`, else `lines`.
+    #[arg(long, value_enum)]
+    format: Option<Output>,
     /// Print each message's priority (posix-mq) or type (sysv-mq) and a tab before it; one
     /// transport string only.
     #[arg(long, value_enum, value_name = "WHAT")]
@@ -96,10 +98,28 @@ impl Source {
     }
 }
 
+/// Whether every transport string is a byte stream without boundaries (`framing=raw`): its
+/// chunks printed back to back are the stream itself.
+fn raw_streams(args: &Args) -> bool {
+    args.specs.iter().all(|text| {
+        text.parse::<TransportSpec>()
+            .is_ok_and(|spec| spec.options.framing == Some(ipc::Framing::Raw))
+    })
+}
+
+/// The output format: as asked, or the one that suits the transports.
+fn output(args: &Args) -> Output {
+    args.format.unwrap_or(if raw_streams(args) {
+        Output::Raw
+    } else {
+        Output::Lines
+    })
+}
+
 /// Refuses combinations of flags that cannot work, before anything is opened.
 fn check_flags(args: &Args) -> Result<(), Failure> {
-    if args.format == Output::Raw {
-        if args.count != Some(1) {
+    if output(args) == Output::Raw {
+        if args.count != Some(1) && !raw_streams(args) {
             return Err(Failure::Usage(
                 "--format raw prints one message's bytes with nothing around them, so it needs \
                  --count 1 (for several messages use --format hex or json)"
@@ -185,7 +205,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             prefix,
             from: None,
         };
-        format::print(&mut out, args.format, &msg).map_err(|e| lost(e, received))?;
+        format::print(&mut out, output(&args), &msg).map_err(|e| lost(e, received))?;
     }
     Ok(())
 }
@@ -258,7 +278,7 @@ fn run_set(args: &Args) -> Result<(), Failure> {
             from,
         };
         // As in `run`: the message was taken off its transport, and is lost.
-        format::print(&mut out, args.format, &msg).map_err(|e| lost(e, received))?;
+        format::print(&mut out, output(args), &msg).map_err(|e| lost(e, received))?;
     }
     Ok(())
 }

@@ -767,3 +767,34 @@ fn recv_takes_several_transports_and_prints_from_whichever_is_ready() {
     lines.sort();
     assert_eq!(lines.len(), 4, "{out:?}");
 }
+
+#[test]
+fn recv_from_a_raw_stream_prints_the_bytes_as_they_came() {
+    // framing=raw has no message boundaries: the chunks, back to back, are the stream, so that
+    // is what `ipc recv` prints by default, newlines and all.
+    let path = TempPath::new();
+    let spec = format!("{}?framing=raw", path.spec());
+    let recv = Running::spawn(
+        ipc()
+            .args(["recv", &spec, "--timeout", "30s"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let mut send = Running::spawn(
+        ipc()
+            .args(["send", &spec, "--format", "raw"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let stream: Vec<u8> = (0..=255u8)
+        .chain(b"one\ntwo\nthree".iter().copied())
+        .collect();
+    let mut stdin = send.child().stdin.take().unwrap();
+    stdin.write_all(&stream).unwrap();
+    drop(stdin);
+    let send = send.output();
+    assert!(send.status.success(), "send: {}", text(&send.stderr));
+    let recv = recv.output();
+    assert!(recv.status.success(), "recv: {}", text(&recv.stderr));
+    assert_eq!(recv.stdout, stream);
+}
