@@ -476,6 +476,40 @@ impl fmt::Display for TransportSpec {
     }
 }
 
+/// A transport string in a configuration file (`transport = "fifo:/tmp/app.fifo"`): read and
+/// written as its string form, so a bad one fails with the same message as `parse`.
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for TransportSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = TransportSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a transport string such as `fifo:/tmp/app.fifo`")
+            }
+            fn visit_str<E: serde::de::Error>(
+                self,
+                text: &str,
+            ) -> std::result::Result<TransportSpec, E> {
+                text.parse().map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for TransportSpec {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 impl FromStr for TransportSpec {
     type Err = Error;
 
@@ -1026,5 +1060,20 @@ mod tests {
     fn new_rejects_mismatched_address() {
         assert!(TransportSpec::new(Transport::Fifo, Address::Fd(3)).is_err());
         assert!(TransportSpec::new(Transport::Pipe, Address::Fd(3)).is_ok());
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn a_config_file_reads_the_string_form() {
+        use serde::Deserialize;
+        use serde::de::IntoDeserializer;
+        use serde::de::value::{Error as ValueError, StrDeserializer};
+        let text = "fifo:/tmp/app.fifo?message_size=4KiB";
+        let de: StrDeserializer<'_, ValueError> = text.into_deserializer();
+        let spec = TransportSpec::deserialize(de).unwrap();
+        assert_eq!(spec, text.parse::<TransportSpec>().unwrap());
+        let de: StrDeserializer<'_, ValueError> = "fifo:/x?bogus=1".into_deserializer();
+        let err = TransportSpec::deserialize(de).unwrap_err();
+        assert!(err.to_string().contains("bogus"), "{err}");
     }
 }

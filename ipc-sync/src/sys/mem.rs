@@ -161,6 +161,15 @@ pub struct HeapSegment {
     id: ipc_core::ObjectId,
 }
 
+impl std::fmt::Debug for HeapSegment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeapSegment")
+            .field("len", &self.len)
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
 impl HeapSegment {
     /// Allocates `len` zeroed bytes aligned to 4096.
     pub fn new(len: usize, name: &str) -> HeapSegment {
