@@ -7,8 +7,9 @@
 //! exits 0 whatever it finds (flags are advice), and 1 only if it cannot print (0 if the
 //! reader of its output left: see [`Failure::Closed`]).
 //!
-//! `--json` prints the same as one JSON object: `limits` maps each name to its value (numbers,
-//! `null` where unknown, an object for `kernel.sem`), `checks` lists the entries in order.
+//! `--json` prints the same as one JSON object on one line, `"kind":"limits"`: `limits` maps
+//! each name to its value (numbers, `null` where unknown, an object for `kernel.sem`), `checks`
+//! lists the entries in order, each `"kind":"limit"`.
 
 use std::fmt::Write as _;
 
@@ -16,7 +17,7 @@ use ipc::posix::mq::MqLimits;
 use ipc::sysv::msg::MsgLimits;
 
 use crate::failure::{Failure, say};
-use crate::text::json_string as json_str;
+use crate::text::json_line;
 
 /// Show the kernel limits that bound each transport, and how to raise them.
 #[derive(clap::Args)]
@@ -79,20 +80,24 @@ impl Value {
             Value::Unknown => "unknown".into(),
         }
     }
+}
 
-    fn json(&self) -> String {
+/// A value in JSON: a number, `"unlimited"`, an object of named numbers, a string, or `null`.
+impl serde::Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
         match self {
-            Value::Num(n) => n.to_string(),
-            Value::Unlimited => "\"unlimited\"".into(),
+            Value::Num(n) => s.serialize_u64(*n),
+            Value::Unlimited => s.serialize_str("unlimited"),
             Value::Fields(f) => {
-                let parts: Vec<String> = f
-                    .iter()
-                    .map(|(k, v)| format!("{}: {v}", json_str(k)))
-                    .collect();
-                format!("{{{}}}", parts.join(", "))
+                let mut map = s.serialize_map(Some(f.len()))?;
+                for (k, v) in f {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
             }
-            Value::Text(t) => json_str(t),
-            Value::Unknown => "null".into(),
+            Value::Text(t) => s.serialize_str(t),
+            Value::Unknown => s.serialize_none(),
         }
     }
 }
@@ -657,36 +662,56 @@ fn render_text(checks: &[Check]) -> String {
     out
 }
 
+/// The one JSON line of `--json`.
 fn render_json(checks: &[Check]) -> String {
-    let limits: Vec<String> = checks
-        .iter()
-        .map(|c| format!("    {}: {}", json_str(c.name), c.value.json()))
-        .collect();
-    let entries: Vec<String> = checks
-        .iter()
-        .map(|c| {
-            format!(
-                "    {{\"transport\": {}, \"name\": {}, \"value\": {}, \"meaning\": {}, \
-                 \"fix\": {}, \"status\": {}, \"why\": {}}}",
-                json_str(c.transport),
-                json_str(c.name),
-                c.value.json(),
-                json_str(&c.meaning),
-                json_str(&c.fix),
-                json_str(c.status.word()),
-                if c.why.is_empty() {
-                    "null".into()
-                } else {
-                    json_str(&c.why)
-                },
-            )
-        })
-        .collect();
-    format!(
-        "{{\n  \"limits\": {{\n{}\n  }},\n  \"checks\": [\n{}\n  ]\n}}\n",
-        limits.join(",\n"),
-        entries.join(",\n")
-    )
+    /// `limits`: name → value, in the order of the checks (a map type would sort them).
+    struct Limits<'a>(&'a [Check]);
+    impl serde::Serialize for Limits<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let mut map = s.serialize_map(Some(self.0.len()))?;
+            for c in self.0 {
+                map.serialize_entry(c.name, &c.value)?;
+            }
+            map.end()
+        }
+    }
+    #[derive(serde::Serialize)]
+    struct Entry<'a> {
+        kind: &'static str,
+        transport: &'a str,
+        name: &'a str,
+        value: &'a Value,
+        meaning: &'a str,
+        fix: &'a str,
+        status: &'static str,
+        why: Option<&'a str>,
+    }
+    #[derive(serde::Serialize)]
+    struct Report<'a> {
+        kind: &'static str,
+        limits: Limits<'a>,
+        checks: Vec<Entry<'a>>,
+    }
+    let mut line = json_line(&Report {
+        kind: "limits",
+        limits: Limits(checks),
+        checks: checks
+            .iter()
+            .map(|c| Entry {
+                kind: "limit",
+                transport: c.transport,
+                name: c.name,
+                value: &c.value,
+                meaning: &c.meaning,
+                fix: &c.fix,
+                status: c.status.word(),
+                why: (!c.why.is_empty()).then_some(c.why.as_str()),
+            })
+            .collect(),
+    });
+    line.push('\n');
+    line
 }
 
 #[cfg(test)]

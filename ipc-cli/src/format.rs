@@ -11,8 +11,9 @@
 //!   several, nothing would mark where one ends (use `hex` or `json` for a stream).
 //! * `hex`: one line of lowercase hex digits per message (an empty line is an empty message);
 //!   `ipc send` reads the same (upper case accepted).
-//! * `json` (`ipc recv` only): one object per line, `{"len":N,"hex":"…"}`, plus `"priority"`
-//!   (posix-mq) or `"type"` (sysv-mq) when the transport has one, and `"from"` with `--label`.
+//! * `json` (`ipc recv` only): one object per line, `{"kind":"message","len":N,"hex":"…"}`,
+//!   plus `"priority"` (posix-mq) or `"type"` (sysv-mq) when the transport has one, and
+//!   `"from"` with `--label`.
 
 use std::io::{self, Write};
 
@@ -25,7 +26,8 @@ pub enum Output {
     Raw,
     /// One line of hex digits per message.
     Hex,
-    /// One JSON object per message: {"len":N,"hex":"…"}, with "priority" or "type".
+    /// One JSON object per message: {"kind":"message","len":N,"hex":"…"}, with "priority" or
+    /// "type".
     Json,
 }
 
@@ -98,20 +100,22 @@ pub fn print(out: &mut impl Write, format: Output, msg: &Message<'_>) -> Result<
             out.write_all(b"\n")?;
         }
         Output::Json => {
-            let mut line = format!(
-                "{{\"len\":{},\"hex\":\"{}\"",
-                msg.bytes.len(),
-                hex(msg.bytes)
-            );
-            match msg.tag {
-                Some(Tag::Priority(p)) => line.push_str(&format!(",\"priority\":{p}")),
-                Some(Tag::Type(t)) => line.push_str(&format!(",\"type\":{t}")),
-                None => {}
-            }
-            if let Some(from) = msg.from {
-                line.push_str(&format!(",\"from\":{}", json_string(from)));
-            }
-            line.push_str("}\n");
+            let record = JsonMessage {
+                kind: "message",
+                len: msg.bytes.len(),
+                hex: hex(msg.bytes),
+                priority: match msg.tag {
+                    Some(Tag::Priority(p)) => Some(p),
+                    _ => None,
+                },
+                r#type: match msg.tag {
+                    Some(Tag::Type(t)) => Some(t),
+                    _ => None,
+                },
+                from: msg.from,
+            };
+            let mut line = crate::text::json_line(&record);
+            line.push('\n');
             out.write_all(line.as_bytes())?;
         }
     }
@@ -151,20 +155,19 @@ pub fn unhex(text: &[u8]) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// A JSON string literal: transport strings are UTF-8, but may hold `"`, `\` or controls.
-fn json_string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+/// One line of `ipc recv --format json`. Absent keys are left out, not `null`, as before.
+#[derive(serde::Serialize)]
+struct JsonMessage<'a> {
+    kind: &'static str,
+    len: usize,
+    hex: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    priority: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    r#type: Option<i64>,
+    /// `--label`: the transport string, which may hold `"`, `\` or controls.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<&'a str>,
 }
 
 #[cfg(test)]
@@ -179,10 +182,5 @@ mod tests {
         assert!(unhex(b"abc").is_none());
         assert!(unhex(b"zz").is_none());
         assert_eq!(unhex(b"").unwrap(), Vec::<u8>::new());
-    }
-
-    #[test]
-    fn json_strings_are_escaped() {
-        assert_eq!(json_string("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
     }
 }

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 
 use crate::failure::{Failure, note, say};
 use crate::objects::{self, Object, key_text, user_name};
-use crate::text::{escape, json_string};
+use crate::text::{escape, json_line};
 
 /// List every System V and POSIX IPC object on the machine, marking those made by ipc.
 ///
@@ -28,7 +28,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let mut out = io::stdout().lock();
     if args.json {
         for o in &scan.objects {
-            writeln!(out, "{}", json(o)).map_err(Failure::stdout)?;
+            writeln!(out, "{}", json_line(&Record::of(o))).map_err(Failure::stdout)?;
         }
         Ok(())
     } else {
@@ -120,67 +120,81 @@ fn print_table(out: &mut impl Write, list: &[Object]) -> Result<(), Failure> {
     Ok(())
 }
 
-fn json(o: &Object) -> String {
-    let num = |v: Option<u64>| v.map_or_else(|| "null".to_owned(), |v| v.to_string());
-    let int = |v: Option<i64>| v.map_or_else(|| "null".to_owned(), |v| v.to_string());
-    let mut fields = vec![
-        format!("\"kind\":{}", json_string(o.kind.family())),
-        format!("\"name\":{}", json_string(&o.name)),
-        format!(
-            "\"key\":{}",
-            o.key
-                .map_or_else(|| "null".to_owned(), |k| json_string(&key_text(k)))
-        ),
-        format!("\"id\":{}", int(o.id.map(i64::from))),
-        format!("\"bytes\":{}", num(o.bytes)),
-        format!("\"count\":{}", num(o.count)),
-        format!("\"uid\":{}", num(o.uid.map(u64::from))),
-        format!(
-            "\"owner\":{}",
-            o.uid
-                .map_or_else(|| "null".to_owned(), |u| json_string(&user_name(u)))
-        ),
-        format!(
-            "\"mode\":{}",
-            o.mode
-                .map_or_else(|| "null".to_owned(), |m| json_string(&format!("{m:04o}")))
-        ),
-        format!(
-            "\"creator_pid\":{}",
-            num(o.creator.map(|c| u64::from(c.pid)))
-        ),
-        format!(
-            "\"creator_alive\":{}",
-            o.creator
-                .filter(|c| !c.other_namespace)
-                .map_or_else(|| "null".to_owned(), |c| c.alive.to_string())
-        ),
-        format!(
-            "\"creator_other_pid_namespace\":{}",
-            o.creator.is_some_and(|c| c.other_namespace)
-        ),
-        format!("\"attached\":{}", num(o.attached)),
-        format!("\"removed\":{}", o.removed),
-        format!("\"ours\":{}", o.ours.is_some()),
-    ];
-    match &o.ours {
-        Some(ours) => {
-            fields.push(format!("\"state\":{}", json_string(&ours.summary())));
-            if let objects::Ours::Ring(r) = ours {
-                fields.push(format!("\"capacity\":{}", r.geometry.capacity));
-                fields.push(format!("\"bytes_in_flight\":{}", r.bytes_in_flight()));
-                let pid = |p: Option<(ipc::sync::ring::Endpoint, bool)>| {
-                    p.map_or_else(
-                        || "null".to_owned(),
-                        |(p, alive)| format!("{{\"pid\":{},\"alive\":{alive}}}", p.id.pid),
-                    )
-                };
-                fields.push(format!("\"consumer\":{}", pid(r.consumer)));
-                let producers: Vec<String> = r.producers.iter().map(|p| pid(Some(*p))).collect();
-                fields.push(format!("\"producers\":[{}]", producers.join(",")));
-            }
+/// One line of `ipc ls --json`. `kind` is the object's family (`posix-shm`, `sysv-mq`, ...):
+/// it was there before every `--json` record got a `kind`, and every line of `ls` is an object,
+/// so the family is what tells one record from another.
+#[derive(serde::Serialize)]
+struct Record {
+    kind: &'static str,
+    name: String,
+    key: Option<String>,
+    id: Option<i64>,
+    bytes: Option<u64>,
+    count: Option<u64>,
+    uid: Option<u32>,
+    owner: Option<String>,
+    mode: Option<String>,
+    creator_pid: Option<u32>,
+    /// `null` when the creator is in another PID namespace: its pid means nothing here.
+    creator_alive: Option<bool>,
+    creator_other_pid_namespace: bool,
+    attached: Option<u64>,
+    removed: bool,
+    ours: bool,
+    state: Option<String>,
+    /// The ring fields, only on a ring of ours (flattened so that they are absent, not `null`,
+    /// elsewhere, as before).
+    #[serde(flatten)]
+    ring: Option<Ring>,
+}
+
+#[derive(serde::Serialize)]
+struct Ring {
+    capacity: u64,
+    bytes_in_flight: u64,
+    consumer: Option<Endpoint>,
+    producers: Vec<Endpoint>,
+}
+
+#[derive(serde::Serialize)]
+struct Endpoint {
+    pid: u32,
+    alive: bool,
+}
+
+impl Record {
+    fn of(o: &Object) -> Record {
+        let endpoint = |(p, alive): (ipc::sync::ring::Endpoint, bool)| Endpoint {
+            pid: p.id.pid,
+            alive,
+        };
+        let ring = match &o.ours {
+            Some(objects::Ours::Ring(r)) => Some(Ring {
+                capacity: r.geometry.capacity,
+                bytes_in_flight: r.bytes_in_flight(),
+                consumer: r.consumer.map(endpoint),
+                producers: r.producers.iter().copied().map(endpoint).collect(),
+            }),
+            _ => None,
+        };
+        Record {
+            kind: o.kind.family(),
+            name: o.name.clone(),
+            key: o.key.map(key_text),
+            id: o.id.map(i64::from),
+            bytes: o.bytes,
+            count: o.count,
+            uid: o.uid,
+            owner: o.uid.map(user_name),
+            mode: o.mode.map(|m| format!("{m:04o}")),
+            creator_pid: o.creator.map(|c| c.pid),
+            creator_alive: o.creator.filter(|c| !c.other_namespace).map(|c| c.alive),
+            creator_other_pid_namespace: o.creator.is_some_and(|c| c.other_namespace),
+            attached: o.attached,
+            removed: o.removed,
+            ours: o.ours.is_some(),
+            state: o.ours.as_ref().map(|ours| ours.summary()),
+            ring,
         }
-        None => fields.push("\"state\":null".to_owned()),
     }
-    format!("{{{}}}", fields.join(","))
 }

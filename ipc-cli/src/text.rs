@@ -1,4 +1,4 @@
-//! Text the command shows: what it echoes to a terminal, and JSON strings.
+//! Text the command shows: what it echoes to a terminal, and JSON lines.
 //!
 //! Names, paths and transport strings come from the command line or from the system
 //! (`/dev/shm`, `/dev/mqueue`, `/etc/passwd`), so they may hold control characters; written raw,
@@ -42,26 +42,45 @@ pub fn escape(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// `s` as a JSON string, quotes included. Besides what JSON requires (`"`, `\` and C0), DEL
-/// and C1 are written as `\u00XX` too: JSON lines end up on terminals as well.
-pub fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if is_control(c) => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
+/// `value` as one line of JSON, through serde_json so that every `--json` output is JSON by
+/// construction rather than by hand-assembled `format!` strings. Besides what JSON requires
+/// (`"`, `\` and C0 escaped), DEL and C1 in strings are written as `\u00XX` too: JSON lines
+/// end up on terminals as well, and a CSI (U+009B) would drive one.
+pub fn json_line<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    let mut out = Vec::with_capacity(128);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, TerminalSafe);
+    // Our records are plain structs, maps with string keys and finite numbers (`json_f64`):
+    // serde_json cannot fail on them.
+    value.serialize(&mut ser).expect("a JSON record serializes");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}
+
+/// serde_json's compact output, with DEL and C1 escaped as well as what JSON requires.
+struct TerminalSafe;
+
+impl serde_json::ser::Formatter for TerminalSafe {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        // serde_json has already escaped `"`, `\` and C0; only DEL and C1 can remain.
+        let mut rest = fragment;
+        while let Some(i) = rest.find(is_control) {
+            let c = rest[i..].chars().next().unwrap_or_default();
+            writer.write_all(&rest.as_bytes()[..i])?;
+            write!(writer, "\\u{:04x}", u32::from(c))?;
+            rest = &rest[i + c.len_utf8()..];
         }
+        writer.write_all(rest.as_bytes())
     }
-    out.push('"');
-    out
+}
+
+/// `x` as a JSON number with `decimals` decimals kept, or `None` (JSON `null`): JSON has no
+/// NaN or infinity, and more digits than were measured would only be noise.
+pub fn json_f64(x: f64, decimals: i32) -> Option<f64> {
+    let scale = 10f64.powi(decimals);
+    x.is_finite().then(|| (x * scale).round() / scale)
 }
 
 #[cfg(test)]
@@ -97,15 +116,25 @@ mod tests {
     }
 
     #[test]
-    fn json_strings_are_escaped() {
-        assert_eq!(json_string("a\"b\\\n"), r#""a\"b\\\n""#);
-        assert_eq!(json_string("d\u{1}"), r#""d\u0001""#);
+    fn json_strings_are_escaped_for_terminals_too() {
+        assert_eq!(json_line("a\"b\\\n"), r#""a\"b\\\n""#);
+        assert_eq!(json_line("d\u{1}"), r#""d\u0001""#);
         assert_eq!(
-            json_string("\x1b[31m\x7f\u{9b}é"),
+            json_line("\x1b[31m\x7f\u{9b}é"),
             "\"\\u001b[31m\\u007f\\u009bé\""
         );
         let all: String = (0..0x200).filter_map(char::from_u32).collect();
-        let quoted = json_string(&all);
+        let quoted = json_line(&all);
         assert!(!quoted.chars().any(is_control), "{quoted:?}");
+        let back: String = serde_json::from_str(&quoted).unwrap();
+        assert_eq!(back, all);
+    }
+
+    #[test]
+    fn json_numbers_keep_their_decimals_and_never_nan() {
+        assert_eq!(json_f64(1.23456, 1), Some(1.2));
+        assert_eq!(json_f64(1.5, 3), Some(1.5));
+        assert_eq!(json_f64(f64::NAN, 1), None);
+        assert_eq!(json_f64(f64::INFINITY, 1), None);
     }
 }

@@ -206,6 +206,7 @@ fn bench_json_lines_have_the_documented_keys() {
         .collect();
     assert_eq!(rows.len(), 2, "{stdout}");
     for (row, transport) in rows.iter().zip(["pipe", "fifo"]) {
+        assert_eq!(row["kind"], "row");
         assert_eq!(row["transport"], transport);
         assert_eq!(row["size"], 64);
         for m in [row, &row["raw"]] {

@@ -67,6 +67,7 @@ fn text_names_every_limit_with_meaning_and_fix() {
 #[test]
 fn json_parses_and_matches_proc() {
     let json: serde_json::Value = serde_json::from_str(&doctor(&["--json"])).expect("valid JSON");
+    assert_eq!(json["kind"], "limits");
     let limits = &json["limits"];
     for name in NAMES {
         assert!(limits.get(name).is_some(), "{name} missing from {limits}");
@@ -91,6 +92,7 @@ fn json_parses_and_matches_proc() {
         for field in ["transport", "name", "meaning", "fix", "status"] {
             assert!(check[field].is_string(), "{field} in {check}");
         }
+        assert_eq!(check["kind"], "limit", "{check}");
         let status = check["status"].as_str().unwrap();
         assert!(["ok", "tight", "unusable"].contains(&status), "{check}");
     }

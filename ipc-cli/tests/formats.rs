@@ -126,6 +126,7 @@ fn binary_messages_round_trip_through_json_with_their_priority() {
     let line = text(&out);
     assert_eq!(line.lines().count(), 1, "{line}");
     let value: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+    assert_eq!(value["kind"], "message");
     assert_eq!(value["len"], 256);
     assert_eq!(value["hex"], hex(&every_byte()));
     assert_eq!(value["priority"], 5);

@@ -9,7 +9,7 @@ use super::pingpong::Latency;
 use super::throughput::Rate;
 use super::transport::{Api, PeerReport};
 use crate::failure::note;
-use crate::text::{escape, json_string};
+use crate::text::{escape, json_f64, json_line};
 
 /// The figures of one variant (ours or raw) of one transport × size.
 #[derive(Clone)]
@@ -449,106 +449,153 @@ fn ratio(num: f64, den: f64) -> String {
     }
 }
 
-/// One row as JSON: `transport`, `size`, `api` (`blocking`, or `async` / `wait-set` for a
-/// readiness path with `--async`), ours's figures at the top level, `raw` (or `null`) and
-/// `blocking`: `null` on a blocking row, else the blocking row's `rtt_p50_ns` and `msgs_per_s`
-/// with this row's `rtt_p50_ratio` and `throughput_ratio` to them (higher = slower, as in the
-/// table). Keys are only ever added, so that readers of older output keep working.
+/// One row as JSON: `kind` (`row`), `transport`, `size`, `api` (`blocking`, or `async` /
+/// `wait-set` for a readiness path with `--async`), ours's figures at the top level, `raw` (or
+/// `null`) and `blocking`: `null` on a blocking row, else the blocking row's `rtt_p50_ns` and
+/// `msgs_per_s` with this row's `rtt_p50_ratio` and `throughput_ratio` to them (higher =
+/// slower, as in the table). Keys are only ever added, so that readers of older output keep
+/// working.
 fn json_row(row: &Row) -> String {
-    let mut line = format!(
-        "{{\"transport\":{},\"size\":{},\"api\":{},",
-        json_string(row.transport),
-        row.size,
-        json_string(&row.api.to_string())
-    );
-    json_fields(&mut line, &row.ours);
-    line.push_str(",\"raw\":");
-    match &row.raw {
-        Some(raw) => {
-            line.push('{');
-            json_fields(&mut line, raw);
-            line.push('}');
-        }
-        None => line.push_str("null"),
+    #[derive(serde::Serialize)]
+    struct JsonRow<'a> {
+        kind: &'static str,
+        transport: &'a str,
+        size: usize,
+        api: String,
+        #[serde(flatten)]
+        ours: JsonMeasurement,
+        raw: Option<JsonMeasurement>,
+        blocking: Option<JsonBaseline>,
     }
-    line.push_str(",\"blocking\":");
-    match (row.blocking, row.vs_blocking()) {
-        (Some(b), Some((rtt, rate))) => {
-            let _ = write!(
-                line,
-                "{{\"rtt_p50_ns\":{},\"msgs_per_s\":{},\"rtt_p50_ratio\":{},\
-                 \"throughput_ratio\":{}}}",
-                b.rtt_p50_ns,
-                json_number(b.msgs_per_s),
-                json_ratio(rtt),
-                json_ratio(rate),
-            );
-        }
-        _ => line.push_str("null"),
+    #[derive(serde::Serialize)]
+    struct JsonBaseline {
+        rtt_p50_ns: u64,
+        msgs_per_s: Option<f64>,
+        rtt_p50_ratio: Option<f64>,
+        throughput_ratio: Option<f64>,
     }
-    line.push('}');
-    line
+    json_line(&JsonRow {
+        kind: "row",
+        transport: row.transport,
+        size: row.size,
+        api: row.api.to_string(),
+        ours: JsonMeasurement::of(&row.ours),
+        raw: row.raw.as_ref().map(JsonMeasurement::of),
+        blocking: match (row.blocking, row.vs_blocking()) {
+            (Some(b), Some((rtt, rate))) => Some(JsonBaseline {
+                rtt_p50_ns: b.rtt_p50_ns,
+                msgs_per_s: json_number(b.msgs_per_s),
+                rtt_p50_ratio: json_ratio(rtt),
+                throughput_ratio: json_ratio(rate),
+            }),
+            _ => None,
+        },
+    })
 }
 
 /// A ratio with the table's precision.
-fn json_ratio(x: f64) -> String {
-    if x.is_finite() {
-        format!("{x:.3}")
-    } else {
-        "null".to_string()
+fn json_ratio(x: f64) -> Option<f64> {
+    json_f64(x, 3)
+}
+
+/// The figures of one variant, with the JSON names of the two processes: `initiator` / `echo`
+/// for a round trip, `sender` / `receiver` for a stream.
+#[derive(serde::Serialize)]
+struct JsonMeasurement {
+    rtt_p50_ns: u64,
+    rtt_p99_ns: u64,
+    rtt_p999_ns: u64,
+    rtt_samples: u64,
+    msgs_per_s: Option<f64>,
+    bytes_per_s: Option<f64>,
+    rtt_cpu_ns: RttCpu,
+    msg_cpu_ns: MsgCpu,
+}
+
+#[derive(serde::Serialize)]
+struct RttCpu {
+    initiator: Option<f64>,
+    echo: Option<f64>,
+}
+
+#[derive(serde::Serialize)]
+struct MsgCpu {
+    sender: Option<f64>,
+    receiver: Option<f64>,
+}
+
+impl JsonMeasurement {
+    fn of(m: &Measurement) -> JsonMeasurement {
+        JsonMeasurement {
+            rtt_p50_ns: m.rtt_p50_ns,
+            rtt_p99_ns: m.rtt_p99_ns,
+            rtt_p999_ns: m.rtt_p999_ns,
+            rtt_samples: m.rtt_samples,
+            msgs_per_s: json_number(m.msgs_per_s),
+            bytes_per_s: json_number(m.bytes_per_s),
+            rtt_cpu_ns: RttCpu {
+                initiator: json_number(m.rtt_cpu_ns.ours),
+                echo: json_number(m.rtt_cpu_ns.peer),
+            },
+            msg_cpu_ns: MsgCpu {
+                sender: json_number(m.msg_cpu_ns.ours),
+                receiver: json_number(m.msg_cpu_ns.peer),
+            },
+        }
     }
 }
 
-fn json_fields(line: &mut String, m: &Measurement) {
-    let _ = write!(
-        line,
-        "\"rtt_p50_ns\":{},\"rtt_p99_ns\":{},\"rtt_p999_ns\":{},\"rtt_samples\":{},\
-         \"msgs_per_s\":{},\"bytes_per_s\":{},\
-         \"rtt_cpu_ns\":{{\"initiator\":{},\"echo\":{}}},\
-         \"msg_cpu_ns\":{{\"sender\":{},\"receiver\":{}}}",
-        m.rtt_p50_ns,
-        m.rtt_p99_ns,
-        m.rtt_p999_ns,
-        m.rtt_samples,
-        json_number(m.msgs_per_s),
-        json_number(m.bytes_per_s),
-        json_number(m.rtt_cpu_ns.ours),
-        json_number(m.rtt_cpu_ns.peer),
-        json_number(m.msg_cpu_ns.ours),
-        json_number(m.msg_cpu_ns.peer),
-    );
-}
-
+/// The memcpy reference: `{"kind":"reference","reference":"memcpy",...}`.
 fn memcpy_json(m: &Memcpy) -> String {
-    let copies: Vec<String> = m
-        .ns_per_copy
-        .iter()
-        .map(|&(size, ns)| format!("{{\"size\":{size},\"ns\":{}}}", json_number(ns)))
-        .collect();
-    format!(
-        "{{\"reference\":\"memcpy\",\"buffer_bytes\":{},\"bytes_per_s\":{},\"copies\":[{}]}}",
-        memcpy::BUFFER,
-        json_number(m.bytes_per_s),
-        copies.join(",")
-    )
-}
-
-fn floors_json(floors: &Floors) -> String {
-    let ns = |v: Option<u64>| v.map_or_else(|| "null".to_string(), |v| v.to_string());
-    format!(
-        "{{\"reference\":\"floors\",\"spin_rtt_p50_ns\":{},\"futex_rtt_p50_ns\":{}}}",
-        ns(floors.spin_ns),
-        ns(floors.futex_ns)
-    )
-}
-
-/// JSON has no NaN or infinity.
-fn json_number(x: f64) -> String {
-    if x.is_finite() {
-        format!("{x:.1}")
-    } else {
-        "null".to_string()
+    #[derive(serde::Serialize)]
+    struct Copy {
+        size: usize,
+        ns: Option<f64>,
     }
+    #[derive(serde::Serialize)]
+    struct Reference {
+        kind: &'static str,
+        reference: &'static str,
+        buffer_bytes: usize,
+        bytes_per_s: Option<f64>,
+        copies: Vec<Copy>,
+    }
+    json_line(&Reference {
+        kind: "reference",
+        reference: "memcpy",
+        buffer_bytes: memcpy::BUFFER,
+        bytes_per_s: json_number(m.bytes_per_s),
+        copies: m
+            .ns_per_copy
+            .iter()
+            .map(|&(size, ns)| Copy {
+                size,
+                ns: json_number(ns),
+            })
+            .collect(),
+    })
+}
+
+/// The floors reference: `{"kind":"reference","reference":"floors",...}`.
+fn floors_json(floors: &Floors) -> String {
+    #[derive(serde::Serialize)]
+    struct Reference {
+        kind: &'static str,
+        reference: &'static str,
+        spin_rtt_p50_ns: Option<u64>,
+        futex_rtt_p50_ns: Option<u64>,
+    }
+    json_line(&Reference {
+        kind: "reference",
+        reference: "floors",
+        spin_rtt_p50_ns: floors.spin_ns,
+        futex_rtt_p50_ns: floors.futex_ns,
+    })
+}
+
+/// A rate or a time with one decimal, as before serde: more would only be noise.
+fn json_number(x: f64) -> Option<f64> {
+    json_f64(x, 1)
 }
 
 #[cfg(test)]
@@ -590,7 +637,7 @@ mod tests {
         assert_eq!(
             json_row(&row),
             format!(
-                "{{\"transport\":\"pipe\",\"size\":64,\"api\":\"blocking\",\"rtt_p50_ns\":1500,\
+                "{{\"kind\":\"row\",\"transport\":\"pipe\",\"size\":64,\"api\":\"blocking\",\"rtt_p50_ns\":1500,\
                  \"rtt_p99_ns\":3000,\"rtt_p999_ns\":4500,{fields},\"raw\":{{\"rtt_p50_ns\":1000,\
                  \"rtt_p99_ns\":2000,\"rtt_p999_ns\":3000,{fields}}},\"blocking\":null}}"
             )
@@ -615,13 +662,15 @@ mod tests {
         assert_eq!(row.label(), "posix-shm-park+async");
         let json = json_row(&row);
         assert!(
-            json.starts_with("{\"transport\":\"posix-shm-park\",\"size\":64,\"api\":\"async\","),
+            json.starts_with(
+                "{\"kind\":\"row\",\"transport\":\"posix-shm-park\",\"size\":64,\"api\":\"async\","
+            ),
             "{json}"
         );
         assert!(
             json.ends_with(
                 ",\"raw\":null,\"blocking\":{\"rtt_p50_ns\":1000,\"msgs_per_s\":1000.0,\
-                 \"rtt_p50_ratio\":1.500,\"throughput_ratio\":1.250}}"
+                 \"rtt_p50_ratio\":1.5,\"throughput_ratio\":1.25}}"
             ),
             "{json}"
         );
@@ -683,7 +732,7 @@ mod tests {
         );
         assert_eq!(
             memcpy_json(&m),
-            "{\"reference\":\"memcpy\",\"buffer_bytes\":1048576,\"bytes_per_s\":10000000000.0,\
+            "{\"kind\":\"reference\",\"reference\":\"memcpy\",\"buffer_bytes\":1048576,\"bytes_per_s\":10000000000.0,\
              \"copies\":[{\"size\":64,\"ns\":4.4},{\"size\":65536,\"ns\":5400.0}]}"
         );
         let floors = Floors {
@@ -696,7 +745,7 @@ mod tests {
         );
         assert_eq!(
             floors_json(&floors),
-            "{\"reference\":\"floors\",\"spin_rtt_p50_ns\":300,\"futex_rtt_p50_ns\":null}"
+            "{\"kind\":\"reference\",\"reference\":\"floors\",\"spin_rtt_p50_ns\":300,\"futex_rtt_p50_ns\":null}"
         );
     }
 
