@@ -177,7 +177,9 @@ fn plot_writes_well_formed_svg() {
 }
 
 #[test]
-fn plot_into_a_missing_directory_fails_with_the_path() {
+fn plot_into_a_missing_directory_fails_with_the_path_before_measuring() {
+    // A budget of 20 s: failing within a few seconds can only mean failing before the run.
+    let started = std::time::Instant::now();
     let out = run(ipc().args([
         "bench",
         "--transports",
@@ -185,13 +187,38 @@ fn plot_into_a_missing_directory_fails_with_the_path() {
         "--sizes",
         "64",
         "--budget-ms",
-        "100",
+        "20000",
         "--plot",
         "/nonexistent-ipc-bench-dir/x.svg",
     ]));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(!out.status.success());
+    assert!(text(&out.stdout).is_empty(), "{}", text(&out.stdout));
     assert!(
         text(&out.stderr).contains("/nonexistent-ipc-bench-dir/x.svg"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_size_no_buffer_could_hold_is_refused_before_measuring() {
+    let out = run(ipc().args(["bench", "--transports", "pipe", "--sizes", "64,10GiB"]));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("10GiB") && stderr.contains("64 MiB"),
+        "{stderr}"
+    );
+    assert!(text(&out.stdout).is_empty());
+    // 64 MiB itself is accepted: what fails here is the unknown transport, not the size.
+    let out = run(ipc().args(["bench", "--sizes", "64MiB", "--transports", "nosuch"]));
+    assert!(
+        !text(&out.stderr).contains("limit"),
         "{}",
         text(&out.stderr)
     );

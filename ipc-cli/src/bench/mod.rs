@@ -119,7 +119,7 @@ pub struct Args {
     /// one]
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     transports: Vec<String>,
-    /// Message sizes in bytes, comma separated (units accepted: 64KiB)
+    /// Message sizes in bytes, comma separated (units accepted: 64KiB), at most 64 MiB
     #[arg(
         long,
         value_name = "LIST",
@@ -152,8 +152,20 @@ pub struct Args {
 /// The default `--budget-ms`.
 const DEFAULT_BUDGET_MS: u64 = 1200;
 
+/// The largest `--sizes` entry. Each process holds several buffers of the message size (and a
+/// ring holds twice it), so a size of gigabytes is not measured but killed by the OOM killer
+/// partway through the run; above this it is a usage error before anything starts. 64 MiB is
+/// well past where every transport's rate is flat (memcpy-bound).
+const MAX_MESSAGE_SIZE: u64 = 64 << 20;
+
 fn parse_message_size(text: &str) -> Result<usize, String> {
     let size = ipc::spec::parse_size(text)?;
+    if size > MAX_MESSAGE_SIZE {
+        return Err(format!(
+            "message size `{text}` is above the bench's limit of 64 MiB ({MAX_MESSAGE_SIZE} \
+             bytes): each process would hold several buffers of it"
+        ));
+    }
     match usize::try_from(size) {
         Ok(size) if size > 0 => Ok(size),
         _ => Err(format!("message size `{text}` must be at least 1 byte")),
@@ -162,6 +174,18 @@ fn parse_message_size(text: &str) -> Result<usize, String> {
 
 pub fn run(args: Args) -> Result<(), Failure> {
     let started = Instant::now();
+    // A --plot that cannot be written would otherwise fail only after the whole run; opening
+    // it now (without truncating: the plot replaces it at the end) fails before measuring.
+    if let Some(path) = &args.plot {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| {
+                Failure::Runtime(format!("cannot write the plot to {}: {e}", path.display()))
+            })?;
+    }
     // Before any thread starts: they all inherit the blocked signals.
     interrupt::clean_up_on_signals();
     let transports = if args.transports.is_empty() {
