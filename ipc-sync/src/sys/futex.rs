@@ -7,6 +7,9 @@
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
+use rustix::io::Errno;
+use rustix::thread::futex;
+
 /// How a [`wait`] ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Woke {
@@ -22,57 +25,30 @@ pub enum Woke {
 
 /// Sleeps while `*word == expected`, for at most `timeout` (`None`: no limit).
 pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Woke {
-    let ts = timeout.map(|d| libc::timespec {
-        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
-        tv_nsec: d.subsec_nanos() as libc::c_long,
+    let ts = timeout.map(|d| futex::Timespec {
+        // Saturates: a wait of ~292 billion years is no limit either.
+        tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: d.subsec_nanos().into(),
     });
-    let ts_ptr = ts
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: `word` is a live, aligned 32-bit atomic for the call (a reference); the kernel
-    // only reads it. `ts_ptr` is null or points to `ts`, alive for the call. FUTEX_WAIT takes a
-    // relative CLOCK_MONOTONIC timeout and ignores the last two arguments.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT,
-            expected,
-            ts_ptr,
-            std::ptr::null::<u32>(),
-            0u32,
-        )
-    };
-    if rc == 0 {
-        return Woke::Woken;
-    }
-    match std::io::Error::last_os_error().raw_os_error() {
-        Some(libc::EAGAIN) => Woke::Changed,
-        Some(libc::ETIMEDOUT) => Woke::TimedOut,
-        Some(libc::EINTR) => Woke::Interrupted,
+    // `Flags::empty()`: the shared form (see the module comment). FUTEX_WAIT's timeout is
+    // relative, on CLOCK_MONOTONIC.
+    match futex::wait(word, futex::Flags::empty(), expected, ts.as_ref()) {
+        Ok(()) => Woke::Woken,
+        Err(Errno::AGAIN) => Woke::Changed,
+        Err(Errno::TIMEDOUT) => Woke::TimedOut,
+        Err(Errno::INTR) => Woke::Interrupted,
         // EFAULT/EINVAL cannot happen for a valid aligned word; treat anything else as a
         // spurious wake-up, which every caller must tolerate anyway.
-        _ => Woke::Woken,
+        Err(_) => Woke::Woken,
     }
 }
 
 /// Wakes up to `count` waiters on `word`; returns how many were woken.
 pub fn wake(word: &AtomicU32, count: u32) -> usize {
-    let count = count.min(i32::MAX as u32) as i32;
-    // SAFETY: `word` is a live, aligned 32-bit atomic (a reference); FUTEX_WAKE does not access
-    // it beyond hashing its address and ignores the remaining arguments.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAKE,
-            count,
-            std::ptr::null::<libc::timespec>(),
-            std::ptr::null::<u32>(),
-            0u32,
-        )
-    };
-    rc.max(0) as usize
+    // The kernel reads the count as a signed int: more than `i32::MAX` would be negative.
+    let count = count.min(i32::MAX as u32);
+    // An error (none is possible for a valid word) woke nobody.
+    futex::wake(word, futex::Flags::empty(), count).unwrap_or(0)
 }
 
 /// Wakes every waiter on `word`.

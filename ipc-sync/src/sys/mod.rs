@@ -1,5 +1,6 @@
-//! Every `unsafe` operation of the crate: futex calls, doorbell sockets and epoll, typed access to shared memory at checked
-//! offsets, pthread robust mutexes, and process identity (`pidfd`).
+//! Every system interface of the crate, and every `unsafe` operation: doorbell sockets and
+//! epoll, typed access to shared memory at checked offsets, pthread robust mutexes, and process
+//! liveness. Futex calls and `pidfd_open` go through rustix's safe wrappers.
 //!
 //! # Safety
 //!

@@ -1,18 +1,16 @@
 //! Process identity and liveness: `pidfd_open`, `poll` on a pidfd, the coarse monotonic clock.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use rustix::process::{Pid, PidfdFlags};
 
 /// Opens a pidfd for `pid` (`pidfd_open(2)`, Linux 5.3). `ESRCH` means no such process.
 pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
-    // SAFETY: plain system call with integer arguments.
-    let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: on success the call returned a new descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(rc as i32) })
+    // Pid 0 is not a process: EINVAL, as the kernel answers for it.
+    let pid = Pid::from_raw(pid).ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    Ok(rustix::process::pidfd_open(pid, PidfdFlags::empty())?)
 }
 
 /// Whether the process behind `pidfd` has exited (the pidfd polls readable), without waiting.
