@@ -70,7 +70,7 @@
 //!
 //! `mq_overview(7)`, `mq_open(3)`, `mq_timedsend(3)`, `mq_timedreceive(3)`.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
@@ -216,7 +216,7 @@ pub fn destroy(name: &PosixName) -> Result<()> {
 /// An open queue and what it was opened with.
 #[derive(Debug)]
 struct Queue {
-    fd: OwnedFd,
+    fd: sys::Mq,
     name: PosixName,
     capacity: usize,
     message_size: usize,
@@ -426,8 +426,8 @@ impl Request {
         self.adoption
             .check(st.st_uid, st.st_gid, st.st_mode)
             .map_err(incompatible)?;
-        let (maxmsg, msgsize, _) = sys::getattr(fd.as_fd())
-            .map_err(|e| Error::io(format!("mq_getattr {}", self.object()), e))?;
+        let (maxmsg, msgsize, _) =
+            sys::getattr(&fd).map_err(|e| Error::io(format!("mq_getattr {}", self.object()), e))?;
         let (capacity, message_size) = (maxmsg as usize, msgsize as usize);
         if self.capacity.is_some_and(|c| c != capacity)
             || self.message_size.is_some_and(|m| m != message_size)
@@ -547,7 +547,7 @@ impl MqSender {
         }
         loop {
             let deadline = Queue::attempt_deadline(wait);
-            match sys::timedsend(self.queue.fd.as_fd(), msg, prio, &deadline) {
+            match sys::timedsend(&self.queue.fd, msg, prio, &deadline) {
                 Ok(()) => return Ok(()),
                 Err(e) => match Errno::from_raw(e.raw_os_error().unwrap_or(0)) {
                     Errno::EINTR => continue,
@@ -668,7 +668,7 @@ impl MqReceiver {
             } else {
                 &mut self.scratch[..]
             };
-            match sys::timedreceive(self.queue.fd.as_fd(), target, &deadline) {
+            match sys::timedreceive(&self.queue.fd, target, &deadline) {
                 Ok((len, prio)) if direct => return Ok((len, prio)),
                 Ok((len, prio)) => return self.deliver_pending(buf, len, prio),
                 Err(e) => match Errno::from_raw(e.raw_os_error().unwrap_or(0)) {

@@ -1,73 +1,81 @@
 //! POSIX message queues (`mq_overview(7)`). On Linux a queue descriptor is a file descriptor,
-//! so it is held as an `OwnedFd` and closed with it.
+//! held as an [`Mq`] that closes it on drop.
+//!
+//! nix wraps every call used here but `mq_timedsend` (nix 0.30 has only the untimed
+//! `mq_send`, and a send must wake up to notice the queue's removal), which stays a libc call.
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
-/// `mq_open(name, oflag | O_CLOEXEC, mode, attr)`. `O_CLOEXEC` must be passed explicitly:
-/// unlike `shm_open`, `mq_open` does not set it.
+use nix::mqueue::{MQ_OFlag, MqAttr, MqdT};
+use nix::sys::stat::Mode;
+use nix::sys::time::TimeSpec;
+
+/// An open queue descriptor. nix's `MqdT` does not close itself (closing is an explicit
+/// `mq_close`, which consumes it), so this does it on drop.
+#[derive(Debug)]
+pub struct Mq(
+    /// `Some` until dropped: `mq_close` takes the descriptor by value.
+    Option<MqdT>,
+);
+
+impl Mq {
+    fn mqd(&self) -> &MqdT {
+        self.0.as_ref().expect("an Mq is open until dropped")
+    }
+}
+
+impl Drop for Mq {
+    fn drop(&mut self) {
+        if let Some(mqd) = self.0.take() {
+            // Nothing to do about a failed close (EBADF cannot happen: we own it).
+            let _ = nix::mqueue::mq_close(mqd);
+        }
+    }
+}
+
+impl AsFd for Mq {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.mqd().as_fd()
+    }
+}
+
+/// `mq_open(name, oflag | O_CLOEXEC, mode, attr)`, `attr` being `(mq_maxmsg, mq_msgsize)`.
+/// `O_CLOEXEC` must be passed explicitly: unlike `shm_open`, `mq_open` does not set it.
+/// `attr` is required with `O_CREAT`: nix passes the mode only together with attributes.
 pub fn open(
     name: &CStr,
     oflag: libc::c_int,
     mode: libc::mode_t,
     attr: Option<(i64, i64)>,
-) -> io::Result<OwnedFd> {
-    // SAFETY: a zeroed `mq_attr` is a valid value (all integers).
-    let mut raw: libc::mq_attr = unsafe { std::mem::zeroed() };
-    let attr_ptr = match attr {
-        Some((maxmsg, msgsize)) => {
-            raw.mq_maxmsg = maxmsg;
-            raw.mq_msgsize = msgsize;
-            &mut raw as *mut libc::mq_attr
-        }
-        None => std::ptr::null_mut(),
-    };
-    // SAFETY:
-    // - `name` is NUL-terminated (a `CStr`);
-    // - `attr_ptr` is null or points to `raw`, alive for the call; `mq_open` reads it only with
-    //   `O_CREAT`, and takes the variadic mode and attribute arguments in this order.
-    let fd = unsafe { libc::mq_open(name.as_ptr(), oflag | libc::O_CLOEXEC, mode, attr_ptr) };
-    if fd == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `mq_open` just returned this descriptor; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+) -> io::Result<Mq> {
+    debug_assert!(oflag & libc::O_CREAT == 0 || attr.is_some());
+    let attr = attr.map(|(maxmsg, msgsize)| MqAttr::new(0, maxmsg, msgsize, 0));
+    let oflag = MQ_OFlag::from_bits_retain(oflag) | MQ_OFlag::O_CLOEXEC;
+    let mqd = nix::mqueue::mq_open(name, oflag, Mode::from_bits_retain(mode), attr.as_ref())?;
+    Ok(Mq(Some(mqd)))
 }
 
 /// `mq_unlink(name)`.
 pub fn unlink(name: &CStr) -> io::Result<()> {
-    // SAFETY: `name` is NUL-terminated.
-    if unsafe { libc::mq_unlink(name.as_ptr()) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    Ok(nix::mqueue::mq_unlink(name)?)
 }
 
 /// `mq_getattr`: `(mq_maxmsg, mq_msgsize, mq_curmsgs)`.
-pub fn getattr(fd: BorrowedFd<'_>) -> io::Result<(i64, i64, i64)> {
-    // SAFETY: a zeroed `mq_attr` is a valid value.
-    let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
-    // SAFETY: `fd` is an open queue descriptor (borrowed); `attr` is writable.
-    if unsafe { libc::mq_getattr(fd.as_raw_fd(), &mut attr) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok((attr.mq_maxmsg, attr.mq_msgsize, attr.mq_curmsgs))
+pub fn getattr(mq: &Mq) -> io::Result<(i64, i64, i64)> {
+    let attr = nix::mqueue::mq_getattr(mq.mqd())?;
+    Ok((attr.maxmsg(), attr.msgsize(), attr.curmsgs()))
 }
 
 /// `mq_timedsend(fd, msg, prio, deadline)`: `deadline` is absolute `CLOCK_REALTIME`; one in the
 /// past makes the call not wait (`ETIMEDOUT` when full). `EINTR` is returned to the caller.
-pub fn timedsend(
-    fd: BorrowedFd<'_>,
-    msg: &[u8],
-    prio: u32,
-    deadline: &libc::timespec,
-) -> io::Result<()> {
-    // SAFETY: `msg` is readable for `msg.len()` bytes; `deadline` is a valid timespec; `fd` is
+pub fn timedsend(mq: &Mq, msg: &[u8], prio: u32, deadline: &libc::timespec) -> io::Result<()> {
+    // SAFETY: `msg` is readable for `msg.len()` bytes; `deadline` is a valid timespec; `mq` is
     // open (borrowed).
     let ret = unsafe {
         libc::mq_timedsend(
-            fd.as_raw_fd(),
+            mq.as_fd().as_raw_fd(),
             msg.as_ptr().cast(),
             msg.len(),
             prio,
@@ -83,24 +91,11 @@ pub fn timedsend(
 /// `mq_timedreceive(fd, buf, &prio, deadline)`: returns `(length, priority)`. `buf` must hold
 /// `mq_msgsize` bytes (else `EMSGSIZE`, and nothing is taken off the queue).
 pub fn timedreceive(
-    fd: BorrowedFd<'_>,
+    mq: &Mq,
     buf: &mut [u8],
     deadline: &libc::timespec,
 ) -> io::Result<(usize, u32)> {
-    let mut prio: libc::c_uint = 0;
-    // SAFETY: `buf` is writable for `buf.len()` bytes; `prio` and `deadline` are valid for the
-    // call; `fd` is open (borrowed).
-    let ret = unsafe {
-        libc::mq_timedreceive(
-            fd.as_raw_fd(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut prio,
-            deadline,
-        )
-    };
-    if ret == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok((ret as usize, prio))
+    let mut prio = 0;
+    let len = nix::mqueue::mq_timedreceive(mq.mqd(), buf, &mut prio, &TimeSpec::from(*deadline))?;
+    Ok((len, prio))
 }
