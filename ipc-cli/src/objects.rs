@@ -797,22 +797,24 @@ fn queued_messages(name: &str) -> Option<u64> {
     attr.and_then(|a| u64::try_from(a.curmsgs()).ok())
 }
 
-/// The login name of `uid`, from `/etc/passwd`, or the number.
+/// The login name of `uid` (through NSS, as `ls -l` finds it, so LDAP or systemd users too),
+/// or the number. Looked up once per uid: `ipc ls` asks for the same few many times.
 pub fn user_name(uid: u32) -> String {
-    static NAMES: std::sync::OnceLock<HashMap<u32, String>> = std::sync::OnceLock::new();
-    let names = NAMES.get_or_init(|| {
-        std::fs::read_to_string("/etc/passwd")
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| {
-                let mut f = l.split(':');
-                let name = f.next()?;
-                let uid = f.nth(1)?.parse().ok()?;
-                Some((uid, name.to_owned()))
-            })
-            .collect()
-    });
-    names.get(&uid).cloned().unwrap_or_else(|| uid.to_string())
+    static NAMES: std::sync::Mutex<Option<HashMap<u32, String>>> = std::sync::Mutex::new(None);
+    let lookup = || {
+        nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+            .ok()
+            .flatten()
+            .map_or_else(|| uid.to_string(), |user| user.name)
+    };
+    let Ok(mut names) = NAMES.lock() else {
+        return lookup();
+    };
+    names
+        .get_or_insert_with(HashMap::new)
+        .entry(uid)
+        .or_insert_with(lookup)
+        .clone()
 }
 
 /// Finds the object a target names among those scanned.
