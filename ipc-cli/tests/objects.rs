@@ -22,6 +22,16 @@ fn run(args: &[&str]) -> Output {
 }
 
 /// A name no other test (or test run) uses: pid and counter.
+/// Held by every test here while it runs: `ipc ls`, `inspect` and `clean` map each ring they
+/// look at for a moment, so one test's scan made another's `clean --stale` see its ring as
+/// attached (and keep it) now and then. Tests of this file scan one at a time.
+fn one_scan_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static SCANS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SCANS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn unique(what: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -115,6 +125,7 @@ fn row<'a>(rows: &'a [serde_json::Value], name: &str) -> Option<&'a serde_json::
 
 #[test]
 fn ls_lists_every_family_and_marks_our_ring() {
+    let _scan = one_scan_at_a_time();
     // A posix-shm ring through the facade (this process is its creator and consumer).
     let ring = ShmName(unique("ring"));
     let ring_spec = format!("posix-shm:{}?capacity=64KiB", ring.0);
@@ -229,6 +240,7 @@ fn sysv_exists(id: i32) -> bool {
 
 #[test]
 fn clean_stale_removes_a_killed_channel_only() {
+    let _scan = one_scan_at_a_time();
     let dead = ShmName(unique("dead"));
     let live = ShmName(unique("live"));
     let plain = ShmName(unique("foreign"));
@@ -310,6 +322,7 @@ fn clean_stale_removes_a_killed_channel_only() {
 
 #[test]
 fn inspect_shows_capacity_and_consumer() {
+    let _scan = one_scan_at_a_time();
     let ring = ShmName(unique("inspect"));
     let spec = format!("posix-shm:{}", ring.0);
     let recv = Running::recv(&format!("{spec}?capacity=128KiB"));
@@ -363,6 +376,7 @@ fn run_in_new_pid_namespace(args: &[&str]) -> Option<Output> {
 /// rings. It must keep them, saying why.
 #[test]
 fn clean_stale_in_another_pid_namespace_keeps_a_live_ring() {
+    let _scan = one_scan_at_a_time();
     let live = ShmName(unique("ns-live"));
     let spec = format!("posix-shm:{}", live.0);
     let _receiver = Running::recv(&spec);
@@ -392,6 +406,7 @@ fn clean_stale_in_another_pid_namespace_keeps_a_live_ring() {
 /// they are kept unless the user asks to discard them.
 #[test]
 fn clean_stale_keeps_undelivered_records_unless_asked() {
+    let _scan = one_scan_at_a_time();
     let ring = ShmName(unique("undelivered"));
     let spec = format!("posix-shm:{}?create=if_missing", ring.0);
     let mut send = ipc()
@@ -439,6 +454,7 @@ fn clean_stale_keeps_undelivered_records_unless_asked() {
 /// looking every park slice as a parked receiver does.
 #[test]
 fn an_event_loop_receiver_hears_a_sender_from_another_pid_namespace() {
+    let _scan = one_scan_at_a_time();
     let ring = ShmName(unique("ns-bell"));
     let spec = format!("posix-shm:{}", ring.0);
     let receiver = ipc()
