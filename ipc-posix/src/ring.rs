@@ -36,7 +36,7 @@
 //! |----------------|------------------|------------------------------------------------------|
 //! | `capacity`     | 64 KiB           | bytes of records (rounded up to a multiple of 64)    |
 //! | `message_size` | capacity / 4     | largest message; at most capacity / 2 − 8            |
-//! | `producers`    | `single`         | `multi` admits up to [`ring::MAX_PRODUCERS`] senders |
+//! | `producers`    | `single`         | `multi` admits up to [`ring::MAX_PRODUCERS`](ipc_sync::ring::MAX_PRODUCERS) senders |
 //! | `mode`         | `0600`           | permissions of a created segment, widest accepted    |
 //! | `create`       | receiver `if_missing`, sender `never` | see below                       |
 //! | `open_timeout` | sender 10 s, receiver 0 | how long `create=never` waits for the name    |
@@ -96,371 +96,79 @@
 //! [`ipc_sync::ring::core`].
 
 use std::sync::Arc;
-use std::thread;
-use std::time::{Duration, Instant};
 
-use ipc_core::{
-    Address, Adoption, Create, Error, Owner, Producers, Receiver, Result, Sender, Transport,
-    TransportSpec, Wait,
-};
-use ipc_sync::ring::request::RingRequest;
-use ipc_sync::ring::{self, Loan, Record, RingConfig, RingReceiver, RingSender, RingState};
-use ipc_sync::{Layout, LayoutKind, Shared};
+use ipc_core::{Address, Adoption, Error, Owner, Result, Segment, Transport, TransportSpec};
+use ipc_sync::ring::transport::{SegmentKind, ShmRingReceiver, ShmRingSender};
 
 use crate::PosixName;
 use crate::shm::{self, SharedMemory};
+
+pub use ipc_sync::ring::transport::{DEFAULT_OPEN_TIMEOUT, INIT_TIMEOUT};
 
 /// Bytes of records when the string gives no `capacity`.
 pub const DEFAULT_CAPACITY: u64 = ipc_sync::ring::request::DEFAULT_CAPACITY;
 /// Permissions of a segment we create when the string gives no `mode`.
 pub const DEFAULT_MODE: u32 = shm::DEFAULT_MODE;
-/// How long a sender waits for the segment to appear when the string gives no `open_timeout`.
-pub const DEFAULT_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
-/// The least time a creator is given to size and initialise a segment another end found
-/// half-made; past it, the segment is taken for a dead creator's leftover.
-pub const INIT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Largest `capacity`: half the address space Rust can map, so that sizes never overflow.
 pub const MAX_CAPACITY: u64 = ipc_sync::ring::request::MAX_CAPACITY;
 
-/// Longest sleep while polling for a name or a creator: Linux has no notification for either.
-const MAX_BACKOFF: Duration = Duration::from_millis(10);
+/// The sending end of a `posix-shm` ring: see [`ShmRingSender`] for its methods.
+pub type ShmSender = ShmRingSender<PosixShm>;
 
-/// What a transport string asks of a ring.
+/// The receiving end of a `posix-shm` ring: see [`ShmRingReceiver`] for its methods.
+pub type ShmReceiver = ShmRingReceiver<PosixShm>;
+
+/// POSIX shared-memory objects as the segments of a ring: named `/name`, created with
+/// `shm_open(O_EXCL)` and reserved, removed with `shm_unlink` (only while the name still
+/// refers to that object).
 #[derive(Debug)]
-struct Request {
-    name: PosixName,
-    mode: u32,
-    /// Which existing segment we accept (owner, group, widest mode).
-    adoption: Adoption,
-    create: Create,
-    ring: RingRequest,
-}
+pub struct PosixShm;
 
-/// A segment holding an initialised ring, ready for an endpoint to attach.
-struct Opened {
-    shared: Shared,
-    state: RingState,
-    /// Present if this call created the segment: removes it when dropped.
-    owner: Option<Owner<SharedMemory>>,
-}
+impl SegmentKind for PosixShm {
+    type Name = PosixName;
+    type Handle = SharedMemory;
+    const DEFAULT_MODE: u32 = DEFAULT_MODE;
 
-impl Request {
-    fn from_spec(spec: &TransportSpec, default_create: Create) -> Result<Request> {
+    fn name_of(spec: &TransportSpec) -> Result<PosixName> {
         let (Transport::PosixShm, Address::Name(name)) = (spec.transport, &spec.address) else {
             return Err(Error::invalid_spec(
                 spec.to_string(),
                 "not a posix-shm transport string (`posix-shm:/name`)",
             ));
         };
-        let name = PosixName::new(name)?;
-        let o = &spec.options;
-        let ring = RingRequest::from_options(o, format!("posix-shm:{name}"))?;
-        Ok(Request {
-            name,
-            mode: o.mode.unwrap_or(DEFAULT_MODE),
-            adoption: Adoption::from_options(o, DEFAULT_MODE)?,
-            create: o.create.unwrap_or(default_create),
-            ring,
-        })
+        PosixName::new(name)
     }
 
-    fn object(&self) -> String {
-        format!("posix-shm:{}", self.name)
+    fn describe(name: &PosixName) -> String {
+        format!("posix-shm:{name}")
     }
 
-    /// Creates or opens the segment as `create` says; `create=never` waits up to `name_wait`
-    /// for the name to appear.
-    fn open(&self, name_wait: Wait) -> Result<Opened> {
-        self.ring.create_or_open(
-            self.create,
-            name_wait,
-            |config| self.create_new(config),
-            |wait| self.open_existing(wait),
-        )
+    fn removal_hint(name: &PosixName) -> String {
+        format!("shm_unlink or rm {}", shm::shm_path(name))
     }
 
-    /// Creates the segment exclusively, sized for `config`, and initialises the ring. A failure
-    /// after creating removes the segment again (the owner is dropped).
-    fn create_new(&self, config: &RingConfig) -> Result<Opened> {
-        let owner = SharedMemory::create(&self.name, config.segment_size(), self.mode)?;
-        let shared = Shared::new(Arc::new(owner.map()?));
-        ring::init(&shared, config)?;
-        let state = ring::inspect(&shared)?;
-        Ok(Opened {
-            shared,
-            state,
-            owner: Some(owner),
-        })
+    fn create(name: &PosixName, size: usize, mode: u32) -> Result<Owner<SharedMemory>> {
+        SharedMemory::create(name, size, mode)
     }
 
-    /// Opens an existing segment, checks it (owner, mode, ring layout, and the options the
-    /// string names), waiting up to `name_wait` for the name and for a creator still at work.
-    fn open_existing(&self, name_wait: Wait) -> Result<Opened> {
-        let mut pause = Duration::from_micros(250);
-        // Set when the name is first found: from then on the creator has at least
-        // INIT_TIMEOUT (or what is left of `name_wait`, if longer) to finish.
-        let mut ready_by: Option<Instant> = None;
-        let shm = loop {
-            let (retry_until, empty) = match SharedMemory::open_any_size(&self.name, &self.adoption)
-            {
-                Ok(shm) if shm.size() > 0 => break shm,
-                // A creator between its `shm_open(O_EXCL)` and `fallocate`.
-                Ok(_) => (
-                    *ready_by.get_or_insert_with(|| ready_deadline(name_wait)),
-                    true,
-                ),
-                Err(Error::NotFound { .. }) if !name_wait.expired() => (
-                    name_wait
-                        .remaining()
-                        .map_or(Instant::now() + MAX_BACKOFF, |left| Instant::now() + left),
-                    false,
-                ),
-                Err(e) => return Err(e),
-            };
-            let left = retry_until.saturating_duration_since(Instant::now());
-            if left.is_zero() && !empty {
-                return Err(Error::NotFound {
-                    object: self.object(),
-                });
-            }
-            if left.is_zero() {
-                return Err(Error::Incompatible {
-                    object: self.object(),
-                    reason: format!(
-                        "it is still empty after waiting for its creator to size it (a creator \
-                         that died, or another program's object); remove it with shm_unlink or \
-                         rm {}",
-                        shm::shm_path(&self.name)
-                    ),
-                });
-            }
-            thread::sleep(left.min(pause));
-            pause = (pause * 2).min(MAX_BACKOFF);
-        };
-        let ready_by = ready_by.unwrap_or_else(|| ready_deadline(name_wait));
-        let shared = Shared::new(Arc::new(shm.map()?));
-        // The mapping keeps the segment; the descriptor is no longer needed.
-        drop(shm);
-        Layout::attach(
-            &shared,
-            LayoutKind::Ring,
-            ready_by.saturating_duration_since(Instant::now()),
-        )?;
-        let state = ring::inspect(&shared)?;
-        self.ring.check_matches(&state)?;
-        Ok(Opened {
-            shared,
-            state,
-            owner: None,
-        })
-    }
-}
-
-/// How long a creator found at work may take: at least [`INIT_TIMEOUT`] from now, more if the
-/// caller was prepared to wait longer for the name anyway.
-fn ready_deadline(name_wait: Wait) -> Instant {
-    let left = name_wait.remaining().unwrap_or(INIT_TIMEOUT);
-    Instant::now() + left.max(INIT_TIMEOUT)
-}
-
-/// The sending end of a `posix-shm` ring.
-#[derive(Debug)]
-pub struct ShmSender {
-    ring: RingSender,
-    name: PosixName,
-    state: RingState,
-    created: bool,
-}
-
-impl ShmSender {
-    /// Opens the ring `spec` names for sending. By default (`create=never`) waits up to
-    /// `open_timeout` (default [`DEFAULT_OPEN_TIMEOUT`]) for the segment to appear; with
-    /// `create=if_missing` or `always` creates it if missing. A sender never removes the
-    /// segment, even one it created.
-    ///
-    /// Errors: [`Error::NotFound`] when the wait ends without the segment;
-    /// [`Error::Incompatible`] for a segment that is not an initialised ring of ours, or whose
-    /// capacity, message size or producers differ from those the string names;
-    /// [`Error::LimitExceeded`] when a live sender already holds a single-producer ring (or
-    /// [`ring::MAX_PRODUCERS`] a multi-producer one), for a `message_size` the capacity cannot
-    /// take, or a segment `/dev/shm` has no room for.
-    pub fn open(spec: &TransportSpec) -> Result<ShmSender> {
-        let request = Request::from_spec(spec, Create::Never)?;
-        let name_wait = Wait::timeout(spec.options.open_timeout.unwrap_or(DEFAULT_OPEN_TIMEOUT));
-        let opened = request.open(name_wait)?;
-        // Attached while still owning a segment we created, so that a failure removes it.
-        let ring = RingSender::attach(opened.shared, &request.ring.endpoint_options())?;
-        // Our messages must outlive us until a receiver comes: leave the segment in place.
-        let created = opened.owner.map(Owner::release).is_some();
-        Ok(ShmSender {
-            ring,
-            name: request.name,
-            state: opened.state,
-            created,
-        })
+    fn open_existing(name: &PosixName, adoption: &Adoption) -> Result<Option<SharedMemory>> {
+        let shm = SharedMemory::open_any_size(name, adoption)?;
+        // Empty: a creator between its `shm_open(O_EXCL)` and `fallocate`.
+        Ok((shm.size() > 0).then_some(shm))
     }
 
-    /// Reserves `len` bytes inside the segment, waiting for room as long as it takes. Write
-    /// the message into the [`Loan`] and [`commit`](Loan::commit) it; see
-    /// [`RingSender::loan_with`].
-    pub fn loan(&mut self, len: usize) -> Result<Loan<'_>> {
-        self.ring.loan(len)
-    }
-
-    /// [`ShmSender::loan`], waiting for room as `wait` says (`Full` / `Timeout` when it ends).
-    pub fn loan_with(&mut self, len: usize, wait: Wait) -> Result<Loan<'_>> {
-        self.ring.loan_with(len, wait)
-    }
-
-    /// The ring endpoint itself.
-    pub fn ring(&self) -> &RingSender {
-        &self.ring
-    }
-
-    /// The ring endpoint itself, mutably (for its whole API).
-    pub fn ring_mut(&mut self) -> &mut RingSender {
-        &mut self.ring
-    }
-
-    /// The segment's name.
-    pub fn name(&self) -> &PosixName {
-        &self.name
-    }
-
-    /// Bytes of records in the ring.
-    pub fn capacity(&self) -> u64 {
-        self.state.geometry.capacity
-    }
-
-    /// One producer or many, as the ring's creator chose.
-    pub fn producers(&self) -> Producers {
-        self.state.producers_mode
-    }
-
-    /// Whether this sender created the segment (which it leaves in place all the same).
-    pub fn created_segment(&self) -> bool {
-        self.created
-    }
-}
-
-impl Sender for ShmSender {
-    fn max_message_size(&self) -> usize {
-        self.ring.max_message()
-    }
-
-    #[inline]
-    fn send_with(&mut self, msg: &[u8], wait: Wait) -> Result<()> {
-        self.ring.send_with(msg, wait)
-    }
-
-    fn readiness(&mut self) -> Option<&mut dyn ipc_core::Readiness> {
-        Some(&mut self.ring)
-    }
-}
-
-/// The receiving end of a `posix-shm` ring.
-#[derive(Debug)]
-pub struct ShmReceiver {
-    // Declared (so dropped) before `owner`: the receiver leaves the ring, telling blocked
-    // senders, before the segment's name goes.
-    ring: RingReceiver,
-    owner: Option<Owner<SharedMemory>>,
-    name: PosixName,
-    state: RingState,
-}
-
-impl ShmReceiver {
-    /// Opens the ring `spec` names for receiving, creating and initialising the segment
-    /// unless it exists or the string says `create=never`. If this call created it, dropping
-    /// the receiver removes it.
-    ///
-    /// Errors: as [`ShmSender::open`], and [`Error::LimitExceeded`] when a live receiver is
-    /// already attached. With `create=never`, a missing segment is [`Error::NotFound`] at once,
-    /// or after `open_timeout` if the string gives one.
-    pub fn open(spec: &TransportSpec) -> Result<ShmReceiver> {
-        let request = Request::from_spec(spec, Create::IfMissing)?;
-        let name_wait = Wait::timeout(spec.options.open_timeout.unwrap_or(Duration::ZERO));
-        let opened = request.open(name_wait)?;
-        let ring = RingReceiver::attach(opened.shared, &request.ring.endpoint_options())?;
-        Ok(ShmReceiver {
-            ring,
-            owner: opened.owner,
-            name: request.name,
-            state: opened.state,
-        })
-    }
-
-    /// The next message, read in place inside the segment, waiting as long as it takes; its
-    /// space goes back to the senders when the [`Record`] is dropped.
-    pub fn recv_in_place(&mut self) -> Result<Record<'_>> {
-        self.ring.recv_in_place()
-    }
-
-    /// [`ShmReceiver::recv_in_place`], waiting as `wait` says (`Empty` / `Timeout` when it
-    /// ends).
-    pub fn recv_in_place_with(&mut self, wait: Wait) -> Result<Record<'_>> {
-        self.ring.recv_in_place_with(wait)
-    }
-
-    /// Keeps the segment after this receiver is dropped, even if it created it.
-    pub fn release_segment(&mut self) {
-        if let Some(owner) = self.owner.take() {
-            owner.release();
-        }
-    }
-
-    /// Whether dropping this receiver removes the segment (it created it and did not
-    /// [`release`](ShmReceiver::release_segment) it).
-    pub fn owns_segment(&self) -> bool {
-        self.owner.is_some()
-    }
-
-    /// The ring endpoint itself.
-    pub fn ring(&self) -> &RingReceiver {
-        &self.ring
-    }
-
-    /// The ring endpoint itself, mutably (for its whole API).
-    pub fn ring_mut(&mut self) -> &mut RingReceiver {
-        &mut self.ring
-    }
-
-    /// The segment's name.
-    pub fn name(&self) -> &PosixName {
-        &self.name
-    }
-
-    /// Bytes of records in the ring.
-    pub fn capacity(&self) -> u64 {
-        self.state.geometry.capacity
-    }
-
-    /// One producer or many, as the ring's creator chose.
-    pub fn producers(&self) -> Producers {
-        self.state.producers_mode
-    }
-}
-
-impl Receiver for ShmReceiver {
-    fn max_message_size(&self) -> usize {
-        self.ring.max_message()
-    }
-
-    #[inline]
-    fn recv_with(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
-        self.ring.recv_with(buf, wait)
-    }
-
-    fn readiness(&mut self) -> Option<&mut dyn ipc_core::Readiness> {
-        Some(&mut self.ring)
+    fn map(handle: &SharedMemory) -> Result<Arc<dyn Segment>> {
+        Ok(Arc::new(handle.map()?))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ipc_core::{Producers, Receiver, Sender};
     use ipc_sync::ring::Geometry;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
 
     /// Removes the segment when dropped, whoever made it.
     struct Guard(PosixName);

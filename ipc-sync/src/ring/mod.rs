@@ -54,6 +54,7 @@ mod peers;
 mod receiver;
 pub mod request;
 mod sender;
+pub mod transport;
 mod wait;
 
 use std::sync::atomic::Ordering;
