@@ -48,7 +48,7 @@
 //! `message_size` above [`Geometry::max_message_for`](ipc_sync::ring::Geometry::max_message_for) the capacity (half of it, less a record
 //! header: what an empty ring always takes at once, wherever its position) is
 //! [`Error::InvalidSpec`] naming it when the string names the capacity too (no ring could
-//! ever satisfy it), as is a `capacity` above [`MAX_CAPACITY`](ipc_sync::ring::request::MAX_CAPACITY);
+//! ever satisfy it), as is a `capacity` above [`MAX_CAPACITY`];
 //! with the default capacity it is [`Error::LimitExceeded`] when creating (an existing,
 //! larger ring would do), saying what capacity to ask for; a segment larger than the free space of `/dev/shm` is
 //! [`Error::LimitExceeded`] naming `/dev/shm`, found when it is created (every page is reserved
@@ -103,31 +103,19 @@ use ipc_sync::ring::transport::{SegmentKind, ShmRingReceiver, ShmRingSender};
 use crate::PosixName;
 use crate::shm::{self, SharedMemory};
 
-pub use ipc_sync::ring::transport::{DEFAULT_OPEN_TIMEOUT, INIT_TIMEOUT};
-
-/// Bytes of records when the string gives no `capacity`.
-pub const DEFAULT_CAPACITY: u64 = ipc_sync::ring::request::DEFAULT_CAPACITY;
-/// Permissions of a segment we create when the string gives no `mode`.
-pub const DEFAULT_MODE: u32 = shm::DEFAULT_MODE;
-/// Largest `capacity`: half the address space Rust can map, so that sizes never overflow.
-pub const MAX_CAPACITY: u64 = ipc_sync::ring::request::MAX_CAPACITY;
-
-/// The sending end of a `posix-shm` ring: see [`ShmRingSender`] for its methods.
-pub type ShmSender = ShmRingSender<PosixShm>;
-
-/// The receiving end of a `posix-shm` ring: see [`ShmRingReceiver`] for its methods.
-pub type ShmReceiver = ShmRingReceiver<PosixShm>;
+pub use ipc_sync::ring::request::{DEFAULT_CAPACITY, MAX_CAPACITY};
+pub use ipc_sync::ring::transport::{DEFAULT_MODE, DEFAULT_OPEN_TIMEOUT, INIT_TIMEOUT};
 
 /// POSIX shared-memory objects as the segments of a ring: named `/name`, created with
 /// `shm_open(O_EXCL)` and reserved, removed with `shm_unlink` (only while the name still
 /// refers to that object).
-#[derive(Debug)]
-pub struct PosixShm;
+///
+/// A marker: no value of it exists, it only names the kind.
+pub enum PosixShm {}
 
 impl SegmentKind for PosixShm {
     type Name = PosixName;
     type Handle = SharedMemory;
-    const DEFAULT_MODE: u32 = DEFAULT_MODE;
 
     fn name_of(spec: &TransportSpec) -> Result<PosixName> {
         let (Transport::PosixShm, Address::Name(name)) = (spec.transport, &spec.address) else {
@@ -161,6 +149,12 @@ impl SegmentKind for PosixShm {
         Ok(Arc::new(handle.map()?))
     }
 }
+
+/// The sending end of a `posix-shm` ring: see [`ShmRingSender`] for its methods.
+pub type ShmSender = ShmRingSender<PosixShm>;
+
+/// The receiving end of a `posix-shm` ring: see [`ShmRingReceiver`] for its methods.
+pub type ShmReceiver = ShmRingReceiver<PosixShm>;
 
 #[cfg(test)]
 mod tests {

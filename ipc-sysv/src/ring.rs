@@ -73,34 +73,20 @@ use ipc_core::{Address, Adoption, Error, Owner, Result, Segment, Transport, Tran
 use ipc_sync::ring::transport::{SegmentKind, ShmRingReceiver, ShmRingSender};
 
 use crate::Key;
-use crate::shm::{self, Access, Expect, SysvSegment};
+use crate::shm::{Access, Expect, SysvSegment};
 
-pub use ipc_sync::ring::transport::{DEFAULT_OPEN_TIMEOUT, INIT_TIMEOUT};
-
-/// Bytes of records when the string gives no `capacity`.
-pub const DEFAULT_CAPACITY: u64 = ipc_sync::ring::request::DEFAULT_CAPACITY;
-/// Permissions of a segment we create when the string gives no `mode`.
-pub const DEFAULT_MODE: u32 = shm::DEFAULT_MODE;
-/// Largest `capacity`: half the address space Rust can map, so that sizes never overflow.
-pub const MAX_CAPACITY: u64 = ipc_sync::ring::request::MAX_CAPACITY;
-
-/// The sending end of a `sysv-shm` ring: see [`ShmRingSender`] for its methods, and
-/// [`SysvShmRing`] for its key.
-pub type SysvShmSender = ShmRingSender<SysvShm>;
-
-/// The receiving end of a `sysv-shm` ring: see [`ShmRingReceiver`] for its methods, and
-/// [`SysvShmRing`] for its key and segment id.
-pub type SysvShmReceiver = ShmRingReceiver<SysvShm>;
+pub use ipc_sync::ring::request::{DEFAULT_CAPACITY, MAX_CAPACITY};
+pub use ipc_sync::ring::transport::{DEFAULT_MODE, DEFAULT_OPEN_TIMEOUT, INIT_TIMEOUT};
 
 /// System V shared-memory segments as the segments of a ring: named by a key (`key=…`,
 /// `ftok=…`), created with `shmget(IPC_CREAT | IPC_EXCL)`, removed with `IPC_RMID`.
-#[derive(Debug)]
-pub struct SysvShm;
+///
+/// A marker: no value of it exists, it only names the kind.
+pub enum SysvShm {}
 
 impl SegmentKind for SysvShm {
     type Name = Key;
     type Handle = SysvSegment;
-    const DEFAULT_MODE: u32 = DEFAULT_MODE;
 
     fn name_of(spec: &TransportSpec) -> Result<Key> {
         if spec.transport != Transport::SysvShm {
@@ -141,6 +127,14 @@ impl SegmentKind for SysvShm {
         Ok(Arc::new(handle.attach(Access::ReadWrite)?))
     }
 }
+
+/// The sending end of a `sysv-shm` ring: see [`ShmRingSender`] for its methods, and
+/// [`SysvShmRing`] for its key.
+pub type SysvShmSender = ShmRingSender<SysvShm>;
+
+/// The receiving end of a `sysv-shm` ring: see [`ShmRingReceiver`] for its methods, and
+/// [`SysvShmRing`] for its key and segment id.
+pub type SysvShmReceiver = ShmRingReceiver<SysvShm>;
 
 /// What a `sysv-shm` ring end tells of its segment beyond what every ring end does (a method
 /// of its own so that `key()` reads as System V users expect; it is [`ShmRingSender::name`]).

@@ -33,6 +33,10 @@ use super::{Loan, Record, RingConfig, RingReceiver, RingSender, RingState};
 use crate::layout::{Layout, LayoutKind};
 use crate::sys::mem::Shared;
 
+/// Permissions of a segment created when the string gives no `mode`, and the widest an opened
+/// one may have unless the string says otherwise: the owner's alone.
+pub const DEFAULT_MODE: u32 = 0o600;
+
 /// How long a sender waits for the segment to appear when the string gives no `open_timeout`.
 pub const DEFAULT_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -47,15 +51,11 @@ const MAX_BACKOFF: Duration = Duration::from_millis(10);
 /// A kind of named segment that can hold a ring: how its names are read from a transport
 /// string, and how one is created exclusively, opened and checked, mapped, and described.
 /// Removal is the handle's [`Removable`], done by the [`Owner`] that creation returns.
-pub trait SegmentKind: fmt::Debug {
+pub trait SegmentKind {
     /// What names a segment (`/name`, a System V key).
     type Name: Clone + fmt::Debug + fmt::Display + Send;
     /// An open segment; removing it removes the name it was created under.
     type Handle: Removable + fmt::Debug + Send;
-
-    /// Permissions of a segment created when the string gives no `mode`, and the widest an
-    /// opened one may have by default.
-    const DEFAULT_MODE: u32;
 
     /// The segment a transport string names; [`Error::InvalidSpec`] for a string of another
     /// transport or an address this kind cannot be found by.
@@ -80,7 +80,6 @@ pub trait SegmentKind: fmt::Debug {
 }
 
 /// What a transport string asks of a ring in a segment of kind `K`.
-#[derive(Debug)]
 struct Request<K: SegmentKind> {
     name: K::Name,
     mode: u32,
@@ -105,8 +104,8 @@ impl<K: SegmentKind> Request<K> {
         let ring = RingRequest::from_options(o, K::describe(&name))?;
         Ok(Request {
             name,
-            mode: o.mode.unwrap_or(K::DEFAULT_MODE),
-            adoption: Adoption::from_options(o, K::DEFAULT_MODE)?,
+            mode: o.mode.unwrap_or(DEFAULT_MODE),
+            adoption: Adoption::from_options(o, DEFAULT_MODE)?,
             create: o.create.unwrap_or(default_create),
             ring,
         })
@@ -214,7 +213,6 @@ fn ready_deadline(name_wait: Wait) -> Instant {
 }
 
 /// The sending end of a ring in a segment of kind `K`.
-#[derive(Debug)]
 pub struct ShmRingSender<K: SegmentKind> {
     ring: RingSender,
     name: K::Name,
@@ -297,6 +295,18 @@ impl<K: SegmentKind> ShmRingSender<K> {
     }
 }
 
+// By hand: a derive would ask `K` itself, a mere marker type, to be `Debug`.
+impl<K: SegmentKind> fmt::Debug for ShmRingSender<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShmRingSender")
+            .field("ring", &self.ring)
+            .field("name", &self.name)
+            .field("state", &self.state)
+            .field("created", &self.created)
+            .finish()
+    }
+}
+
 impl<K: SegmentKind> Sender for ShmRingSender<K> {
     fn max_message_size(&self) -> usize {
         self.ring.max_message()
@@ -313,7 +323,6 @@ impl<K: SegmentKind> Sender for ShmRingSender<K> {
 }
 
 /// The receiving end of a ring in a segment of kind `K`.
-#[derive(Debug)]
 pub struct ShmRingReceiver<K: SegmentKind> {
     // Declared (so dropped) before `owner`: the receiver leaves the ring, telling blocked
     // senders, before the segment's name goes.
@@ -397,6 +406,17 @@ impl<K: SegmentKind> ShmRingReceiver<K> {
     /// One producer or many, as the ring's creator chose.
     pub fn producers(&self) -> Producers {
         self.state.producers_mode
+    }
+}
+
+impl<K: SegmentKind> fmt::Debug for ShmRingReceiver<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShmRingReceiver")
+            .field("ring", &self.ring)
+            .field("owner", &self.owner)
+            .field("name", &self.name)
+            .field("state", &self.state)
+            .finish()
     }
 }
 
