@@ -302,3 +302,88 @@ mod tests {
         assert!(err.to_string().contains("owner=no-such-user-ipc"), "{err}");
     }
 }
+
+/// Permissions of a segment created without an explicit mode, and the widest mode
+/// [`Expect::default`] accepts: the owner's alone.
+pub const DEFAULT_SEGMENT_MODE: u32 = 0o600;
+
+/// What opening an existing shared-memory segment requires of it, whatever its kind (POSIX,
+/// System V): the [`Adoption`] rule for its owner and mode, and a least size.
+///
+/// ```
+/// use ipc_core::{Adoption, Expect};
+///
+/// let expect = Expect::size(4096).mode(0o660);
+/// assert_eq!(expect.adoption(), Adoption::strict(0o660));
+/// assert!(expect.check_size("posix-shm:/x", 4096).is_ok());
+/// assert!(expect.check_size("posix-shm:/x", 100).is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expect {
+    /// Smallest acceptable size in bytes; the handle maps the segment's actual size.
+    pub min_size: usize,
+    /// Widest acceptable mode: a segment granting any permission beyond it is refused.
+    pub mode: u32,
+    /// Whose segments are accepted besides our own (`owner=` of a transport string).
+    pub owner: AcceptOwner,
+    /// A segment of this group is accepted whoever owns it (`group=`).
+    pub group: Option<u32>,
+}
+
+impl Expect {
+    /// At least `min_size` bytes, mode no wider than [`DEFAULT_SEGMENT_MODE`].
+    pub fn size(min_size: usize) -> Expect {
+        Expect {
+            min_size,
+            mode: DEFAULT_SEGMENT_MODE,
+            owner: AcceptOwner::Us,
+            group: None,
+        }
+    }
+
+    /// The same, with the owner, group and widest mode of `adoption`.
+    pub fn adopt(self, adoption: &Adoption) -> Expect {
+        Expect {
+            mode: adoption.mode,
+            owner: adoption.owner,
+            group: adoption.group,
+            ..self
+        }
+    }
+
+    /// The rule for the segment's owner and mode.
+    pub fn adoption(&self) -> Adoption {
+        Adoption {
+            owner: self.owner,
+            group: self.group,
+            mode: self.mode,
+        }
+    }
+
+    /// The same, accepting permissions up to `mode` (e.g. `0o660` for a group of peers).
+    pub fn mode(self, mode: u32) -> Expect {
+        Expect { mode, ..self }
+    }
+
+    /// A segment of `actual` bytes must have at least `min_size` (and never none): else
+    /// [`Error::Incompatible`](crate::Error::Incompatible) for `object`, with both sizes.
+    pub fn check_size(&self, object: &str, actual: u64) -> crate::Result<()> {
+        let required = (self.min_size as u64).max(1);
+        if actual < required {
+            return Err(crate::Error::Incompatible {
+                object: object.to_owned(),
+                reason: format!(
+                    "its size of {actual} bytes is smaller than the required {required} bytes"
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Default for Expect {
+    /// Any non-empty segment of ours with mode no wider than [`DEFAULT_SEGMENT_MODE`].
+    fn default() -> Expect {
+        Expect::size(1)
+    }
+}

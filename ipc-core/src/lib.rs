@@ -24,7 +24,7 @@ pub mod spec;
 pub mod stream;
 mod wait;
 
-pub use adopt::{AcceptOwner, Adoption, OwnerChoice, Principal};
+pub use adopt::{AcceptOwner, Adoption, DEFAULT_SEGMENT_MODE, Expect, OwnerChoice, Principal};
 pub use channel::{Receiver, Sender};
 pub use error::{Error, Result};
 pub use lifecycle::{Owner, Removable, check_adoptable};

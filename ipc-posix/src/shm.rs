@@ -59,17 +59,18 @@
 use std::ops::Deref;
 use std::os::fd::{AsFd, OwnedFd};
 
-use ipc_core::{AcceptOwner, Adoption, Create, Error, ObjectId, Owner, Removable, Result};
+use ipc_core::{Adoption, Create, Error, ObjectId, Owner, Removable, Result};
 use nix::errno::Errno;
 use nix::fcntl::{FallocateFlags, OFlag, fallocate};
 use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, lstat};
 
 use crate::PosixName;
 pub use crate::sys::shm::Mapping;
+pub use ipc_core::Expect;
 
 /// Permissions of a segment created without an explicit mode, and the widest mode
 /// [`Expect::default`] accepts.
-pub const DEFAULT_MODE: u32 = 0o600;
+pub const DEFAULT_MODE: u32 = ipc_core::DEFAULT_SEGMENT_MODE;
 
 /// Where the C library keeps POSIX shared-memory objects (and named semaphores, as `sem.NAME`).
 pub(crate) const SHM_DIR: &str = "/dev/shm";
@@ -85,62 +86,6 @@ pub struct SharedMemory {
     name: PosixName,
     fd: OwnedFd,
     size: usize,
-}
-
-/// What [`SharedMemory::open`] requires of an existing object.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Expect {
-    /// Smallest acceptable size in bytes; the handle maps the object's actual size.
-    pub min_size: usize,
-    /// Widest acceptable mode: an object granting any permission beyond it is refused.
-    pub mode: u32,
-    /// Whose objects are accepted besides our own (`owner=` of a transport string).
-    pub owner: AcceptOwner,
-    /// A object of this group is accepted whoever owns it (`group=`).
-    pub group: Option<u32>,
-}
-
-impl Expect {
-    /// At least `min_size` bytes, mode no wider than [`DEFAULT_MODE`].
-    pub fn size(min_size: usize) -> Expect {
-        Expect {
-            min_size,
-            mode: DEFAULT_MODE,
-            owner: AcceptOwner::Us,
-            group: None,
-        }
-    }
-
-    /// The same, with the owner, group and widest mode of `adoption`.
-    pub fn adopt(self, adoption: &Adoption) -> Expect {
-        Expect {
-            mode: adoption.mode,
-            owner: adoption.owner,
-            group: adoption.group,
-            ..self
-        }
-    }
-
-    /// The rule for the object's owner and mode.
-    pub fn adoption(&self) -> Adoption {
-        Adoption {
-            owner: self.owner,
-            group: self.group,
-            mode: self.mode,
-        }
-    }
-
-    /// The same, accepting permissions up to `mode` (e.g. `0o660` for a group of peers).
-    pub fn mode(self, mode: u32) -> Expect {
-        Expect { mode, ..self }
-    }
-}
-
-impl Default for Expect {
-    /// Any non-empty object of ours with mode no wider than [`DEFAULT_MODE`].
-    fn default() -> Expect {
-        Expect::size(1)
-    }
 }
 
 /// The result of an open that may create: either this call created the object (and its
@@ -216,16 +161,7 @@ impl SharedMemory {
     /// values; [`Error::PermissionDenied`] if the mode does not let us open it.
     pub fn open(name: &PosixName, expect: &Expect) -> Result<SharedMemory> {
         let shm = SharedMemory::open_any_size(name, &expect.adoption())?;
-        let actual = shm.size as u64;
-        let required = (expect.min_size as u64).max(1);
-        if actual < required {
-            return Err(Error::Incompatible {
-                object: object_name(name),
-                reason: format!(
-                    "its size of {actual} bytes is smaller than the required {required} bytes"
-                ),
-            });
-        }
+        expect.check_size(&object_name(name), shm.size as u64)?;
         Ok(shm)
     }
 

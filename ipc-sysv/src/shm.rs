@@ -61,15 +61,16 @@
 
 use std::io;
 
-use ipc_core::{AcceptOwner, Adoption, Error, ObjectId, Owner, Removable, Result};
+use ipc_core::{Error, ObjectId, Owner, Removable, Result};
 
 use crate::Key;
 use crate::sys::shm as sys;
 pub use crate::sys::shm::Attachment;
+pub use ipc_core::Expect;
 
 /// Permissions of a segment created without an explicit mode, and the widest mode
 /// [`Expect::default`] accepts.
-pub const DEFAULT_MODE: u32 = 0o600;
+pub const DEFAULT_MODE: u32 = ipc_core::DEFAULT_SEGMENT_MODE;
 
 /// How to attach a segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,62 +79,6 @@ pub enum Access {
     ReadWrite,
     /// Read only (`SHM_RDONLY`): [`Segment::write_at`](ipc_core::Segment::write_at) fails.
     ReadOnly,
-}
-
-/// What [`SysvSegment::open`] requires of an existing segment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Expect {
-    /// Smallest acceptable size in bytes; the attachment maps the segment's actual size.
-    pub min_size: usize,
-    /// Widest acceptable mode: a segment granting any permission beyond it is refused.
-    pub mode: u32,
-    /// Whose segments are accepted besides our own (`owner=` of a transport string).
-    pub owner: AcceptOwner,
-    /// A segment of this group is accepted whoever owns it (`group=`).
-    pub group: Option<u32>,
-}
-
-impl Expect {
-    /// At least `min_size` bytes, mode no wider than [`DEFAULT_MODE`].
-    pub fn size(min_size: usize) -> Expect {
-        Expect {
-            min_size,
-            mode: DEFAULT_MODE,
-            owner: AcceptOwner::Us,
-            group: None,
-        }
-    }
-
-    /// The same, with the owner, group and widest mode of `adoption`.
-    pub fn adopt(self, adoption: &Adoption) -> Expect {
-        Expect {
-            mode: adoption.mode,
-            owner: adoption.owner,
-            group: adoption.group,
-            ..self
-        }
-    }
-
-    /// The rule for the segment's owner and mode.
-    pub fn adoption(&self) -> Adoption {
-        Adoption {
-            owner: self.owner,
-            group: self.group,
-            mode: self.mode,
-        }
-    }
-
-    /// The same, accepting permissions up to `mode` (e.g. `0o660` for a group of peers).
-    pub fn mode(self, mode: u32) -> Expect {
-        Expect { mode, ..self }
-    }
-}
-
-impl Default for Expect {
-    /// Any segment of ours with mode no wider than [`DEFAULT_MODE`].
-    fn default() -> Expect {
-        Expect::size(1)
-    }
 }
 
 /// What `IPC_STAT` says of a segment.
@@ -251,16 +196,7 @@ impl SysvSegment {
         adoption
             .check_owner(euid, st.creator_uid, st.creator_gid)
             .map_err(|reason| incompatible(format!("as creator: {reason}")))?;
-        let required = expect.min_size.max(1);
-        if st.size < required {
-            return Err(Error::Incompatible {
-                object: seg.name.clone(),
-                reason: format!(
-                    "its size of {} bytes is smaller than the required {required} bytes",
-                    st.size
-                ),
-            });
-        }
+        expect.check_size(&seg.name, st.size as u64)?;
         Ok(seg)
     }
 

@@ -35,7 +35,7 @@ use crate::sys::mem::Shared;
 
 /// Permissions of a segment created when the string gives no `mode`, and the widest an opened
 /// one may have unless the string says otherwise: the owner's alone.
-pub const DEFAULT_MODE: u32 = 0o600;
+pub const DEFAULT_MODE: u32 = ipc_core::DEFAULT_SEGMENT_MODE;
 
 /// How long a sender waits for the segment to appear when the string gives no `open_timeout`.
 pub const DEFAULT_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
