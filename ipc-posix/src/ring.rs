@@ -103,9 +103,6 @@ use ipc_sync::ring::transport::{SegmentKind, ShmRingReceiver, ShmRingSender};
 use crate::PosixName;
 use crate::shm::{self, SharedMemory};
 
-pub use ipc_sync::ring::request::{DEFAULT_CAPACITY, MAX_CAPACITY};
-pub use ipc_sync::ring::transport::{DEFAULT_MODE, DEFAULT_OPEN_TIMEOUT, INIT_TIMEOUT};
-
 /// POSIX shared-memory objects as the segments of a ring: named `/name`, created with
 /// `shm_open(O_EXCL)` and reserved, removed with `shm_unlink` (only while the name still
 /// refers to that object).
@@ -155,6 +152,10 @@ pub type ShmSender = ShmRingSender<PosixShm>;
 
 /// The receiving end of a `posix-shm` ring: see [`ShmRingReceiver`] for its methods.
 pub type ShmReceiver = ShmRingReceiver<PosixShm>;
+
+// The defaults are the generic transport's: every kind of segment has the same.
+pub use ipc_sync::ring::request::{DEFAULT_CAPACITY, MAX_CAPACITY};
+pub use ipc_sync::ring::transport::{DEFAULT_MODE, DEFAULT_OPEN_TIMEOUT, INIT_TIMEOUT};
 
 #[cfg(test)]
 mod tests {

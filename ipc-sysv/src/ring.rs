@@ -75,9 +75,6 @@ use ipc_sync::ring::transport::{SegmentKind, ShmRingReceiver, ShmRingSender};
 use crate::Key;
 use crate::shm::{Access, Expect, SysvSegment};
 
-pub use ipc_sync::ring::request::{DEFAULT_CAPACITY, MAX_CAPACITY};
-pub use ipc_sync::ring::transport::{DEFAULT_MODE, DEFAULT_OPEN_TIMEOUT, INIT_TIMEOUT};
-
 /// System V shared-memory segments as the segments of a ring: named by a key (`key=…`,
 /// `ftok=…`), created with `shmget(IPC_CREAT | IPC_EXCL)`, removed with `IPC_RMID`.
 ///
@@ -135,6 +132,10 @@ pub type SysvShmSender = ShmRingSender<SysvShm>;
 /// The receiving end of a `sysv-shm` ring: see [`ShmRingReceiver`] for its methods, and
 /// [`SysvShmRing`] for its key and segment id.
 pub type SysvShmReceiver = ShmRingReceiver<SysvShm>;
+
+// The defaults are the generic transport's: every kind of segment has the same.
+pub use ipc_sync::ring::request::{DEFAULT_CAPACITY, MAX_CAPACITY};
+pub use ipc_sync::ring::transport::{DEFAULT_MODE, DEFAULT_OPEN_TIMEOUT, INIT_TIMEOUT};
 
 /// What a `sysv-shm` ring end tells of its segment beyond what every ring end does (a method
 /// of its own so that `key()` reads as System V users expect; it is [`ShmRingSender::name`]).
