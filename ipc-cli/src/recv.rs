@@ -164,6 +164,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let spec = parse_spec(&args.specs[0])?;
     let mut rx = Source::open(&spec)?;
     let mut buf = vec![0; rx.max_message_size()];
+    let format = output(&args);
     let mut out = io::stdout().lock();
     let mut received = 0u64;
     while args.count.is_none_or(|n| received < n) {
@@ -178,15 +179,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
                     ))),
                 };
             }
-            Err(ipc::Error::Timeout) => {
-                let after = args
-                    .timeout
-                    .map_or(String::new(), |t| format!(" after {t:?}"));
-                return Err(Failure::Timeout(format!(
-                    "timed out{after} waiting for message {}",
-                    received + 1
-                )));
-            }
+            Err(ipc::Error::Timeout) => return Err(timed_out(&args, received)),
             Err(e) => return Err(Failure::context("receiving", e)),
         };
         received += 1;
@@ -205,7 +198,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             prefix,
             from: None,
         };
-        format::print(&mut out, output(&args), &msg).map_err(|e| lost(e, received))?;
+        format::print(&mut out, format, &msg).map_err(|e| lost(e, received))?;
     }
     Ok(())
 }
@@ -231,6 +224,7 @@ fn run_set(args: &Args) -> Result<(), Failure> {
             .map_or("", |(_, l)| l.as_str())
     };
     let mut buf = vec![0; max];
+    let format = output(args);
     let mut out = io::stdout().lock();
     let mut received = 0u64;
     while args.count.is_none_or(|n| received < n) {
@@ -245,15 +239,7 @@ fn run_set(args: &Args) -> Result<(), Failure> {
         let wait = args.timeout.map_or(Wait::Forever, Wait::timeout);
         let (key, got) = match set.recv(&mut buf, wait) {
             Ok(found) => found,
-            Err(ipc::Error::Timeout) => {
-                let after = args
-                    .timeout
-                    .map_or(String::new(), |t| format!(" after {t:?}"));
-                return Err(Failure::Timeout(format!(
-                    "timed out{after} waiting for message {}",
-                    received + 1
-                )));
-            }
+            Err(ipc::Error::Timeout) => return Err(timed_out(args, received)),
             Err(e) => return Err(Failure::context("waiting for messages", e)),
         };
         let len = match got {
@@ -278,9 +264,20 @@ fn run_set(args: &Args) -> Result<(), Failure> {
             from,
         };
         // As in `run`: the message was taken off its transport, and is lost.
-        format::print(&mut out, output(args), &msg).map_err(|e| lost(e, received))?;
+        format::print(&mut out, format, &msg).map_err(|e| lost(e, received))?;
     }
     Ok(())
+}
+
+/// No message `received + 1` within `--timeout`.
+fn timed_out(args: &Args, received: u64) -> Failure {
+    let after = args
+        .timeout
+        .map_or(String::new(), |t| format!(" after {t:?}"));
+    Failure::Timeout(format!(
+        "timed out{after} waiting for message {}",
+        received + 1
+    ))
 }
 
 /// The failure of printing message number `number`, which was taken off its transport and is
