@@ -87,8 +87,20 @@ impl Doorbell {
     /// Makes the watched peers exactly `peers` (adding and dropping pidfds as they changed).
     pub fn watch<'a>(
         &mut self,
-        peers: impl Iterator<Item = (PeerKey, BorrowedFd<'a>)>,
+        peers: impl Iterator<Item = (PeerKey, BorrowedFd<'a>)> + Clone,
     ) -> Result<()> {
+        // The usual case, at every wait: the same peers as last time. Nothing to allocate then.
+        let mut same = 0;
+        for (i, (key, _)) in peers.clone().enumerate() {
+            if self.watched.get(i).is_none_or(|w| w.key != key) {
+                same = usize::MAX;
+                break;
+            }
+            same = i + 1;
+        }
+        if same == self.watched.len() {
+            return Ok(());
+        }
         let wanted: Vec<(PeerKey, BorrowedFd<'a>)> = peers.collect();
         let epoll = &self.epoll;
         self.watched.retain(|w| {
@@ -98,7 +110,7 @@ impl Doorbell {
             }
             keep
         });
-        for (key, fd) in wanted {
+        for &(key, fd) in &wanted {
             if self.watched.iter().any(|w| w.key == key) {
                 continue;
             }
@@ -112,6 +124,9 @@ impl Doorbell {
                 .map_err(|e| io_error("epoll_ctl", e))?;
             self.watched.push(Watched { key, token, pidfd });
         }
+        // In the peers' order, so that the next wait finds them unchanged without allocating.
+        self.watched
+            .sort_by_key(|w| wanted.iter().position(|(key, _)| *key == w.key));
         Ok(())
     }
 

@@ -422,7 +422,7 @@ impl ProducerWatch {
     }
 
     /// The pidfds of the producers last judged alive (see [`SlotWatch::pidfd`]).
-    pub fn pidfds(&self) -> impl Iterator<Item = (super::bell::PeerKey, BorrowedFd<'_>)> {
+    pub fn pidfds(&self) -> impl Iterator<Item = (super::bell::PeerKey, BorrowedFd<'_>)> + Clone {
         self.slots.iter().filter_map(SlotWatch::pidfd)
     }
 
