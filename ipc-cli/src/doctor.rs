@@ -177,10 +177,6 @@ fn gather() -> Vec<Check> {
     checks
 }
 
-fn read_u64(path: &str) -> Option<u64> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
 fn num(v: Option<u64>) -> Value {
     v.map_or(Value::Unknown, Value::Num)
 }
@@ -214,10 +210,9 @@ fn bytes(n: u64) -> String {
 fn posix_mq(checks: &mut Vec<Check>) {
     // `MqLimits::read` falls back to the kernel defaults; tell "unreadable" apart here.
     let limits = MqLimits::read();
-    let dir = "/proc/sys/fs/mqueue";
-    let msg_max = read_u64(&format!("{dir}/msg_max"));
-    let msgsize_max = read_u64(&format!("{dir}/msgsize_max"));
-    let queues_max = read_u64(&format!("{dir}/queues_max"));
+    let msg_max = ipc::sysctl("fs.mqueue.msg_max");
+    let msgsize_max = ipc::sysctl("fs.mqueue.msgsize_max");
+    let queues_max = ipc::sysctl("fs.mqueue.queues_max");
 
     checks.push(
         Check::new(
@@ -334,9 +329,9 @@ fn posix_mq(checks: &mut Vec<Check>) {
 
 fn sysv_mq(checks: &mut Vec<Check>) {
     let limits = MsgLimits::read();
-    let msgmax = read_u64("/proc/sys/kernel/msgmax");
-    let msgmnb = read_u64("/proc/sys/kernel/msgmnb");
-    let msgmni = read_u64("/proc/sys/kernel/msgmni");
+    let msgmax = ipc::sysctl("kernel.msgmax");
+    let msgmnb = ipc::sysctl("kernel.msgmnb");
+    let msgmni = ipc::sysctl("kernel.msgmni");
     checks.push(
         Check::new(
             "sysv-mq",
@@ -386,9 +381,9 @@ fn sysv_mq(checks: &mut Vec<Check>) {
 }
 
 fn sysv_shm(checks: &mut Vec<Check>) {
-    let shmmax = read_u64("/proc/sys/kernel/shmmax");
-    let shmall = read_u64("/proc/sys/kernel/shmall");
-    let shmmni = read_u64("/proc/sys/kernel/shmmni");
+    let shmmax = ipc::sysctl("kernel.shmmax");
+    let shmall = ipc::sysctl("kernel.shmall");
+    let shmmni = ipc::sysctl("kernel.shmmni");
     let page = page_size();
     checks.push(
         Check::new(
@@ -561,7 +556,7 @@ fn memlock(checks: &mut Vec<Check>) {
 }
 
 fn pipes(checks: &mut Vec<Check>) {
-    let max = read_u64("/proc/sys/fs/pipe-max-size");
+    let max = ipc::sysctl("fs.pipe-max-size");
     checks.push(
         Check::new(
             "pipe, fifo",

@@ -185,6 +185,44 @@ impl Adoption {
         self.check_as(nix::unistd::geteuid().as_raw(), uid, gid, mode)
     }
 
+    /// Checks an object found in the file system from its `stat`: it must be `kind`, and
+    /// [`Adoption::check`] must accept its owner, group and mode. Anything else is
+    /// [`Error::Incompatible`] saying what is there instead.
+    ///
+    /// ```
+    /// use ipc_core::{Adoption, FileKind};
+    ///
+    /// let me = nix::unistd::geteuid().as_raw();
+    /// let strict = Adoption::strict(0o600);
+    /// assert!(strict.check_file("/run/app", FileKind::Fifo, 0o010_600, me, me).is_ok());
+    /// let file = strict.check_file("/run/app", FileKind::Fifo, 0o100_600, me, me);
+    /// assert!(file.unwrap_err().to_string().contains("it is a regular file, not a FIFO"));
+    /// let wide = strict.check_file("/run/app", FileKind::Fifo, 0o010_666, me, me);
+    /// assert!(wide.unwrap_err().to_string().contains("0666"));
+    /// ```
+    pub fn check_file(
+        &self,
+        object: &str,
+        kind: FileKind,
+        st_mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Result<()> {
+        let incompatible = |reason: String| Error::Incompatible {
+            object: object.to_owned(),
+            reason,
+        };
+        let found = FileKind::of_mode(st_mode);
+        if found != kind {
+            return Err(incompatible(format!(
+                "it is {}, not {}",
+                found.describe(),
+                kind.describe()
+            )));
+        }
+        self.check(uid, gid, st_mode).map_err(incompatible)
+    }
+
     /// [`Adoption::check`] for the effective uid `me`.
     pub fn check_as(
         &self,
@@ -385,5 +423,52 @@ impl Default for Expect {
     /// Any non-empty segment of ours with mode no wider than [`DEFAULT_SEGMENT_MODE`].
     fn default() -> Expect {
         Expect::size(1)
+    }
+}
+
+/// What a path holds, from the `S_IFMT` bits of its `st_mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FileKind {
+    /// A regular file (POSIX shared memory and semaphores under `/dev/shm`).
+    Regular,
+    /// A directory.
+    Directory,
+    /// A symbolic link (as `lstat` sees it).
+    Symlink,
+    /// A named pipe.
+    Fifo,
+    /// A unix-domain socket.
+    Socket,
+    /// A character or block device.
+    Device,
+    /// Anything else.
+    Unknown,
+}
+
+impl FileKind {
+    /// The kind that `st_mode` (from `stat`/`lstat`) records.
+    pub fn of_mode(st_mode: u32) -> FileKind {
+        match st_mode & 0o170_000 {
+            0o100_000 => FileKind::Regular,
+            0o040_000 => FileKind::Directory,
+            0o120_000 => FileKind::Symlink,
+            0o010_000 => FileKind::Fifo,
+            0o140_000 => FileKind::Socket,
+            0o020_000 | 0o060_000 => FileKind::Device,
+            _ => FileKind::Unknown,
+        }
+    }
+
+    /// The kind in words, with its article: "a FIFO".
+    pub fn describe(self) -> &'static str {
+        match self {
+            FileKind::Regular => "a regular file",
+            FileKind::Directory => "a directory",
+            FileKind::Symlink => "a symbolic link",
+            FileKind::Fifo => "a FIFO",
+            FileKind::Socket => "a socket",
+            FileKind::Device => "a device",
+            FileKind::Unknown => "of an unknown type",
+        }
     }
 }

@@ -16,15 +16,19 @@
 mod adopt;
 mod channel;
 mod error;
+mod forward;
 pub mod framing;
 mod lifecycle;
 pub mod ready;
 mod segment;
 pub mod spec;
 pub mod stream;
+mod sysctl;
 mod wait;
 
-pub use adopt::{AcceptOwner, Adoption, DEFAULT_SEGMENT_MODE, Expect, OwnerChoice, Principal};
+pub use adopt::{
+    AcceptOwner, Adoption, DEFAULT_SEGMENT_MODE, Expect, FileKind, OwnerChoice, Principal,
+};
 pub use channel::{Receiver, Sender};
 pub use error::{Error, Result};
 pub use lifecycle::{Owner, Removable, check_adoptable};
@@ -32,4 +36,5 @@ pub use ready::{Interest, Readiness};
 pub use segment::{ObjectId, Segment};
 pub use spec::{Address, Create, Options, Producers, Transport, TransportSpec, WaitStrategy};
 pub use stream::Framing;
+pub use sysctl::sysctl;
 pub use wait::Wait;

@@ -70,19 +70,19 @@
 
 mod sys;
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
 
 use ipc_core::{
-    Address, Adoption, Create, Error, Owner, Readiness, Receiver, Removable, Result, Sender,
-    Transport, TransportSpec, Wait,
+    Address, Adoption, Create, Error, FileKind, Owner, Removable, Result, Transport, TransportSpec,
+    Wait,
 };
 use ipc_pipe::{ATOMIC_MESSAGE_MAX, PipeConfig, StreamReceiver, StreamSender};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
-use nix::sys::stat::{FileStat, Mode, SFlag, fstat, lstat};
+use nix::sys::stat::{FileStat, Mode, fstat, lstat};
 
 /// How long a sender waits for the FIFO and its reader when the string gives no
 /// `open_timeout`.
@@ -136,25 +136,7 @@ impl FifoReceiver {
     }
 }
 
-impl Receiver for FifoReceiver {
-    fn max_message_size(&self) -> usize {
-        self.stream.max_message_size()
-    }
-
-    fn recv_with(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
-        self.stream.recv_with(buf, wait)
-    }
-
-    fn readiness(&mut self) -> Option<&mut dyn Readiness> {
-        self.stream.readiness()
-    }
-}
-
-impl AsFd for FifoReceiver {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.stream.as_fd()
-    }
-}
+ipc_core::forward_receiver!(FifoReceiver => stream, AsFd);
 
 /// The sending end of a FIFO.
 #[derive(Debug)]
@@ -198,29 +180,7 @@ impl FifoSender {
     }
 }
 
-impl Sender for FifoSender {
-    fn max_message_size(&self) -> usize {
-        self.stream.max_message_size()
-    }
-
-    fn send_with(&mut self, msg: &[u8], wait: Wait) -> Result<()> {
-        self.stream.send_with(msg, wait)
-    }
-
-    fn try_send_part(&mut self, msg: &[u8], resume: bool) -> Result<()> {
-        self.stream.try_send_part(msg, resume)
-    }
-
-    fn readiness(&mut self) -> Option<&mut dyn Readiness> {
-        self.stream.readiness()
-    }
-}
-
-impl AsFd for FifoSender {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.stream.as_fd()
-    }
-}
+ipc_core::forward_sender!(FifoSender => stream, AsFd);
 
 /// Device and inode: what tells "the FIFO we made" from a file put in its place later.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -330,25 +290,8 @@ impl Target {
 
     /// Refuses anything at the path but a FIFO of ours with no wider mode than asked.
     fn check(&self, st: &FileStat) -> Result<()> {
-        let incompatible = |reason: String| Error::Incompatible {
-            object: self.name.clone(),
-            reason,
-        };
-        let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
-        if kind != SFlag::S_IFIFO {
-            let what = match kind {
-                SFlag::S_IFREG => "a regular file",
-                SFlag::S_IFDIR => "a directory",
-                SFlag::S_IFLNK => "a symbolic link",
-                SFlag::S_IFSOCK => "a socket",
-                _ => "not a FIFO",
-            };
-            return Err(incompatible(format!("the path is {what}, not a FIFO")));
-        }
         self.adoption
-            .check(st.st_uid, st.st_gid, st.st_mode)
-            .map_err(incompatible)?;
-        Ok(())
+            .check_file(&self.name, FileKind::Fifo, st.st_mode, st.st_uid, st.st_gid)
     }
 
     /// Checks the path, opens it without blocking and checks that what was opened is what was
@@ -415,6 +358,7 @@ impl Target {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ipc_core::{Readiness, Receiver, Sender};
     use std::os::unix::fs::PermissionsExt;
     use std::sync::atomic::{AtomicUsize, Ordering};
 

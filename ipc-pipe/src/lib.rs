@@ -101,14 +101,11 @@ pub mod raw;
 mod stream;
 mod sys;
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::process::Command;
 
 use ipc_core::framing::{MAX_PAYLOAD, frame_len};
-use ipc_core::{
-    Address, Error, Framing, Options, Readiness, Receiver, Result, Sender, Transport,
-    TransportSpec, Wait,
-};
+use ipc_core::{Address, Error, Framing, Options, Result, Transport, TransportSpec, Wait};
 
 pub use raw::End;
 pub use stream::{StreamReceiver, StreamSender};
@@ -364,29 +361,7 @@ pub fn several_writers_refused(message_size: usize) -> Error {
     }
 }
 
-impl Sender for PipeSender {
-    fn max_message_size(&self) -> usize {
-        self.stream.max_message_size()
-    }
-
-    fn send_with(&mut self, msg: &[u8], wait: Wait) -> Result<()> {
-        self.stream.send_with(msg, wait)
-    }
-
-    fn try_send_part(&mut self, msg: &[u8], resume: bool) -> Result<()> {
-        self.stream.try_send_part(msg, resume)
-    }
-
-    fn readiness(&mut self) -> Option<&mut dyn Readiness> {
-        self.stream.readiness()
-    }
-}
-
-impl AsFd for PipeSender {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.stream.as_fd()
-    }
-}
+ipc_core::forward_sender!(PipeSender => stream, AsFd);
 
 /// The receiving end of a pipe.
 #[derive(Debug)]
@@ -409,29 +384,12 @@ impl PipeReceiver {
     }
 }
 
-impl Receiver for PipeReceiver {
-    fn max_message_size(&self) -> usize {
-        self.stream.max_message_size()
-    }
-
-    fn recv_with(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
-        self.stream.recv_with(buf, wait)
-    }
-
-    fn readiness(&mut self) -> Option<&mut dyn Readiness> {
-        self.stream.readiness()
-    }
-}
-
-impl AsFd for PipeReceiver {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.stream.as_fd()
-    }
-}
+ipc_core::forward_receiver!(PipeReceiver => stream, AsFd);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ipc_core::{Receiver, Sender};
     use std::os::fd::IntoRawFd;
 
     #[test]

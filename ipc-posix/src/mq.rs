@@ -121,10 +121,7 @@ impl MqLimits {
     /// Reads the limits from `/proc/sys/fs/mqueue` and `getrlimit`.
     pub fn read() -> MqLimits {
         let sysctl = |name: &str, default: u64| {
-            std::fs::read_to_string(format!("/proc/sys/fs/mqueue/{name}"))
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-                .unwrap_or(default)
+            ipc_core::sysctl(&format!("fs.mqueue.{name}")).unwrap_or(default)
         };
         let rlimit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_MSGQUEUE)
             .map(|(soft, _)| soft)

@@ -59,10 +59,10 @@
 use std::ops::Deref;
 use std::os::fd::{AsFd, OwnedFd};
 
-use ipc_core::{Adoption, Create, Error, ObjectId, Owner, Removable, Result};
+use ipc_core::{Adoption, Create, Error, FileKind, ObjectId, Owner, Removable, Result};
 use nix::errno::Errno;
 use nix::fcntl::{FallocateFlags, OFlag, fallocate};
-use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, lstat};
+use nix::sys::stat::{FileStat, Mode, fchmod, fstat, lstat};
 
 use crate::PosixName;
 pub use crate::sys::shm::Mapping;
@@ -369,26 +369,7 @@ fn reserve(fd: &OwnedFd, size: usize, object: &str) -> Result<()> {
 /// Refuses anything but a regular file that `adoption` accepts (by default: owned by our
 /// effective uid, permissions within the requested mode).
 pub(crate) fn check_object(object: &str, st: &FileStat, adoption: &Adoption) -> Result<()> {
-    let incompatible = |reason: String| Error::Incompatible {
-        object: object.to_owned(),
-        reason,
-    };
-    let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
-    if kind != SFlag::S_IFREG {
-        let what = match kind {
-            SFlag::S_IFDIR => "a directory",
-            SFlag::S_IFLNK => "a symbolic link",
-            SFlag::S_IFIFO => "a FIFO",
-            SFlag::S_IFSOCK => "a socket",
-            SFlag::S_IFCHR | SFlag::S_IFBLK => "a device",
-            _ => "of an unknown type",
-        };
-        return Err(incompatible(format!("it is {what}, not a regular file")));
-    }
-    adoption
-        .check(st.st_uid, st.st_gid, st.st_mode)
-        .map_err(incompatible)?;
-    Ok(())
+    adoption.check_file(object, FileKind::Regular, st.st_mode, st.st_uid, st.st_gid)
 }
 
 /// A mode is permission bits only.

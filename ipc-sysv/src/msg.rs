@@ -170,10 +170,7 @@ impl MsgLimits {
     /// Reads the limits (the kernel's defaults where `/proc` cannot be read).
     pub fn read() -> MsgLimits {
         let sysctl = |name: &str, default: u64| {
-            std::fs::read_to_string(format!("/proc/sys/kernel/{name}"))
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-                .unwrap_or(default)
+            ipc_core::sysctl(&format!("kernel.{name}")).unwrap_or(default)
         };
         MsgLimits {
             msgmax: sysctl("msgmax", 8192),

@@ -155,18 +155,18 @@ impl SysvSegment {
         let shmid = sys::shmget(k, size, flags).map_err(|e| match e.raw_os_error() {
             Some(libc::EINVAL) => Error::LimitExceeded {
                 what: format!("kernel.shmmax (segment size, for {name} of {size} bytes)"),
-                limit: read_limit("/proc/sys/kernel/shmmax"),
+                limit: ipc_core::sysctl("kernel.shmmax").unwrap_or(0),
             },
             Some(libc::ENOSPC) => Error::LimitExceeded {
                 what: format!("kernel.shmmni or kernel.shmall (segments, creating {name})"),
-                limit: read_limit("/proc/sys/kernel/shmmni"),
+                limit: ipc_core::sysctl("kernel.shmmni").unwrap_or(0),
             },
             Some(libc::ENOMEM) => Error::LimitExceeded {
                 what: format!(
                     "memory the kernel would commit (vm.overcommit_memory, kernel.shmall), for \
                      {name} of {size} bytes"
                 ),
-                limit: read_limit("/proc/sys/kernel/shmall"),
+                limit: ipc_core::sysctl("kernel.shmall").unwrap_or(0),
             },
             _ => Error::from_os("shmget", &name, e),
         })?;
@@ -341,11 +341,4 @@ const SHM_DEST: u32 = 0o1000;
 
 fn object_name(key: &Key) -> String {
     format!("sysv-shm:{key}")
-}
-
-fn read_limit(path: &str) -> u64 {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
 }

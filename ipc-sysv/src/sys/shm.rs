@@ -1,7 +1,6 @@
 //! System V shm calls (`shmget`, `shmat`, `shmdt`, `shmctl`), and the one `unsafe` promise the
 //! crate makes about shared memory: the [`Segment`] contract of an [`Attachment`].
 
-use std::fmt;
 use std::io;
 use std::ptr::{self, NonNull};
 
@@ -69,6 +68,7 @@ pub fn remove(id: i32) -> io::Result<()> {
 /// refuses [`Segment::write_at`] with [`Error::PermissionDenied`]; writing through
 /// [`Segment::base`] into it would fault, so never hand one to code that writes (the ring
 /// channel attaches read-write).
+#[derive(Debug)]
 pub struct Attachment {
     base: NonNull<u8>,
     len: usize,
@@ -189,16 +189,5 @@ unsafe impl Segment for Attachment {
             ptr::copy_nonoverlapping(src.as_ptr(), self.base.as_ptr().add(offset), src.len());
         }
         Ok(())
-    }
-}
-
-impl fmt::Debug for Attachment {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Attachment")
-            .field("id", &self.id)
-            .field("base", &self.base)
-            .field("len", &self.len)
-            .field("read_only", &self.read_only)
-            .finish()
     }
 }
