@@ -309,7 +309,24 @@ impl fmt::Display for Address {
 }
 
 /// The options of a transport string. `None` means "the transport's default".
+///
+/// Non-exhaustive, so that a transport can gain an option without breaking anyone: start
+/// from [`Options::default`] and set what you need, by field or by the `with_` methods.
+///
+/// ```
+/// use std::time::Duration;
+/// use ipc_core::{Address, Options, Transport, TransportSpec};
+///
+/// let options = Options::default()
+///     .with_capacity(64 * 1024)
+///     .with_open_timeout(Duration::from_secs(2));
+/// let mut spec = TransportSpec::new(Transport::Fifo, Address::Path("/tmp/app.fifo".into()))?;
+/// spec.options = options;
+/// assert_eq!(spec.to_string(), "fifo:/tmp/app.fifo?capacity=64KiB&open_timeout=2s");
+/// # Ok::<(), ipc_core::Error>(())
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Options {
     /// Messages for queues; bytes for pipes and rings (units `KiB`, `MiB`, `GiB` accepted).
     pub capacity: Option<u64>,
@@ -336,6 +353,68 @@ pub struct Options {
     /// How messages are laid on a byte stream (`frames`, `lines` or `raw`; default `frames`).
     /// Both ends must agree; `lines` and `raw` talk to programs that do not frame.
     pub framing: Option<Framing>,
+}
+
+impl Options {
+    /// Sets [`Options::capacity`].
+    pub fn with_capacity(mut self, capacity: u64) -> Options {
+        self.capacity = Some(capacity);
+        self
+    }
+
+    /// Sets [`Options::message_size`].
+    pub fn with_message_size(mut self, message_size: u64) -> Options {
+        self.message_size = Some(message_size);
+        self
+    }
+
+    /// Sets [`Options::mode`].
+    pub fn with_mode(mut self, mode: u32) -> Options {
+        self.mode = Some(mode);
+        self
+    }
+
+    /// Sets [`Options::create`].
+    pub fn with_create(mut self, create: Create) -> Options {
+        self.create = Some(create);
+        self
+    }
+
+    /// Sets [`Options::open_timeout`].
+    pub fn with_open_timeout(mut self, open_timeout: Duration) -> Options {
+        self.open_timeout = Some(open_timeout);
+        self
+    }
+
+    /// Sets [`Options::wait`].
+    pub fn with_wait(mut self, wait: WaitStrategy) -> Options {
+        self.wait = Some(wait);
+        self
+    }
+
+    /// Sets [`Options::producers`].
+    pub fn with_producers(mut self, producers: Producers) -> Options {
+        self.producers = Some(producers);
+        self
+    }
+
+    /// Sets [`Options::owner`].
+    pub fn with_owner(mut self, owner: crate::OwnerChoice) -> Options {
+        self.owner = Some(owner);
+        self
+    }
+
+    /// Sets [`Options::group`].
+    pub fn with_group(mut self, group: crate::Principal) -> Options {
+        self.group = Some(group);
+        self
+    }
+
+    /// Sets [`Options::framing`].
+    pub fn with_framing(mut self, framing: Framing) -> Options {
+        self.framing = Some(framing);
+        self
+    }
 }
 
 /// A parsed transport string. See the [module documentation](self) for the format.

@@ -31,7 +31,9 @@ fn main() -> ipc_core::Result<()> {
         None | Some("single") => (Producers::Single, 1),
         Some(n) => (Producers::Multi, n.parse::<u64>().unwrap_or(1).max(1)),
     };
-    let config = RingConfig::new(capacity).max_message(size).producers(mode);
+    let config = RingConfig::new(capacity)
+        .max_message_size(size)
+        .producers(mode);
     let shared = Shared::new(Arc::new(HeapSegment::new(config.segment_size(), "threads")));
     ring::init(&shared, &config)?;
     let options = EndpointOptions::default().wait(wait);

@@ -424,7 +424,7 @@ mod pod {
 
     impl LoanPod for RingSender {
         fn loan_pod_with<T: Pod>(&mut self, wait: Wait) -> Result<PodLoan<'_, T>> {
-            check_fits::<T>(self.max_message())?;
+            check_fits::<T>(Sender::max_message_size(self))?;
             PodLoan::new(self.loan_with(size_of::<T>(), wait)?)
         }
     }

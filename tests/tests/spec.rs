@@ -130,17 +130,19 @@ fn options(t: Transport) -> impl Strategy<Value = Options> {
                 owner,
                 group,
                 framing,
-            )| Options {
-                capacity: capacity.filter(|_| takes("capacity")),
-                message_size: message_size.filter(|_| takes("message_size")),
-                mode: mode.filter(|_| takes("mode")),
-                create: create.filter(|_| takes("create")),
-                open_timeout: open_timeout.filter(|_| takes("open_timeout")),
-                wait: wait.filter(|_| takes("wait")),
-                producers: producers.filter(|_| takes("producers")),
-                owner: owner.filter(|_| takes("owner")),
-                group: group.filter(|_| takes("group")),
-                framing: framing.filter(|_| takes("framing")),
+            )| {
+                let mut options = Options::default();
+                options.capacity = capacity.filter(|_| takes("capacity"));
+                options.message_size = message_size.filter(|_| takes("message_size"));
+                options.mode = mode.filter(|_| takes("mode"));
+                options.create = create.filter(|_| takes("create"));
+                options.open_timeout = open_timeout.filter(|_| takes("open_timeout"));
+                options.wait = wait.filter(|_| takes("wait"));
+                options.producers = producers.filter(|_| takes("producers"));
+                options.owner = owner.filter(|_| takes("owner"));
+                options.group = group.filter(|_| takes("group"));
+                options.framing = framing.filter(|_| takes("framing"));
+                options
             },
         )
 }
@@ -340,10 +342,7 @@ fn huge_open_timeout_round_trips() {
         let spec = TransportSpec {
             transport: Transport::Fifo,
             address: Address::Path("/x".into()),
-            options: Options {
-                open_timeout: Some(d),
-                ..Options::default()
-            },
+            options: Options::default().with_open_timeout(d),
         };
         spec.validate().unwrap();
         let text = spec.to_string();

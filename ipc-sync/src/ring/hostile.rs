@@ -42,7 +42,7 @@ proptest! {
         skip in 0usize..8,
         marks in scribbles(RingConfig::new(CAPACITY).segment_size()),
     ) {
-        let config = RingConfig::new(CAPACITY).max_message(300);
+        let config = RingConfig::new(CAPACITY).max_message_size(300);
         let shared = Shared::new(Arc::new(HeapSegment::new(config.segment_size(), "hostile")));
         init(&shared, &config).unwrap();
         let options = EndpointOptions::default().wait(WaitStrategy::Busy);

@@ -99,7 +99,7 @@ impl RingConfig {
     }
 
     /// Sets the largest message.
-    pub fn max_message(mut self, max: usize) -> RingConfig {
+    pub fn max_message_size(mut self, max: usize) -> RingConfig {
         self.max_message = max;
         self
     }

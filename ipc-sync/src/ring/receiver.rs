@@ -73,11 +73,6 @@ impl RingReceiver {
         })
     }
 
-    /// The largest message this ring takes.
-    pub fn max_message(&self) -> usize {
-        self.max_message
-    }
-
     /// How this endpoint waits.
     pub fn wait_strategy(&self) -> WaitStrategy {
         self.strategy

@@ -137,7 +137,7 @@ impl RingRequest {
                     limit: max as u64,
                 });
             }
-            config = config.max_message(message_size);
+            config = config.max_message_size(message_size);
         }
         Ok(config)
     }

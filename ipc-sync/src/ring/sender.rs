@@ -125,11 +125,6 @@ impl RingSender {
         self.core.tail()
     }
 
-    /// The largest message this ring takes.
-    pub fn max_message(&self) -> usize {
-        self.max_message
-    }
-
     /// How this endpoint waits.
     pub fn wait_strategy(&self) -> WaitStrategy {
         self.strategy

@@ -215,14 +215,14 @@ fn stream(config: RingConfig, wait: WaitStrategy, count: u64) {
 #[test]
 fn streams_random_sizes_with_every_wait_strategy() {
     for wait in [WaitStrategy::Busy, WaitStrategy::Spin, WaitStrategy::Park] {
-        stream(RingConfig::new(4096).max_message(1000), wait, 20_000);
+        stream(RingConfig::new(4096).max_message_size(1000), wait, 20_000);
     }
 }
 
 #[test]
 fn streams_messages_as_large_as_the_ring_allows() {
     let config = RingConfig::new(1024);
-    let config = config.max_message(Geometry::max_message_for(config.capacity));
+    let config = config.max_message_size(Geometry::max_message_for(config.capacity));
     stream(config, WaitStrategy::Spin, 2_000);
 }
 

@@ -309,7 +309,7 @@ impl<K: SegmentKind> fmt::Debug for ShmRingSender<K> {
 
 impl<K: SegmentKind> Sender for ShmRingSender<K> {
     fn max_message_size(&self) -> usize {
-        self.ring.max_message()
+        Sender::max_message_size(&self.ring)
     }
 
     #[inline]
@@ -422,7 +422,7 @@ impl<K: SegmentKind> fmt::Debug for ShmRingReceiver<K> {
 
 impl<K: SegmentKind> Receiver for ShmRingReceiver<K> {
     fn max_message_size(&self) -> usize {
-        self.ring.max_message()
+        Receiver::max_message_size(&self.ring)
     }
 
     #[inline]
