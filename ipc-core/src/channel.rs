@@ -49,6 +49,18 @@ pub trait Sender: Send {
         self.send_with(msg, Wait::timeout(timeout))
     }
 
+    /// Sends `msgs` in order, waiting for room at most as `wait` allows, in as few system calls
+    /// as the transport can (pipes, FIFOs and tcp put many small frames in one `writev`).
+    ///
+    /// Returns how many messages were sent, counted from the front: all of them, or fewer when
+    /// `wait` ran out, the receiver went away or a message was refused after at least one was
+    /// sent (send the rest again to learn why). When not even the first could be sent, that
+    /// error is returned, as [`send_with`](Sender::send_with) would return it. Each message is
+    /// delivered whole or not at all, exactly as if sent alone.
+    fn send_batch(&mut self, msgs: &[&[u8]], wait: Wait) -> Result<usize> {
+        send_each(msgs, |msg| self.send_with(msg, wait))
+    }
+
     /// The event-loop form of [`try_send`](Sender::try_send), for transports that may take a
     /// large message in part (pipes and FIFOs: a frame larger than the free room of the pipe).
     ///
@@ -101,6 +113,33 @@ pub trait Receiver: Send {
         self.recv_with(buf, Wait::timeout(timeout))
     }
 
+    /// Receives several messages into `buf`, back to back: waits (as `wait` allows) for the
+    /// first, then takes those already waiting, without waiting again, while they fit in the
+    /// rest of `buf` and `lens` has room. `lens[i]` is set to the length of message `i`, which
+    /// starts where message `i - 1` ends ([`batch_messages`](crate::batch_messages) walks
+    /// them). Returns how many were received (at least one), or the error of the first receive.
+    ///
+    /// A message that does not fit in what is left of `buf` stays queued for the next call.
+    fn recv_batch(&mut self, buf: &mut [u8], lens: &mut [usize], wait: Wait) -> Result<usize> {
+        let Some((first, rest)) = lens.split_first_mut() else {
+            return Ok(0);
+        };
+        *first = self.recv_with(buf, wait)?;
+        let mut used = *first;
+        let mut received = 1;
+        for len in rest {
+            // Whatever ends the batch early (nothing waiting, no room, the sender gone) is
+            // met again, and reported, by the next call.
+            let Ok(n) = self.recv_with(&mut buf[used..], Wait::Never) else {
+                break;
+            };
+            *len = n;
+            used += n;
+            received += 1;
+        }
+        Ok(received)
+    }
+
     /// How an event loop waits for a message (see [`Readiness`]); `None` if this receiver cannot
     /// be waited on (every transport of the workspace can).
     fn readiness(&mut self) -> Option<&mut dyn Readiness> {
@@ -114,6 +153,9 @@ impl<S: Sender + ?Sized> Sender for Box<S> {
     }
     fn send_with(&mut self, msg: &[u8], wait: Wait) -> Result<()> {
         (**self).send_with(msg, wait)
+    }
+    fn send_batch(&mut self, msgs: &[&[u8]], wait: Wait) -> Result<usize> {
+        (**self).send_batch(msgs, wait)
     }
     fn try_send_part(&mut self, msg: &[u8], resume: bool) -> Result<()> {
         (**self).try_send_part(msg, resume)
@@ -130,7 +172,37 @@ impl<R: Receiver + ?Sized> Receiver for Box<R> {
     fn recv_with(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
         (**self).recv_with(buf, wait)
     }
+    fn recv_batch(&mut self, buf: &mut [u8], lens: &mut [usize], wait: Wait) -> Result<usize> {
+        (**self).recv_batch(buf, lens, wait)
+    }
     fn readiness(&mut self) -> Option<&mut dyn Readiness> {
         (**self).readiness()
     }
+}
+
+/// The messages of a batch that [`Receiver::recv_batch`] put in `buf`, given the lengths it
+/// recorded (`&lens[..count]`).
+///
+/// ```
+/// let buf = b"onetwothree";
+/// let got: Vec<&[u8]> = ipc_core::batch_messages(buf, &[3, 3, 5]).collect();
+/// assert_eq!(got, [&b"one"[..], b"two", b"three"]);
+/// ```
+pub fn batch_messages<'a>(buf: &'a [u8], lens: &'a [usize]) -> impl Iterator<Item = &'a [u8]> {
+    lens.iter().scan(0, move |start, &len| {
+        let message = buf.get(*start..*start + len)?;
+        *start += len;
+        Some(message)
+    })
+}
+
+/// [`Sender::send_batch`] by one `send` per message: how many went before the first error, or
+/// that error if none did. For transports whose batch has no faster path in some mode.
+pub fn send_each(msgs: &[&[u8]], mut send: impl FnMut(&[u8]) -> Result<()>) -> Result<usize> {
+    for (sent, msg) in msgs.iter().enumerate() {
+        if let Err(e) = send(msg) {
+            return if sent == 0 { Err(e) } else { Ok(sent) };
+        }
+    }
+    Ok(msgs.len())
 }

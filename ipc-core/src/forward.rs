@@ -31,6 +31,13 @@ macro_rules! forward_sender {
             fn send_with(&mut self, msg: &[u8], wait: $crate::Wait) -> $crate::Result<()> {
                 $crate::Sender::send_with(&mut self.$inner, msg, wait)
             }
+            fn send_batch(
+                &mut self,
+                msgs: &[&[u8]],
+                wait: $crate::Wait,
+            ) -> $crate::Result<usize> {
+                $crate::Sender::send_batch(&mut self.$inner, msgs, wait)
+            }
             fn try_send_part(&mut self, msg: &[u8], resume: bool) -> $crate::Result<()> {
                 $crate::Sender::try_send_part(&mut self.$inner, msg, resume)
             }
@@ -57,6 +64,14 @@ macro_rules! forward_receiver {
             }
             fn recv_with(&mut self, buf: &mut [u8], wait: $crate::Wait) -> $crate::Result<usize> {
                 $crate::Receiver::recv_with(&mut self.$inner, buf, wait)
+            }
+            fn recv_batch(
+                &mut self,
+                buf: &mut [u8],
+                lens: &mut [usize],
+                wait: $crate::Wait,
+            ) -> $crate::Result<usize> {
+                $crate::Receiver::recv_batch(&mut self.$inner, buf, lens, wait)
             }
             fn readiness(&mut self) -> Option<&mut dyn $crate::Readiness> {
                 $crate::Receiver::readiness(&mut self.$inner)

@@ -54,6 +54,10 @@ pub const MAX_PAYLOAD: usize = 1 << 30;
 /// Writes of up to this many bytes are atomic on a pipe (`PIPE_BUF`).
 const PIPE_BUF: usize = 4096;
 
+/// Most frames in one write of [`FrameWriter::send_batch`]: 64-byte messages fill `PIPE_BUF`
+/// with 59.
+const GROUP_MAX: usize = 64;
+
 /// A corruption report for bytes that look written by a program that does not frame, with the
 /// way to read them.
 fn foreign(what: String) -> String {
@@ -278,6 +282,112 @@ impl FrameWriter {
             self.write_new(io, msg, Wait::Never, true)?
         };
         if done { Ok(()) } else { Err(Error::Full) }
+    }
+
+    /// Sends `msgs` as frames, as many per `writev` as make at most `PIPE_BUF` bytes: such a
+    /// write is atomic on a pipe, so several senders sharing one FIFO still never interleave
+    /// inside a frame. A frame longer than that goes alone, as [`FrameWriter::send`] sends it.
+    /// Returns how many were sent (see [`Sender::send_batch`](crate::Sender::send_batch)); a
+    /// frame that a stream socket took in part is finished within `wait` or owed as aborted.
+    pub fn send_batch(
+        &mut self,
+        io: &mut impl StreamIo,
+        msgs: &[&[u8]],
+        wait: Wait,
+    ) -> Result<usize> {
+        let Some(first) = msgs.first() else {
+            return Ok(0);
+        };
+        self.check_len(first)?;
+        self.settle(io, wait)?;
+        let mut sent = 0;
+        while sent < msgs.len() {
+            let (tried, outcome) = match self.group_len(&msgs[sent..]) {
+                0 if msgs[sent].len() > self.max => break,
+                0 => (
+                    1,
+                    self.write_new(io, msgs[sent], wait, false).map(usize::from),
+                ),
+                n => (n, self.write_group(io, &msgs[sent..sent + n], wait)),
+            };
+            match outcome {
+                Ok(0) if sent == 0 => return Err(wait.full_error()),
+                Ok(n) => sent += n,
+                Err(e) if sent == 0 => return Err(e),
+                // Sent ones stay sent; the error comes back on the next call.
+                Err(_) => break,
+            }
+            // Short of the group: the wait ran out (a frame in part, if any, is owed).
+            if outcome.is_ok_and(|n| n < tried) {
+                break;
+            }
+        }
+        Ok(sent)
+    }
+
+    /// How many of the first `msgs` fit, as frames, in one atomic write (0 if the first does
+    /// not: it is too large, or its frame alone exceeds `PIPE_BUF`).
+    fn group_len(&self, msgs: &[&[u8]]) -> usize {
+        let mut bytes = 0;
+        msgs.iter()
+            .take(GROUP_MAX)
+            .take_while(|m| {
+                bytes += frame_len(m.len());
+                m.len() <= self.max && bytes <= PIPE_BUF
+            })
+            .count()
+    }
+
+    /// Writes `msgs` (a [`FrameWriter::group_len`] group) in one write if the stream has room,
+    /// waiting as `wait` allows; returns how many frames went out whole. A stream that takes
+    /// part of the group (a socket; never a pipe) leaves one frame in part: it is finished as a
+    /// normal send of that message would be.
+    fn write_group(&mut self, io: &mut impl StreamIo, msgs: &[&[u8]], wait: Wait) -> Result<usize> {
+        debug_assert!(self.debt.is_none() && msgs.len() <= GROUP_MAX);
+        let frames: [Option<Frame<'_>>; GROUP_MAX] =
+            std::array::from_fn(|i| msgs.get(i).map(|m| Frame::new(Payload::Bytes(m), COMMIT)));
+        let frames = frames.iter().map_while(Option::as_ref);
+        let mut slices = [IoSlice::new(&[]); 3 * GROUP_MAX];
+        let mut count = 0;
+        for frame in frames.clone() {
+            let (parts, n) = frame.slices_from(0);
+            slices[count..count + n].copy_from_slice(&parts[..n]);
+            count += n;
+        }
+        let block = wait.is_forever();
+        let written = loop {
+            match io.write(&slices[..count], block)? {
+                Some(n) => break n,
+                None if wait == Wait::Never => return Ok(0),
+                None => {
+                    if !io.wait_writable(wait)? {
+                        return Ok(0);
+                    }
+                }
+            }
+        };
+        let mut whole = 0;
+        let mut start = 0;
+        for frame in frames {
+            let end = start + frame.len();
+            if written >= end {
+                whole += 1;
+                start = end;
+                continue;
+            }
+            if written > start {
+                self.debt = Some(Debt {
+                    payload_len: frame.payload_len,
+                    written: written - start,
+                    resumable: false,
+                });
+                if self.write_owed(io, frame, wait)? {
+                    whole += 1;
+                }
+            }
+            break;
+        }
+        Ok(whole)
     }
 
     fn check_len(&self, msg: &[u8]) -> Result<()> {
@@ -560,6 +670,8 @@ pub(crate) mod tests {
         pub(crate) writer_closed: bool,
         /// Largest single write accepted (to force partial writes).
         write_chunk: usize,
+        /// Calls to `write` that wrote something.
+        writes: usize,
     }
 
     impl MemPipe {
@@ -569,6 +681,7 @@ pub(crate) mod tests {
                 capacity,
                 writer_closed: false,
                 write_chunk: usize::MAX,
+                writes: 0,
             }
         }
     }
@@ -580,6 +693,7 @@ pub(crate) mod tests {
             if room == 0 {
                 return Ok(None);
             }
+            self.writes += 1;
             let mut n = 0;
             for b in bufs {
                 for &byte in b.iter() {
@@ -608,6 +722,55 @@ pub(crate) mod tests {
         fn wait_readable(&mut self, _wait: Wait) -> Result<bool> {
             Ok(false)
         }
+    }
+
+    #[test]
+    fn a_batch_of_small_messages_goes_in_atomic_writes_of_whole_frames() {
+        let mut pipe = MemPipe::new(1 << 20);
+        let mut w = FrameWriter::new(1000);
+        let msgs: Vec<Vec<u8>> = (0..200u8).map(|i| vec![i; 64]).collect();
+        let batch: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+        assert_eq!(w.send_batch(&mut pipe, &batch, Wait::Never).unwrap(), 200);
+        // 69-byte frames, 59 to a PIPE_BUF: four writes, none above PIPE_BUF.
+        assert_eq!(pipe.writes, 200usize.div_ceil(PIPE_BUF / frame_len(64)));
+        assert_eq!(pipe.data.len(), 200 * frame_len(64));
+        let mut r = FrameReader::new(1000);
+        let mut out = [0u8; 1000];
+        for msg in &msgs {
+            let n = r.recv(&mut pipe, &mut out, Wait::Never).unwrap();
+            assert_eq!(&out[..n], &msg[..]);
+        }
+    }
+
+    #[test]
+    fn a_batch_stops_before_a_message_too_large_and_reports_it_next() {
+        let mut pipe = MemPipe::new(1 << 20);
+        let mut w = FrameWriter::new(100);
+        let big = [0u8; 101];
+        let batch: [&[u8]; 3] = [b"a", &big, b"c"];
+        assert_eq!(w.send_batch(&mut pipe, &batch, Wait::Never).unwrap(), 1);
+        assert!(matches!(
+            w.send_batch(&mut pipe, &batch[1..], Wait::Never),
+            Err(Error::MessageTooLarge { len: 101, max: 100 })
+        ));
+        assert_eq!(w.send_batch(&mut pipe, &[], Wait::Never).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_batch_that_finds_no_room_is_full_and_sends_nothing() {
+        let mut pipe = MemPipe::new(frame_len(10));
+        let mut w = FrameWriter::new(100);
+        w.send(&mut pipe, &[1; 10], Wait::Never).unwrap();
+        let batch: [&[u8]; 2] = [&[2; 10], &[3; 10]];
+        let got = w.send_batch(&mut pipe, &batch, Wait::Never);
+        assert!(matches!(got, Err(Error::Full)), "{got:?}");
+        assert!(!w.owes());
+        let mut r = FrameReader::new(100);
+        let mut out = [0u8; 100];
+        assert_eq!(r.recv(&mut pipe, &mut out, Wait::Never).unwrap(), 10);
+        assert_eq!(out[..10], [1; 10]);
+        let got = r.recv(&mut pipe, &mut out, Wait::Never);
+        assert!(matches!(got, Err(Error::Empty)), "{got:?}");
     }
 
     #[test]
@@ -1035,6 +1198,61 @@ pub(crate) mod tests {
                 delivered.push(out[..n].to_vec());
             }
             proptest::prop_assert_eq!(delivered, accepted);
+        }
+
+        /// Batches across partial writes and a full pipe: each call reports exactly the
+        /// messages that will be delivered, whole and in order, and the rest go next time.
+        #[test]
+        fn any_batch_reports_exactly_what_is_delivered(
+            sizes in proptest::collection::vec(0usize..5000, 1..80),
+            // Room for any one frame once drained: a try never gets a frame larger than the
+            // free room through (that is what `try_send_part` is for).
+            capacity in 5100usize..20_000,
+            chunk in 1usize..7000,
+        ) {
+            let mut pipe = MemPipe::new(capacity);
+            pipe.write_chunk = chunk;
+            let mut w = FrameWriter::new(5000);
+            let mut r = FrameReader::new(5000);
+            let mut out = vec![0u8; 5000];
+            let msgs: Vec<Vec<u8>> = sizes
+                .iter()
+                .enumerate()
+                .map(|(i, size)| (0..*size).map(|j| (i * 31 + j) as u8).collect())
+                .collect();
+            let mut delivered = Vec::new();
+            let mut next = 0;
+            for _ in 0..100_000 {
+                if next == msgs.len() {
+                    break;
+                }
+                let batch: Vec<&[u8]> = msgs[next..].iter().map(Vec::as_slice).collect();
+                match w.send_batch(&mut pipe, &batch, Wait::Never) {
+                    Ok(n) => {
+                        proptest::prop_assert!(n >= 1 && n <= batch.len());
+                        next += n;
+                    }
+                    Err(Error::Full) => {}
+                    Err(e) => panic!("{e}"),
+                }
+                while let Ok(n) = r.recv(&mut pipe, &mut out, Wait::Never) {
+                    delivered.push(out[..n].to_vec());
+                }
+            }
+            proptest::prop_assert_eq!(next, msgs.len(), "the batch never went through");
+            // A frame left in part by the last call is finished by settling, then drained.
+            for _ in 0..10_000 {
+                if w.settle(&mut pipe, Wait::Never).is_ok() {
+                    break;
+                }
+                while let Ok(n) = r.recv(&mut pipe, &mut out, Wait::Never) {
+                    delivered.push(out[..n].to_vec());
+                }
+            }
+            while let Ok(n) = r.recv(&mut pipe, &mut out, Wait::Never) {
+                delivered.push(out[..n].to_vec());
+            }
+            proptest::prop_assert_eq!(delivered, msgs);
         }
     }
 }

@@ -29,7 +29,7 @@ mod wait;
 pub use adopt::{
     AcceptOwner, Adoption, DEFAULT_SEGMENT_MODE, Expect, FileKind, OwnerChoice, Principal,
 };
-pub use channel::{Receiver, Sender};
+pub use channel::{Receiver, Sender, batch_messages, send_each};
 pub use error::{Error, Result};
 pub use lifecycle::{Owner, Removable, check_adoptable};
 pub use ready::{Interest, Readiness};

@@ -121,6 +121,20 @@ impl StreamWriter {
         }
     }
 
+    /// Sends `msgs` in order (see [`Sender::send_batch`](crate::Sender::send_batch)): frames
+    /// many per system call, lines and raw bytes one by one.
+    pub fn send_batch(
+        &mut self,
+        io: &mut impl StreamIo,
+        msgs: &[&[u8]],
+        wait: Wait,
+    ) -> Result<usize> {
+        match self {
+            StreamWriter::Frames(w) => w.send_batch(io, msgs, wait),
+            _ => crate::send_each(msgs, |msg| self.send(io, msg, wait)),
+        }
+    }
+
     /// See [`FrameWriter::send_part`] and, for lines and raw, the [module documentation](self).
     pub fn send_part(&mut self, io: &mut impl StreamIo, msg: &[u8], resume: bool) -> Result<()> {
         match self {

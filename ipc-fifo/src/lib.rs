@@ -55,9 +55,9 @@
 //!
 //! # Event loops
 //!
-//! Both ends implement [`AsFd`] and are their own [`Readiness`] on the FIFO's descriptor,
+//! Both ends implement [`AsFd`] and are their own [`Readiness`](ipc_core::Readiness) on the FIFO's descriptor,
 //! exactly as pipe ends are (see `ipc_pipe`, "Event loops"): level-triggered, nothing to arm
-//! or consume, and [`Sender::try_send_part`] for messages larger than the FIFO's free room. A
+//! or consume, and [`Sender::try_send_part`](ipc_core::Sender::try_send_part) for messages larger than the FIFO's free room. A
 //! receiver opened before any writer came does not become readable until a writer comes (its
 //! first `try_recv`s return [`Error::Empty`]); once the last writer has gone it is readable
 //! (`POLLHUP`) and `try_recv` returns [`Error::Disconnected`]. A sender's descriptor reports

@@ -74,7 +74,7 @@
 //! # Event loops
 //!
 //! Every end ([`PipeSender`], [`PipeReceiver`], and the [`StreamSender`] / [`StreamReceiver`]
-//! under them and under FIFOs) implements [`AsFd`] and is its own [`Readiness`]: the
+//! under them and under FIFOs) implements [`AsFd`] and is its own [`Readiness`](ipc_core::Readiness): the
 //! descriptor is the pipe's, readable for a receiver and writable for a sender, so an event
 //! loop registers it once. The kernel's readiness of a pipe is level-triggered and exact, so
 //! nothing is armed or consumed and it costs nothing beyond the `poll`/`epoll_wait` itself.
@@ -83,8 +83,8 @@
 //! next `try_` call returns [`Error::Disconnected`].
 //!
 //! Two things the descriptor cannot show are covered: a receiver may have read a whole frame
-//! ahead into its buffer, and then [`Readiness::prepare_wait`] says "retry now"; a frame may
-//! be larger than the pipe's free room, and [`Sender::try_send_part`] then sends it in parts
+//! ahead into its buffer, and then [`Readiness::prepare_wait`](ipc_core::Readiness::prepare_wait) says "retry now"; a frame may
+//! be larger than the pipe's free room, and [`Sender::try_send_part`](ipc_core::Sender::try_send_part) then sends it in parts
 //! across wake-ups without tearing it
 //! ([`FrameWriter::send_part`](ipc_core::framing::FrameWriter::send_part)).
 //!

@@ -237,6 +237,11 @@ impl Sender for StreamSender {
         self.writer.send(&mut self.io, msg, wait)
     }
 
+    /// Frames go many to a `writev` of at most `PIPE_BUF` bytes, atomic like single frames.
+    fn send_batch(&mut self, msgs: &[&[u8]], wait: Wait) -> Result<usize> {
+        self.writer.send_batch(&mut self.io, msgs, wait)
+    }
+
     fn try_send_part(&mut self, msg: &[u8], resume: bool) -> Result<()> {
         self.writer.send_part(&mut self.io, msg, resume)
     }
