@@ -12,6 +12,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use crate::text::escape;
+pub use crate::text::note;
 
 /// A failure of the command, by the exit code it gets.
 #[derive(Debug)]
@@ -79,12 +80,6 @@ impl Failure {
     }
 }
 
-/// Writes `line`, escaped, as one line on stderr. A stderr that cannot be written to is
-/// ignored: `eprintln!` would panic, and there is nowhere left to say so.
-pub fn note(line: &str) {
-    let _ = writeln!(io::stderr().lock(), "{}", escape(line));
-}
-
 /// Writes `line`, escaped, as one line on `out` (standard output, locked by the caller).
 pub fn say(out: &mut impl Write, line: &str) -> Result<(), Failure> {
     writeln!(out, "{}", escape(line)).map_err(Failure::stdout)
@@ -120,4 +115,15 @@ pub fn parse_spec(text: &str) -> Result<ipc::TransportSpec, Failure> {
 /// clap value parser for durations such as `500ms` or `5s`.
 pub fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {
     ipc::spec::parse_duration(text)
+}
+
+impl From<ipc_bench::Error> for Failure {
+    fn from(e: ipc_bench::Error) -> Failure {
+        match e {
+            ipc_bench::Error::Usage(m) => Failure::Usage(m),
+            ipc_bench::Error::Ipc { what, source } => Failure::context(what, source),
+            ipc_bench::Error::Runtime(m) => Failure::Runtime(m),
+            ipc_bench::Error::Closed => Failure::Closed { lost: false },
+        }
+    }
 }

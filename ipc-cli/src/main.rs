@@ -4,7 +4,6 @@
 //! Exit codes: 0 success, 1 runtime error, 2 bad spec or option, 3 timed out. A standard
 //! output closed by its reader ends a command quietly (see `Failure::Closed`).
 
-mod bench;
 mod clean;
 mod doctor;
 mod failure;
@@ -41,7 +40,7 @@ struct Cli {
 enum Command {
     Send(send::Args),
     Recv(recv::Args),
-    Bench(bench::Args),
+    Bench(ipc_bench::Args),
     Shm(shm::Args),
     Ls(ls::Args),
     Clean(clean::Args),
@@ -49,7 +48,7 @@ enum Command {
     Doctor(doctor::Args),
     /// The other process of `ipc bench`, started by it.
     #[command(hide = true)]
-    BenchPeer(bench::peer::Args),
+    BenchPeer(ipc_bench::PeerArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,13 +59,13 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Send(args) => send::run(args),
         Command::Recv(args) => recv::run(args),
-        Command::Bench(args) => bench::run(args),
+        Command::Bench(args) => ipc_bench::run(args).map_err(Failure::from),
         Command::Shm(args) => shm::run(args),
         Command::Ls(args) => ls::run(args),
         Command::Clean(args) => clean::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Doctor(args) => doctor::run(args),
-        Command::BenchPeer(args) => bench::peer::run(args),
+        Command::BenchPeer(args) => ipc_bench::run_peer(args).map_err(Failure::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

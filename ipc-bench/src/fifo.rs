@@ -7,9 +7,10 @@ use std::process::Command;
 use ipc::{Receiver, Sender, TransportSpec};
 use nix::sys::stat::Mode;
 
-use super::pipe::size_like_ours;
-use super::raw::{FdReceiver, FdSender, open_fifo, wait_readable};
-use super::transport::{BenchTransport, Link, OPEN_TIMEOUT, Peer, Scratch, Variant};
+use crate::pipe::size_like_ours;
+use crate::protocol::{OPEN_TIMEOUT, Variant};
+use crate::raw::{FdReceiver, FdSender, open_fifo, wait_readable};
+use crate::transport::{BenchTransport, Link, Peer, Scratch};
 
 pub struct Fifo;
 

@@ -21,7 +21,7 @@ use std::task::{Context, Poll, Waker};
 use ipc::{AsyncReceiver, AsyncSender, Key, Receiver, Sender, Wait, WaitSet};
 use tokio::runtime::Runtime;
 
-use super::transport::Api;
+use crate::protocol::Api;
 
 /// This process's ends, driven through `api`; unchanged for the blocking calls.
 pub fn wrap(

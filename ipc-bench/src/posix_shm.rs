@@ -2,7 +2,7 @@
 //! `posix-shm-spin`, `posix-shm-park`), and `posix-shm-multi`: the busy ring made
 //! `producers=multi`, so that the producers' claim shows beside the single-producer path. Ours
 //! is the `posix-shm:` ring of the `ipc` facade, the baseline a single-slot
-//! [mailbox](super::mailbox) each way on plain atomics and futex calls, waiting the same way.
+//! [mailbox](crate::mailbox) each way on plain atomics and futex calls, waiting the same way.
 //!
 //! The parent creates both segments of a link (`/ipc-bench-shm-<pid>-<n>`, one each way,
 //! `create=always`) before it starts the peer, which only opens them (`create=never`), and
@@ -28,10 +28,11 @@ use nix::errno::Errno;
 use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use nix::unistd::Pid;
 
-use super::interrupt::{self, Named};
-use super::mailbox::{Mailbox, MailboxReceiver, MailboxSender};
-use super::report::{Floors, Row};
-use super::transport::{Api, BenchTransport, Link, Peer, Scratch, Variant};
+use crate::interrupt::{self, Named};
+use crate::mailbox::{Mailbox, MailboxReceiver, MailboxSender};
+use crate::protocol::{Api, Variant};
+use crate::report::{Floors, Row};
+use crate::transport::{BenchTransport, Link, Peer, Scratch};
 
 /// One row group of the table: the ring (and the mailbox) waiting as `wait` says.
 pub struct PosixShm {

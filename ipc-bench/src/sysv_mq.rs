@@ -26,8 +26,9 @@ use nix::libc;
 use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use nix::unistd::Pid;
 
-use super::interrupt::{self, Named};
-use super::transport::{BenchTransport, Link, Peer, Scratch, Variant};
+use crate::interrupt::{self, Named};
+use crate::protocol::Variant;
+use crate::transport::{BenchTransport, Link, Peer, Scratch};
 
 pub struct SysvMq;
 

@@ -7,8 +7,9 @@ use std::process::Command;
 use ipc::pipe::{End, PipeConfig, channel, raw};
 use ipc::{Address, Receiver, Sender, TransportSpec};
 
-use super::raw::{FdReceiver, FdSender};
-use super::transport::{BenchTransport, Link, Peer, Scratch, Variant};
+use crate::protocol::Variant;
+use crate::raw::{FdReceiver, FdSender};
+use crate::transport::{BenchTransport, Link, Peer, Scratch};
 
 pub struct Pipe;
 

@@ -16,6 +16,8 @@ use std::thread;
 
 use ipc::posix::PosixName;
 use ipc::posix::shm;
+use ipc::sysv::Key;
+use ipc::sysv::shm::SysvSegment;
 use nix::sys::signal::{SigSet, Signal, raise};
 
 /// Something on the system that the bench must remove.
@@ -45,11 +47,18 @@ impl Named {
             Named::Dir(dir) => {
                 let _ = std::fs::remove_dir_all(dir);
             }
-            Named::SysvShm(key) => super::sysv_shm::remove_key(*key),
+            Named::SysvShm(key) => remove_sysv_shm(*key),
             Named::SysvQueue(id) => {
                 let _ = ipc::sysv::msg::remove(*id);
             }
         }
+    }
+}
+
+/// Removes the segment of `key`, if there is one (`IPC_RMID`).
+pub(crate) fn remove_sysv_shm(key: i32) {
+    if let Ok(seg) = SysvSegment::lookup(&Key::Explicit(key)) {
+        let _ = seg.destroy();
     }
 }
 

@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::cpu;
-use super::peer::matches_count;
-use super::transport::{Link, MEASURED, WARM_UP, recv_message};
+use crate::cpu;
+use crate::protocol::{MEASURED, WARM_UP, matches_count, recv_message};
+use crate::transport::Link;
 
 /// Messages sent between two looks at the clock.
 const BATCH: u64 = 16;

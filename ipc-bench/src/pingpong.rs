@@ -4,8 +4,9 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use super::cpu;
-use super::transport::{Link, MEASURED, WARM_UP, recv_message};
+use crate::cpu;
+use crate::protocol::{MEASURED, WARM_UP, recv_message};
+use crate::transport::Link;
 
 /// Fewest round trips measured whatever the budget, so that p99 means something (p99.9 needs
 /// a thousand: with fewer it is about the slowest one).

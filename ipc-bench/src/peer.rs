@@ -7,10 +7,13 @@ use std::time::Duration;
 use ipc::{Receiver, Sender};
 use nix::sys::signal::Signal;
 
-use super::transport::{Api, BenchTransport, MEASURED, PeerReport, Role, Variant, recv_message};
-use super::{cpu, interrupt, readiness};
-use crate::failure::{Context, Failure};
+use crate::error::{Error, doing};
+use crate::protocol::{Api, MEASURED, PeerReport, Role, Variant, encode_count, recv_message};
+use crate::transport::BenchTransport;
+use crate::transports::lookup;
+use crate::{cpu, interrupt, readiness};
 
+/// The command line of `ipc bench-peer`, which `ipc bench` writes ([`command`]).
 #[derive(clap::Args)]
 pub struct Args {
     #[arg(long)]
@@ -67,39 +70,44 @@ pub fn command(
     Ok(cmd)
 }
 
-pub fn run(args: Args) -> Result<(), Failure> {
+/// Runs the peer: opens the ends, says it is ready, echoes or sinks until the stream ends,
+/// then prints its CPU time for the parent.
+pub fn run(args: Args) -> Result<(), Error> {
     interrupt::unblock_in_peer();
     die_with_parent(args.parent)?;
     if let Some(cpu) = args.cpu {
         cpu::pin(cpu);
     }
-    let transport = super::lookup(&args.transport)?;
+    let transport = lookup(&args.transport)?;
     let (rx, tx) = match args.variant {
         // Receiving end first: the parent's sender may be waiting for it (FIFO).
         Variant::Ours => {
-            let rx = ipc::open_receiver(&args.rx).context(|| format!("opening {}", args.rx))?;
-            let tx = ipc::open_sender(&args.tx).context(|| format!("opening {}", args.tx))?;
+            let rx =
+                ipc::open_receiver(&args.rx).map_err(doing(|| format!("opening {}", args.rx)))?;
+            let tx =
+                ipc::open_sender(&args.tx).map_err(doing(|| format!("opening {}", args.tx)))?;
             (rx, tx)
         }
         Variant::Raw => transport
             .open_raw_peer(args.size, &args.rx, &args.tx)
-            .context(|| "opening the raw baseline")?,
+            .map_err(doing(|| "opening the raw baseline"))?,
     };
     // Both processes go through the same path: a readiness path measured against a blocking
     // peer would say little of what two async programs get.
-    let (mut tx, mut rx) =
-        readiness::wrap(args.api, tx, rx).context(|| format!("driving the ends ({})", args.api))?;
+    let (mut tx, mut rx) = readiness::wrap(args.api, tx, rx)
+        .map_err(doing(|| format!("driving the ends ({})", args.api)))?;
     let mut buf = vec![0; rx.max_message_size().max(args.size)];
     let msg = vec![0; args.size];
-    tx.send(&msg).context(|| "sending the ready message")?;
+    tx.send(&msg)
+        .map_err(doing(|| "sending the ready message"))?;
     let mut clock = Clock::default();
     match args.role {
         Role::Echo => echo(&mut *rx, &mut *tx, &mut buf, &mut clock),
         Role::Sink => sink(&mut *rx, &mut *tx, &mut buf, msg, &mut clock),
     }
-    .context(|| format!("bench peer ({})", args.role))?;
-    // Read by `Link::finish`; a parent that is gone no longer needs it (`Failure::Closed`).
-    writeln!(std::io::stdout().lock(), "{}", clock.report().line()).map_err(Failure::stdout)
+    .map_err(doing(|| format!("bench peer ({})", args.role)))?;
+    // Read by `Link::finish`; a parent that is gone no longer needs it (`Error::Closed`).
+    writeln!(std::io::stdout().lock(), "{}", clock.report().line()).map_err(Error::stdout)
 }
 
 /// The peer's CPU clock and message count over the measured interval, which starts at the
@@ -142,12 +150,12 @@ impl Clock {
 /// Has the kernel kill this process when `ipc bench` exits. A pipe's reader sees its writer
 /// die; a message queue's does not, so a peer blocked on a queue would otherwise outlive a
 /// killed `ipc bench` for good.
-fn die_with_parent(parent: u32) -> Result<(), Failure> {
+fn die_with_parent(parent: u32) -> Result<(), Error> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
-        .map_err(|e| Failure::Runtime(format!("bench peer: prctl(PR_SET_PDEATHSIG): {e}")))?;
+        .map_err(|e| Error::Runtime(format!("bench peer: prctl(PR_SET_PDEATHSIG): {e}")))?;
     // The parent may have died before the call above, which then never fires.
     if std::os::unix::process::parent_id() != parent {
-        return Err(Failure::Runtime(
+        return Err(Error::Runtime(
             "bench peer: the `ipc bench` process that started it is gone".into(),
         ));
     }
@@ -197,19 +205,4 @@ fn sink(
     clock.stop();
     encode_count(count, &mut ack);
     tx.send(&ack)
-}
-
-/// Writes `count` into a message of any size: little endian, as many low bytes as fit.
-pub fn encode_count(count: u64, msg: &mut [u8]) {
-    let bytes = count.to_le_bytes();
-    let n = msg.len().min(bytes.len());
-    msg[..n].copy_from_slice(&bytes[..n]);
-}
-
-/// Whether `msg` is what [`encode_count`] writes for `count`.
-pub fn matches_count(count: u64, msg: &[u8]) -> bool {
-    let mut expected = vec![0; msg.len()];
-    encode_count(count, &mut expected);
-    let n = msg.len().min(8);
-    msg[..n] == expected[..n]
 }

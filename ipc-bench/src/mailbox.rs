@@ -34,7 +34,7 @@
 //!   waiter's last poll sees the publication, or the publisher sees the flag: no wake-up is
 //!   lost.
 //!
-//! An empty message is the end of the stream ([`super::transport::recv_message`]). A peer that
+//! An empty message is the end of the stream ([`crate::transport::recv_message`]). A peer that
 //! dies is spoken for by the parent's watcher ([`Mailbox::end_for_dead_sender`],
 //! [`Mailbox::take_for_dead_receiver`]).
 

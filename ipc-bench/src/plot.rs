@@ -12,7 +12,7 @@ use std::path::Path;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::report::{Measurement, Row};
+use crate::report::{Measurement, Row};
 
 /// Width of each of the two charts, side by side, and their height.
 const CHART: (u32, u32) = (640, 480);

@@ -2,19 +2,19 @@
 
 use std::any::Any;
 use std::cell::Cell;
-use std::fmt;
 use std::fs::DirBuilder;
 use std::io::{self, Read};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use ipc::{Receiver, Sender};
 
-use super::interrupt::Named;
+use crate::interrupt::Named;
+use crate::protocol::{Api, PeerReport, Variant, recv_message};
 
-/// One entry of the bench table ([`super::TRANSPORTS`]): how to connect this process to a peer
+/// One entry of the bench table ([`crate::transports::TRANSPORTS`]): how to connect this process to a peer
 /// process over the transport (ours), and over a plain loop of its system calls (raw).
 ///
 /// Both variants carry messages of exactly `size` bytes each way. Connecting and the peer's
@@ -66,85 +66,6 @@ pub trait BenchTransport: Sync {
     ) -> ipc::Result<(Box<dyn Receiver>, Box<dyn Sender>)>;
 }
 
-/// Which side of the comparison.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Variant {
-    /// The transport of the `ipc` crate.
-    Ours,
-    /// A plain loop of the system calls under it.
-    Raw,
-}
-
-/// How both processes drive the endpoints ours opens: through their blocking calls, or through
-/// a readiness path (`ipc bench --async`, see [`super::readiness`]). A readiness path wraps
-/// the very endpoints the transport's `connect` opened ([`Link::through`]), so that it
-/// measures the same transport objects, and no transport has to know about it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Api {
-    /// `send` and `recv`, which wait as the endpoint's own strategy says.
-    Blocking,
-    /// `ipc::AsyncSender` / `AsyncReceiver` on a current-thread tokio runtime.
-    Async,
-    /// Each end waited for through an `ipc::WaitSet`: readiness with poll(2), no tokio.
-    WaitSet,
-}
-
-/// What the peer does with the messages it receives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Role {
-    /// Sends each one straight back (ping-pong).
-    Echo,
-    /// Counts them, and once the sender is gone sends back one message with the count.
-    Sink,
-}
-
-impl fmt::Display for Variant {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // As clap spells them: the peer's command line carries this.
-        f.write_str(match self {
-            Variant::Ours => "ours",
-            Variant::Raw => "raw",
-        })
-    }
-}
-
-impl fmt::Display for Api {
-    // As clap spells them: the peer's command line carries this.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Api::Blocking => "blocking",
-            Api::Async => "async",
-            Api::WaitSet => "wait-set",
-        })
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Role::Echo => "echo",
-            Role::Sink => "sink",
-        })
-    }
-}
-
-/// How long a peer may take to start and open its ends. Generous: a loaded machine may need
-/// a while to start a process, and a peer that fails says so on its own.
-pub const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Receives one message, an empty one being the end of the stream ([`ipc::Error::Disconnected`])
-/// like a closed connection.
-///
-/// The bench's messages are never empty, so this costs ours and raw the same one comparison per
-/// message; it lets a transport without connections (a message queue) end its stream.
-#[inline]
-pub fn recv_message(rx: &mut dyn Receiver, buf: &mut [u8]) -> ipc::Result<usize> {
-    match rx.recv(buf) {
-        Ok(0) => Err(ipc::Error::Disconnected),
-        other => other,
-    }
-}
-
 /// This process's ends of a link to a running peer.
 pub struct Link {
     tx: Option<Box<dyn Sender>>,
@@ -176,7 +97,7 @@ impl Link {
         self
     }
 
-    /// Drives both ends through `api` ([`super::readiness::wrap`]); through the blocking
+    /// Drives both ends through `api` ([`crate::readiness::wrap`]); through the blocking
     /// calls, leaves them as they are.
     pub fn through(self, api: Api) -> ipc::Result<Link> {
         let Link {
@@ -187,7 +108,7 @@ impl Link {
             _keep,
         } = self;
         let tx = tx.expect("a link is wrapped as it is made, before its sender is closed");
-        match super::readiness::wrap(api, tx, rx) {
+        match crate::readiness::wrap(api, tx, rx) {
             Ok((tx, rx)) => Ok(Link {
                 tx: Some(tx),
                 rx,
@@ -289,52 +210,6 @@ impl Link {
     }
 }
 
-/// What the peer measured of its own side, from the first message marked as measured
-/// ([`MEASURED`]) to the end of the stream; it prints it on its stdout as it exits.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PeerReport {
-    /// CPU time of the peer process (`CLOCK_PROCESS_CPUTIME_ID`) over that interval.
-    pub cpu: Duration,
-    /// Messages it received over that interval.
-    pub messages: u64,
-}
-
-impl PeerReport {
-    /// The line the peer prints.
-    pub fn line(&self) -> String {
-        format!("cpu_ns={} messages={}", self.cpu.as_nanos(), self.messages)
-    }
-
-    /// Reads what [`PeerReport::line`] wrote.
-    pub fn parse(text: &str) -> Option<PeerReport> {
-        let mut cpu = None;
-        let mut messages = None;
-        for field in text.split_whitespace() {
-            match field.split_once('=')? {
-                ("cpu_ns", v) => cpu = Some(Duration::from_nanos(v.parse().ok()?)),
-                ("messages", v) => messages = Some(v.parse().ok()?),
-                _ => {}
-            }
-        }
-        Some(PeerReport {
-            cpu: cpu?,
-            messages: messages?,
-        })
-    }
-
-    /// The peer's CPU time per message, in nanoseconds (NaN without messages).
-    pub fn cpu_ns_per_message(&self) -> f64 {
-        self.cpu.as_nanos() as f64 / self.messages as f64
-    }
-}
-
-/// First byte of every message sent in a measured interval; the warm-up's messages start with
-/// another byte. The peer starts its CPU clock and its count at the first one: a comparison
-/// per message until then, the same for ours and raw.
-pub const MEASURED: u8 = 0xa5;
-/// First byte of every warm-up message.
-pub const WARM_UP: u8 = 0x5a;
-
 /// The peer process; killed if dropped while still running.
 pub struct Peer {
     child: Child,
@@ -394,7 +269,7 @@ impl Scratch {
             .map_or(0, |d| d.subsec_nanos());
         let dir = std::env::temp_dir().join(format!("ipc-bench-{}-{nanos}", std::process::id()));
         DirBuilder::new().mode(0o700).create(&dir)?;
-        super::interrupt::track(Named::Dir(dir.clone()));
+        crate::interrupt::track(Named::Dir(dir.clone()));
         Ok(Scratch {
             dir,
             next: Cell::new(0),
@@ -423,26 +298,6 @@ fn utf8(path: &Path) -> ipc::Result<String> {
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
-        super::interrupt::untrack(&Named::Dir(self.dir.clone()));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_peer_report_reads_back() {
-        let report = PeerReport {
-            cpu: Duration::from_nanos(123_456),
-            messages: 789,
-        };
-        assert_eq!(
-            PeerReport::parse(&format!("{}\n", report.line())),
-            Some(report)
-        );
-        assert_eq!(PeerReport::parse(""), None);
-        assert_eq!(PeerReport::parse("cpu_ns=x messages=1"), None);
-        assert!(PeerReport::default().cpu_ns_per_message().is_nan());
+        crate::interrupt::untrack(&Named::Dir(self.dir.clone()));
     }
 }

@@ -22,15 +22,16 @@ use nix::errno::Errno;
 use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use nix::unistd::Pid;
 
-use super::interrupt::{self, Named};
-use super::transport::{BenchTransport, Link, Peer, Scratch, Variant};
+use crate::interrupt::{self, Named};
+use crate::protocol::Variant;
+use crate::transport::{BenchTransport, Link, Peer, Scratch};
 
 /// The bench transport `sysv-shm`.
 pub struct SysvShm;
 
 /// The `sysv-shm:` spec of one ring of a link.
 fn ring_spec(key: i32, size: usize, create: &str) -> String {
-    let capacity = super::posix_shm::ring_capacity(size);
+    let capacity = crate::posix_shm::ring_capacity(size);
     format!(
         "sysv-shm:key={key:#x}?capacity={capacity}&message_size={size}&create={create}&wait=spin"
     )
@@ -136,16 +137,9 @@ impl Drop for Segments {
         self.done.store(true, Ordering::Release);
         for key in self.keys.drain(..) {
             // Already gone if its receiving end removed it: that is fine.
-            remove_key(key);
+            interrupt::remove_sysv_shm(key);
             interrupt::untrack(&Named::SysvShm(key));
         }
-    }
-}
-
-/// Removes the segment of `key`, if there is one (`IPC_RMID`).
-pub fn remove_key(key: i32) {
-    if let Ok(seg) = SysvSegment::lookup(&Key::Explicit(key)) {
-        let _ = seg.destroy();
     }
 }
 

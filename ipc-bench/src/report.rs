@@ -4,12 +4,11 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::time::Duration;
 
-use super::memcpy::{self, Memcpy};
-use super::pingpong::Latency;
-use super::throughput::Rate;
-use super::transport::{Api, PeerReport};
-use crate::failure::note;
-use crate::text::{escape, json_f64, json_line};
+use crate::memcpy::{self, Memcpy};
+use crate::pingpong::Latency;
+use crate::protocol::{Api, PeerReport};
+use crate::text::{escape, json_f64, json_line, note};
+use crate::throughput::Rate;
 
 /// The figures of one variant (ours or raw) of one transport × size.
 #[derive(Clone)]

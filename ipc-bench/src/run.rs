@@ -1,0 +1,236 @@
+//! One `ipc bench` run: every chosen transport × size measured, reported as it goes.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::args::Args;
+use crate::error::{Error, doing};
+use crate::protocol::{Api, PeerReport, Role, Variant};
+use crate::report::{self, Baseline, Floors, Format, Layout, Measurement, Report, Row};
+use crate::transport::{BenchTransport, Link, Scratch};
+use crate::transports::{TRANSPORTS, select};
+use crate::{cpu, interrupt, memcpy, peer, pingpong, plot, posix_shm, throughput};
+
+/// Runs `ipc bench` with `args`: the table (or JSON lines) on stdout, the plot if asked.
+pub fn run(args: Args) -> Result<(), Error> {
+    let started = Instant::now();
+    // A --plot that cannot be written would otherwise fail only after the whole run; opening
+    // it now (without truncating: the plot replaces it at the end) fails before measuring.
+    if let Some(path) = &args.plot {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| {
+                Error::Runtime(format!("cannot write the plot to {}: {e}", path.display()))
+            })?;
+    }
+    // Before any thread starts: they all inherit the blocked signals.
+    interrupt::clean_up_on_signals();
+    let transports = if args.transports.is_empty() {
+        TRANSPORTS.to_vec()
+    } else {
+        let mut chosen: Vec<&'static dyn BenchTransport> = Vec::new();
+        for name in &args.transports {
+            for transport in select(name)? {
+                if !chosen.iter().any(|t| t.name() == transport.name()) {
+                    chosen.push(transport);
+                }
+            }
+        }
+        chosen
+    };
+    let scratch = Scratch::new()
+        .map_err(|e| Error::Runtime(format!("creating a private temporary directory: {e}")))?;
+    let bench = Bench {
+        scratch: &scratch,
+        peer_cpu: cpu::pin_apart(),
+        budget: Duration::from_millis(args.budget_ms) / 4,
+    };
+    let extra = |transport: &dyn BenchTransport| -> &'static [Api] {
+        if args.readiness {
+            transport.readiness_apis()
+        } else {
+            &[]
+        }
+    };
+    // The readiness rows' labels are the longest: the first column fits them. Without
+    // --async there are none, and the table is as it always was.
+    let labels: Vec<String> = transports
+        .iter()
+        .flat_map(|&t| {
+            extra(t)
+                .iter()
+                .map(move |&api| report::label(t.name(), api))
+        })
+        .collect();
+    let layout = Layout::new(labels.iter().map(String::as_str), args.readiness);
+    let mut report = Report::new(
+        if args.json {
+            Format::Json
+        } else {
+            Format::Table
+        },
+        layout,
+    );
+    let progress = progress_bar(transports.len() * args.sizes.len());
+    progress.suspend(|| report.start());
+    let mut floors = Floors::default();
+    let mut shm_measured = false;
+    let mut rows = Vec::new();
+    // Once standard output's reader has left (`ipc bench | head -3`), nobody reads the rest of
+    // the table: stop between cells (every peer has exited then), unless the rows also go
+    // into a --plot. The peers' stdout is theirs, not ours, so this never cuts a run short.
+    let unread = |report: &Report| report.closed() && args.plot.is_none();
+    for transport in transports {
+        for &size in &args.sizes {
+            if unread(&report) {
+                progress.finish_and_clear();
+                return Err(Error::Closed);
+            }
+            progress.set_message(format!("{} {size} B", transport.name()));
+            match transport.unsupported(size) {
+                Some(reason) => {
+                    progress.suspend(|| report.skipped(transport.name(), size, &reason))
+                }
+                None => {
+                    for row in bench.cell(transport, size, extra(transport))? {
+                        shm_measured |= posix_shm::is_one(transport);
+                        posix_shm::note_floors(&row, &mut floors);
+                        progress.suspend(|| report.row(&row));
+                        rows.push(row);
+                    }
+                }
+            }
+            progress.inc(1);
+        }
+    }
+    if shm_measured && !unread(&report) {
+        progress.set_message("memcpy reference");
+        // Alone on its CPU: every peer has exited.
+        let budget = Duration::from_millis(args.budget_ms) / 8;
+        let memcpy = memcpy::measure(&args.sizes, budget);
+        progress.suspend(|| report.memcpy(&memcpy));
+    }
+    progress.finish_and_clear();
+    report.floors(&floors);
+    if let Some(path) = &args.plot {
+        plot::draw(path, &rows).map_err(|e| {
+            Error::Runtime(format!("drawing the plot into {}: {e}", path.display()))
+        })?;
+    }
+    report.finish(started.elapsed());
+    Ok(())
+}
+
+/// A bar of the cells measured, on stderr when it is a terminal; hidden otherwise (and never
+/// on stdout, which may be JSON lines).
+///
+/// Redrawn only as cells start and end: no ticking thread, whose CPU time would count in the
+/// measured processes' own.
+fn progress_bar(cells: usize) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(cells as u64), ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} cells  {msg}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// What every run of one `ipc bench` shares.
+struct Bench<'a> {
+    scratch: &'a Scratch,
+    /// The CPU the peer pins itself to, when this process could pin itself to another.
+    peer_cpu: Option<usize>,
+    /// Time for each of the four runs of a cell, warm-up included.
+    budget: Duration,
+}
+
+impl Bench<'_> {
+    /// The row of `transport` × `size`, then one per readiness path of `readiness` (the same
+    /// endpoints driven otherwise), each against it.
+    fn cell(
+        &self,
+        transport: &dyn BenchTransport,
+        size: usize,
+        readiness: &[Api],
+    ) -> Result<Vec<Row>, Error> {
+        let measure = |variant, api| -> Result<Measurement, Error> {
+            let (latency, echo) = self.run(transport, variant, api, Role::Echo, size, |link| {
+                pingpong::run(link, size, self.budget)
+            })?;
+            let (rate, sink) = self.run(transport, variant, api, Role::Sink, size, |link| {
+                throughput::run(link, size, self.budget)
+            })?;
+            Ok(Measurement::new(&latency, &echo, &rate, &sink))
+        };
+        let raw = if transport.has_raw_baseline() {
+            Some(measure(Variant::Raw, Api::Blocking)?)
+        } else {
+            None
+        };
+        let ours = measure(Variant::Ours, Api::Blocking)?;
+        let blocking = Baseline::of(&ours);
+        let mut rows = vec![Row {
+            transport: transport.name(),
+            size,
+            api: Api::Blocking,
+            ours,
+            raw: raw.clone(),
+            blocking: None,
+        }];
+        for &api in readiness {
+            rows.push(Row {
+                transport: transport.name(),
+                size,
+                api,
+                ours: measure(Variant::Ours, api)?,
+                raw: raw.clone(),
+                blocking: Some(blocking),
+            });
+        }
+        Ok(rows)
+    }
+
+    /// Starts a peer in `role`, connects to it, runs `workload` on the link and checks that the
+    /// peer finished cleanly; returns what the workload and the peer measured.
+    fn run<T>(
+        &self,
+        transport: &dyn BenchTransport,
+        variant: Variant,
+        api: Api,
+        role: Role,
+        size: usize,
+        workload: impl FnOnce(&mut Link) -> ipc::Result<T>,
+    ) -> Result<(T, PeerReport), Error> {
+        let what = || {
+            let variant = match api {
+                Api::Blocking => variant.to_string(),
+                api => format!("{variant} {api}"),
+            };
+            format!("bench {} {variant} {role} {size} B", transport.name())
+        };
+        let cmd = peer::command(transport, variant, api, role, size, self.peer_cpu)
+            .map_err(|e| Error::Runtime(format!("{}: {e}", what())))?;
+        let mut link = transport
+            .connect(variant, size, self.scratch, cmd)
+            .and_then(|link| link.through(api))
+            .map_err(doing(what))?;
+        let result = link.await_ready().and_then(|()| workload(&mut link));
+        let peer = link.finish(result.is_ok());
+        match (result, peer) {
+            (Ok(value), Ok(peer)) => Ok((value, peer)),
+            (Ok(_), Err(peer)) => Err(Error::Runtime(format!("{}: {peer}", what()))),
+            (Err(e), Ok(_)) => Err(doing(what)(e)),
+            // The peer failing first is the usual cause of our error: say both.
+            (Err(e), Err(peer)) => Err(Error::Runtime(format!("{}: {e}; {peer}", what()))),
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! The bench's table of transports, and choosing from it by name.
+
+use crate::error::Error;
+use crate::transport::BenchTransport;
+use crate::{fifo, pipe, posix_mq, posix_shm, sysv_mq, sysv_shm};
+
+/// The transports `ipc bench` knows, in the order it runs them. A new transport is one more
+/// entry here.
+pub(crate) static TRANSPORTS: &[&dyn BenchTransport] = &[
+    &pipe::Pipe,
+    &fifo::Fifo,
+    &posix_mq::PosixMq,
+    &posix_shm::BUSY,
+    &posix_shm::SPIN,
+    &posix_shm::PARK,
+    &posix_shm::MULTI,
+    &sysv_mq::SysvMq,
+    &sysv_shm::SysvShm,
+];
+
+/// The transport called `name` (as the peer's command line names it).
+pub(crate) fn lookup(name: &str) -> Result<&'static dyn BenchTransport, Error> {
+    TRANSPORTS
+        .iter()
+        .copied()
+        .find(|t| t.name() == name)
+        .ok_or_else(|| unknown(name))
+}
+
+/// The transports `name` selects on the command line: the one of that name, or else every
+/// one whose name continues it after a dash (`posix-shm`: `posix-shm-busy`, `-spin`, `-park`).
+pub(crate) fn select(name: &str) -> Result<Vec<&'static dyn BenchTransport>, Error> {
+    if let Ok(transport) = lookup(name) {
+        return Ok(vec![transport]);
+    }
+    let group: Vec<_> = TRANSPORTS
+        .iter()
+        .copied()
+        .filter(|t| {
+            t.name()
+                .strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('-'))
+        })
+        .collect();
+    if group.is_empty() {
+        Err(unknown(name))
+    } else {
+        Ok(group)
+    }
+}
+
+fn unknown(name: &str) -> Error {
+    let known: Vec<_> = TRANSPORTS.iter().map(|t| t.name()).collect();
+    Error::Usage(format!(
+        "unknown bench transport `{name}` (built in: {}; a leading part such as `posix-shm` \
+         selects every one it begins)",
+        known.join(", ")
+    ))
+}
