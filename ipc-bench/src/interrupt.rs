@@ -11,6 +11,7 @@
 //! (`PR_SET_PDEATHSIG`).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::thread;
 
@@ -21,7 +22,7 @@ use ipc::sysv::shm::SysvSegment;
 use nix::sys::signal::{SigSet, Signal, raise};
 
 /// Something on the system that the bench must remove.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Named {
     /// A POSIX message queue, by name (`/ipc-bench-…`).
     Queue(String),
@@ -36,7 +37,8 @@ pub enum Named {
 }
 
 impl Named {
-    fn remove(&self) {
+    /// Removes the object, if it is still there.
+    pub fn remove(&self) {
         match self {
             Named::Queue(name) => {
                 let _ = nix::mqueue::mq_unlink(name.as_str());
@@ -56,10 +58,21 @@ impl Named {
 }
 
 /// Removes the segment of `key`, if there is one (`IPC_RMID`).
-pub(crate) fn remove_sysv_shm(key: i32) {
+fn remove_sysv_shm(key: i32) {
     if let Ok(seg) = SysvSegment::lookup(&Key::Explicit(key)) {
         let _ = seg.destroy();
     }
+}
+
+/// A name no other object of this process gets: `<prefix>-<pid>-<n>`.
+pub fn fresh_name(prefix: &str) -> String {
+    format!("{prefix}-{}-{}", std::process::id(), serial())
+}
+
+/// A number no earlier call in this process returned (until it wraps), for naming objects.
+pub fn serial() -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 static LIVE: Mutex<Vec<Named>> = Mutex::new(Vec::new());

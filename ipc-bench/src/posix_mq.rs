@@ -4,34 +4,27 @@
 //!
 //! The parent creates both queues of a link (`/ipc-bench-<pid>-<n>`, one each way) before it
 //! starts the peer, which only opens them (`create=never`), and removes them when the link is
-//! done, also on the way out of a failure ([`Queues`]).
+//! done, also on the way out of a failure ([`Made`]).
 //!
 //! A queue is no connection: neither side sees the other leave. So the parent ends its stream
-//! with an empty message ([`Link::ended_by_empty_message`]), and a [`Watcher`] thread speaks
+//! with an empty message ([`Link::ended_by_empty_message`]), and a watcher thread speaks
 //! for the peer once it has exited, whatever way it exited, so that the parent never waits for
 //! a dead peer.
 
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::thread;
-use std::time::Duration;
 
-use ipc::posix::PosixName;
-use ipc::posix::mq::{MqLimits, MqReceiver, MqSender, destroy};
+use ipc::posix::mq::{MqLimits, MqReceiver, MqSender};
 use ipc::{Address, Receiver, Sender, TransportSpec, Wait};
 use nix::errno::Errno;
 use nix::mqueue::{
     MQ_OFlag, MqAttr, MqdT, mq_attr_member_t, mq_close, mq_getattr, mq_open, mq_receive, mq_send,
-    mq_unlink,
 };
 use nix::sys::stat::Mode;
-use nix::sys::wait::{Id, WaitPidFlag, waitid};
-use nix::unistd::Pid;
 
 use crate::interrupt::{self, Named};
+use crate::made::Made;
 use crate::protocol::Variant;
-use crate::transport::{BenchTransport, Link, Peer, Scratch};
+use crate::transport::{BenchTransport, Link, Scratch};
 
 pub struct PosixMq;
 
@@ -53,9 +46,9 @@ impl BenchTransport for PosixMq {
         mut cmd: Command,
     ) -> ipc::Result<Link> {
         let capacity = MqLimits::read().msg_max;
-        let mut queues = Queues::new(variant);
-        let to_peer_name = Queues::fresh_name();
-        let from_peer_name = Queues::fresh_name();
+        let mut queues = Made::default();
+        let to_peer_name = interrupt::fresh_name("/ipc-bench");
+        let from_peer_name = interrupt::fresh_name("/ipc-bench");
         let (to_peer, from_peer): (Box<dyn Sender>, Box<dyn Receiver>) = match variant {
             Variant::Ours => {
                 let spec = |name: &str, create: &str| {
@@ -64,9 +57,9 @@ impl BenchTransport for PosixMq {
                     )
                 };
                 let to_peer = MqSender::open(&spec(&to_peer_name, "always").parse()?)?;
-                queues.created(&to_peer_name);
+                queues.created(Named::Queue(to_peer_name.clone()));
                 let mut from_peer = MqReceiver::open(&spec(&from_peer_name, "always").parse()?)?;
-                queues.created(&from_peer_name);
+                queues.created(Named::Queue(from_peer_name.clone()));
                 // Removed by `queues` once the peer is done, not by the receiver when it goes.
                 from_peer.release_queue();
                 cmd.arg("--rx").arg(spec(&to_peer_name, "never"));
@@ -80,9 +73,9 @@ impl BenchTransport for PosixMq {
                     open_queue(name, oflag, Some(&attr))
                 };
                 let to_peer = create(&to_peer_name, MQ_OFlag::O_WRONLY)?;
-                queues.created(&to_peer_name);
+                queues.created(Named::Queue(to_peer_name.clone()));
                 let from_peer = create(&from_peer_name, MQ_OFlag::O_RDONLY)?;
-                queues.created(&from_peer_name);
+                queues.created(Named::Queue(from_peer_name.clone()));
                 cmd.arg("--rx").arg(format!("posix-mq:{to_peer_name}"));
                 cmd.arg("--tx").arg(format!("posix-mq:{from_peer_name}"));
                 (
@@ -91,12 +84,8 @@ impl BenchTransport for PosixMq {
                 )
             }
         };
-        let watcher = Watcher::open(&to_peer_name, &from_peer_name, size, &queues)?;
-        let peer = Peer::spawn(cmd)?;
-        watcher.start(&peer)?;
-        Ok(Link::new(to_peer, from_peer, peer)
-            .ended_by_empty_message()
-            .keeping(queues))
+        let act = speak_for_peer(&to_peer_name, &from_peer_name, size)?;
+        queues.link(to_peer, from_peer, cmd, "mq", act)
     }
 
     fn open_raw_peer(
@@ -243,111 +232,27 @@ impl Receiver for RawMqReceiver {
     }
 }
 
-/// The queues of one link, removed (`mq_unlink`) when dropped: with the link, after its peer
-/// was waited for, or with a `connect` that failed half way. Also tells the link's
-/// [`Watcher`] to stop.
-struct Queues {
-    variant: Variant,
-    names: Vec<String>,
-    done: Arc<AtomicBool>,
-}
-
-impl Queues {
-    fn new(variant: Variant) -> Queues {
-        Queues {
-            variant,
-            names: Vec::new(),
-            done: Arc::new(AtomicBool::new(false)),
-        }
-    }
-
-    /// A name no other queue of this process gets: `/ipc-bench-<pid>-<n>`.
-    fn fresh_name() -> String {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        format!("/ipc-bench-{}-{n}", std::process::id())
-    }
-
-    /// Takes `name` in charge. Only once we created it: a queue we failed to create (it
-    /// existed) is not ours to remove.
-    fn created(&mut self, name: &str) {
-        self.names.push(name.to_owned());
-        interrupt::track(Named::Queue(name.to_owned()));
-    }
-}
-
-impl Drop for Queues {
-    fn drop(&mut self) {
-        self.done.store(true, Ordering::Release);
-        for name in &self.names {
-            // Each side with its own call: ours with `destroy`, raw with `mq_unlink`.
-            match self.variant {
-                Variant::Ours => {
-                    let _ = PosixName::new(name).and_then(|name| destroy(&name));
-                }
-                Variant::Raw => {
-                    let _ = mq_unlink(name.as_str());
-                }
-            }
-            interrupt::untrack(&Named::Queue(name.clone()));
-        }
-    }
-}
-
-/// How often a watcher whose peer has exited drains the queue to the peer.
-const DRAIN_PERIOD: Duration = Duration::from_millis(5);
-
-/// Speaks for the peer once it has exited, so that the parent is never left waiting on a
-/// queue nobody serves (a pipe would tell it with end of file or `EPIPE`):
+/// What the watcher does for the peer once it has exited ([`watch`]), on its own
+/// non-blocking descriptors, opened before the peer starts (a failure has nothing to undo):
 ///
 /// - sends an empty message to the parent, which ends whatever receive it waits in (the
 ///   stream's end, see [`Link::ended_by_empty_message`]);
 /// - keeps emptying the queue to the peer, so that a send blocked on it returns.
-///
-/// Both on its own non-blocking descriptors, and only after the peer exited: it takes no part
-/// in the measured runs. It stops once the link's [`Queues`] are dropped.
-struct Watcher {
-    to_peer: Queue,
-    from_peer: Queue,
+fn speak_for_peer(
+    to_peer: &str,
+    from_peer: &str,
     size: usize,
-    done: Arc<AtomicBool>,
-}
-
-impl Watcher {
-    /// Opens the watcher's ends, before the peer starts: a failure here has nothing to undo.
-    fn open(to_peer: &str, from_peer: &str, size: usize, queues: &Queues) -> ipc::Result<Watcher> {
-        Ok(Watcher {
-            to_peer: open_queue(to_peer, MQ_OFlag::O_RDONLY | MQ_OFlag::O_NONBLOCK, None)?,
-            from_peer: open_queue(from_peer, MQ_OFlag::O_WRONLY | MQ_OFlag::O_NONBLOCK, None)?,
-            size,
-            done: Arc::clone(&queues.done),
-        })
-    }
-
-    fn start(self, peer: &Peer) -> ipc::Result<()> {
-        let pid = Pid::from_raw(i32::try_from(peer.id()).unwrap_or(i32::MAX));
-        thread::Builder::new()
-            .name("bench-mq-watcher".into())
-            .spawn(move || self.run(pid))
-            .map(drop)
-            .map_err(|e| ipc::Error::io("starting the bench's queue watcher thread", e))
-    }
-
-    fn run(self, peer: Pid) {
-        // WNOWAIT: the peer stays to be reaped by `Link::finish`. Any error (ECHILD: already
-        // reaped) also means the peer is gone.
-        while let Err(Errno::EINTR) =
-            waitid(Id::Pid(peer), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT)
-        {}
-        let mut told = false;
-        let mut buf = vec![0; self.size];
-        let mut prio = 0;
-        while !self.done.load(Ordering::Acquire) {
-            // Until there is room, which there is at once: the queue to the parent holds at
-            // most one message (an echo, or the count), and the parent reads it.
-            told = told || mq_send(self.from_peer.mqd(), &[], 0) != Err(Errno::EAGAIN);
-            while mq_receive(self.to_peer.mqd(), &mut buf, &mut prio).is_ok() {}
-            thread::sleep(DRAIN_PERIOD);
-        }
-    }
+) -> ipc::Result<impl FnMut() -> bool + Send + 'static> {
+    let to_peer = open_queue(to_peer, MQ_OFlag::O_RDONLY | MQ_OFlag::O_NONBLOCK, None)?;
+    let from_peer = open_queue(from_peer, MQ_OFlag::O_WRONLY | MQ_OFlag::O_NONBLOCK, None)?;
+    let mut told = false;
+    let mut buf = vec![0; size];
+    let mut prio = 0;
+    Ok(move || {
+        // Until there is room, which there is at once: the queue to the parent holds at most
+        // one message (an echo, or the count), and the parent reads it.
+        told = told || mq_send(from_peer.mqd(), &[], 0) != Err(Errno::EAGAIN);
+        while mq_receive(to_peer.mqd(), &mut buf, &mut prio).is_ok() {}
+        true
+    })
 }

@@ -4,18 +4,14 @@
 //!
 //! The parent creates both queues of a link (key `0x6b<pid><n>`, exclusively, one each way)
 //! before it starts the peer, which only opens them (`create=never`), and removes them when
-//! the link is done, also on the way out of a failure ([`Queues`]) or an interrupt.
+//! the link is done, also on the way out of a failure ([`Made`]) or an interrupt.
 //!
 //! A queue is no connection: neither side sees the other leave. So the parent ends its stream
-//! with an empty message ([`Link::ended_by_empty_message`]), and a [`Watcher`] thread speaks
+//! with an empty message ([`Link::ended_by_empty_message`]), and a watcher thread speaks
 //! for the peer once it has exited, whatever way it exited, so that the parent never waits for
 //! a dead peer.
 
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::thread;
-use std::time::Duration;
 
 use ipc::sysv::Key;
 use ipc::sysv::msg::raw::{self, MsgBuf};
@@ -23,12 +19,11 @@ use ipc::sysv::msg::{MsgLimits, MsgReceiver, MsgSender};
 use ipc::{Receiver, Sender, TransportSpec, Wait};
 use nix::errno::Errno;
 use nix::libc;
-use nix::sys::wait::{Id, WaitPidFlag, waitid};
-use nix::unistd::Pid;
 
 use crate::interrupt::{self, Named};
+use crate::made::Made;
 use crate::protocol::Variant;
-use crate::transport::{BenchTransport, Link, Peer, Scratch};
+use crate::transport::{BenchTransport, Link, Scratch};
 
 pub struct SysvMq;
 
@@ -66,9 +61,10 @@ impl BenchTransport for SysvMq {
     ) -> ipc::Result<Link> {
         let capacity = (MsgLimits::read().msgmnb / size.max(1) as u64).max(1);
         let qbytes = capacity * size.max(1) as u64;
-        let mut queues = Queues::new();
-        let to_peer_key = Queues::fresh_key();
-        let from_peer_key = Queues::fresh_key();
+        let mut queues = Made::default();
+        let mut ids = [0; 2];
+        let to_peer_key = fresh_key();
+        let from_peer_key = fresh_key();
         let (to_peer, from_peer): (Box<dyn Sender>, Box<dyn Receiver>) = match variant {
             Variant::Ours => {
                 let spec = |key: i32, create: &str| {
@@ -78,9 +74,11 @@ impl BenchTransport for SysvMq {
                     )
                 };
                 let to_peer = MsgSender::open(&spec(to_peer_key, "always").parse()?)?;
-                queues.created(to_peer.msqid());
+                ids[0] = to_peer.msqid();
+                queues.created(Named::SysvQueue(ids[0]));
                 let mut from_peer = MsgReceiver::open(&spec(from_peer_key, "always").parse()?)?;
-                queues.created(from_peer.msqid());
+                ids[1] = from_peer.msqid();
+                queues.created(Named::SysvQueue(ids[1]));
                 // Removed by `queues` once the peer is done, not by the receiver when it goes.
                 from_peer.release_queue();
                 cmd.arg("--rx").arg(spec(to_peer_key, "never"));
@@ -100,9 +98,11 @@ impl BenchTransport for SysvMq {
                     Ok(id)
                 };
                 let to_peer = create(to_peer_key)?;
-                queues.created(to_peer);
+                ids[0] = to_peer;
+                queues.created(Named::SysvQueue(to_peer));
                 let from_peer = create(from_peer_key)?;
-                queues.created(from_peer);
+                ids[1] = from_peer;
+                queues.created(Named::SysvQueue(from_peer));
                 for id in [to_peer, from_peer] {
                     raw::set_qbytes(id, qbytes)
                         .map_err(|e| ipc::Error::io("msgctl IPC_SET msg_qbytes", e))?;
@@ -117,12 +117,8 @@ impl BenchTransport for SysvMq {
                 )
             }
         };
-        let watcher = Watcher::new(&queues, size);
-        let peer = Peer::spawn(cmd)?;
-        watcher.start(&peer)?;
-        Ok(Link::new(to_peer, from_peer, peer)
-            .ended_by_empty_message()
-            .keeping(queues))
+        let act = speak_for_peer(ids[0], ids[1], size);
+        queues.link(to_peer, from_peer, cmd, "sysv-mq", act)
     }
 
     fn open_raw_peer(
@@ -227,116 +223,34 @@ impl Receiver for RawMsgReceiver {
     }
 }
 
-/// The queues of one link, removed (`IPC_RMID` by id) when dropped: with the link, after its
-/// peer was waited for, or with a `connect` that failed half way. Also tells the link's
-/// [`Watcher`] to stop.
-struct Queues {
-    ids: Vec<i32>,
-    done: Arc<AtomicBool>,
+/// A key no other queue of this process gets: `0x6b<pid:16 bits><n:8 bits>`. Creation is
+/// exclusive: a collision (with a leftover, or a process whose pid shares the low bits)
+/// fails the run instead of sharing a queue.
+fn fresh_key() -> i32 {
+    let n = interrupt::serial() & 0xff;
+    ((0x6b << 24) | ((std::process::id() & 0xffff) << 8) | n) as i32
 }
 
-impl Queues {
-    fn new() -> Queues {
-        Queues {
-            ids: Vec::new(),
-            done: Arc::new(AtomicBool::new(false)),
-        }
-    }
-
-    /// A key no other queue of this process gets: `0x6b<pid:16 bits><n:8 bits>`. Creation is
-    /// exclusive: a collision (with a leftover, or a process whose pid shares the low bits)
-    /// fails the run instead of sharing a queue.
-    fn fresh_key() -> i32 {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed) & 0xff;
-        ((0x6b << 24) | ((std::process::id() & 0xffff) << 8) | n) as i32
-    }
-
-    /// Takes the queue `msqid` in charge. Only once we created it: a queue we failed to
-    /// create (it existed) is not ours to remove.
-    fn created(&mut self, msqid: i32) {
-        self.ids.push(msqid);
-        interrupt::track(Named::SysvQueue(msqid));
-    }
-}
-
-impl Drop for Queues {
-    fn drop(&mut self) {
-        self.done.store(true, Ordering::Release);
-        for &id in &self.ids {
-            let _ = ipc::sysv::msg::remove(id);
-            interrupt::untrack(&Named::SysvQueue(id));
-        }
-    }
-}
-
-/// How often a watcher whose peer has exited drains the queue to the peer.
-const DRAIN_PERIOD: Duration = Duration::from_millis(5);
-
-/// Speaks for the peer once it has exited, so that the parent is never left waiting on a
-/// queue nobody serves (a pipe would tell it with end of file or `EPIPE`):
+/// What the watcher does for the peer once it has exited ([`watch`]), on the link's first
+/// queue (to the peer) and second (from the peer), both with `IPC_NOWAIT`:
 ///
 /// - sends an empty message to the parent, which ends whatever receive it waits in (the
 ///   stream's end, see [`Link::ended_by_empty_message`]);
 /// - keeps emptying the queue to the peer, so that a send blocked on it returns.
-///
-/// Both with `IPC_NOWAIT`, and only after the peer exited: it takes no part in the measured
-/// runs. It stops once the link's [`Queues`] are dropped.
-struct Watcher {
-    to_peer: i32,
-    from_peer: i32,
-    size: usize,
-    done: Arc<AtomicBool>,
-}
-
-impl Watcher {
-    /// The queues are the link's first (to the peer) and second (from the peer).
-    fn new(queues: &Queues, size: usize) -> Watcher {
-        Watcher {
-            to_peer: queues.ids[0],
-            from_peer: queues.ids[1],
-            size,
-            done: Arc::clone(&queues.done),
-        }
-    }
-
-    fn start(self, peer: &Peer) -> ipc::Result<()> {
-        let pid = Pid::from_raw(i32::try_from(peer.id()).unwrap_or(i32::MAX));
-        thread::Builder::new()
-            .name("bench-sysv-mq-watcher".into())
-            .spawn(move || self.run(pid))
-            .map(drop)
-            .map_err(|e| ipc::Error::io("starting the bench's queue watcher thread", e))
-    }
-
-    fn run(self, peer: Pid) {
-        // WNOWAIT: the peer stays to be reaped by `Link::finish`. Any error (ECHILD: already
-        // reaped) also means the peer is gone.
-        while let Err(Errno::EINTR) =
-            waitid(Id::Pid(peer), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT)
-        {}
-        let mut told = false;
-        let mut empty = MsgBuf::new(0);
-        let _ = empty.fill(MTYPE, &[]);
-        let mut buf = MsgBuf::new(self.size);
-        while !self.done.load(Ordering::Acquire) {
-            // Until there is room, which there is at once: the queue to the parent holds at
-            // most one message (an echo, or the count), and the parent reads it.
-            told = told
-                || raw::send(self.from_peer, &empty, 0, libc::IPC_NOWAIT)
-                    .map_err(|e| e.raw_os_error())
-                    != Err(Some(Errno::EAGAIN as i32));
-            while raw::recv(
-                self.to_peer,
-                &mut buf,
-                self.size,
-                0,
-                // Whatever is there goes, whatever its size.
-                libc::IPC_NOWAIT | libc::MSG_NOERROR,
-            )
-            .is_ok()
-            {}
-            thread::sleep(DRAIN_PERIOD);
-        }
+fn speak_for_peer(to_peer: i32, from_peer: i32, size: usize) -> impl FnMut() -> bool + Send {
+    let mut told = false;
+    let mut empty = MsgBuf::new(0);
+    let _ = empty.fill(MTYPE, &[]);
+    let mut buf = MsgBuf::new(size);
+    move || {
+        // Until there is room, which there is at once: the queue to the parent holds at most
+        // one message (an echo, or the count), and the parent reads it.
+        told = told
+            || raw::send(from_peer, &empty, 0, libc::IPC_NOWAIT).map_err(|e| e.raw_os_error())
+                != Err(Some(Errno::EAGAIN as i32));
+        // Whatever is there goes, whatever its size.
+        let flags = libc::IPC_NOWAIT | libc::MSG_NOERROR;
+        while raw::recv(to_peer, &mut buf, size, 0, flags).is_ok() {}
+        true
     }
 }
