@@ -2,15 +2,14 @@
 //! Both FIFOs of a link live in the bench's private directory.
 
 use std::os::fd::AsFd;
-use std::process::Command;
 
-use ipc::{Receiver, Sender, TransportSpec};
+use ipc::TransportSpec;
 use nix::sys::stat::Mode;
 
 use crate::pipe::size_like_ours;
 use crate::protocol::{OPEN_TIMEOUT, Variant};
-use crate::raw::{FdReceiver, FdSender, open_fifo, wait_readable};
-use crate::transport::{BenchTransport, Link, Peer, Scratch};
+use crate::raw::{fd_ends, open_fifo, wait_readable};
+use crate::transport::{BenchTransport, Ends, Link, Peer, Setup};
 
 pub struct Fifo;
 
@@ -19,13 +18,9 @@ impl BenchTransport for Fifo {
         "fifo"
     }
 
-    fn connect(
-        &self,
-        variant: Variant,
-        size: usize,
-        scratch: &Scratch,
-        mut cmd: Command,
-    ) -> ipc::Result<Link> {
+    fn connect(&self, setup: Setup<'_>) -> ipc::Result<Link> {
+        let (variant, size, scratch, mut cmd) =
+            (setup.variant, setup.size, setup.scratch, setup.cmd);
         let to_peer_path = scratch.unique_path("to-peer")?;
         let from_peer_path = scratch.unique_path("from-peer")?;
         match variant {
@@ -69,27 +64,16 @@ impl BenchTransport for Fifo {
                 // Both ends are open on both sides: the names are no longer needed.
                 let _ = std::fs::remove_file(&to_peer_path);
                 let _ = std::fs::remove_file(&from_peer_path);
-                Ok(Link::new(
-                    Box::new(FdSender::new(to_peer, size)),
-                    Box::new(FdReceiver::new(from_peer, size)),
-                    peer,
-                ))
+                let (from_peer, to_peer) = fd_ends(from_peer, to_peer, size);
+                Ok(Link::new(to_peer, from_peer, peer))
             }
         }
     }
 
-    fn open_raw_peer(
-        &self,
-        size: usize,
-        rx: &str,
-        tx: &str,
-    ) -> ipc::Result<(Box<dyn Receiver>, Box<dyn Sender>)> {
+    fn open_raw_peer(&self, size: usize, rx: &str, tx: &str) -> ipc::Result<Ends> {
         let rx = open_fifo(&path(rx)?, false)?;
         let tx = open_fifo(&path(tx)?, true)?;
-        Ok((
-            Box::new(FdReceiver::new(rx, size)),
-            Box::new(FdSender::new(tx, size)),
-        ))
+        Ok(fd_ends(rx, tx, size))
     }
 }
 

@@ -2,14 +2,13 @@
 //! capacity. The peer inherits its two ends as descriptors.
 
 use std::os::fd::{AsFd, BorrowedFd};
-use std::process::Command;
 
 use ipc::pipe::{End, PipeConfig, channel, raw};
-use ipc::{Address, Receiver, Sender, TransportSpec};
+use ipc::{Address, TransportSpec};
 
 use crate::protocol::Variant;
-use crate::raw::{FdReceiver, FdSender};
-use crate::transport::{BenchTransport, Link, Peer, Scratch};
+use crate::raw::fd_ends;
+use crate::transport::{BenchTransport, Ends, Link, Peer, Setup};
 
 pub struct Pipe;
 
@@ -18,13 +17,8 @@ impl BenchTransport for Pipe {
         "pipe"
     }
 
-    fn connect(
-        &self,
-        variant: Variant,
-        size: usize,
-        _scratch: &Scratch,
-        mut cmd: Command,
-    ) -> ipc::Result<Link> {
+    fn connect(&self, setup: Setup<'_>) -> ipc::Result<Link> {
+        let (variant, size, mut cmd) = (setup.variant, setup.size, setup.cmd);
         match variant {
             Variant::Ours => {
                 let config = config(size);
@@ -52,27 +46,16 @@ impl BenchTransport for Pipe {
                     .arg(format!("pipe:fd={}", peer_tx.fd_number()));
                 let peer = Peer::spawn(cmd)?;
                 drop((peer_rx, peer_tx));
-                Ok(Link::new(
-                    Box::new(FdSender::new(to_peer, size)),
-                    Box::new(FdReceiver::new(from_peer, size)),
-                    peer,
-                ))
+                let (from_peer, to_peer) = fd_ends(from_peer, to_peer, size);
+                Ok(Link::new(to_peer, from_peer, peer))
             }
         }
     }
 
-    fn open_raw_peer(
-        &self,
-        size: usize,
-        rx: &str,
-        tx: &str,
-    ) -> ipc::Result<(Box<dyn Receiver>, Box<dyn Sender>)> {
+    fn open_raw_peer(&self, size: usize, rx: &str, tx: &str) -> ipc::Result<Ends> {
         let rx = raw::adopt_fd(fd_number(rx)?, End::Read)?;
         let tx = raw::adopt_fd(fd_number(tx)?, End::Write)?;
-        Ok((
-            Box::new(FdReceiver::new(rx, size)),
-            Box::new(FdSender::new(tx, size)),
-        ))
+        Ok(fd_ends(rx, tx, size))
     }
 }
 

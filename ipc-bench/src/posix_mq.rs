@@ -11,8 +11,6 @@
 //! for the peer once it has exited, whatever way it exited, so that the parent never waits for
 //! a dead peer.
 
-use std::process::Command;
-
 use ipc::posix::mq::{MqLimits, MqReceiver, MqSender};
 use ipc::{Address, Receiver, Sender, TransportSpec, Wait};
 use nix::errno::Errno;
@@ -24,7 +22,7 @@ use nix::sys::stat::Mode;
 use crate::interrupt::{self, Named};
 use crate::made::Made;
 use crate::protocol::Variant;
-use crate::transport::{BenchTransport, Link, Scratch};
+use crate::transport::{BenchTransport, Ends, Link, Setup};
 
 pub struct PosixMq;
 
@@ -38,13 +36,8 @@ impl BenchTransport for PosixMq {
         (size as u64 > max).then(|| format!("message_size above fs.mqueue.msgsize_max {max}"))
     }
 
-    fn connect(
-        &self,
-        variant: Variant,
-        size: usize,
-        _scratch: &Scratch,
-        mut cmd: Command,
-    ) -> ipc::Result<Link> {
+    fn connect(&self, setup: Setup<'_>) -> ipc::Result<Link> {
+        let (variant, size, mut cmd) = (setup.variant, setup.size, setup.cmd);
         let capacity = MqLimits::read().msg_max;
         let mut queues = Made::default();
         let to_peer_name = interrupt::fresh_name("/ipc-bench");
@@ -88,12 +81,7 @@ impl BenchTransport for PosixMq {
         queues.link(to_peer, from_peer, cmd, "mq", act)
     }
 
-    fn open_raw_peer(
-        &self,
-        _size: usize,
-        rx: &str,
-        tx: &str,
-    ) -> ipc::Result<(Box<dyn Receiver>, Box<dyn Sender>)> {
+    fn open_raw_peer(&self, _size: usize, rx: &str, tx: &str) -> ipc::Result<Ends> {
         let rx = open_queue(&name(rx)?, MQ_OFlag::O_RDONLY, None)?;
         let tx = open_queue(&name(tx)?, MQ_OFlag::O_WRONLY, None)?;
         Ok((

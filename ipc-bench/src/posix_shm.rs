@@ -12,7 +12,7 @@
 
 use std::process::Command;
 
-use ipc::{Address, Producers, Receiver, Sender, TransportSpec, WaitStrategy};
+use ipc::{Address, Producers, TransportSpec, WaitStrategy};
 
 use crate::interrupt::{self, Named};
 use crate::made::Made;
@@ -20,7 +20,7 @@ use crate::mailbox::{Mailbox, MailboxReceiver, MailboxSender};
 use crate::protocol::{Api, Variant};
 use crate::report::{Floors, Row};
 use crate::ring::{self, RingKind};
-use crate::transport::{BenchTransport, Link, Scratch};
+use crate::transport::{BenchTransport, Ends, Link, Setup};
 
 /// One row group of the table: the ring (and the mailbox) waiting as `wait` says.
 pub struct PosixShm {
@@ -119,13 +119,8 @@ impl BenchTransport for PosixShm {
         }
     }
 
-    fn connect(
-        &self,
-        variant: Variant,
-        size: usize,
-        _scratch: &Scratch,
-        cmd: Command,
-    ) -> ipc::Result<Link> {
+    fn connect(&self, setup: Setup<'_>) -> ipc::Result<Link> {
+        let (variant, size, cmd) = (setup.variant, setup.size, setup.cmd);
         let made = Made::default();
         if variant == Variant::Ours {
             return ring::connect_ours(self, size, cmd, made);
@@ -133,12 +128,7 @@ impl BenchTransport for PosixShm {
         connect_raw(self.wait, size, cmd, made)
     }
 
-    fn open_raw_peer(
-        &self,
-        size: usize,
-        rx: &str,
-        tx: &str,
-    ) -> ipc::Result<(Box<dyn Receiver>, Box<dyn Sender>)> {
+    fn open_raw_peer(&self, size: usize, rx: &str, tx: &str) -> ipc::Result<Ends> {
         let rx = Mailbox::open(&name(rx)?, size)?;
         let tx = Mailbox::open(&name(tx)?, size)?;
         Ok((

@@ -93,6 +93,14 @@ impl Receiver for FdReceiver {
     }
 }
 
+/// The raw baseline's ends on two descriptors, receiving (`rx`) first, for `size`-byte messages.
+pub fn fd_ends(rx: OwnedFd, tx: OwnedFd, size: usize) -> (Box<dyn Receiver>, Box<dyn Sender>) {
+    (
+        Box::new(FdReceiver::new(rx, size)),
+        Box::new(FdSender::new(tx, size)),
+    )
+}
+
 /// Waits until `fd` has data or its writer came and went; false after `timeout`.
 ///
 /// On a FIFO that no writer has opened yet, `read` returns end of file at once while `poll`

@@ -9,7 +9,7 @@ use crate::args::Args;
 use crate::error::{Error, doing};
 use crate::protocol::{Api, PeerReport, Role, Variant};
 use crate::report::{self, Baseline, Floors, Format, Layout, Measurement, Report, Row};
-use crate::transport::{BenchTransport, Link, Scratch};
+use crate::transport::{BenchTransport, Link, Scratch, Setup};
 use crate::transports::{TRANSPORTS, select};
 use crate::{cpu, interrupt, memcpy, peer, pingpong, plot, posix_shm, throughput};
 
@@ -220,7 +220,12 @@ impl Bench<'_> {
         let cmd = peer::command(transport, variant, api, role, size, self.peer_cpu)
             .map_err(|e| Error::Runtime(format!("{}: {e}", what())))?;
         let mut link = transport
-            .connect(variant, size, self.scratch, cmd)
+            .connect(Setup {
+                variant,
+                size,
+                scratch: self.scratch,
+                cmd,
+            })
             .and_then(|link| link.through(api))
             .map_err(doing(what))?;
         let result = link.await_ready().and_then(|()| workload(&mut link));

@@ -11,8 +11,6 @@
 //! for the peer once it has exited, whatever way it exited, so that the parent never waits for
 //! a dead peer.
 
-use std::process::Command;
-
 use ipc::sysv::Key;
 use ipc::sysv::msg::raw::{self, MsgBuf};
 use ipc::sysv::msg::{MsgLimits, MsgReceiver, MsgSender};
@@ -23,7 +21,7 @@ use nix::libc;
 use crate::interrupt::{self, Named};
 use crate::made::Made;
 use crate::protocol::Variant;
-use crate::transport::{BenchTransport, Link, Scratch};
+use crate::transport::{BenchTransport, Ends, Link, Setup};
 
 pub struct SysvMq;
 
@@ -52,13 +50,8 @@ impl BenchTransport for SysvMq {
         }
     }
 
-    fn connect(
-        &self,
-        variant: Variant,
-        size: usize,
-        _scratch: &Scratch,
-        mut cmd: Command,
-    ) -> ipc::Result<Link> {
+    fn connect(&self, setup: Setup<'_>) -> ipc::Result<Link> {
+        let (variant, size, mut cmd) = (setup.variant, setup.size, setup.cmd);
         let capacity = (MsgLimits::read().msgmnb / size.max(1) as u64).max(1);
         let qbytes = capacity * size.max(1) as u64;
         let mut queues = Made::default();
@@ -121,12 +114,7 @@ impl BenchTransport for SysvMq {
         queues.link(to_peer, from_peer, cmd, "sysv-mq", act)
     }
 
-    fn open_raw_peer(
-        &self,
-        size: usize,
-        rx: &str,
-        tx: &str,
-    ) -> ipc::Result<(Box<dyn Receiver>, Box<dyn Sender>)> {
+    fn open_raw_peer(&self, size: usize, rx: &str, tx: &str) -> ipc::Result<Ends> {
         Ok((
             Box::new(RawMsgReceiver::new(open_existing(rx)?, size)),
             Box::new(RawMsgSender::new(open_existing(tx)?, size)),

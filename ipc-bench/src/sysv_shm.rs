@@ -6,17 +6,14 @@
 //! The segments of a link are keyed `0x6…` from the pid and a counter; the rest is the ring
 //! family's ([`crate::ring`]), their removal on an interrupting signal [`Named::SysvShm`].
 
-use std::process::Command;
-
 use ipc::sysv::Key;
 use ipc::sysv::shm::SysvSegment;
-use ipc::{Receiver, Sender};
 
 use crate::interrupt::{self, Named};
 use crate::made::Made;
 use crate::protocol::Variant;
 use crate::ring::{self, RingKind};
-use crate::transport::{BenchTransport, Link, Scratch};
+use crate::transport::{BenchTransport, Ends, Link, Setup};
 
 /// The bench transport `sysv-shm`.
 pub struct SysvShm;
@@ -52,25 +49,15 @@ impl BenchTransport for SysvShm {
         false
     }
 
-    fn connect(
-        &self,
-        variant: Variant,
-        size: usize,
-        _scratch: &Scratch,
-        cmd: Command,
-    ) -> ipc::Result<Link> {
+    fn connect(&self, setup: Setup<'_>) -> ipc::Result<Link> {
+        let (variant, size, cmd) = (setup.variant, setup.size, setup.cmd);
         match variant {
             Variant::Ours => ring::connect_ours(self, size, cmd, Made::default()),
             Variant::Raw => Err(no_raw_baseline()),
         }
     }
 
-    fn open_raw_peer(
-        &self,
-        _: usize,
-        _: &str,
-        _: &str,
-    ) -> ipc::Result<(Box<dyn Receiver>, Box<dyn Sender>)> {
+    fn open_raw_peer(&self, _: usize, _: &str, _: &str) -> ipc::Result<Ends> {
         Err(no_raw_baseline())
     }
 }

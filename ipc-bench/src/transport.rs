@@ -48,22 +48,26 @@ pub trait BenchTransport: Sync {
     /// Creates the transport's objects, hands the peer its ends by appending `--rx SPEC` and
     /// `--tx SPEC` to `cmd` (the `ipc bench-peer` command line), starts it with
     /// [`Peer::spawn`] and returns this side's ends.
-    fn connect(
-        &self,
-        variant: Variant,
-        size: usize,
-        scratch: &Scratch,
-        cmd: Command,
-    ) -> ipc::Result<Link>;
+    fn connect(&self, setup: Setup<'_>) -> ipc::Result<Link>;
 
     /// In the peer, opens the raw baseline's ends named by `rx` and `tx` (as `connect` wrote
     /// them), receiving end first. Ours is opened by the `ipc` facade, the same for everyone.
-    fn open_raw_peer(
-        &self,
-        size: usize,
-        rx: &str,
-        tx: &str,
-    ) -> ipc::Result<(Box<dyn Receiver>, Box<dyn Sender>)>;
+    fn open_raw_peer(&self, size: usize, rx: &str, tx: &str) -> ipc::Result<Ends>;
+}
+
+/// A peer's two ends, receiving end first.
+pub type Ends = (Box<dyn Receiver>, Box<dyn Sender>);
+
+/// What [`BenchTransport::connect`] builds a link from.
+pub struct Setup<'a> {
+    /// Ours or the raw baseline.
+    pub variant: Variant,
+    /// The size of every message, each way.
+    pub size: usize,
+    /// Where FIFOs and other files of the run go.
+    pub scratch: &'a Scratch,
+    /// The peer's command line, to which `connect` adds its ends.
+    pub cmd: Command,
 }
 
 /// This process's ends of a link to a running peer.
