@@ -30,31 +30,15 @@ pub struct PosixShm {
 }
 
 /// Both ends poll without ever sleeping.
-pub static BUSY: PosixShm = PosixShm {
-    name: "posix-shm-busy",
-    wait: WaitStrategy::Busy,
-    producers: Producers::Single,
-};
+pub static BUSY: PosixShm = PosixShm::new("posix-shm-busy", WaitStrategy::Busy, Producers::Single);
 /// Both ends poll for about 20 µs, then sleep on a futex.
-pub static SPIN: PosixShm = PosixShm {
-    name: "posix-shm-spin",
-    wait: WaitStrategy::Spin,
-    producers: Producers::Single,
-};
+pub static SPIN: PosixShm = PosixShm::new("posix-shm-spin", WaitStrategy::Spin, Producers::Single);
 /// Both ends sleep on a futex at once.
-pub static PARK: PosixShm = PosixShm {
-    name: "posix-shm-park",
-    wait: WaitStrategy::Park,
-    producers: Producers::Single,
-};
+pub static PARK: PosixShm = PosixShm::new("posix-shm-park", WaitStrategy::Park, Producers::Single);
 
 /// Busy polling, on a multi-producer ring (one producer attached each way: what the claim
 /// costs a producer that meets no other).
-pub static MULTI: PosixShm = PosixShm {
-    name: "posix-shm-multi",
-    wait: WaitStrategy::Busy,
-    producers: Producers::Multi,
-};
+pub static MULTI: PosixShm = PosixShm::new("posix-shm-multi", WaitStrategy::Busy, Producers::Multi);
 
 /// Whether `transport` is one of these.
 pub fn is_one(transport: &dyn BenchTransport) -> bool {
@@ -81,6 +65,16 @@ pub fn note_floors(row: &Row, floors: &mut Floors) {
         floors.spin_ns = Some(raw.rtt_p50_ns);
     } else if row.transport == PARK.name {
         floors.futex_ns = Some(raw.rtt_p50_ns);
+    }
+}
+
+impl PosixShm {
+    const fn new(name: &'static str, wait: WaitStrategy, producers: Producers) -> PosixShm {
+        PosixShm {
+            name,
+            wait,
+            producers,
+        }
     }
 }
 
