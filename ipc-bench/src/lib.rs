@@ -7,18 +7,22 @@
 //!
 //! Round trips go into an HDR histogram (p50, p99, p99.9). Both processes measure their CPU
 //! time (`CLOCK_PROCESS_CPUTIME_ID`) over the measured interval, which starts at the first
-//! message marked [`transport::MEASURED`]; the peer prints its figure on its stdout, which
-//! [`Link::finish`] reads ([`transport::PeerReport`]). `--plot` draws the rows into an SVG
-//! ([`plot`]); a progress bar goes to stderr when it is a terminal, between the rows.
+//! message marked `protocol::MEASURED`; the peer prints its figure on its stdout, which
+//! `Link::finish` reads (`protocol::PeerReport`). `--plot` draws the rows into an SVG
+//! (`plot`); a progress bar goes to stderr when it is a terminal, between the rows.
 //!
 //! When a posix-shm row is measured, the report ends with references for it: single-process
 //! memcpy speed, and the "spin floor" and "futex floor" (the 64 B round trip of the raw busy
 //! and park mailboxes).
 //!
 //! With `--async`, a cell also measures ours through the readiness paths its transport names
-//! ([`BenchTransport::readiness_apis`]: tokio, a `WaitSet`), both processes alike
-//! ([`readiness`]), two more runs each, and reports each as a row of its own under the
+//! (`BenchTransport::readiness_apis`: tokio, a `WaitSet`), both processes alike
+//! (`readiness`), two more runs each, and reports each as a row of its own under the
 //! blocking one, with its ratios to it.
+//!
+//! The library behind `ipc bench`: the `ipc` binary flattens [`Args`] and [`PeerArgs`] into
+//! its subcommands and calls [`run`] and [`run_peer`]. ARCHITECTURE.md lists the layers of
+//! its modules.
 
 #![deny(unsafe_code)]
 

@@ -13,7 +13,7 @@ use crate::transport::BenchTransport;
 use crate::transports::lookup;
 use crate::{cpu, interrupt, readiness};
 
-/// The command line of `ipc bench-peer`, which `ipc bench` writes ([`command`]).
+/// The command line of `ipc bench-peer`, which `ipc bench` writes (`command`).
 #[derive(clap::Args)]
 pub struct Args {
     #[arg(long)]
