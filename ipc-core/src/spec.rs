@@ -8,6 +8,7 @@
 //! posix-shm:/ticks?capacity=1MiB&wait=busy&producers=multi
 //! sysv-mq:key=0x6666
 //! sysv-shm:ftok=/tmp/app:0x66?capacity=64KiB
+//! file-shm:/dev/shm/app.ring?capacity=1MiB
 //! ```
 //!
 //! The grammar is `TRANSPORT ":" ADDRESS [ "?" NAME "=" VALUE { "&" NAME "=" VALUE } ]`. The
@@ -21,9 +22,9 @@
 //! | `message_size` | bytes                               | all                               |
 //! | `mode`         | octal, `0000`..=`0777`              | all but `pipe`                    |
 //! | `create`       | `always`, `never`, `if_missing`     | all but `pipe`                    |
-//! | `open_timeout` | duration (`500ms`, `10s`)           | `fifo`, `posix-shm`, `sysv-shm`   |
-//! | `wait`         | [`WaitStrategy`]: `busy`, `spin`, `park` | `posix-shm`, `sysv-shm`      |
-//! | `producers`    | [`Producers`]: `single`, `multi`    | `posix-shm`, `sysv-shm`           |
+//! | `open_timeout` | duration (`500ms`, `10s`)           | `fifo` and the rings (`*-shm`)    |
+//! | `wait`         | [`WaitStrategy`]: `busy`, `spin`, `park` | the rings                    |
+//! | `producers`    | [`Producers`]: `single`, `multi`    | the rings                         |
 //! | `framing`      | [`Framing`]: `frames`, `lines`, `raw` | `pipe`, `fifo`                  |
 //! | `owner`        | `any`, uid or user name             | all but `pipe`                    |
 //! | `group`        | gid or group name                   | all but `pipe`                    |
@@ -72,17 +73,20 @@ pub enum Transport {
     SysvMq,
     /// System V shared-memory ring (`ipc-sysv` + `ipc-sync`).
     SysvShm,
+    /// Ring in a regular file mapped `MAP_SHARED` (`ipc-posix` + `ipc-sync`).
+    FileShm,
 }
 
 impl Transport {
     /// Every transport, in the order tables list them.
-    pub const ALL: [Transport; 6] = [
+    pub const ALL: [Transport; 7] = [
         Transport::Pipe,
         Transport::Fifo,
         Transport::PosixMq,
         Transport::PosixShm,
         Transport::SysvMq,
         Transport::SysvShm,
+        Transport::FileShm,
     ];
 
     /// The name used before the `:` in a transport string.
@@ -94,6 +98,7 @@ impl Transport {
             Transport::PosixShm => "posix-shm",
             Transport::SysvMq => "sysv-mq",
             Transport::SysvShm => "sysv-shm",
+            Transport::FileShm => "file-shm",
         }
     }
 
@@ -104,6 +109,9 @@ impl Transport {
             Transport::Fifo => "fifo",
             Transport::PosixMq | Transport::PosixShm => "posix",
             Transport::SysvMq | Transport::SysvShm => "sysv",
+            // A mapped file is what a POSIX shared-memory object is, outside /dev/shm: the
+            // same crate, the same feature.
+            Transport::FileShm => "posix",
         }
     }
 
@@ -137,7 +145,7 @@ impl Transport {
             ],
             // Rings: a sender waits for the segment (`open_timeout`), each end picks how it
             // waits for the other (`wait`), the creator fixes how many may send (`producers`).
-            Transport::PosixShm | Transport::SysvShm => &[
+            Transport::PosixShm | Transport::SysvShm | Transport::FileShm => &[
                 "capacity",
                 "message_size",
                 "mode",
@@ -276,7 +284,8 @@ pub enum Address {
     Unnamed,
     /// `pipe:fd=N`: a pipe end inherited as file descriptor `N`.
     Fd(i32),
-    /// `fifo:PATH`: a file-system path (UTF-8, no NUL, no `?`).
+    /// `fifo:PATH`, `file-shm:/PATH`: a file-system path (UTF-8, no NUL, no `?`; absolute
+    /// for `file-shm`).
     Path(String),
     /// `posix-*:/name`: a POSIX object name (leading `/`, no other `/`, at most `NAME_MAX`).
     Name(String),
@@ -447,6 +456,7 @@ impl TransportSpec {
         let address_fits = match (&self.address, self.transport) {
             (Address::Unnamed | Address::Fd(_), Transport::Pipe) => true,
             (Address::Path(p), Transport::Fifo) => check_path(p).is_ok(),
+            (Address::Path(p), Transport::FileShm) => check_absolute_path(p).is_ok(),
             (Address::Name(n), Transport::PosixMq | Transport::PosixShm) => {
                 check_posix_name(n).is_ok()
             }
@@ -671,6 +681,23 @@ fn parse_address(transport: Transport, text: &str) -> Result<Address> {
                 ))
             }
         }
+        Transport::FileShm => {
+            check_absolute_path(text).map_err(bad)?;
+            Ok(Address::Path(text.to_owned()))
+        }
+    }
+}
+
+/// A path that means the same file to every process whatever its working directory: a ring's
+/// two ends are usually started from different places.
+fn check_absolute_path(path: &str) -> Result<(), String> {
+    check_path(path)?;
+    if path.starts_with('/') {
+        Ok(())
+    } else {
+        Err(format!(
+            "the path `{path}` must be absolute (start with `/`)"
+        ))
     }
 }
 
@@ -998,6 +1025,7 @@ mod tests {
             "sysv-shm:ftok=/tmp/app:0x66?capacity=64KiB",
             "posix-mq:/orders?capacity=64&message_size=8KiB",
             "posix-shm:/ticks?capacity=1MiB",
+            "file-shm:/dev/shm/app.ring?capacity=1MiB&producers=multi",
         ] {
             let spec: TransportSpec = s.parse().unwrap();
             assert_eq!(spec.to_string(), s);
@@ -1139,6 +1167,19 @@ mod tests {
     fn new_rejects_mismatched_address() {
         assert!(TransportSpec::new(Transport::Fifo, Address::Fd(3)).is_err());
         assert!(TransportSpec::new(Transport::Pipe, Address::Fd(3)).is_ok());
+    }
+
+    #[test]
+    fn a_mapped_file_is_named_by_an_absolute_path() {
+        let (part, why) = reason("file-shm:app.ring");
+        assert_eq!(part, "app.ring");
+        assert!(why.contains("absolute"), "{why}");
+        let path = Address::Path("/tmp/app.ring".into());
+        assert!(TransportSpec::new(Transport::FileShm, path).is_ok());
+        let relative = Address::Path("tmp/app.ring".into());
+        assert!(TransportSpec::new(Transport::FileShm, relative).is_err());
+        // The ring options, as posix-shm takes them.
+        assert_eq!(Transport::FileShm.options(), Transport::PosixShm.options());
     }
 
     #[cfg(feature = "serde")]
