@@ -272,7 +272,11 @@ impl Removable for NamedSemaphore {
     /// `sem_unlink`, if the name still refers to the semaphore this handle has open; one put
     /// in its place since is left alone ([`Error::Incompatible`]).
     fn remove(&self) -> Result<()> {
-        ensure_identity(&self.object_name(), &sem_path(&self.name), self.identity)?;
+        ensure_identity(
+            &self.object_name(),
+            sem_path(&self.name).as_str(),
+            self.identity,
+        )?;
         unlink(&self.name)
     }
 

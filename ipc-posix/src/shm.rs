@@ -60,6 +60,7 @@ use std::ops::Deref;
 use std::os::fd::{AsFd, OwnedFd};
 
 use ipc_core::{Adoption, Create, Error, FileKind, ObjectId, Owner, Removable, Result};
+use nix::NixPath;
 use nix::errno::Errno;
 use nix::fcntl::{FallocateFlags, OFlag, fallocate};
 use nix::sys::stat::{FileStat, Mode, fchmod, fstat, lstat};
@@ -133,7 +134,7 @@ impl SharedMemory {
     pub fn create(name: &PosixName, size: usize, mode: u32) -> Result<Owner<SharedMemory>> {
         let object = object_name(name);
         check_mode(&object, mode)?;
-        check_size(&object, size)?;
+        check_size(&object, size, SHM_DIR)?;
         let fd = nix::sys::mman::shm_open(
             name.as_c_str(),
             OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC,
@@ -149,7 +150,7 @@ impl SharedMemory {
         // shm_open applied the umask: the mode asked for is the mode the object gets.
         fchmod(owner.fd.as_fd(), Mode::from_bits_truncate(mode))
             .map_err(|e| os_error("fchmod", &object, e))?;
-        reserve(&owner.fd, size, &object)?;
+        reserve(&owner.fd, size, &object, SHM_DIR)?;
         Ok(owner)
     }
 
@@ -184,14 +185,7 @@ impl SharedMemory {
         // fstat of the descriptor: what we check is what we opened, whatever the name does.
         let st = fstat(fd.as_fd()).map_err(|e| os_error("fstat", &object, e))?;
         check_object(&object, &st, adoption)?;
-        let actual = u64::try_from(st.st_size).unwrap_or(0);
-        let size = usize::try_from(actual)
-            .ok()
-            .filter(|s| *s <= isize::MAX as usize)
-            .ok_or_else(|| Error::LimitExceeded {
-                what: format!("isize::MAX (largest mapping), for {object} of {actual} bytes"),
-                limit: isize::MAX as u64,
-            })?;
+        let size = mappable_size(&object, &st)?;
         Ok(SharedMemory {
             name: name.clone(),
             fd,
@@ -257,24 +251,11 @@ impl SharedMemory {
     /// shared. The object is checked first: one that shrank below that size since it was
     /// opened is [`Error::Incompatible`], never a mapping beyond its end.
     pub fn map(&self) -> Result<Mapping> {
-        let object = self.object_name();
-        let st = fstat(self.fd.as_fd()).map_err(|e| os_error("fstat", &object, e))?;
-        let actual = u64::try_from(st.st_size).unwrap_or(0);
-        if actual < self.size as u64 {
-            return Err(Error::Incompatible {
-                object,
-                reason: format!(
-                    "it shrank to {actual} bytes since it was opened with {} bytes",
-                    self.size
-                ),
-            });
-        }
         let id = ObjectId {
             family: "posix-shm",
             name: self.name.as_str().to_owned(),
         };
-        Mapping::new(self.fd.as_fd(), self.size, id)
-            .map_err(|e| os_error("mmap", &object, errno_of(&e)))
+        map_checked(&self.fd, self.size, &self.object_name(), id)
     }
 }
 
@@ -284,7 +265,7 @@ impl Removable for SharedMemory {
     fn remove(&self) -> Result<()> {
         let object = self.object_name();
         let mine = fstat(self.fd.as_fd()).map_err(|e| os_error("fstat", &object, e))?;
-        ensure_same_object(&object, &shm_path(&self.name), &mine)?;
+        ensure_same_object(&object, shm_path(&self.name).as_str(), &mine)?;
         unlink(&self.name)
     }
 
@@ -309,9 +290,42 @@ pub(crate) fn shm_path(name: &PosixName) -> String {
     format!("{SHM_DIR}{name}")
 }
 
+/// The size `st` gives, if it can be mapped: Rust addresses at most `isize::MAX` bytes.
+pub(crate) fn mappable_size(object: &str, st: &FileStat) -> Result<usize> {
+    let actual = u64::try_from(st.st_size).unwrap_or(0);
+    usize::try_from(actual)
+        .ok()
+        .filter(|s| *s <= isize::MAX as usize)
+        .ok_or_else(|| Error::LimitExceeded {
+            what: format!("isize::MAX (largest mapping), for {object} of {actual} bytes"),
+            limit: isize::MAX as u64,
+        })
+}
+
+/// Maps `size` bytes of the file `fd` read-write and shared, after checking that it still has
+/// them: a file that shrank below `size` since it was opened is [`Error::Incompatible`], never
+/// a mapping beyond its end.
+pub(crate) fn map_checked(
+    fd: &OwnedFd,
+    size: usize,
+    object: &str,
+    id: ObjectId,
+) -> Result<Mapping> {
+    let st = fstat(fd.as_fd()).map_err(|e| os_error("fstat", object, e))?;
+    let actual = u64::try_from(st.st_size).unwrap_or(0);
+    if actual < size as u64 {
+        return Err(Error::Incompatible {
+            object: object.to_owned(),
+            reason: format!("it shrank to {actual} bytes since it was opened with {size} bytes"),
+        });
+    }
+    Mapping::new(fd.as_fd(), size, id).map_err(|e| os_error("mmap", object, errno_of(&e)))
+}
+
 /// Zero is not a segment; above `isize::MAX` Rust cannot address it; above `RLIMIT_FSIZE`
-/// the kernel would send `SIGXFSZ`; above the free space of `/dev/shm` it cannot be reserved.
-fn check_size(object: &str, size: usize) -> Result<()> {
+/// the kernel would send `SIGXFSZ`; above the free space of `dir` (where the file is made) it
+/// cannot be reserved.
+pub(crate) fn check_size(object: &str, size: usize, dir: &str) -> Result<()> {
     if size == 0 {
         return Err(Error::invalid_spec(
             "size=0",
@@ -332,10 +346,10 @@ fn check_size(object: &str, size: usize) -> Result<()> {
             limit: soft,
         });
     }
-    match ShmSpace::now() {
+    match Space::of(dir) {
         Some(space) if space.blocks_for(size as u64) > space.free_blocks => {
             Err(Error::LimitExceeded {
-                what: format!("{SHM_DIR} free space"),
+                what: format!("{dir} free space"),
                 limit: space.free_bytes(),
             })
         }
@@ -345,7 +359,7 @@ fn check_size(object: &str, size: usize) -> Result<()> {
 
 /// Sets the size and reserves every page, so that running out of room is `ENOSPC` now rather
 /// than `SIGBUS` when a page is first touched.
-fn reserve(fd: &OwnedFd, size: usize, object: &str) -> Result<()> {
+pub(crate) fn reserve(fd: &OwnedFd, size: usize, object: &str, dir: &str) -> Result<()> {
     let len = libc::off_t::try_from(size).map_err(|_| Error::LimitExceeded {
         what: "off_t (largest file offset)".into(),
         limit: libc::off_t::MAX as u64,
@@ -357,11 +371,12 @@ fn reserve(fd: &OwnedFd, size: usize, object: &str) -> Result<()> {
             // tmpfs gives up (and gives back what it allocated) when a signal arrives.
             Err(Errno::EINTR) => continue,
             Err(Errno::EOPNOTSUPP) => {
-                // Not tmpfs: size it at least (the free space was checked before creating).
+                // A file system without it: size it at least (the free space was checked
+                // before creating).
                 return nix::unistd::ftruncate(fd.as_fd(), len)
-                    .map_err(|e| os_error("ftruncate", object, e));
+                    .map_err(|e| os_error_in("ftruncate", object, e, dir));
             }
-            Err(e) => return Err(os_error("fallocate", object, e)),
+            Err(e) => return Err(os_error_in("fallocate", object, e, dir)),
         }
     }
 }
@@ -401,12 +416,20 @@ impl From<&FileStat> for Identity {
 
 /// Checks that `path` (the object's name in `/dev/shm`) still is the object `mine` before it is
 /// unlinked. A missing path passes: the unlink then reports `NotFound` itself.
-pub(crate) fn ensure_same_object(object: &str, path: &str, mine: &FileStat) -> Result<()> {
+pub(crate) fn ensure_same_object<P: NixPath + ?Sized>(
+    object: &str,
+    path: &P,
+    mine: &FileStat,
+) -> Result<()> {
     ensure_identity(object, path, Identity::from(mine))
 }
 
 /// As [`ensure_same_object`], for an identity recorded earlier.
-pub(crate) fn ensure_identity(object: &str, path: &str, mine: Identity) -> Result<()> {
+pub(crate) fn ensure_identity<P: NixPath + ?Sized>(
+    object: &str,
+    path: &P,
+    mine: Identity,
+) -> Result<()> {
     match lstat(path) {
         Ok(st) if Identity::from(&st) != mine => Err(Error::Incompatible {
             object: object.to_owned(),
@@ -419,24 +442,24 @@ pub(crate) fn ensure_identity(object: &str, path: &str, mine: Identity) -> Resul
     }
 }
 
-/// The free space of `/dev/shm`, when it has a limit.
-struct ShmSpace {
+/// The free space of a file system, when it has a limit.
+struct Space {
     free_blocks: u64,
     block_size: u64,
     files: u64,
     free_files: u64,
 }
 
-impl ShmSpace {
-    /// `statvfs("/dev/shm")`; `None` if unknown or unlimited (a tmpfs mounted with `size=0`
-    /// reports 0 blocks).
-    fn now() -> Option<ShmSpace> {
-        let st = nix::sys::statvfs::statvfs(SHM_DIR).ok()?;
+impl Space {
+    /// `statvfs(dir)`; `None` if unknown or unlimited (a tmpfs mounted with `size=0` reports 0
+    /// blocks).
+    fn of(dir: &str) -> Option<Space> {
+        let st = nix::sys::statvfs::statvfs(dir).ok()?;
         let block_size = st.fragment_size() as u64;
         if st.blocks() == 0 || block_size == 0 {
             return None;
         }
-        Some(ShmSpace {
+        Some(Space {
             free_blocks: st.blocks_available() as u64,
             block_size,
             files: st.files() as u64,
@@ -462,6 +485,11 @@ pub(crate) fn errno_of(e: &std::io::Error) -> Errno {
 /// become [`Error::LimitExceeded`] naming the limit and its value; the rest as
 /// [`Error::from_os`].
 pub(crate) fn os_error(op: &str, object: &str, errno: Errno) -> Error {
+    os_error_in(op, object, errno, SHM_DIR)
+}
+
+/// [`os_error`] for an object in the directory `dir`, whose file system `ENOSPC` is about.
+pub(crate) fn os_error_in(op: &str, object: &str, errno: Errno, dir: &str) -> Error {
     use nix::sys::resource::{Resource, getrlimit};
     match errno {
         Errno::EMFILE => Error::LimitExceeded {
@@ -475,13 +503,13 @@ pub(crate) fn os_error(op: &str, object: &str, errno: Errno) -> Error {
                 .and_then(|s| s.trim().parse().ok())
                 .unwrap_or(0),
         },
-        Errno::ENOSPC => match ShmSpace::now() {
+        Errno::ENOSPC => match Space::of(dir) {
             Some(space) if space.files > 0 && space.free_files == 0 => Error::LimitExceeded {
-                what: format!("{SHM_DIR} inodes (nr_inodes)"),
+                what: format!("{dir} inodes (nr_inodes)"),
                 limit: space.files,
             },
             space => Error::LimitExceeded {
-                what: format!("{SHM_DIR} free space"),
+                what: format!("{dir} free space"),
                 limit: space.map_or(0, |s| s.free_bytes()),
             },
         },
@@ -556,7 +584,7 @@ mod tests {
         // Past the pre-check (as if another process filled /dev/shm in between): fallocate
         // must fail with ENOSPC, and the owner must remove the object. Only where /dev/shm
         // has a size limit, so that the kernel refuses at once instead of allocating.
-        let Some(space) = ShmSpace::now() else {
+        let Some(space) = Space::of(SHM_DIR) else {
             eprintln!("skipped: /dev/shm has no size limit");
             return;
         };
@@ -578,7 +606,7 @@ mod tests {
             fd,
             size,
         });
-        let err = reserve(&owner.fd, size, "test").unwrap_err();
+        let err = reserve(&owner.fd, size, "test", SHM_DIR).unwrap_err();
         assert!(
             matches!(&err, Error::LimitExceeded { what, .. } if what.contains("/dev/shm")),
             "{err}"
