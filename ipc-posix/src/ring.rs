@@ -90,17 +90,52 @@
 //! ever attached is gone and the ring is drained; a sender gets it once the receiver closed or
 //! died. A sender attached before any receiver fills the ring and then waits for one.
 //!
+//! # In a regular file: `file-shm:/path`
+//!
+//! [`FileShmSender`] and [`FileShmReceiver`] are the same ring in a regular file mapped
+//! `MAP_SHARED` ([`file::MappedFile`]), for a ring that lives where its users manage it with
+//! ordinary tools (`ls -l`, `chown`, `rm`): a tmpfs such as `/dev/shm/app/` or
+//! `/run/user/UID/` for memory speed, or a disk, where the kernel also writes the pages back
+//! (costing I/O, not changing the protocol). The path is absolute; its directory must exist
+//! ([`Error::NotFound`] names it). Options, defaults and who creates and removes are as above,
+//! with `unlink` for `shm_unlink`; an existing path is used only if it is a regular file (not
+//! a symbolic link, which `O_NOFOLLOW` refuses) that passes the same owner and mode checks; a
+//! file larger than its file system has room for is [`Error::LimitExceeded`] naming the
+//! directory.
+//!
+//! ```
+//! use ipc_core::{Receiver, Sender, TransportSpec};
+//! use ipc_posix::ring::{FileShmReceiver, FileShmSender};
+//!
+//! # fn main() -> Result<(), ipc_core::Error> {
+//! let path = format!("/tmp/ipc-doc-file-ring-{}", std::process::id());
+//! let spec: TransportSpec = format!("file-shm:{path}?capacity=64KiB").parse()?;
+//! let mut rx = FileShmReceiver::open(&spec)?; // creates the file, mode 0600
+//! let mut tx = FileShmSender::open(&spec)?;
+//! tx.send(b"through a file")?;
+//! let mut buf = vec![0; rx.max_message_size()];
+//! let n = rx.recv(&mut buf)?;
+//! assert_eq!(&buf[..n], b"through a file");
+//! assert!(std::path::Path::new(&path).exists()); // visible to `ls`, `cp`, `rm`
+//! drop(rx); // the receiver that created the file removes it
+//! assert!(!std::path::Path::new(&path).exists());
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # References
 //!
-//! `shm_overview(7)`, `shm_open(3)`, `futex(2)`; the ring's protocol is in
+//! `shm_overview(7)`, `shm_open(3)`, `futex(2)`, `open(2)`; the ring's protocol is in
 //! [`ipc_sync::ring::core`].
 
+use std::path::Path;
 use std::sync::Arc;
 
 use ipc_core::{Address, Adoption, Error, Owner, Result, Segment, Transport, TransportSpec};
 use ipc_sync::ring::transport::{SegmentKind, ShmRingReceiver, ShmRingSender};
 
 use crate::PosixName;
+use crate::file::{self, MappedFile};
 use crate::shm::{self, SharedMemory};
 
 /// POSIX shared-memory objects as the segments of a ring: named `/name`, created with
@@ -152,6 +187,57 @@ pub type ShmSender = ShmRingSender<PosixShm>;
 
 /// The receiving end of a `posix-shm` ring: see [`ShmRingReceiver`] for its methods.
 pub type ShmReceiver = ShmRingReceiver<PosixShm>;
+
+/// Regular files as the segments of a ring: named by an absolute path (`file-shm:/path`),
+/// created with `open(O_CREAT | O_EXCL | O_NOFOLLOW)` and reserved, removed with `unlink`
+/// (only while the path still refers to that file).
+///
+/// A marker: no value of it exists, it only names the kind.
+pub enum FileShm {}
+
+impl SegmentKind for FileShm {
+    /// The path, as the transport string writes it.
+    type Name = String;
+    type Handle = MappedFile;
+
+    fn name_of(spec: &TransportSpec) -> Result<String> {
+        let (Transport::FileShm, Address::Path(path)) = (spec.transport, &spec.address) else {
+            return Err(Error::invalid_spec(
+                spec.to_string(),
+                "not a file-shm transport string (`file-shm:/path`)",
+            ));
+        };
+        Ok(path.clone())
+    }
+
+    fn describe(path: &String) -> String {
+        file::object_name(Path::new(path))
+    }
+
+    fn removal_hint(path: &String) -> String {
+        format!("rm {path}")
+    }
+
+    fn create(path: &String, size: usize, mode: u32) -> Result<Owner<MappedFile>> {
+        MappedFile::create(Path::new(path), size, mode)
+    }
+
+    fn open_existing(path: &String, adoption: &Adoption) -> Result<Option<MappedFile>> {
+        let file = MappedFile::open_any_size(Path::new(path), adoption)?;
+        // Empty: a creator between its `open(O_EXCL)` and `fallocate`.
+        Ok((file.size() > 0).then_some(file))
+    }
+
+    fn map(handle: &MappedFile) -> Result<Arc<dyn Segment>> {
+        Ok(Arc::new(handle.map()?))
+    }
+}
+
+/// The sending end of a `file-shm` ring: see [`ShmRingSender`] for its methods.
+pub type FileShmSender = ShmRingSender<FileShm>;
+
+/// The receiving end of a `file-shm` ring: see [`ShmRingReceiver`] for its methods.
+pub type FileShmReceiver = ShmRingReceiver<FileShm>;
 
 // The defaults are the generic transport's: every kind of segment has the same.
 pub use ipc_sync::ring::request::{DEFAULT_CAPACITY, MAX_CAPACITY};

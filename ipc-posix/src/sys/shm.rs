@@ -1,5 +1,5 @@
-//! The mapping of a POSIX shared-memory object, and the one `unsafe` promise it makes: the
-//! [`Segment`] contract.
+//! The mapping of a POSIX shared-memory object or of a regular file (`file-shm`: the same
+//! thing at another path), and the one `unsafe` promise it makes: the [`Segment`] contract.
 //!
 //! Creating the mapping needs no `unsafe` (`memmap2::MmapRaw` hands out raw pointers only, never
 //! references); promising that the pointer stays valid does.
@@ -12,7 +12,8 @@ use std::ptr::NonNull;
 use ipc_core::{ObjectId, Segment};
 use memmap2::{MmapOptions, MmapRaw};
 
-/// A read-write, shared (`MAP_SHARED`) mapping of a whole POSIX shared-memory object.
+/// A read-write, shared (`MAP_SHARED`) mapping of a whole POSIX shared-memory object or
+/// regular file ([`MappedFile`](crate::file::MappedFile)).
 ///
 /// It is independent of the handle it came from: closing the handle keeps the mapping, and
 /// dropping the mapping (or [`Mapping::unmap`]) unmaps it. Bytes are read and written through
@@ -59,7 +60,8 @@ impl Mapping {
 // - the object was at least `len()` bytes long when mapped (checked by the caller with
 //   `fstat`). A peer that shrinks it later (`ftruncate`, possible only for a process allowed to
 //   open it read-write: our uid, within the checked mode) makes an access raise `SIGBUS`, a
-//   crash and not a read of unrelated memory; this holds for every shared file mapping.
+//   crash and not a read of unrelated memory; this holds for every shared file mapping, a
+//   `file-shm` file on a disk as much as an object in `/dev/shm`.
 unsafe impl Segment for Mapping {
     fn base(&self) -> NonNull<u8> {
         NonNull::new(self.map.as_mut_ptr()).expect("checked non-null when mapped")
