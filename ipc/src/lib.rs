@@ -27,6 +27,7 @@
 //! | `posix-shm:/name`         | `posix` | [`posix`] ([`posix::ring`]) over [`sync`] |
 //! | `sysv-mq:key=N`           | `sysv`  | [`sysv`] ([`sysv::msg`]) |
 //! | `sysv-shm:key=N`, `sysv-shm:ftok=/path:0x66` | `sysv` | [`sysv`] ([`sysv::ring`]) over [`sync`] |
+//! | `file-shm:/path`          | `posix` | [`posix`] ([`posix::ring`], in a [`posix::file`]) over [`sync`] |
 //!
 //! A transport whose feature is off is an [`Error::InvalidSpec`] that names the feature.
 //! The traits, errors and transport strings are those of `ipc-core`, re-exported here.
@@ -94,6 +95,8 @@ pub fn open_sender_spec(spec: &TransportSpec) -> Result<Box<dyn Sender>> {
         Transport::SysvMq => Ok(Box::new(sysv::msg::MsgSender::open(spec)?)),
         #[cfg(feature = "sysv")]
         Transport::SysvShm => Ok(Box::new(sysv::ring::SysvShmSender::open(spec)?)),
+        #[cfg(feature = "posix")]
+        Transport::FileShm => Ok(Box::new(posix::ring::FileShmSender::open(spec)?)),
         other => Err(unavailable(spec, other)),
     }
 }
@@ -114,6 +117,8 @@ pub fn open_receiver_spec(spec: &TransportSpec) -> Result<Box<dyn Receiver>> {
         Transport::SysvMq => Ok(Box::new(sysv::msg::MsgReceiver::open(spec)?)),
         #[cfg(feature = "sysv")]
         Transport::SysvShm => Ok(Box::new(sysv::ring::SysvShmReceiver::open(spec)?)),
+        #[cfg(feature = "posix")]
+        Transport::FileShm => Ok(Box::new(posix::ring::FileShmReceiver::open(spec)?)),
         other => Err(unavailable(spec, other)),
     }
 }
@@ -166,6 +171,7 @@ pub fn available_transports() -> Vec<Transport> {
                     && cfg!(feature = "posix"))
                 || (*t == Transport::SysvMq && cfg!(feature = "sysv"))
                 || (*t == Transport::SysvShm && cfg!(feature = "sysv"))
+                || (*t == Transport::FileShm && cfg!(feature = "posix"))
         })
         .collect()
 }
@@ -179,6 +185,7 @@ fn unavailable(spec: &TransportSpec, transport: Transport) -> Error {
             | Transport::PosixShm
             | Transport::SysvMq
             | Transport::SysvShm
+            | Transport::FileShm
     );
     let reason = if built_here {
         format!(
@@ -208,6 +215,14 @@ mod tests {
     fn posix_shm_is_available_with_the_posix_feature() {
         assert_eq!(
             super::available_transports().contains(&super::Transport::PosixShm),
+            cfg!(feature = "posix")
+        );
+    }
+
+    #[test]
+    fn file_shm_is_available_with_the_posix_feature() {
+        assert_eq!(
+            super::available_transports().contains(&super::Transport::FileShm),
             cfg!(feature = "posix")
         );
     }
