@@ -486,44 +486,87 @@ impl Factory for MqFactory {
     }
 }
 
-/// POSIX shared-memory rings, `/ipc-test-<pid>-<n>` in `/dev/shm`, opened through the `ipc`
-/// facade.
+/// Shared-memory rings of any kind (`posix-shm`, `sysv-shm`, `file-shm`), opened through the
+/// `ipc` facade; a [`RingPlace`] says how a fresh segment is named and guarded.
 ///
 /// The ring's default capacity (64 KiB) takes messages up to 16 KiB; for larger ones the
 /// factory asks for a ring four times the message size, so that every test of the suite, up to
-/// [`ShmFactory::MAX_MESSAGE`], runs with the ring holding several of its largest messages.
+/// [`RingFactory::MAX_MESSAGE`], runs with the ring holding several of its largest messages.
 ///
 /// Who creates: this process, with `create=always` (a leftover of the same name fails the test
 /// rather than being reused), when it holds the receiver or both ends; the peer opens with
 /// `create=never`. When the peer receives, the peer creates (a receiver's default) and this
 /// process's sender waits for the segment to appear, as a sender started first does: the suite
 /// then exercises that path too. Either way the receiver that created the segment removes it
-/// when dropped; an [`ShmGuard`] attached to the [`Pair`] or the [`Peer`] removes it in every
-/// other ending (a killed peer, a failed test).
+/// when dropped; the place's guard, attached to the [`Pair`] or the [`Peer`], removes it in
+/// every other ending (a killed peer, a failed test).
 ///
 /// The writers of [`Factory::spawn_senders`] share a `producers=multi` ring; every other ring
 /// is single-producer.
-#[derive(Debug, Default)]
-pub struct ShmFactory {
-    /// Every segment name made, if asked for (see [`ShmFactory::recording`]).
-    record: Option<Arc<Mutex<Vec<PosixName>>>>,
+pub struct RingFactory<P: RingPlace> {
+    /// Every segment made, if asked for (see [`RingFactory::recording`]).
+    record: Option<Arc<Mutex<Vec<P::Id>>>>,
 }
 
-impl ShmFactory {
+/// Where a [`RingFactory`]'s segments live: a fresh name for each, and the guard that removes
+/// the segment under it whoever made it.
+pub trait RingPlace: 'static {
+    /// The transport's scheme ([`Factory::name`]).
+    const NAME: &'static str;
+    /// Removes the segment, if any, when dropped.
+    type Guard: Send + 'static;
+    /// What [`RingFactory::recording`] notes of each segment.
+    type Id: Clone + Send + 'static;
+
+    /// A guard on a name no other test uses; nothing is created yet.
+    fn fresh() -> Self::Guard;
+
+    /// The guarded segment's identity, for a test that checks it is gone.
+    fn id(guard: &Self::Guard) -> Self::Id;
+
+    /// The transport string of the guarded segment, without options.
+    fn address(guard: &Self::Guard) -> String;
+}
+
+/// POSIX shared-memory rings, `/ipc-test-<pid>-<n>` in `/dev/shm`.
+pub enum PosixShmPlace {}
+
+impl RingPlace for PosixShmPlace {
+    const NAME: &'static str = "posix-shm";
+    type Guard = ShmGuard;
+    type Id = PosixName;
+
+    fn fresh() -> ShmGuard {
+        ShmGuard::unique()
+    }
+
+    fn id(guard: &ShmGuard) -> PosixName {
+        guard.name().clone()
+    }
+
+    fn address(guard: &ShmGuard) -> String {
+        format!("posix-shm:{}", guard.name())
+    }
+}
+
+/// The suite on POSIX shared-memory rings.
+pub type ShmFactory = RingFactory<PosixShmPlace>;
+
+impl<P: RingPlace> RingFactory<P> {
     /// Largest message size the factory makes rings for (a 4 MiB ring).
     pub const MAX_MESSAGE: usize = 1 << 20;
 
     /// A factory (usable in a `static`).
-    pub const fn new() -> ShmFactory {
-        ShmFactory { record: None }
+    pub const fn new() -> RingFactory<P> {
+        RingFactory { record: None }
     }
 
-    /// A factory that notes the name of every segment it makes, for a test to check that none
-    /// is left behind.
-    pub fn recording() -> (ShmFactory, Arc<Mutex<Vec<PosixName>>>) {
+    /// A factory that notes every segment it makes, for a test to check that none is left
+    /// behind.
+    pub fn recording() -> (RingFactory<P>, Arc<Mutex<Vec<P::Id>>>) {
         let record = Arc::new(Mutex::new(Vec::new()));
         (
-            ShmFactory {
+            RingFactory {
                 record: Some(Arc::clone(&record)),
             },
             record,
@@ -533,7 +576,7 @@ impl ShmFactory {
     /// The ring capacity for `cfg`: as asked, else the default where it takes the message
     /// size, else four of the largest records.
     pub fn capacity_for(cfg: &Cfg) -> Option<u64> {
-        let default = ipc::posix::ring::DEFAULT_CAPACITY;
+        let default = ipc::sync::ring::request::DEFAULT_CAPACITY;
         match cfg.capacity {
             Some(c) => Some(c as u64),
             None if cfg.message_size as u64 <= default / 4 => None,
@@ -543,14 +586,14 @@ impl ShmFactory {
 
     /// A fresh guarded name, and the transport string for it (without `create`); senders wait
     /// well inside the watchdog for a segment to appear.
-    fn segment(&self, cfg: &Cfg, multi: bool) -> Named<ShmGuard> {
-        let guard = ShmGuard::unique();
+    fn segment(&self, cfg: &Cfg, multi: bool) -> Named<P::Guard> {
+        let guard = P::fresh();
         if let Some(record) = &self.record {
-            record.lock().unwrap().push(guard.name().clone());
+            record.lock().unwrap().push(P::id(&guard));
         }
         let mut spec = format!(
-            "posix-shm:{}?message_size={}&open_timeout=10s",
-            guard.name(),
+            "{}?message_size={}&open_timeout=10s",
+            P::address(&guard),
             cfg.message_size
         );
         if let Some(c) = Self::capacity_for(cfg) {
@@ -563,9 +606,24 @@ impl ShmFactory {
     }
 }
 
-impl Factory for ShmFactory {
+impl<P: RingPlace> Default for RingFactory<P> {
+    fn default() -> RingFactory<P> {
+        RingFactory::new()
+    }
+}
+
+impl<P: RingPlace> std::fmt::Debug for RingFactory<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RingFactory")
+            .field("place", &P::NAME)
+            .field("recording", &self.record.is_some())
+            .finish()
+    }
+}
+
+impl<P: RingPlace> Factory for RingFactory<P> {
     fn name(&self) -> &'static str {
-        "posix-shm"
+        P::NAME
     }
 
     fn sees_peer_death(&self) -> bool {

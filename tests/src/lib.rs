@@ -24,6 +24,7 @@
 pub mod board;
 pub mod drive;
 pub mod factory;
+pub mod factory_file_shm;
 pub mod factory_sysv_mq;
 pub mod factory_sysv_shm;
 pub mod fixtures;
@@ -35,7 +36,9 @@ pub mod signals;
 pub mod suite;
 pub mod via;
 
-pub use factory::{Cfg, Factory, FifoFactory, MqFactory, Pair, PipeFactory, ShmFactory};
+pub use factory::{
+    Cfg, Factory, FifoFactory, MqFactory, Pair, PipeFactory, RingFactory, RingPlace, ShmFactory,
+};
 pub use fixtures::{
     Cleanup, MqGuard, PathGuard, ShmGuard, mq_exists, shm_exists, unique_name, unique_path,
 };
@@ -221,6 +224,16 @@ macro_rules! conformance_tests_via {
             $crate::conformance_tests!(
                 $crate::ViaFactory::new(
                     $crate::factory_sysv_shm::SysvShmFactory::new(),
+                    $via
+                ),
+                connected
+            );
+        }
+
+        mod file_shm {
+            $crate::conformance_tests!(
+                $crate::ViaFactory::new(
+                    $crate::factory_file_shm::FileShmFactory::new(),
                     $via
                 ),
                 connected
