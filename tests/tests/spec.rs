@@ -43,6 +43,11 @@ fn address(t: Transport) -> BoxedStrategy<Address> {
             Just(Address::Private),
         ]
         .boxed(),
+        // Absolute only: both ends must mean the same file wherever they run.
+        Transport::FileShm => path()
+            .prop_map(|p| format!("/{p}"))
+            .prop_map(Address::Path)
+            .boxed(),
         other => panic!("no address strategy for {other}: add one"),
     }
 }
