@@ -12,8 +12,8 @@ use crate::objects::{self, Kind, Which};
 
 /// Show the layout header and ring state of a shared-memory segment made by ipc.
 ///
-/// SPEC: posix-shm:/NAME (or /NAME), sysv-shm:id=N or sysv-shm:key=0xKEY. Read without
-/// locking, so the figures may be a moment apart; nothing is written.
+/// SPEC: posix-shm:/NAME (or /NAME), sysv-shm:id=N, sysv-shm:key=0xKEY or file-shm:/PATH.
+/// Read without locking, so the figures may be a moment apart; nothing is written.
 #[derive(clap::Args)]
 pub struct Args {
     /// The segment.
@@ -21,6 +21,16 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
+    // A mapped file is not one of the machine's objects `ipc ls` lists: it is found by path.
+    if args.spec.starts_with("file-shm:") {
+        let spec: ipc::TransportSpec = args.spec.parse()?;
+        let ipc::Address::Path(path) = &spec.address else {
+            unreachable!("file-shm addresses are paths");
+        };
+        let segment = objects::map_file(path)
+            .map_err(|e| Failure::context(format!("opening {}", args.spec), e))?;
+        return show(&args.spec, Arc::new(segment));
+    }
     let target = objects::parse_target(&args.spec)?;
     let spec = target.to_string();
     let open_err = |e: ipc::Error| Failure::context(format!("opening {spec}"), e);
@@ -37,11 +47,16 @@ pub fn run(args: Args) -> Result<(), Failure> {
         _ => {
             return Err(Failure::Usage(format!(
                 "cannot inspect `{}`: only shared memory (posix-shm:/NAME, sysv-shm:id=N, \
-                 sysv-shm:key=0x…) holds a layout",
+                 sysv-shm:key=0x…, file-shm:/PATH) holds a layout",
                 args.spec
             )));
         }
     };
+    show(&spec, segment)
+}
+
+/// Prints the layout and state of a mapped segment.
+fn show(spec: &str, segment: Arc<dyn Segment>) -> Result<(), Failure> {
     let size = segment.len();
     let shared = Shared::new(segment);
     let layout = Layout::attach(&shared, LayoutKind::Ring, std::time::Duration::ZERO)

@@ -17,6 +17,10 @@
 //! `ipc ls` names System V objects by id (private objects have no key); their key is its own
 //! column.
 //!
+//! A `file-shm:/path` ring is a file anywhere on any file system: `ipc ls` and `ipc clean` do
+//! not look for them (that would be a scan of every disk), `ipc inspect file-shm:/path` and
+//! `ipc shm read|write file-shm:/path` take one by its path, and `rm` removes it.
+//!
 //! # Ours
 //!
 //! An object is this framework's if it is shared memory whose first bytes are an `ipc-sync`
@@ -614,6 +618,14 @@ pub fn map_posix(name: &str) -> ipc::Result<Arc<dyn Segment>> {
     let name = PosixName::new(name)?;
     let shm = SharedMemory::open(&name, &Expect::size(1).adopt(&ipc::Adoption::anything()))?;
     Ok(Arc::new(shm.map()?))
+}
+
+/// Maps a `file-shm` ring's file (or any regular file) to read its state or bytes; as for
+/// [`map_posix`], the file's own permissions decide. Files are not scanned (they may be
+/// anywhere on any disk): a file is inspected by its path only.
+pub fn map_file(path: &str) -> ipc::Result<ipc::posix::shm::Mapping> {
+    let expect = Expect::size(1).adopt(&ipc::Adoption::anything());
+    ipc::posix::file::MappedFile::open(Path::new(path), &expect)?.map()
 }
 
 /// Attaches a System V segment read-only.

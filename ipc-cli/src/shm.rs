@@ -2,10 +2,10 @@
 //! any program (no ring header is read or written).
 //!
 //! SPEC is `sysv-shm:key=0x…`, `sysv-shm:ftok=PATH:PROJ_ID`, `sysv-shm:id=N` (the id `ipcs -m`
-//! and `ipcmk -M` print), `posix-shm:/name` or just `/name`, without options. System V segments are found
-//! by key or id without owner or mode checks (the kernel's permission checks apply at attach:
-//! this is a tool for other programs' segments); a POSIX object must belong to us, whatever its
-//! mode, since opening one by name is how a squatted name gets adopted.
+//! and `ipcmk -M` print), `posix-shm:/name` or just `/name`, or `file-shm:/path` (a regular
+//! file mapped shared), without options. Segments are found by key, id, name or path without
+//! owner or mode checks: the kernel's permission checks apply when they are opened or
+//! attached, and this is a tool for other programs' segments.
 
 use std::io::{self, Read, Write};
 
@@ -55,6 +55,7 @@ enum Target {
     SysvKey(Key),
     SysvId(i32),
     Posix(PosixName),
+    File(String),
 }
 
 fn parse_target(text: &str) -> Result<Target, Failure> {
@@ -93,9 +94,10 @@ fn parse_target(text: &str) -> Result<Target, Failure> {
         (Transport::PosixShm, Address::Name(name)) => {
             Ok(Target::Posix(PosixName::new(&name).map_err(Failure::from)?))
         }
+        (Transport::FileShm, Address::Path(path)) => Ok(Target::File(path)),
         (other, _) => Err(Failure::Usage(format!(
             "invalid segment `{text}`: {other} is not shared memory (use sysv-shm:key=…, \
-             sysv-shm:ftok=…, sysv-shm:id=N or posix-shm:/name)"
+             sysv-shm:ftok=…, sysv-shm:id=N, posix-shm:/name or file-shm:/path)"
         ))),
     }
 }
@@ -121,6 +123,9 @@ fn open(text: &str, access: Access) -> Result<Box<dyn Segment>, Failure> {
                 .and_then(|shm| shm.map())
                 .context(what)?,
         ),
+        // A regular file is mapped read-write whatever `access`: reading it through a
+        // read-only mapping would need a read-only Mapping type for one tool.
+        Target::File(path) => Box::new(crate::objects::map_file(&path).context(what)?),
     })
 }
 

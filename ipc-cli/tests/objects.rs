@@ -320,13 +320,10 @@ fn clean_stale_removes_a_killed_channel_only() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
 
-#[test]
-fn inspect_shows_capacity_and_consumer() {
-    let _scan = one_scan_at_a_time();
-    let ring = ShmName(unique("inspect"));
-    let spec = format!("posix-shm:{}", ring.0);
+/// `ipc inspect spec` of a ring a live `ipc recv` made: its capacity, consumer and creator.
+fn inspect_shows_capacity_and_consumer_of(spec: &str) {
     let recv = Running::recv(&format!("{spec}?capacity=128KiB"));
-    let out = wait_for_ring(&spec);
+    let out = wait_for_ring(spec);
     let said = text(&out.stdout);
     assert!(said.contains("capacity     131072 bytes"), "{said}");
     assert!(
@@ -337,6 +334,32 @@ fn inspect_shows_capacity_and_consumer() {
         said.contains(&format!("creator      pid {} (alive)", recv.0.id())),
         "{said}"
     );
+}
+
+/// A file, removed when dropped (a killed `ipc recv` leaves the ring it made).
+struct FileName(String);
+
+impl Drop for FileName {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn inspect_finds_a_mapped_file_by_path() {
+    let file = FileName(format!("/tmp{}", unique("file-shm")));
+    inspect_shows_capacity_and_consumer_of(&format!("file-shm:{}", file.0));
+    std::fs::write(&file.0, vec![0u8; 8192]).unwrap();
+    let out = run(&["inspect", &format!("file-shm:{}", file.0)]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+}
+
+#[test]
+fn inspect_shows_capacity_and_consumer() {
+    let _scan = one_scan_at_a_time();
+    let ring = ShmName(unique("inspect"));
+    let spec = format!("posix-shm:{}", ring.0);
+    inspect_shows_capacity_and_consumer_of(&spec);
 
     // Not ours: an error naming why, and nothing printed.
     let plain = ShmName(unique("plain"));
@@ -344,7 +367,6 @@ fn inspect_shows_capacity_and_consumer() {
     let out = run(&["inspect", &plain.0]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(out.stdout.is_empty());
-    drop(recv);
 }
 
 /// `ipc` run in a new PID namespace with its own `/proc` (as a container sharing `/dev/shm`

@@ -157,37 +157,53 @@ fn bad_specs_are_usage_errors_naming_the_part() {
 }
 
 /// A POSIX shared-memory object made as a plain file in `/dev/shm`, removed when dropped.
-struct PosixObject(String);
+/// A file made for a test, removed when dropped.
+struct TestFile(String);
 
-impl Drop for PosixObject {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(format!("/dev/shm{}", self.0));
+impl TestFile {
+    /// A fresh file of 1000 zero bytes at `dir/ipc-cli-shm-test-PID-N`.
+    fn new(dir: &str) -> TestFile {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let path = format!(
+            "{dir}/ipc-cli-shm-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let file = std::fs::File::create(&path).unwrap();
+        file.set_len(1000).unwrap();
+        TestFile(path)
     }
+}
+
+impl Drop for TestFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Writes at the end of the segment `spec` names, reads it back and finds it in `file`; a
+/// write one byte too long fails.
+fn reads_and_writes(spec: &str, file: &TestFile) {
+    let out = run(&["shm", "write", spec, "--offset", "990"], b"0123456789");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(&["shm", "read", spec, "--offset", "990"], b"");
+    assert_eq!(out.stdout, b"0123456789");
+    assert_eq!(std::fs::read(&file.0).unwrap()[990..], *b"0123456789");
+    let out = run(&["shm", "write", spec, "--offset", "991"], b"0123456789");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 }
 
 #[test]
 fn reads_and_writes_a_posix_object() {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let name = format!(
-        "/ipc-cli-shm-test-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    let obj = PosixObject(name.clone());
-    let file = std::fs::File::create(format!("/dev/shm{}", obj.0)).unwrap();
-    file.set_len(1000).unwrap();
-    drop(file);
-    let spec = format!("posix-shm:{name}");
-    let out = run(&["shm", "write", &spec, "--offset", "990"], b"0123456789");
-    assert!(out.status.success(), "{}", stderr(&out));
-    let out = run(&["shm", "read", &spec, "--offset", "990"], b"");
-    assert_eq!(out.stdout, b"0123456789");
-    assert_eq!(
-        std::fs::read(format!("/dev/shm{name}")).unwrap()[990..],
-        *b"0123456789"
-    );
-    let out = run(&["shm", "write", &spec, "--offset", "991"], b"0123456789");
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let file = TestFile::new("/dev/shm");
+    let name = file.0.trim_start_matches("/dev/shm");
+    reads_and_writes(&format!("posix-shm:{name}"), &file);
+}
+
+#[test]
+fn reads_and_writes_a_mapped_file() {
+    let file = TestFile::new("/tmp");
+    reads_and_writes(&format!("file-shm:{}", file.0), &file);
 }
 
 /// Keys of System V segments that exist now, as `ipcs -m` prints them.
