@@ -34,6 +34,8 @@ pub enum Named {
     SysvShm(i32),
     /// A System V message queue, by id (`sysv-mq` bench).
     SysvQueue(i32),
+    /// A file, by path (`file-shm` bench).
+    File(PathBuf),
 }
 
 impl Named {
@@ -52,6 +54,9 @@ impl Named {
             Named::SysvShm(key) => remove_sysv_shm(*key),
             Named::SysvQueue(id) => {
                 let _ = ipc::sysv::msg::remove(*id);
+            }
+            Named::File(path) => {
+                let _ = std::fs::remove_file(path);
             }
         }
     }

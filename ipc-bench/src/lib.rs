@@ -30,6 +30,7 @@ mod args;
 mod cpu;
 mod error;
 mod fifo;
+mod file_shm;
 mod interrupt;
 mod made;
 mod mailbox;

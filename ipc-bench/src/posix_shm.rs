@@ -123,13 +123,24 @@ impl BenchTransport for PosixShm {
     }
 
     fn open_raw_peer(&self, size: usize, rx: &str, tx: &str) -> ipc::Result<Ends> {
-        let rx = Mailbox::open(&name(rx)?, size)?;
-        let tx = Mailbox::open(&name(tx)?, size)?;
-        Ok((
-            Box::new(MailboxReceiver::new(rx, self.wait)),
-            Box::new(MailboxSender::new(tx, self.wait)),
-        ))
+        open_raw_mailboxes(self.wait, size, rx, tx)
     }
+}
+
+/// The peer's ends of the raw baseline: the mailboxes `rx` and `tx` (`posix-shm:/name`) the
+/// parent made, waiting as `wait` says.
+pub(crate) fn open_raw_mailboxes(
+    wait: WaitStrategy,
+    size: usize,
+    rx: &str,
+    tx: &str,
+) -> ipc::Result<Ends> {
+    let rx = Mailbox::open(&name(rx)?, size)?;
+    let tx = Mailbox::open(&name(tx)?, size)?;
+    Ok((
+        Box::new(MailboxReceiver::new(rx, wait)),
+        Box::new(MailboxSender::new(tx, wait)),
+    ))
 }
 
 fn name(spec: &str) -> ipc::Result<String> {
@@ -140,8 +151,8 @@ fn name(spec: &str) -> ipc::Result<String> {
 }
 
 /// The raw baseline: a mailbox each way, which this process creates and owns (they go with
-/// the link), the peer opens by name.
-fn connect_raw(
+/// the link), the peer opens by name. `file-shm`'s too: the same ring, so the same floor.
+pub(crate) fn connect_raw(
     wait: WaitStrategy,
     size: usize,
     mut cmd: Command,

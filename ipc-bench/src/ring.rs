@@ -1,4 +1,4 @@
-//! The ring family (`posix-shm-*`, `sysv-shm`): ours is a ring of the `ipc` facade on two
+//! The ring family (`posix-shm-*`, `sysv-shm`, `file-shm`): ours is a ring of the `ipc` facade on two
 //! segments, one each way, which this process creates (`create=always`) before it starts the
 //! peer, which only opens them (`create=never`). A transport of the family says only how its
 //! segments are named and spelt ([`RingKind`]).

@@ -2,7 +2,7 @@
 
 use crate::error::Error;
 use crate::transport::BenchTransport;
-use crate::{fifo, pipe, posix_mq, posix_shm, sysv_mq, sysv_shm};
+use crate::{fifo, file_shm, pipe, posix_mq, posix_shm, sysv_mq, sysv_shm};
 
 /// The transports `ipc bench` knows, in the order it runs them. A new transport is one more
 /// entry here.
@@ -16,6 +16,7 @@ pub(crate) static TRANSPORTS: &[&dyn BenchTransport] = &[
     &posix_shm::MULTI,
     &sysv_mq::SysvMq,
     &sysv_shm::SysvShm,
+    &file_shm::FileShm,
 ];
 
 /// The transport called `name` (as the peer's command line names it).

@@ -219,11 +219,50 @@ fn sysv_keys() -> Vec<String> {
 
 #[test]
 fn bench_has_a_sysv_shm_row_without_raw_baseline_and_leaves_no_segment() {
+    let (pid, rows) = bench_rows("sysv-shm");
+    for row in &rows {
+        assert!(row["raw"].is_null(), "{row}");
+    }
+    // The bench's keys are 0x6, its pid's low 20 bits, a counter byte.
+    let prefix = format!("0x6{:05x}", pid & 0xf_ffff);
+    let left: Vec<_> = sysv_keys()
+        .into_iter()
+        .filter(|k| k.starts_with(&prefix))
+        .collect();
+    assert!(left.is_empty(), "segments left behind: {left:?}");
+}
+
+#[test]
+fn bench_has_a_file_shm_row_with_the_mailbox_baseline_and_leaves_no_file() {
+    let (pid, rows) = bench_rows("file-shm");
+    for row in &rows {
+        assert!(row["raw"]["rtt_p50_ns"].as_f64().unwrap() > 0.0, "{row}");
+    }
+    let ours = format!("ipc-bench-file-{pid}-");
+    let raw = format!("ipc-bench-shm-{pid}-");
+    for (dir, prefix) in [(std::env::temp_dir(), ours), ("/dev/shm".into(), raw)] {
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with(&prefix))
+            .collect();
+        assert!(
+            left.is_empty(),
+            "left behind in {}: {left:?}",
+            dir.display()
+        );
+    }
+}
+
+/// `ipc bench --json` of `transport` at 64 and 4096 bytes: the bench's pid and its rows,
+/// checked to be that transport's and measured.
+fn bench_rows(transport: &str) -> (u32, Vec<serde_json::Value>) {
     let child = ipc()
         .args([
             "bench",
             "--transports",
-            "sysv-shm",
+            transport,
             "--sizes",
             "64,4096",
             "--json",
@@ -244,16 +283,9 @@ fn bench_has_a_sysv_shm_row_without_raw_baseline_and_leaves_no_segment() {
         .collect();
     assert_eq!(rows.len(), 2, "{stdout}");
     for (row, size) in rows.iter().zip([64, 4096]) {
-        assert_eq!(row["transport"], "sysv-shm");
+        assert_eq!(row["transport"], transport);
         assert_eq!(row["size"], size);
-        assert!(row["raw"].is_null(), "{row}");
         assert!(row["rtt_p50_ns"].as_f64().unwrap() > 0.0, "{row}");
     }
-    // The bench's keys are 0x6, its pid's low 20 bits, a counter byte.
-    let prefix = format!("0x6{:05x}", pid & 0xf_ffff);
-    let left: Vec<_> = sysv_keys()
-        .into_iter()
-        .filter(|k| k.starts_with(&prefix))
-        .collect();
-    assert!(left.is_empty(), "segments left behind: {left:?}");
+    (pid, rows)
 }
