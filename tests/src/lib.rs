@@ -13,7 +13,7 @@
 //!   every test bounded: peers are killed when dropped, waits have deadlines.
 //! - [`message`] makes messages that check themselves (writer, sequence number, checksum).
 //! - [`fixtures`] names objects uniquely and removes them even when a test fails.
-//! - [`shm_ring`] opens either shared-memory transport's rings, maps a live segment for a test
+//! - [`shm_ring`] opens the rings of every shared-memory transport, maps a live segment for a test
 //!   playing the hostile peer, and reads its region table; [`board`] is where `ipc-shm-peer`
 //!   processes report what they are doing when a test kills them.
 //! - [`via`] runs the suite through the event-loop APIs: [`ViaFactory`] wraps a factory so that

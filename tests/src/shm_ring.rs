@@ -1,4 +1,4 @@
-//! Shared-memory rings of both transports (`posix-shm`, `sysv-shm`) for the cross-process
+//! Shared-memory rings of every transport (`posix-shm`, `sysv-shm`, `file-shm`) for the cross-process
 //! tests: a unique name removed whatever way the test ends, either end opened from a transport
 //! string of either kind, and a raw mapping of the live segment for a test that plays the
 //! hostile peer (which finds the regions to aim at through `ipc::sync::Layout`).
@@ -6,7 +6,8 @@
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
-use ipc::posix::ring::{ShmReceiver, ShmSender};
+use ipc::posix::file::MappedFile;
+use ipc::posix::ring::{FileShmReceiver, FileShmSender, ShmReceiver, ShmSender};
 use ipc::posix::shm::{Expect, SharedMemory};
 use ipc::sync::Shared;
 use ipc::sync::ring::{RingReceiver, RingSender};
@@ -14,8 +15,8 @@ use ipc::sysv::ring::{SysvShmReceiver, SysvShmSender};
 use ipc::sysv::shm::{Access, SysvSegment};
 use ipc::{Error, Transport, TransportSpec};
 
-use crate::ShmGuard;
 use crate::factory_sysv_shm::SysvKeyGuard;
+use crate::{PathGuard, ShmGuard};
 
 /// Which shared-memory transport.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,17 +25,21 @@ pub enum ShmTransport {
     Posix,
     /// `sysv-shm:key=0x…`.
     Sysv,
+    /// `file-shm:/tmp/…`.
+    File,
 }
 
 impl ShmTransport {
-    /// Both, in the order reports list them.
-    pub const ALL: [ShmTransport; 2] = [ShmTransport::Posix, ShmTransport::Sysv];
+    /// Every one, in the order reports list them.
+    pub const ALL: [ShmTransport; 3] =
+        [ShmTransport::Posix, ShmTransport::Sysv, ShmTransport::File];
 
     /// The scheme of its transport strings.
     pub fn name(self) -> &'static str {
         match self {
             ShmTransport::Posix => "posix-shm",
             ShmTransport::Sysv => "sysv-shm",
+            ShmTransport::File => "file-shm",
         }
     }
 
@@ -47,6 +52,7 @@ impl ShmTransport {
 enum Name {
     Posix(ShmGuard),
     Sysv(SysvKeyGuard),
+    File(PathGuard),
 }
 
 /// A ring's unique name (a POSIX name, or a System V key), whose segment is removed when this
@@ -63,6 +69,7 @@ impl TestRing {
             name: match t {
                 ShmTransport::Posix => Name::Posix(ShmGuard::unique()),
                 ShmTransport::Sysv => Name::Sysv(SysvKeyGuard::unique()),
+                ShmTransport::File => Name::File(PathGuard::unique("ring")),
             },
         }
     }
@@ -72,6 +79,7 @@ impl TestRing {
         match self.name {
             Name::Posix(_) => ShmTransport::Posix,
             Name::Sysv(_) => ShmTransport::Sysv,
+            Name::File(_) => ShmTransport::File,
         }
     }
 
@@ -85,6 +93,7 @@ impl TestRing {
         match &self.name {
             Name::Posix(g) => format!("posix-shm:{}{query}", g.name()),
             Name::Sysv(g) => g.spec(&query),
+            Name::File(g) => format!("file-shm:{}{query}", g.as_str()),
         }
     }
 
@@ -107,6 +116,10 @@ impl TestRing {
                 let segment = SysvSegment::lookup(g.key())?;
                 Ok(Shared::new(Arc::new(segment.attach(Access::ReadWrite)?)))
             }
+            Name::File(g) => {
+                let file = MappedFile::open(g.path(), &Expect::size(1))?;
+                Ok(Shared::new(Arc::new(file.map()?)))
+            }
         }
     }
 }
@@ -118,6 +131,8 @@ pub enum AnySender {
     Posix(ShmSender),
     /// `sysv-shm`.
     Sysv(SysvShmSender),
+    /// `file-shm`.
+    File(FileShmSender),
 }
 
 impl AnySender {
@@ -126,6 +141,7 @@ impl AnySender {
         match spec.transport {
             Transport::PosixShm => ShmSender::open(spec).map(AnySender::Posix),
             Transport::SysvShm => SysvShmSender::open(spec).map(AnySender::Sysv),
+            Transport::FileShm => FileShmSender::open(spec).map(AnySender::File),
             other => Err(Error::invalid_spec(
                 spec.to_string(),
                 format!("{} is not a shared-memory ring", other.scheme()),
@@ -140,6 +156,7 @@ impl Deref for AnySender {
         match self {
             AnySender::Posix(s) => s.ring(),
             AnySender::Sysv(s) => s.ring(),
+            AnySender::File(s) => s.ring(),
         }
     }
 }
@@ -149,6 +166,7 @@ impl DerefMut for AnySender {
         match self {
             AnySender::Posix(s) => s.ring_mut(),
             AnySender::Sysv(s) => s.ring_mut(),
+            AnySender::File(s) => s.ring_mut(),
         }
     }
 }
@@ -159,6 +177,8 @@ pub enum AnyReceiver {
     Posix(ShmReceiver),
     /// `sysv-shm`.
     Sysv(SysvShmReceiver),
+    /// `file-shm`.
+    File(FileShmReceiver),
 }
 
 impl AnyReceiver {
@@ -167,6 +187,7 @@ impl AnyReceiver {
         match spec.transport {
             Transport::PosixShm => ShmReceiver::open(spec).map(AnyReceiver::Posix),
             Transport::SysvShm => SysvShmReceiver::open(spec).map(AnyReceiver::Sysv),
+            Transport::FileShm => FileShmReceiver::open(spec).map(AnyReceiver::File),
             other => Err(Error::invalid_spec(
                 spec.to_string(),
                 format!("{} is not a shared-memory ring", other.scheme()),
@@ -181,6 +202,7 @@ impl Deref for AnyReceiver {
         match self {
             AnyReceiver::Posix(r) => r.ring(),
             AnyReceiver::Sysv(r) => r.ring(),
+            AnyReceiver::File(r) => r.ring(),
         }
     }
 }
@@ -190,6 +212,7 @@ impl DerefMut for AnyReceiver {
         match self {
             AnyReceiver::Posix(r) => r.ring_mut(),
             AnyReceiver::Sysv(r) => r.ring_mut(),
+            AnyReceiver::File(r) => r.ring_mut(),
         }
     }
 }

@@ -475,8 +475,8 @@ fn c2_survivors_of_a_killed_producer_never_wedge() {
             let mut messages = 0;
             for n in 0..30 {
                 let trial = Trial {
-                    transport: ShmTransport::ALL[n % 2],
-                    wait: waits[(n / 2) % 3],
+                    transport: ShmTransport::ALL[n % ShmTransport::ALL.len()],
+                    wait: waits[(n / ShmTransport::ALL.len()) % 3],
                     per_producer: 1000,
                     stall: Duration::from_secs(5),
                     limit: Duration::from_secs(10),

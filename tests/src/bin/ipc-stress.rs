@@ -1,7 +1,7 @@
 //! Stress runs across real processes, longer than the test suite can afford.
 //!
 //! ```text
-//! ipc-stress kill-producers N [--transports posix-shm,sysv-shm] [--waits busy,spin,park]
+//! ipc-stress kill-producers N [--transports posix-shm,sysv-shm,file-shm] [--waits busy,spin,park]
 //!                             [--seed S] [--per-producer M] [--stall-secs T] [--limit-secs L]
 //! ```
 //!
@@ -37,7 +37,7 @@ use ipc_tests::shm_ring::ShmTransport;
 #[path = "ipc-shm-peer.rs"]
 mod shm_peer;
 
-const USAGE: &str = "usage: ipc-stress kill-producers N [--transports posix-shm,sysv-shm] \
+const USAGE: &str = "usage: ipc-stress kill-producers N [--transports posix-shm,sysv-shm,file-shm] \
                      [--waits busy,spin,park] [--seed S] [--per-producer M] [--stall-secs T] \
                      [--limit-secs L]";
 
