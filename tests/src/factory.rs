@@ -505,8 +505,11 @@ impl Factory for MqFactory {
 /// is single-producer.
 pub struct RingFactory<P: RingPlace> {
     /// Every segment made, if asked for (see [`RingFactory::recording`]).
-    record: Option<Arc<Mutex<Vec<P::Id>>>>,
+    record: Option<Record<P>>,
 }
+
+/// The segments a recording [`RingFactory`] made, shared with the test that reads them.
+pub type Record<P> = Arc<Mutex<Vec<<P as RingPlace>::Id>>>;
 
 /// Where a [`RingFactory`]'s segments live: a fresh name for each, and the guard that removes
 /// the segment under it whoever made it.
@@ -563,7 +566,7 @@ impl<P: RingPlace> RingFactory<P> {
 
     /// A factory that notes every segment it makes, for a test to check that none is left
     /// behind.
-    pub fn recording() -> (RingFactory<P>, Arc<Mutex<Vec<P::Id>>>) {
+    pub fn recording() -> (RingFactory<P>, Record<P>) {
         let record = Arc::new(Mutex::new(Vec::new()));
         (
             RingFactory {

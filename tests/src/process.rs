@@ -314,6 +314,13 @@ impl ProcThread {
     }
 }
 
+/// The peer binary `exe` started in `role` with `args`, opening the transport `spec`.
+pub fn spawn_peer_on(exe: &Path, role: &str, args: &[&str], spec: &str) -> Peer {
+    let mut cmd = peer_command(exe, role, args);
+    cmd.env(SPEC_ENV, spec);
+    Peer::spawn(cmd).expect("spawn the peer")
+}
+
 /// A command running the peer binary `exe` in `role` with `args`.
 pub fn peer_command(exe: &Path, role: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(exe);

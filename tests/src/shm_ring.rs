@@ -1,9 +1,11 @@
 //! Shared-memory rings of every transport (`posix-shm`, `sysv-shm`, `file-shm`) for the cross-process
 //! tests: a unique name removed whatever way the test ends, either end opened from a transport
 //! string of either kind, and a raw mapping of the live segment for a test that plays the
-//! hostile peer (which finds the regions to aim at through `ipc::sync::Layout`).
+//! hostile peer (which finds the regions to aim at through `ipc::sync::Layout`); and what
+//! every ring's lifecycle must do whatever its kind of segment.
 
 use std::ops::{Deref, DerefMut};
+use std::path::Path;
 use std::sync::Arc;
 
 use ipc::posix::file::MappedFile;
@@ -13,9 +15,10 @@ use ipc::sync::Shared;
 use ipc::sync::ring::{RingReceiver, RingSender};
 use ipc::sysv::ring::{SysvShmReceiver, SysvShmSender};
 use ipc::sysv::shm::{Access, SysvSegment};
-use ipc::{Error, Transport, TransportSpec};
+use ipc::{Error, Receiver, Sender, Transport, TransportSpec};
 
 use crate::factory_sysv_shm::SysvKeyGuard;
+use crate::process::spawn_peer_on;
 use crate::{PathGuard, ShmGuard};
 
 /// Which shared-memory transport.
@@ -215,4 +218,24 @@ impl DerefMut for AnyReceiver {
             AnyReceiver::File(r) => r.ring_mut(),
         }
     }
+}
+
+/// A receiver killed (its creator included) leaves the segment of the ring `spec` (whose
+/// `?query` it continues) and its place: a new receiver opens the segment, takes the dead
+/// one's place and gets what was sent meanwhile. It did not create the segment, so it leaves
+/// it when dropped (`exists` says whether the segment is there); a guard or the user removes it.
+/// `peer` is the `ipc-test-peer` binary.
+pub fn a_dead_receivers_place_is_taken_over(peer: &Path, spec: &str, exists: impl Fn() -> bool) {
+    let mut first = spawn_peer_on(peer, "recv-hold", &[], &format!("{spec}&create=always"));
+    first.expect_line("ready");
+    let mut tx = ipc::open_sender(spec).unwrap();
+    tx.send(b"for whoever receives").unwrap();
+    first.kill();
+    assert!(exists(), "a killed creator cannot remove its segment");
+    let mut rx = ipc::open_receiver(spec).unwrap();
+    let mut buf = vec![0; rx.max_message_size()];
+    let n = rx.try_recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"for whoever receives");
+    drop(rx);
+    assert!(exists(), "a receiver removed what it did not create");
 }

@@ -9,8 +9,8 @@ use std::path::Path;
 
 use ipc::{Error, Receiver, Sender};
 use ipc_tests::factory_file_shm::FileShmFactory;
-use ipc_tests::process::{Peer, SPEC_ENV, peer_command};
-use ipc_tests::{Cfg, Factory, PathGuard};
+use ipc_tests::process::{peer_command, spawn_peer_on};
+use ipc_tests::{Cfg, Factory, PathGuard, shm_ring};
 
 ipc_tests::conformance_tests!(FileShmFactory::new(), connected);
 
@@ -23,13 +23,6 @@ fn spec_of(guard: &PathGuard, query: &str) -> String {
     } else {
         format!("file-shm:{}?{query}", guard.as_str())
     }
-}
-
-/// A peer in `role` opening `spec`.
-fn peer(role: &str, args: &[&str], spec: &str) -> Peer {
-    let mut cmd = peer_command(Path::new(PEER), role, args);
-    cmd.env(SPEC_ENV, spec);
-    Peer::spawn(cmd).expect("spawn ipc-test-peer")
 }
 
 fn exists(path: &Path) -> bool {
@@ -47,7 +40,7 @@ fn the_receiver_creates_a_plain_file_and_removes_it() {
     assert!(meta.file_type().is_file());
     assert_eq!(meta.permissions().mode() & 0o7777, 0o640);
     assert!(meta.len() > 16 * 1024, "{} bytes", meta.len());
-    let mut sender = peer("send", &["3", "0"], &spec);
+    let mut sender = spawn_peer_on(Path::new(PEER), "send", &["3", "0"], &spec);
     let mut buf = vec![0; rx.max_message_size()];
     for _ in 0..3 {
         rx.recv_timeout(&mut buf, std::time::Duration::from_secs(10))
@@ -129,31 +122,13 @@ fn a_file_wider_than_the_mode_is_refused_unless_accepted() {
     }
 }
 
-/// A receiver killed (its creator included) leaves the file and its place, as in `/dev/shm`:
-/// a new receiver opens the file, takes the dead one's place and gets what was sent meanwhile;
-/// it did not create the file, so the guard (or `rm`) removes it.
+/// A receiver killed (its creator included) leaves the file and its place, as in `/dev/shm`;
+/// the next receiver did not create the file, so the guard (or `rm`) removes it.
 #[test]
 fn a_dead_receivers_file_is_taken_over() {
     let guard = PathGuard::unique("ring");
     let spec = spec_of(&guard, "capacity=16KiB");
-    let mut first = peer("recv-hold", &[], &format!("{spec}&create=always"));
-    first.expect_line("ready");
-    let mut tx = ipc::open_sender(&spec).unwrap();
-    tx.send(b"for whoever receives").unwrap();
-    first.kill();
-    assert!(
-        exists(guard.path()),
-        "a killed creator cannot remove its file"
-    );
-    let mut rx = ipc::open_receiver(&spec).unwrap();
-    let mut buf = vec![0; rx.max_message_size()];
-    let n = rx.try_recv(&mut buf).unwrap();
-    assert_eq!(&buf[..n], b"for whoever receives");
-    drop(rx);
-    assert!(
-        exists(guard.path()),
-        "a receiver removed what it did not create"
-    );
+    shm_ring::a_dead_receivers_place_is_taken_over(Path::new(PEER), &spec, || exists(guard.path()));
 }
 
 /// A file of zeros (a creator that died before initialising it, or another program's file) is

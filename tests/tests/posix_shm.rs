@@ -15,9 +15,9 @@ use ipc::sync::ring::{Geometry, RingConfig};
 use ipc::sync::{Layout, LayoutKind, Shared};
 use ipc::{Error, Receiver, Segment, Sender, TransportSpec, Wait};
 use ipc_tests::drive::{drain_bounded, fill, send_stream};
-use ipc_tests::message;
 use ipc_tests::process::{Peer, ProcThread, SPEC_ENV, WATCHDOG, peer_command};
 use ipc_tests::{Cfg, Factory, ShmFactory, ShmGuard, shm_exists};
+use ipc_tests::{message, shm_ring};
 
 ipc_tests::conformance_tests!(ipc_tests::ShmFactory::new(), connected);
 
@@ -120,25 +120,14 @@ fn a_second_receiver_is_refused() {
     expect_refused(&mut second, "another live process receives");
 }
 
-/// A receiver killed (its creator included) leaves the segment and its place: a new receiver
-/// opens the segment and takes the dead one's place, and gets what was sent meanwhile.
+/// A receiver killed (its creator included) leaves the segment and its place to the next one.
 #[test]
 fn a_dead_receivers_place_is_taken_over() {
     let guard = ShmGuard::unique();
     let spec = spec_of(&guard, "capacity=16KiB");
-    let mut first = peer("recv-hold", &[], &format!("{spec}&create=always"));
-    first.expect_line("ready");
-    let mut tx = ipc::open_sender(&spec).unwrap();
-    tx.send(b"for whoever receives").unwrap();
-    first.kill();
-    assert!(
-        shm_exists(guard.name()),
-        "a killed creator cannot remove its segment"
-    );
-    let mut rx = ipc::open_receiver(&spec).unwrap();
-    let mut buf = vec![0; rx.max_message_size()];
-    let n = rx.try_recv(&mut buf).unwrap();
-    assert_eq!(&buf[..n], b"for whoever receives");
+    shm_ring::a_dead_receivers_place_is_taken_over(Path::new(PEER), &spec, || {
+        shm_exists(guard.name())
+    });
 }
 
 /// A single-producer ring (the default) refuses a second live sender, here or in another
