@@ -1,6 +1,6 @@
 //! A ring in a named segment as a transport, whatever kind of segment it is: the part of the
-//! `posix-shm:` and `sysv-shm:` transports (and of any later kind, such as a mapped file) that
-//! does not depend on how a segment is named, created, opened or removed.
+//! `posix-shm:`, `sysv-shm:` and `file-shm:` transports (and of any later kind) that does not
+//! depend on how a segment is named, created, opened or removed.
 //!
 //! A backend describes its kind of segment with a [`SegmentKind`]; [`ShmRingSender`] and
 //! [`ShmRingReceiver`] over it hold everything else once:
