@@ -9,6 +9,10 @@
 //! sysv-mq:key=0x6666
 //! sysv-shm:ftok=/tmp/app:0x66?capacity=64KiB
 //! file-shm:/dev/shm/app.ring?capacity=1MiB
+//! unix:/run/app.sock                      a SOCK_SEQPACKET socket file (see ipc-socket)
+//! unix:@app                               the same, in the abstract namespace
+//! tcp:127.0.0.1:7000   tcp:[::1]:7000     frames over TCP; trusted networks only
+//! socketpair:fd=5                         a socket pair end handed over as descriptor 5
 //! ```
 //!
 //! The grammar is `TRANSPORT ":" ADDRESS [ "?" NAME "=" VALUE { "&" NAME "=" VALUE } ]`. The
@@ -18,16 +22,16 @@
 //!
 //! | option         | value                               | taken by                          |
 //! |----------------|-------------------------------------|-----------------------------------|
-//! | `capacity`     | bytes (`64KiB`), messages for queues | all                              |
+//! | `capacity`     | bytes (`64KiB`), messages for queues | all (sockets: buffer bytes)      |
 //! | `message_size` | bytes                               | all                               |
-//! | `mode`         | octal, `0000`..=`0777`              | all but `pipe`                    |
-//! | `create`       | `always`, `never`, `if_missing`     | all but `pipe`                    |
-//! | `open_timeout` | duration (`500ms`, `10s`)           | `fifo` and the rings (`*-shm`)    |
+//! | `mode`         | octal, `0000`..=`0777`              | all but `pipe`, `tcp`, `socketpair` |
+//! | `create`       | `always`, `never`, `if_missing`     | all but `pipe`, `tcp`, `socketpair` |
+//! | `open_timeout` | duration (`500ms`, `10s`)           | `fifo`, the rings (`*-shm`), `unix`, `tcp` |
 //! | `wait`         | [`WaitStrategy`]: `busy`, `spin`, `park` | the rings                    |
 //! | `producers`    | [`Producers`]: `single`, `multi`    | the rings                         |
 //! | `framing`      | [`Framing`]: `frames`, `lines`, `raw` | `pipe`, `fifo`                  |
-//! | `owner`        | `any`, uid or user name             | all but `pipe`                    |
-//! | `group`        | gid or group name                   | all but `pipe`                    |
+//! | `owner`        | `any`, uid or user name             | all but `pipe`, `tcp`, `socketpair` (`unix`: the peer's uid) |
+//! | `group`        | gid or group name                   | all but `pipe`, `tcp`, `socketpair` |
 //!
 //! `owner`, `group` and `mode` also say which existing objects an opener accepts: see
 //! [`Adoption`](crate::Adoption).
@@ -75,11 +79,17 @@ pub enum Transport {
     SysvShm,
     /// Ring in a regular file mapped `MAP_SHARED` (`ipc-posix` + `ipc-sync`).
     FileShm,
+    /// Unix-domain `SOCK_SEQPACKET` socket, by path or abstract name (`ipc-socket`).
+    Unix,
+    /// TCP stream carrying frames (`ipc-socket`).
+    Tcp,
+    /// A `SOCK_SEQPACKET` socket pair handed to a child (`ipc-socket`).
+    SocketPair,
 }
 
 impl Transport {
     /// Every transport, in the order tables list them.
-    pub const ALL: [Transport; 7] = [
+    pub const ALL: [Transport; 10] = [
         Transport::Pipe,
         Transport::Fifo,
         Transport::PosixMq,
@@ -87,6 +97,9 @@ impl Transport {
         Transport::SysvMq,
         Transport::SysvShm,
         Transport::FileShm,
+        Transport::Unix,
+        Transport::Tcp,
+        Transport::SocketPair,
     ];
 
     /// The name used before the `:` in a transport string.
@@ -99,6 +112,9 @@ impl Transport {
             Transport::SysvMq => "sysv-mq",
             Transport::SysvShm => "sysv-shm",
             Transport::FileShm => "file-shm",
+            Transport::Unix => "unix",
+            Transport::Tcp => "tcp",
+            Transport::SocketPair => "socketpair",
         }
     }
 
@@ -112,6 +128,7 @@ impl Transport {
             // A mapped file is what a POSIX shared-memory object is, outside /dev/shm: the
             // same crate, the same feature.
             Transport::FileShm => "posix",
+            Transport::Unix | Transport::Tcp | Transport::SocketPair => "socket",
         }
     }
 
@@ -156,6 +173,19 @@ impl Transport {
                 "owner",
                 "group",
             ],
+            // Sockets: `capacity` sizes the socket buffers; the peer's uid is checked on unix
+            // sockets (`owner`, `group`), the socket file's mode set (`mode`, `create`).
+            Transport::Unix => &[
+                "capacity",
+                "message_size",
+                "mode",
+                "create",
+                "open_timeout",
+                "owner",
+                "group",
+            ],
+            Transport::Tcp => &["capacity", "message_size", "open_timeout"],
+            Transport::SocketPair => &["capacity", "message_size"],
         }
     }
 }
@@ -302,6 +332,16 @@ pub enum Address {
     },
     /// `sysv-*:private`: `IPC_PRIVATE`, a new object only this process (and its children) know.
     Private,
+    /// `unix:@name`: a name in the abstract socket namespace (no file; gone with its socket).
+    Abstract(String),
+    /// `tcp:HOST:PORT`: an IPv4 address, a host name, or an IPv6 address in brackets
+    /// (`tcp:[::1]:7000`); port 0 lets a receiver pick a free port.
+    Host {
+        /// The address or host name, without brackets.
+        host: String,
+        /// The TCP port.
+        port: u16,
+    },
 }
 
 impl fmt::Display for Address {
@@ -313,6 +353,9 @@ impl fmt::Display for Address {
             Address::Key(key) => write!(f, "key={:#x}", *key as u32),
             Address::Ftok { path, proj_id } => write!(f, "ftok={path}:{proj_id:#x}"),
             Address::Private => f.write_str("private"),
+            Address::Abstract(name) => write!(f, "@{name}"),
+            Address::Host { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            Address::Host { host, port } => write!(f, "{host}:{port}"),
         }
     }
 }
@@ -454,7 +497,7 @@ impl TransportSpec {
     pub fn validate(&self) -> Result<()> {
         let scheme = self.transport.scheme();
         let address_fits = match (&self.address, self.transport) {
-            (Address::Unnamed | Address::Fd(_), Transport::Pipe) => true,
+            (Address::Unnamed | Address::Fd(_), Transport::Pipe | Transport::SocketPair) => true,
             (Address::Path(p), Transport::Fifo) => check_path(p).is_ok(),
             (Address::Path(p), Transport::FileShm) => check_absolute_path(p).is_ok(),
             (Address::Name(n), Transport::PosixMq | Transport::PosixShm) => {
@@ -464,6 +507,9 @@ impl TransportSpec {
                 Address::Key(_) | Address::Ftok { .. } | Address::Private,
                 Transport::SysvMq | Transport::SysvShm,
             ) => true,
+            (Address::Path(p), Transport::Unix) => check_socket_path(p).is_ok(),
+            (Address::Abstract(n), Transport::Unix) => check_abstract_name(n).is_ok(),
+            (Address::Host { host, .. }, Transport::Tcp) => check_host(host).is_ok(),
             _ => false,
         };
         if !address_fits {
@@ -634,13 +680,15 @@ impl FromStr for TransportSpec {
 fn parse_address(transport: Transport, text: &str) -> Result<Address> {
     let bad = |reason: String| Error::invalid_spec(text, reason);
     match transport {
-        Transport::Pipe => {
+        Transport::Pipe | Transport::SocketPair => {
             if text.is_empty() {
                 return Ok(Address::Unnamed);
             }
-            let fd = text
-                .strip_prefix("fd=")
-                .ok_or_else(|| bad("a pipe address is empty or `fd=N`".into()))?;
+            let fd = text.strip_prefix("fd=").ok_or_else(|| {
+                bad(format!(
+                    "a {transport} address is empty or `fd=N`, not `{text}`"
+                ))
+            })?;
             let fd: i32 = parse_decimal(fd)
                 .and_then(|n| i32::try_from(n).ok())
                 .ok_or_else(|| bad(format!("`{fd}` is not a file descriptor number")))?;
@@ -685,6 +733,17 @@ fn parse_address(transport: Transport, text: &str) -> Result<Address> {
             check_absolute_path(text).map_err(bad)?;
             Ok(Address::Path(text.to_owned()))
         }
+        Transport::Unix => match text.strip_prefix('@') {
+            Some(name) => {
+                check_abstract_name(name).map_err(bad)?;
+                Ok(Address::Abstract(name.to_owned()))
+            }
+            None => {
+                check_socket_path(text).map_err(bad)?;
+                Ok(Address::Path(text.to_owned()))
+            }
+        },
+        Transport::Tcp => parse_host_port(text).map_err(bad),
     }
 }
 
@@ -699,6 +758,94 @@ fn check_absolute_path(path: &str) -> Result<(), String> {
             "the path `{path}` must be absolute (start with `/`)"
         ))
     }
+}
+
+/// Bytes of `sun_path`, which holds a socket's path and its terminating NUL (`unix(7)`).
+pub const SUN_PATH_LEN: usize = 108;
+
+fn check_socket_path(path: &str) -> Result<(), String> {
+    check_path(path)?;
+    if path.starts_with('@') {
+        return Err(format!(
+            "`{path}` would name an abstract socket; write `./{path}` for a file"
+        ));
+    }
+    if path.len() >= SUN_PATH_LEN {
+        return Err(format!(
+            "a unix socket path is at most {} bytes (sun_path), this one has {}",
+            SUN_PATH_LEN - 1,
+            path.len()
+        ));
+    }
+    Ok(())
+}
+
+fn check_abstract_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        Err("an abstract socket name after `@` is empty".into())
+    } else if name.contains('\0') {
+        Err("the abstract socket name contains NUL".into())
+    } else if name.len() >= SUN_PATH_LEN {
+        Err(format!(
+            "an abstract socket name is at most {} bytes, this one has {}",
+            SUN_PATH_LEN - 1,
+            name.len()
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// An IPv4 or IPv6 address, or a host name (letters, digits, `-` and `.`).
+fn check_host(host: &str) -> Result<(), String> {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    if host.contains(':') {
+        return Err(format!("`{host}` is not an IPv6 address"));
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if host.len() <= 253 && host.split('.').all(label_ok) {
+        Ok(())
+    } else {
+        Err(format!("`{host}` is not an IP address or host name"))
+    }
+}
+
+/// `HOST:PORT` or `[IPV6]:PORT`.
+fn parse_host_port(text: &str) -> Result<Address, String> {
+    let (host, port) = match text.strip_prefix('[') {
+        Some(rest) => {
+            let (host, port) = rest
+                .split_once("]:")
+                .ok_or_else(|| format!("`{text}`: an IPv6 address is written `[ADDR]:PORT`"))?;
+            if host.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(format!("`{host}` is not an IPv6 address"));
+            }
+            (host, port)
+        }
+        None => {
+            let (host, port) = text
+                .rsplit_once(':')
+                .ok_or_else(|| format!("`{text}`: a tcp address is `HOST:PORT`"))?;
+            if host.contains(':') {
+                return Err(format!(
+                    "`{host}`: write an IPv6 address in brackets, `[{host}]:{port}`"
+                ));
+            }
+            (host, port)
+        }
+    };
+    check_host(host)?;
+    let port = parse_decimal(port)
+        .and_then(|p| u16::try_from(p).ok())
+        .ok_or_else(|| format!("`{port}` is not a port number (0..=65535)"))?;
+    Ok(Address::Host {
+        host: host.to_owned(),
+        port,
+    })
 }
 
 fn check_path(path: &str) -> Result<(), String> {
@@ -1071,7 +1218,7 @@ mod tests {
         let table: &[(&str, &str, &str)] = &[
             ("fifo:/x?bogus=1", "bogus=1", "unknown option `bogus`"),
             ("fifo", "fifo", "missing `:`"),
-            ("tcp:localhost", "tcp", "unknown transport `tcp`"),
+            ("udp:localhost", "udp", "unknown transport `udp`"),
             ("fifo:", "", "path is empty"),
             ("pipe:fd=x", "fd=x", "not a file descriptor"),
             ("pipe:3", "3", "`fd=N`"),
@@ -1195,5 +1342,69 @@ mod tests {
         let de: StrDeserializer<'_, ValueError> = "fifo:/x?bogus=1".into_deserializer();
         let err = TransportSpec::deserialize(de).unwrap_err();
         assert!(err.to_string().contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn socket_strings_parse_and_round_trip() {
+        for (s, address) in [
+            ("unix:/run/app.sock", Address::Path("/run/app.sock".into())),
+            ("unix:@app", Address::Abstract("app".into())),
+            (
+                "tcp:127.0.0.1:7000",
+                Address::Host {
+                    host: "127.0.0.1".into(),
+                    port: 7000,
+                },
+            ),
+            (
+                "tcp:[::1]:7000",
+                Address::Host {
+                    host: "::1".into(),
+                    port: 7000,
+                },
+            ),
+            (
+                "tcp:localhost:0",
+                Address::Host {
+                    host: "localhost".into(),
+                    port: 0,
+                },
+            ),
+            ("socketpair:", Address::Unnamed),
+            ("socketpair:fd=5", Address::Fd(5)),
+        ] {
+            let spec: TransportSpec = s.parse().unwrap_or_else(|e| panic!("{s}: {e}"));
+            assert_eq!(spec.address, address, "{s}");
+            assert_eq!(spec.to_string(), s);
+        }
+        let spec: TransportSpec = "unix:@app?capacity=256KiB&owner=any&open_timeout=2s"
+            .parse()
+            .unwrap();
+        assert_eq!(spec.transport, Transport::Unix);
+        assert_eq!(spec.to_string().parse::<TransportSpec>().unwrap(), spec);
+    }
+
+    #[test]
+    fn socket_errors_name_the_bad_part() {
+        for (s, part) in [
+            ("tcp:::1:7000", "brackets"),
+            ("tcp:127.0.0.1", "HOST:PORT"),
+            ("tcp:127.0.0.1:70000", "70000"),
+            ("tcp:[::1]7000", "[ADDR]:PORT"),
+            ("tcp:[1.2.3.4]:7000", "1.2.3.4"),
+            ("tcp:bad_host:7000", "bad_host"),
+            ("tcp:127.0.0.1:7000?mode=0600", "mode"),
+            ("tcp:127.0.0.1:7000?owner=any", "owner"),
+            ("unix:@", "empty"),
+            ("socketpair:fd=x", "`x`"),
+            ("socketpair:/p", "fd=N"),
+            ("socketpair:?open_timeout=1s", "open_timeout"),
+        ] {
+            let e = s.parse::<TransportSpec>().unwrap_err().to_string();
+            assert!(e.contains(part), "{s}: {e}");
+        }
+        let long = format!("unix:/{}", "a".repeat(SUN_PATH_LEN));
+        let e = long.parse::<TransportSpec>().unwrap_err().to_string();
+        assert!(e.contains("sun_path"), "{e}");
     }
 }

@@ -48,6 +48,27 @@ fn address(t: Transport) -> BoxedStrategy<Address> {
             .prop_map(|p| format!("/{p}"))
             .prop_map(Address::Path)
             .boxed(),
+        Transport::Unix => prop_oneof![
+            path()
+                .prop_filter("`@` starts an abstract name", |p| !p.starts_with('@'))
+                .prop_map(Address::Path),
+            "[^\u{0}?]{1,40}".prop_map(Address::Abstract),
+        ]
+        .prop_filter("fits sun_path", |a| a.to_string().len() < 108)
+        .boxed(),
+        Transport::Tcp => (
+            prop_oneof![
+                any::<std::net::Ipv4Addr>().prop_map(|a| a.to_string()),
+                any::<std::net::Ipv6Addr>().prop_map(|a| a.to_string()),
+                "[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?(\\.[a-z0-9]{1,10}){0,3}",
+            ],
+            any::<u16>(),
+        )
+            .prop_map(|(host, port)| Address::Host { host, port })
+            .boxed(),
+        Transport::SocketPair => {
+            prop_oneof![Just(Address::Unnamed), (0..=i32::MAX).prop_map(Address::Fd),].boxed()
+        }
         other => panic!("no address strategy for {other}: add one"),
     }
 }
