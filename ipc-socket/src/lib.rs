@@ -1,0 +1,209 @@
+//! Sockets as message channels: unix-domain `SOCK_SEQPACKET` sockets (`unix:`), TCP
+//! (`tcp:`), and socket pairs handed to a child (`socketpair:`).
+//!
+//! # `unix:/path` and `unix:@name`
+//!
+//! A `SOCK_SEQPACKET` socket, so the kernel keeps message boundaries (each send is one record,
+//! delivered whole or not at all). The receiver binds and listens, by a path in the file system
+//! or a name in the abstract namespace (`@name`: no file, gone with the socket); any number of
+//! senders connect.
+//!
+//! ```
+//! use ipc_core::{Receiver, Sender, TransportSpec};
+//! use ipc_socket::{UnixReceiver, UnixSender};
+//!
+//! # fn main() -> Result<(), ipc_core::Error> {
+//! let spec: TransportSpec = format!("unix:@doc-{}", std::process::id()).parse()?;
+//! let mut rx = UnixReceiver::open(&spec)?;
+//! let mut tx = UnixSender::open(&spec)?;
+//! tx.send(b"hello")?;
+//! let mut buf = vec![0; rx.max_message_size()];
+//! let n = rx.recv(&mut buf)?;
+//! assert_eq!(&buf[..n], b"hello");
+//! drop(tx);
+//! assert!(matches!(rx.recv(&mut buf), Err(ipc_core::Error::Disconnected)));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Who may connect: the receiver asks the kernel who connected (`SO_PEERCRED`) and by default
+//! accepts only its own effective uid, the rule every transport applies to objects it did not
+//! create ([`ipc_core::Adoption`]); `owner=UID|NAME|any` and `group=GID|NAME` widen it. A peer
+//! refused is told why before it is closed: its send fails with [`Error::PermissionDenied`]
+//! naming its pid and uid, and the receiver keeps the latest refusals
+//! ([`UnixReceiver::refused_peers`]). The sender applies the same rule to the receiver, so a
+//! name squatted by another user (the abstract namespace has no permissions) is
+//! [`Error::Incompatible`].
+//!
+//! The socket file gets `mode` (default `0600`) and is removed by the receiver that made it. A
+//! socket file left by a receiver that died is replaced, only if nobody listens on it and it is
+//! ours; a receiver listening there is [`Error::AlreadyExists`]; anything else at the path (a
+//! regular file, a directory, another user's socket) is [`Error::Incompatible`] and left alone.
+//!
+//! A sender retries connecting until `open_timeout` (default 10 s) while nobody listens, then
+//! gives [`Error::NotFound`]. `capacity` is the sender's socket buffer in bytes (at least one
+//! message); `message_size` (default 64 KiB) must fit it, within `net.core.wmem_max` for
+//! unprivileged processes ([`Error::LimitExceeded`] otherwise).
+//!
+//! # `tcp:HOST:PORT`
+//!
+//! **TCP has no authentication: anyone who reaches the port can send. Use it on loopback or a
+//! trusted network only.** Messages are laid on each connection in the
+//! [`framing`](ipc_core::framing) every byte stream of the workspace uses, with `TCP_NODELAY`.
+//! The receiver listens (port 0: the kernel picks one, see [`TcpReceiver::spec`]; a port in use
+//! is [`Error::AlreadyExists`]); senders connect, retrying until `open_timeout` (then
+//! [`Error::NotFound`], or [`Error::Timeout`] when the host never answered). A closed or reset
+//! connection is [`Error::Disconnected`]; a frame a dead sender left unfinished is dropped,
+//! never delivered in part.
+//!
+//! ```
+//! use ipc_core::{Receiver, Sender, TransportSpec};
+//! use ipc_socket::{TcpReceiver, TcpSender};
+//!
+//! # fn main() -> Result<(), ipc_core::Error> {
+//! let mut rx = TcpReceiver::open(&"tcp:127.0.0.1:0".parse()?)?;
+//! let mut tx = TcpSender::open(rx.spec())?; // tcp:127.0.0.1:<the port picked>
+//! tx.send(b"hello")?;
+//! let mut buf = vec![0; rx.max_message_size()];
+//! let n = rx.recv(&mut buf)?;
+//! assert_eq!(&buf[..n], b"hello");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Many senders
+//!
+//! A unix or TCP receiver owns its listening socket and every connection it accepted, in one
+//! epoll set. Senders take turns (one message each from those ready, then epoll is asked
+//! again); each sender's messages arrive in order. As with a FIFO, a receiver that never had a
+//! sender waits; once one has connected, [`Error::Disconnected`] comes when every sender has
+//! gone and its messages were received. Senders that come later are received from again.
+//!
+//! # `socketpair:` — a pipe in both directions
+//!
+//! [`pair::channel`] makes a `SOCK_SEQPACKET` socket pair; each end is a [`Sender`] and a
+//! [`Receiver`]. [`SocketPairEnd::inherit`] hands an end to the child a [`Command`] spawns,
+//! exactly as `ipc_pipe::PipeReceiver::inherit` does, and returns the string the child opens
+//! (`socketpair:fd=N`, e.g. through `ipc::open_receiver`, or [`pair::open`] for both
+//! directions). Drop the [`Inherited`](pair::Inherited) after spawning, so each side sees the
+//! other go away.
+//!
+//! ```
+//! use ipc_core::{Receiver, Sender};
+//! use ipc_socket::SocketConfig;
+//!
+//! # fn main() -> Result<(), ipc_core::Error> {
+//! let (mut parent, mut child) = ipc_socket::pair::channel(&SocketConfig::default())?;
+//! parent.send(b"job")?;
+//! let mut buf = vec![0; 64 * 1024];
+//! let n = child.recv(&mut buf)?;
+//! child.send(&buf[..n])?; // and back
+//! assert_eq!(parent.recv(&mut buf)?, 3);
+//! // With a real child: `let handed = child.inherit(&mut cmd)?;`, pass
+//! // `handed.spec().to_string()` to it, spawn, then drop `handed`.
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`Command`]: std::process::Command
+//!
+//! # Event loops
+//!
+//! Every endpoint is a [`Readiness`](ipc_core::Readiness) on one descriptor, level-triggered,
+//! with nothing to arm or consume: a sender's (or socket pair end's) socket, writable when its
+//! buffer has room and in error once the peer has gone; a receiver's epoll set, readable when a
+//! sender connects, sends or leaves. A TCP receiver that read a whole frame ahead says "retry
+//! now" in `prepare_wait`.
+//!
+//! # Signals
+//!
+//! Sends pass `MSG_NOSIGNAL`: a closed peer is [`Error::Disconnected`], never `SIGPIPE`.
+//! `EINTR` is retried and deadlines are kept.
+//!
+//! # References
+//!
+//! `unix(7)` (`SO_PEERCRED`, abstract names), `socket(7)` (`SO_SNDBUF`), `tcp(7)`,
+//! `socketpair(2)`, `epoll(7)`.
+#![deny(unsafe_code)]
+
+mod multi;
+pub mod pair;
+mod seq;
+mod sys;
+mod tcp;
+mod unix;
+
+use std::time::Duration;
+
+use ipc_core::framing::MAX_PAYLOAD;
+use ipc_core::{Error, Options, Result};
+
+pub use pair::SocketPairEnd;
+pub use tcp::{TcpReceiver, TcpSender};
+pub use unix::{DEFAULT_MODE, RefusedPeer, SocketPath, UnixReceiver, UnixSender};
+
+/// How long a sender waits for its receiver when the string gives no `open_timeout`.
+pub const DEFAULT_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `message_size` when the transport string gives none.
+pub const DEFAULT_MESSAGE_SIZE: usize = 64 * 1024;
+
+/// Longest pause between two attempts of a sender waiting for its receiver.
+const MAX_BACKOFF: Duration = Duration::from_millis(10);
+
+/// How a socket transport is sized, from a transport string's options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SocketConfig {
+    /// Largest message in bytes.
+    pub message_size: usize,
+    /// Socket buffer in bytes (`SO_SNDBUF` of a sender, `SO_RCVBUF` of a TCP receiver's
+    /// connections), if asked for; by default the kernel's, grown to hold one message.
+    pub capacity: Option<usize>,
+}
+
+impl Default for SocketConfig {
+    fn default() -> SocketConfig {
+        SocketConfig {
+            message_size: DEFAULT_MESSAGE_SIZE,
+            capacity: None,
+        }
+    }
+}
+
+impl SocketConfig {
+    /// Reads `message_size` and `capacity` from `options`.
+    ///
+    /// Errors: [`Error::InvalidSpec`] for a `message_size` above [`MAX_PAYLOAD`] (the frame
+    /// format's bound) or a `capacity` above `i32::MAX` (`SO_SNDBUF` takes an `int`).
+    pub fn from_options(options: &Options) -> Result<SocketConfig> {
+        let message_size = options.message_size.unwrap_or(DEFAULT_MESSAGE_SIZE as u64);
+        if message_size > MAX_PAYLOAD as u64 {
+            return Err(Error::invalid_spec(
+                format!("message_size={message_size}"),
+                format!("message_size of a socket is at most {MAX_PAYLOAD} bytes"),
+            ));
+        }
+        let capacity = match options.capacity {
+            Some(c) if c > i32::MAX as u64 => {
+                return Err(Error::invalid_spec(
+                    format!("capacity={c}"),
+                    "capacity of a socket is at most i32::MAX bytes (SO_SNDBUF takes an int)",
+                ));
+            }
+            c => c.map(|c| c as usize),
+        };
+        Ok(SocketConfig {
+            message_size: message_size as usize,
+            capacity,
+        })
+    }
+
+    /// Adds the options that differ from the defaults to `options`, so a peer opened from the
+    /// resulting string sizes messages the same way.
+    fn write_options(&self, options: &mut Options) {
+        if self.message_size != DEFAULT_MESSAGE_SIZE {
+            options.message_size = Some(self.message_size as u64);
+        }
+        options.capacity = self.capacity.map(|c| c as u64);
+    }
+}

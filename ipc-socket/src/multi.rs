@@ -1,0 +1,241 @@
+//! A receiver of many senders: the listening socket and every connection it accepted, in one
+//! epoll set, served in turn.
+//!
+//! The epoll descriptor is the receiver's readiness descriptor: it is readable when a sender
+//! is waiting to connect, a connection has data, or a connection has gone, so an event loop
+//! registers one descriptor however many senders come and go.
+//!
+//! # Turns and order
+//!
+//! The connections epoll reports ready are served one message each, in the order reported,
+//! before epoll is asked again: a busy sender cannot starve a slow one. Messages of one sender
+//! arrive in the order it sent them (one connection, read in order).
+//!
+//! # Disconnection
+//!
+//! As with a FIFO: a receiver that never had a sender waits (`Empty`, `Timeout`); once at
+//! least one sender has connected, [`Error::Disconnected`] is returned when every sender that
+//! connected has gone, their messages have all been received and nobody is waiting to
+//! connect. A sender that connects later is received from as before.
+
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::{AsFd, BorrowedFd};
+
+use ipc_core::{Error, Interest, Readiness, Result, Wait};
+use nix::errno::Errno;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+
+/// A connection as the receiver sees it.
+pub(crate) trait Conn: AsFd {
+    /// One message without waiting: `Empty` when none is whole yet, `Disconnected` when the
+    /// sender has gone (a message it left unfinished is dropped, never delivered).
+    fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize>;
+
+    /// Whether a whole message was read ahead, which epoll no longer shows.
+    fn buffered(&self) -> bool;
+}
+
+/// A listening socket.
+pub(crate) trait Listen: AsFd {
+    /// The connections it hands out.
+    type Conn: Conn;
+
+    /// The next sender waiting to connect, without waiting; `Ok(None)` when none is. A sender
+    /// the receiver refuses is turned away here and not returned.
+    fn accept(&mut self) -> Result<Option<Self::Conn>>;
+}
+
+/// The token of the listening socket in the epoll set; connections have their own.
+const LISTENER: u64 = 0;
+
+/// The listener, its connections, and whose turn it is.
+pub(crate) struct Multi<L: Listen> {
+    listener: L,
+    epoll: Epoll,
+    conns: HashMap<u64, L::Conn>,
+    next_token: u64,
+    /// Connections (or the listener) known to be ready, served front first.
+    ready: VecDeque<u64>,
+    ever_connected: bool,
+}
+
+impl<L: Listen> std::fmt::Debug for Multi<L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Multi")
+            .field("connections", &self.conns.len())
+            .field("ready", &self.ready)
+            .field("ever_connected", &self.ever_connected)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<L: Listen> Multi<L> {
+    pub(crate) fn new(listener: L) -> Result<Multi<L>> {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
+            .map_err(|e| Error::io("epoll_create", e.into()))?;
+        epoll
+            .add(
+                listener.as_fd(),
+                EpollEvent::new(EpollFlags::EPOLLIN, LISTENER),
+            )
+            .map_err(|e| Error::io("epoll_ctl", e.into()))?;
+        Ok(Multi {
+            listener,
+            epoll,
+            conns: HashMap::new(),
+            next_token: LISTENER + 1,
+            ready: VecDeque::new(),
+            ever_connected: false,
+        })
+    }
+
+    pub(crate) fn listener(&self) -> &L {
+        &self.listener
+    }
+
+    /// How many senders are connected (as far as this receiver has looked).
+    pub(crate) fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Accepts every sender waiting to connect; returns how many.
+    fn accept_all(&mut self) -> Result<usize> {
+        let mut n = 0;
+        while let Some(conn) = self.listener.accept()? {
+            let token = self.next_token;
+            self.next_token += 1;
+            self.epoll
+                .add(
+                    conn.as_fd(),
+                    EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP, token),
+                )
+                .map_err(|e| Error::io("epoll_ctl", e.into()))?;
+            self.conns.insert(token, conn);
+            self.ever_connected = true;
+            // It may have sent before we looked: give it a turn.
+            self.ready.push_back(token);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn remove(&mut self, token: u64) {
+        if let Some(conn) = self.conns.remove(&token) {
+            let _ = self.epoll.delete(conn.as_fd());
+        }
+    }
+
+    /// Waits in epoll (within `wait`) and queues what it reports; `Ok(false)` when nothing was.
+    fn poll(&mut self, wait: Wait) -> Result<bool> {
+        let mut events = [EpollEvent::empty(); 64];
+        loop {
+            let timeout =
+                EpollTimeout::try_from(wait.poll_timeout_ms()).unwrap_or(EpollTimeout::MAX);
+            match self.epoll.wait(&mut events, timeout) {
+                Ok(0) if wait == Wait::Never || wait.expired() => return Ok(false),
+                // epoll rounds to milliseconds: go round again until the deadline has passed.
+                Ok(0) | Err(Errno::EINTR) => continue,
+                Ok(n) => {
+                    self.ready.extend(events[..n].iter().map(|e| e.data()));
+                    return Ok(true);
+                }
+                Err(e) => return Err(Error::io("epoll_wait", e.into())),
+            }
+        }
+    }
+
+    /// One message without waiting, from the next connection in turn.
+    fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let mut asked = false;
+        loop {
+            let Some(token) = self.ready.pop_front() else {
+                if !asked {
+                    asked = true;
+                    if self.poll(Wait::Never)? {
+                        continue;
+                    }
+                }
+                // Nothing ready; a sender still in the backlog keeps us connected.
+                if self.accept_all()? > 0 {
+                    asked = false;
+                    continue;
+                }
+                return Err(if self.ever_connected && self.conns.is_empty() {
+                    Error::Disconnected
+                } else {
+                    Error::Empty
+                });
+            };
+            if token == LISTENER {
+                self.accept_all()?;
+                continue;
+            }
+            let Some(conn) = self.conns.get_mut(&token) else {
+                continue;
+            };
+            match conn.try_recv(buf) {
+                Ok(n) => {
+                    if conn.buffered() {
+                        self.ready.push_back(token);
+                    }
+                    return Ok(n);
+                }
+                Err(Error::Empty) => {}
+                Err(Error::Disconnected) => self.remove(token),
+                Err(e @ Error::BufferTooSmall { .. }) => {
+                    // The message stays first in line for a larger buffer.
+                    self.ready.push_front(token);
+                    return Err(e);
+                }
+                Err(e @ Error::MessageTooLarge { .. }) => {
+                    self.ready.push_back(token);
+                    return Err(e);
+                }
+                Err(e) => {
+                    // A connection that fails otherwise (a peer that does not frame) is
+                    // dropped, and the error said; the others go on.
+                    self.remove(token);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn recv(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
+        loop {
+            match self.try_recv(buf) {
+                Err(Error::Empty) => {}
+                done => return done,
+            }
+            if wait == Wait::Never {
+                return Err(Error::Empty);
+            }
+            if !self.poll(wait)? {
+                return Err(Error::Timeout);
+            }
+        }
+    }
+
+    /// Whether a receive may get on without epoll reporting anything.
+    pub(crate) fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    pub(crate) fn epoll_fd(&self) -> BorrowedFd<'_> {
+        self.epoll.0.as_fd()
+    }
+}
+
+/// The epoll set: readable when a sender waits to connect, a connection has data or has gone.
+/// A message read ahead (TCP frames) says "retry now" instead, which epoll cannot show.
+impl<L: Listen> Readiness for Multi<L> {
+    fn ready_fd(&mut self) -> Result<(BorrowedFd<'_>, Interest)> {
+        Ok((self.epoll_fd(), Interest::Readable))
+    }
+
+    fn prepare_wait(&mut self) -> Result<bool> {
+        Ok(self.has_ready())
+    }
+
+    fn after_wake(&mut self) {}
+}

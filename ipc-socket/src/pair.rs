@@ -1,0 +1,200 @@
+//! `socketpair:` — a `SOCK_SEQPACKET` socket pair, both directions, handed to a child as
+//! `pipe:` hands a pipe end (see the crate documentation).
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::process::Command;
+use std::sync::Mutex;
+
+use ipc_core::{
+    Address, Error, Interest, Options, Readiness, Receiver, Result, Sender, Transport,
+    TransportSpec, Wait,
+};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+
+use crate::seq::{SeqSocket, size_send_buffer};
+use crate::{SocketConfig, sys};
+
+/// Creates a socket pair; either end sends to and receives from the other.
+pub fn channel(config: &SocketConfig) -> Result<(SocketPairEnd, SocketPairEnd)> {
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| Error::io("socketpair(AF_UNIX, SOCK_SEQPACKET)", e.into()))?;
+    let end = |fd| -> Result<SocketPairEnd> {
+        size_send_buffer(
+            std::os::fd::AsFd::as_fd(&fd),
+            config.message_size,
+            config.capacity,
+        )?;
+        Ok(SocketPairEnd::new(
+            SeqSocket::new(fd, config.message_size),
+            *config,
+        ))
+    };
+    Ok((end(a)?, end(b)?))
+}
+
+/// Socket pair ends adopted by this process, by descriptor number: the same socket under the
+/// same number is refused a second owner; a number closed and reused for another is not.
+static ADOPTED: Mutex<Option<HashMap<RawFd, (u64, u64)>>> = Mutex::new(None);
+
+/// Opens the end named by `spec` (`socketpair:fd=N`), inherited from the parent. It must be an
+/// open `SOCK_SEQPACKET` socket ([`Error::NotFound`] / [`Error::Incompatible`] otherwise),
+/// adopted once ([`Error::AlreadyExists`] for a second time), and it gets `FD_CLOEXEC` again.
+pub fn open(spec: &TransportSpec) -> Result<SocketPairEnd> {
+    if spec.transport != Transport::SocketPair {
+        return Err(Error::invalid_spec(
+            spec.to_string(),
+            "not a socketpair transport string",
+        ));
+    }
+    let config = SocketConfig::from_options(&spec.options)?;
+    let Address::Fd(fd) = spec.address else {
+        return Err(Error::invalid_spec(
+            spec.to_string(),
+            "a socket pair is made with ipc_socket::pair::channel() and handed to a child with \
+             inherit(); the child opens `socketpair:fd=N`",
+        ));
+    };
+    let object = format!("socketpair:fd={fd}");
+    let facts = sys::inspect_fd(fd).map_err(|e| match e.raw_os_error() {
+        Some(libc::EBADF) => Error::NotFound {
+            object: format!("{object} (descriptor not open: was it handed over with inherit?)"),
+        },
+        _ => Error::io(format!("fstat {object}"), e),
+    })?;
+    if facts.socket_type != Some(libc::SOCK_SEQPACKET) {
+        return Err(Error::Incompatible {
+            object,
+            reason: "descriptor is not a SOCK_SEQPACKET socket".into(),
+        });
+    }
+    let mut adopted = ADOPTED.lock().unwrap_or_else(|e| e.into_inner());
+    if adopted
+        .get_or_insert_with(HashMap::new)
+        .insert(fd, facts.identity)
+        == Some(facts.identity)
+    {
+        return Err(Error::AlreadyExists {
+            object: format!("{object} (already adopted by this process)"),
+        });
+    }
+    let owned = sys::adopt(fd);
+    nix::fcntl::fcntl(
+        owned.as_fd(),
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )
+    .map_err(|e| Error::io(format!("F_SETFD {object}"), e.into()))?;
+    size_send_buffer(owned.as_fd(), config.message_size, config.capacity)?;
+    Ok(SocketPairEnd::new(
+        SeqSocket::new(owned, config.message_size),
+        config,
+    ))
+}
+
+/// An end of a socket pair that a child process will inherit. Keep it until the child is
+/// spawned, then drop it to close the parent's copy.
+#[derive(Debug)]
+pub struct Inherited {
+    _fd: ipc_pipe::raw::InheritedFd,
+    spec: TransportSpec,
+}
+
+impl Inherited {
+    /// The transport string the child opens its end with (`socketpair:fd=N`, with the options
+    /// that make both ends agree).
+    pub fn spec(&self) -> &TransportSpec {
+        &self.spec
+    }
+}
+
+/// One end of a socket pair: a [`Sender`] and a [`Receiver`] at once. (Both traits have
+/// `max_message_size` and `readiness`: name the trait, `Sender::readiness(&mut end)`.)
+#[derive(Debug)]
+pub struct SocketPairEnd {
+    sock: SeqSocket,
+    config: SocketConfig,
+    /// What the last `readiness()` was asked for: writable for a sender, readable for a
+    /// receiver. An end used both ways in one event loop registers its descriptor for both.
+    interest: Interest,
+}
+
+impl SocketPairEnd {
+    fn new(sock: SeqSocket, config: SocketConfig) -> SocketPairEnd {
+        SocketPairEnd {
+            sock,
+            config,
+            interest: Interest::Readable,
+        }
+    }
+
+    /// Hands this end to the child `cmd` will spawn (see the crate documentation). Nothing is
+    /// buffered in the end itself, so it can be handed over at any time.
+    pub fn inherit(self, cmd: &mut Command) -> Result<Inherited> {
+        let fd = self.sock.into_fd();
+        let mut spec = TransportSpec {
+            transport: Transport::SocketPair,
+            address: Address::Fd(fd.as_raw_fd()),
+            options: Options::default(),
+        };
+        self.config.write_options(&mut spec.options);
+        Ok(Inherited {
+            _fd: ipc_pipe::raw::inherit_fd(fd, cmd),
+            spec,
+        })
+    }
+}
+
+impl Sender for SocketPairEnd {
+    fn max_message_size(&self) -> usize {
+        self.sock.max_message_size()
+    }
+
+    fn send_with(&mut self, msg: &[u8], wait: Wait) -> Result<()> {
+        self.sock.send(msg, wait)
+    }
+
+    fn readiness(&mut self) -> Option<&mut dyn Readiness> {
+        self.interest = Interest::Writable;
+        Some(self)
+    }
+}
+
+impl Receiver for SocketPairEnd {
+    fn max_message_size(&self) -> usize {
+        self.sock.max_message_size()
+    }
+
+    fn recv_with(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
+        self.sock.recv(buf, wait)
+    }
+
+    fn readiness(&mut self) -> Option<&mut dyn Readiness> {
+        self.interest = Interest::Readable;
+        Some(self)
+    }
+}
+
+impl AsFd for SocketPairEnd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+}
+
+/// The socket: readable when a record (or the other end's close) is there, writable when its
+/// send buffer has room; level-triggered and exact, so nothing to arm or consume.
+impl Readiness for SocketPairEnd {
+    fn ready_fd(&mut self) -> Result<(BorrowedFd<'_>, Interest)> {
+        Ok((self.sock.as_fd(), self.interest))
+    }
+
+    fn prepare_wait(&mut self) -> Result<bool> {
+        Ok(false)
+    }
+
+    fn after_wake(&mut self) {}
+}

@@ -1,0 +1,223 @@
+//! One `SOCK_SEQPACKET` connection as a message channel: what unix sockets and socket pairs
+//! share.
+//!
+//! A record on the wire is one tag byte, then the message. The tag is what tells an empty
+//! message from the end of the connection (a zero-length record reads as 0 bytes, as end of
+//! stream does), and it lets a receiver tell a refused sender why ([`TAG_REFUSED`]).
+//!
+//! The kernel sends a record whole or not at all, so `try_send` and `send_timeout` are exact
+//! with nothing to withdraw. Every call passes `MSG_DONTWAIT` and waits in `poll(2)` with the
+//! caller's deadline: the descriptor's own `O_NONBLOCK` (shared with a child that inherited a
+//! socket pair end) is never relied on.
+
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use ipc_core::{Error, Result, Wait};
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{MsgFlags, getsockopt, recvmsg, sendmsg, setsockopt, sockopt};
+
+/// First byte of a record carrying a message.
+pub const TAG_MESSAGE: u8 = 0x4d;
+/// First byte of the record a receiver sends a sender it refuses, followed by the reason.
+pub const TAG_REFUSED: u8 = 0x52;
+
+/// Bytes the kernel keeps of a socket's send buffer for itself (`sk_sndbuf - 32` is the largest
+/// record, `unix(7)`), with room for the record's bookkeeping.
+const SEND_BUFFER_OVERHEAD: usize = 32 + 1024;
+
+/// Waits until `fd` reports one of `events` (or an error or hang-up); `Ok(false)` once `wait`
+/// has expired. `EINTR` is retried within the deadline.
+pub(crate) fn poll_fd(fd: BorrowedFd<'_>, events: PollFlags, wait: Wait) -> Result<bool> {
+    loop {
+        let mut fds = [PollFd::new(fd, events)];
+        let timeout = PollTimeout::try_from(wait.poll_timeout_ms()).unwrap_or(PollTimeout::MAX);
+        match nix::poll::poll(&mut fds, timeout) {
+            Ok(0) if wait.expired() => return Ok(false),
+            // poll rounds to milliseconds: go round again until the deadline has passed.
+            Ok(0) | Err(Errno::EINTR) => continue,
+            Ok(_) => return Ok(true),
+            Err(e) => return Err(Error::io("poll on socket", e.into())),
+        }
+    }
+}
+
+/// Sizes the send buffer of `fd` so that one record of `message_size` fits (and to `capacity`
+/// bytes if asked). Past `net.core.wmem_max`, root may force it (`SO_SNDBUFFORCE`); otherwise
+/// a message that cannot fit is [`Error::LimitExceeded`] naming the limit.
+pub(crate) fn size_send_buffer(
+    fd: BorrowedFd<'_>,
+    message_size: usize,
+    capacity: Option<usize>,
+) -> Result<()> {
+    let needed = message_size + 1 + SEND_BUFFER_OVERHEAD;
+    let current = getsockopt(&fd, sockopt::SndBuf).map_err(|e| Error::io("SO_SNDBUF", e.into()))?;
+    // The kernel doubles what it is asked for (bookkeeping), so ask for half.
+    let wanted = match capacity {
+        Some(c) => c.max(needed),
+        None if current >= needed => return Ok(()),
+        None => needed,
+    }
+    .div_ceil(2);
+    if setsockopt(&fd, sockopt::SndBufForce, &wanted).is_err() {
+        setsockopt(&fd, sockopt::SndBuf, &wanted).map_err(|e| Error::io("SO_SNDBUF", e.into()))?;
+    }
+    let got = getsockopt(&fd, sockopt::SndBuf).map_err(|e| Error::io("SO_SNDBUF", e.into()))?;
+    if got < needed {
+        return Err(Error::LimitExceeded {
+            what: format!("socket send buffer (net.core.wmem_max) for message_size {message_size}"),
+            limit: got.saturating_sub(1 + SEND_BUFFER_OVERHEAD) as u64,
+        });
+    }
+    Ok(())
+}
+
+/// A connected `SOCK_SEQPACKET` socket carrying tagged records.
+#[derive(Debug)]
+pub struct SeqSocket {
+    fd: OwnedFd,
+    max: usize,
+}
+
+impl SeqSocket {
+    /// Messages of up to `max` bytes on the connected socket `fd`.
+    pub(crate) fn new(fd: OwnedFd, max: usize) -> SeqSocket {
+        SeqSocket { fd, max }
+    }
+
+    /// Largest message.
+    pub fn max_message_size(&self) -> usize {
+        self.max
+    }
+
+    /// The descriptor.
+    pub(crate) fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
+
+    /// Sends one record: `tag`, then `msg`.
+    pub(crate) fn send_record(&self, tag: u8, msg: &[u8], wait: Wait) -> Result<()> {
+        let tag = [tag];
+        let iov = [IoSlice::new(&tag), IoSlice::new(msg)];
+        let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+        loop {
+            match sendmsg::<()>(self.fd.as_raw_fd(), &iov, &[], flags, None) {
+                Ok(_) => return Ok(()),
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => {
+                    if wait == Wait::Never || !poll_fd(self.fd.as_fd(), PollFlags::POLLOUT, wait)? {
+                        return Err(wait.full_error());
+                    }
+                }
+                Err(Errno::EPIPE | Errno::ECONNRESET | Errno::ENOTCONN) => {
+                    return Err(Error::Disconnected);
+                }
+                Err(Errno::EMSGSIZE) => {
+                    return Err(Error::LimitExceeded {
+                        what: "socket send buffer (net.core.wmem_max)".into(),
+                        limit: msg.len() as u64,
+                    });
+                }
+                Err(e) => return Err(Error::io("send on socket", e.into())),
+            }
+        }
+    }
+
+    /// Sends one message.
+    pub fn send(&self, msg: &[u8], wait: Wait) -> Result<()> {
+        if msg.len() > self.max {
+            return Err(Error::MessageTooLarge {
+                len: msg.len(),
+                max: self.max,
+            });
+        }
+        self.send_record(TAG_MESSAGE, msg, wait)
+    }
+
+    /// Receives one record without waiting: its tag and the length of its payload, written to
+    /// `buf`. `Empty` when none is there, `Disconnected` at the end of the connection. A record
+    /// longer than `buf` stays queued ([`Error::BufferTooSmall`]); one longer than `max` is
+    /// dropped ([`Error::MessageTooLarge`]).
+    pub(crate) fn try_recv_record(&self, buf: &mut [u8]) -> Result<(u8, usize)> {
+        let room = buf.len().min(self.max);
+        if room < self.max {
+            // Learn the length first, so that a record the buffer cannot take stays queued.
+            let len = self.recv_raw(&mut [], MsgFlags::MSG_PEEK)?.1;
+            if len <= self.max && len > buf.len() {
+                return Err(Error::BufferTooSmall {
+                    len: buf.len(),
+                    needed: len,
+                });
+            }
+        }
+        let (tag, len) = self.recv_raw(&mut buf[..room], MsgFlags::empty())?;
+        if len > room {
+            // Only a peer with a larger message_size sends more than `max`: the rest was cut
+            // off and is gone, so say how long it was.
+            return Err(Error::MessageTooLarge { len, max: self.max });
+        }
+        Ok((tag, len))
+    }
+
+    /// One `recvmsg(MSG_DONTWAIT | MSG_TRUNC | flags)`: the tag and the payload's full length.
+    fn recv_raw(&self, buf: &mut [u8], flags: MsgFlags) -> Result<(u8, usize)> {
+        let mut tag = [0u8; 1];
+        let flags = flags | MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC;
+        loop {
+            let mut iov = [IoSliceMut::new(&mut tag), IoSliceMut::new(buf)];
+            match recvmsg::<()>(self.fd.as_raw_fd(), &mut iov, None, flags) {
+                Ok(r) if r.bytes == 0 => return Err(Error::Disconnected),
+                Ok(r) => {
+                    let n = r.bytes;
+                    return Ok((tag[0], n - 1));
+                }
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => return Err(Error::Empty),
+                Err(Errno::ECONNRESET) => return Err(Error::Disconnected),
+                Err(e) => return Err(Error::io("receive on socket", e.into())),
+            }
+        }
+    }
+
+    /// Receives one message.
+    pub fn recv(&self, buf: &mut [u8], wait: Wait) -> Result<usize> {
+        loop {
+            match self.try_recv_record(buf) {
+                Ok((TAG_MESSAGE, len)) => return Ok(len),
+                Ok((tag, _)) => {
+                    return Err(Error::corrupted(format!(
+                        "a record with tag {tag:#04x} on a message socket: the peer does not \
+                         speak ipc-socket's record format"
+                    )));
+                }
+                Err(Error::Empty) => {}
+                Err(e) => return Err(e),
+            }
+            if wait == Wait::Never || !poll_fd(self.fd.as_fd(), PollFlags::POLLIN, wait)? {
+                return Err(wait.empty_error());
+            }
+        }
+    }
+
+    /// After a send found the connection closed: the reason the receiver gave, if it refused
+    /// us, as [`Error::PermissionDenied`]; else `Disconnected`.
+    pub(crate) fn why_closed(&self, object: &str) -> Error {
+        let mut reason = [0u8; 1024];
+        match self.try_recv_record(&mut reason) {
+            Ok((TAG_REFUSED, len)) => Error::PermissionDenied {
+                object: format!(
+                    "{object}: {}",
+                    String::from_utf8_lossy(&reason[..len.min(reason.len())])
+                ),
+            },
+            _ => Error::Disconnected,
+        }
+    }
+}
+
+impl AsFd for SeqSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
