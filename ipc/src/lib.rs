@@ -28,6 +28,9 @@
 //! | `sysv-mq:key=N`           | `sysv`  | [`sysv`] ([`sysv::msg`]) |
 //! | `sysv-shm:key=N`, `sysv-shm:ftok=/path:0x66` | `sysv` | [`sysv`] ([`sysv::ring`]) over [`sync`] |
 //! | `file-shm:/path`          | `posix` | [`posix`] ([`posix::ring`], in a [`posix::file`]) over [`sync`] |
+//! | `unix:/path`, `unix:@name` | `socket` | [`socket`] |
+//! | `tcp:HOST:PORT` (trusted networks only) | `socket` | [`socket`] |
+//! | `socketpair:fd=N`         | `socket` | [`socket`] ([`socket::pair`]) |
 //!
 //! A transport whose feature is off is an [`Error::InvalidSpec`] that names the feature.
 //! The traits, errors and transport strings are those of `ipc-core`, re-exported here.
@@ -56,6 +59,8 @@ pub use ipc_fifo as fifo;
 pub use ipc_pipe as pipe;
 #[cfg(feature = "posix")]
 pub use ipc_posix as posix;
+#[cfg(feature = "socket")]
+pub use ipc_socket as socket;
 #[cfg(feature = "sysv")]
 pub use ipc_sysv as sysv;
 
@@ -97,6 +102,12 @@ pub fn open_sender_spec(spec: &TransportSpec) -> Result<Box<dyn Sender>> {
         Transport::SysvShm => Ok(Box::new(sysv::ring::SysvShmSender::open(spec)?)),
         #[cfg(feature = "posix")]
         Transport::FileShm => Ok(Box::new(posix::ring::FileShmSender::open(spec)?)),
+        #[cfg(feature = "socket")]
+        Transport::Unix => Ok(Box::new(socket::UnixSender::open(spec)?)),
+        #[cfg(feature = "socket")]
+        Transport::Tcp => Ok(Box::new(socket::TcpSender::open(spec)?)),
+        #[cfg(feature = "socket")]
+        Transport::SocketPair => Ok(Box::new(socket::pair::open(spec)?)),
         other => Err(unavailable(spec, other)),
     }
 }
@@ -119,6 +130,12 @@ pub fn open_receiver_spec(spec: &TransportSpec) -> Result<Box<dyn Receiver>> {
         Transport::SysvShm => Ok(Box::new(sysv::ring::SysvShmReceiver::open(spec)?)),
         #[cfg(feature = "posix")]
         Transport::FileShm => Ok(Box::new(posix::ring::FileShmReceiver::open(spec)?)),
+        #[cfg(feature = "socket")]
+        Transport::Unix => Ok(Box::new(socket::UnixReceiver::open(spec)?)),
+        #[cfg(feature = "socket")]
+        Transport::Tcp => Ok(Box::new(socket::TcpReceiver::open(spec)?)),
+        #[cfg(feature = "socket")]
+        Transport::SocketPair => Ok(Box::new(socket::pair::open(spec)?)),
         other => Err(unavailable(spec, other)),
     }
 }
@@ -172,6 +189,8 @@ pub fn available_transports() -> Vec<Transport> {
                 || (*t == Transport::SysvMq && cfg!(feature = "sysv"))
                 || (*t == Transport::SysvShm && cfg!(feature = "sysv"))
                 || (*t == Transport::FileShm && cfg!(feature = "posix"))
+                || (matches!(t, Transport::Unix | Transport::Tcp | Transport::SocketPair)
+                    && cfg!(feature = "socket"))
         })
         .collect()
 }
@@ -186,6 +205,9 @@ fn unavailable(spec: &TransportSpec, transport: Transport) -> Error {
             | Transport::SysvMq
             | Transport::SysvShm
             | Transport::FileShm
+            | Transport::Unix
+            | Transport::Tcp
+            | Transport::SocketPair
     );
     let reason = if built_here {
         format!(
