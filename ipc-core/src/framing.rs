@@ -479,9 +479,22 @@ pub struct FrameReader {
     max: usize,
     end_of_stream: bool,
     corrupted: Option<String>,
+    /// Any frame may be cut short by the writer's death (see [`FrameReader::over_socket`]).
+    any_frame_cut: bool,
 }
 
 impl FrameReader {
+    /// A reader for a stream on which any write may stop part way (a TCP connection: a sender
+    /// killed mid-frame, or a small frame the socket took in part before a deadline): bytes
+    /// left at end of stream are always that unfinished frame, dropped. (On a pipe, frames of
+    /// up to `PIPE_BUF` are written whole, so such bytes there are a foreign writer's.)
+    pub fn over_socket(max: usize) -> FrameReader {
+        FrameReader {
+            any_frame_cut: true,
+            ..FrameReader::new(max)
+        }
+    }
+
     /// A reader of messages up to `max` bytes (at most [`MAX_PAYLOAD`]).
     pub fn new(max: usize) -> FrameReader {
         assert!(max <= MAX_PAYLOAD, "message size {max} above MAX_PAYLOAD");
@@ -496,6 +509,7 @@ impl FrameReader {
             max,
             end_of_stream: false,
             corrupted: None,
+            any_frame_cut: false,
         }
     }
 
@@ -616,7 +630,7 @@ impl FrameReader {
     /// killed at one exact moment, whereas a foreign writer's `hi\n` ends that way every time.
     fn foreign_tail(&self) -> Option<String> {
         let avail = &self.buf[self.start..self.end];
-        if avail.is_empty() {
+        if avail.is_empty() || self.any_frame_cut {
             return None;
         }
         let Some(header) = avail.first_chunk::<HEADER_LEN>() else {
@@ -897,6 +911,24 @@ pub(crate) mod tests {
             r.recv(&mut pipe, &mut out, Wait::Never),
             Err(Error::Disconnected)
         ));
+    }
+
+    #[test]
+    fn over_a_socket_any_frame_cut_at_end_of_stream_is_dropped() {
+        // A small frame cut short: impossible on a pipe, a dead sender's on a TCP connection.
+        for tail in [&[10u8, 0, 0, 0, b'h'][..], &[10, 0]] {
+            let mut pipe = MemPipe::new(1 << 16);
+            FrameWriter::new(100)
+                .send(&mut pipe, b"whole", Wait::Never)
+                .unwrap();
+            pipe.data.extend(tail);
+            pipe.writer_closed = true;
+            let mut r = FrameReader::over_socket(100);
+            let mut out = [0u8; 100];
+            assert_eq!(r.recv(&mut pipe, &mut out, Wait::Never).unwrap(), 5);
+            let end = r.recv(&mut pipe, &mut out, Wait::Never);
+            assert!(matches!(end, Err(Error::Disconnected)), "{tail:?}: {end:?}");
+        }
     }
 
     #[test]
