@@ -132,6 +132,20 @@ impl SocketPairEnd {
         }
     }
 
+    /// Another handle on the same end (`dup`). Records are written whole, so any number of
+    /// processes may send on one end without interleaving.
+    pub fn try_clone(&self) -> Result<SocketPairEnd> {
+        let fd = self
+            .sock
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| Error::io("dup socket", e))?;
+        Ok(SocketPairEnd::new(
+            SeqSocket::new(fd, self.sock.max_message_size()),
+            self.config,
+        ))
+    }
+
     /// Hands this end to the child `cmd` will spawn (see the crate documentation). Nothing is
     /// buffered in the end itself, so it can be handed over at any time.
     pub fn inherit(self, cmd: &mut Command) -> Result<Inherited> {

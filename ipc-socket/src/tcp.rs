@@ -73,23 +73,33 @@ impl StreamIo for TcpIo {
     }
 }
 
-/// `TCP_NODELAY` (a message goes out when sent, not when more follow) and the buffer size asked
-/// for; returns the descriptor.
+/// Send buffer of a TCP sender when the string gives no `capacity`.
+pub const DEFAULT_TCP_SEND_BUFFER: usize = 1024 * 1024;
+/// Receive buffer of a TCP receiver's connections when the string gives no `capacity`: smaller
+/// than the sender's, so that a sender finds its buffer full only once the receiver's window
+/// has closed (nothing in flight whose acknowledgement would make room).
+pub const DEFAULT_TCP_RECV_BUFFER: usize = 128 * 1024;
+
+/// `TCP_NODELAY` (a message goes out when sent, not when more follow) and a fixed buffer
+/// (`SO_SNDBUF` of a sender, `SO_RCVBUF` of a receiver's connection); returns the descriptor.
+///
+/// A buffer set explicitly is not grown by the kernel's autotuning, which is what makes `Full`
+/// mean something: with autotuning, room appears after a `try_send` said `Full` without the
+/// receiver reading anything.
 fn configure(stream: TcpStream, capacity: Option<usize>, send: bool) -> Result<OwnedFd> {
     stream
         .set_nodelay(true)
         .map_err(|e| Error::io("TCP_NODELAY", e))?;
     let fd = OwnedFd::from(stream);
-    if let Some(c) = capacity {
-        // The kernel doubles what it is asked for (bookkeeping), so ask for half.
-        let half = c.div_ceil(2);
-        let set = if send {
-            setsockopt(&fd, sockopt::SndBuf, &half)
-        } else {
-            setsockopt(&fd, sockopt::RcvBuf, &half)
-        };
-        set.map_err(|e| Error::io("SO_SNDBUF/SO_RCVBUF", e.into()))?;
-    }
+    // The kernel doubles what it is asked for (bookkeeping), so ask for half.
+    let set = if send {
+        let half = capacity.unwrap_or(DEFAULT_TCP_SEND_BUFFER).div_ceil(2);
+        setsockopt(&fd, sockopt::SndBuf, &half)
+    } else {
+        let half = capacity.unwrap_or(DEFAULT_TCP_RECV_BUFFER).div_ceil(2);
+        setsockopt(&fd, sockopt::RcvBuf, &half)
+    };
+    set.map_err(|e| Error::io("SO_SNDBUF/SO_RCVBUF", e.into()))?;
     Ok(fd)
 }
 
@@ -169,7 +179,7 @@ impl Listen for TcpListen {
                         io: TcpIo {
                             fd: configure(stream, self.capacity, false)?,
                         },
-                        reader: FrameReader::new(self.max),
+                        reader: FrameReader::over_socket(self.max),
                     }));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(None),
@@ -209,6 +219,13 @@ impl TcpReceiver {
         listener
             .set_nonblocking(true)
             .map_err(|e| Error::io("O_NONBLOCK", e))?;
+        // Set on the listener, so that a connection waiting to be accepted has it already.
+        let half = config
+            .capacity
+            .unwrap_or(DEFAULT_TCP_RECV_BUFFER)
+            .div_ceil(2);
+        setsockopt(&listener, sockopt::RcvBuf, &half)
+            .map_err(|e| Error::io("SO_RCVBUF", e.into()))?;
         let local = listener
             .local_addr()
             .map_err(|e| Error::io("getsockname", e))?;
