@@ -126,7 +126,7 @@ pub trait Factory: Sync {
     fn multi_writer_max(&self) -> usize;
 }
 
-fn spawn(cmd: Command) -> Result<Peer> {
+pub(crate) fn spawn(cmd: Command) -> Result<Peer> {
     Peer::spawn(cmd).map_err(|e| ipc::Error::io("spawn ipc-test-peer", e))
 }
 

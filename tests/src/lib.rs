@@ -25,6 +25,7 @@ pub mod board;
 pub mod drive;
 pub mod factory;
 pub mod factory_file_shm;
+pub mod factory_socket;
 pub mod factory_sysv_mq;
 pub mod factory_sysv_shm;
 pub mod fixtures;

@@ -1,0 +1,3 @@
+//! The conformance suite on TCP over loopback.
+
+ipc_tests::conformance_tests!(ipc_tests::factory_socket::TcpFactory);
