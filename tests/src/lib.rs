@@ -155,6 +155,35 @@ macro_rules! conformance_tests {
             sigpipe_default_child_gets_disconnected,
         );
     };
+    // The selection for TCP: `Full` does not stay full there (see tests/tcp.rs), so the tests
+    // that need it stay listed but ignored.
+    (@tcp $factory:expr) => {
+        $crate::conformance_tests!(@ctx $factory);
+        $crate::conformance_tests!(@each
+            random_messages_arrive_whole_once_in_order,
+            oversized_message_is_refused_and_sends_nothing,
+            small_buffer_is_refused_and_keeps_the_message,
+            try_recv_on_empty_is_empty,
+            recv_timeout_waits_out_its_deadline,
+            timed_out_send_is_never_delivered,
+            blocked_send_wakes_when_receiver_dropped,
+            messages_cross_to_a_child_process,
+            messages_cross_from_a_child_process,
+            several_writer_processes_do_not_interleave,
+            sigpipe_default_child_blocked_in_send_gets_disconnected,
+            signals_do_not_break_blocking_recv,
+            signals_do_not_break_recv_timeout,
+            signals_do_not_shorten_recv_timeout,
+            signals_do_not_shorten_send_timeout,
+        );
+        $crate::conformance_tests!(@ignored "TCP's Full does not stay full: the receiver's \
+            kernel reopens its window as it merges small segments, with nobody reading":
+            try_send_on_full_is_full_and_send_timeout_waits,
+            signals_do_not_break_blocking_send,
+            blocked_calls_sleep_rather_than_spin,
+        );
+        $crate::conformance_tests!(@connected_only);
+    };
     ($factory:expr, connected) => {
         $crate::conformance_tests!(@common $factory);
         $crate::conformance_tests!(@connected_only);
@@ -219,6 +248,27 @@ macro_rules! conformance_tests_via {
                 exited_sender_leaves_its_messages,
                 killed_sender_leaves_its_messages,
             );
+        }
+
+        mod unix {
+            $crate::conformance_tests!($crate::ViaFactory::new(
+                $crate::factory_socket::UnixFactory,
+                $via
+            ));
+        }
+
+        mod tcp {
+            $crate::conformance_tests!(@tcp $crate::ViaFactory::new(
+                $crate::factory_socket::TcpFactory,
+                $via
+            ));
+        }
+
+        mod socketpair {
+            $crate::conformance_tests!($crate::ViaFactory::new(
+                $crate::factory_socket::SocketPairFactory,
+                $via
+            ));
         }
 
         mod sysv_shm {
