@@ -212,3 +212,76 @@ impl Readiness for SocketPairEnd {
 
     fn after_wake(&mut self) {}
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::IntoRawFd;
+
+    fn spec(fd: RawFd) -> TransportSpec {
+        format!("socketpair:fd={fd}").parse().unwrap()
+    }
+
+    #[test]
+    fn only_an_open_seqpacket_socket_is_adopted_and_only_once() {
+        let e = open(&spec(100_000)).unwrap_err();
+        assert!(matches!(e, Error::NotFound { .. }), "{e}");
+        let (read, write) = nix::unistd::pipe().unwrap();
+        let e = open(&spec(read.as_raw_fd())).unwrap_err();
+        assert!(matches!(e, Error::Incompatible { .. }), "{e}");
+        let (a, b) = channel(&SocketConfig::default()).unwrap();
+        let fd = a.sock.into_fd().into_raw_fd();
+        let mut adopted = open(&spec(fd)).unwrap();
+        let e = open(&spec(fd)).unwrap_err();
+        assert!(matches!(e, Error::AlreadyExists { .. }), "{e}");
+        drop((read, write));
+        let mut b = b;
+        Sender::send(&mut b, b"to the adopted end").unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!(Receiver::recv(&mut adopted, &mut buf).unwrap(), 18);
+    }
+
+    #[test]
+    fn both_directions_and_the_other_end_going_is_disconnected() {
+        let config = SocketConfig {
+            message_size: 16,
+            capacity: None,
+        };
+        let (mut a, mut b) = channel(&config).unwrap();
+        let mut buf = [0u8; 16];
+        assert!(matches!(
+            Receiver::try_recv(&mut a, &mut buf),
+            Err(Error::Empty)
+        ));
+        Sender::send(&mut a, b"").unwrap();
+        Sender::send(&mut b, b"back").unwrap();
+        assert_eq!(
+            Receiver::recv(&mut b, &mut buf).unwrap(),
+            0,
+            "an empty message"
+        );
+        assert_eq!(Receiver::recv(&mut a, &mut buf).unwrap(), 4);
+        let e = Sender::send(&mut a, &[0; 17]).unwrap_err();
+        assert!(
+            matches!(e, Error::MessageTooLarge { len: 17, max: 16 }),
+            "{e}"
+        );
+        Sender::send(&mut a, b"twelve bytes").unwrap();
+        let e = Receiver::recv(&mut b, &mut buf[..4]).unwrap_err();
+        assert!(matches!(e, Error::BufferTooSmall { needed: 12, .. }), "{e}");
+        assert_eq!(
+            Receiver::recv(&mut b, &mut buf).unwrap(),
+            12,
+            "kept for a larger buffer"
+        );
+        drop(a);
+        assert!(matches!(
+            Receiver::recv(&mut b, &mut buf),
+            Err(Error::Disconnected)
+        ));
+        assert!(matches!(
+            Sender::send(&mut b, b"x"),
+            Err(Error::Disconnected)
+        ));
+    }
+}
