@@ -61,8 +61,8 @@ pub fn inherit_fd(fd: OwnedFd, cmd: &mut Command) -> InheritedFd {
     InheritedFd { fd }
 }
 
-/// Pipes adopted by this process, by descriptor number: the same pipe under the same number is
-/// refused a second owner; a number closed and reused for another pipe is not.
+/// Descriptors adopted by this process, by number: the same open file under the same number is
+/// refused a second owner; a number closed and reused for another file is not.
 static ADOPTED: Mutex<Option<HashMap<RawFd, (u64, u64)>>> = Mutex::new(None);
 
 /// Which end of a pipe a descriptor must be.
@@ -80,33 +80,59 @@ pub enum End {
 /// owners would close it twice).
 pub fn adopt_fd(fd: RawFd, end: End) -> Result<OwnedFd> {
     let object = format!("pipe:fd={fd}");
-    let facts = sys::inspect_fd(fd).map_err(|e| match e.raw_os_error() {
+    adopt_inherited(fd, &object, |borrowed| {
+        let incompatible = |reason: String| Error::Incompatible {
+            object: object.clone(),
+            reason,
+        };
+        let st = nix::sys::stat::fstat(borrowed)
+            .map_err(|e| Error::io(format!("fstat {object}"), e.into()))?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFIFO {
+            return Err(incompatible("descriptor is not a pipe".into()));
+        }
+        let access = fcntl(borrowed, FcntlArg::F_GETFL)
+            .map_err(|e| Error::io(format!("F_GETFL {object}"), e.into()))?
+            & libc::O_ACCMODE;
+        let expected = match end {
+            End::Read => libc::O_RDONLY,
+            End::Write => libc::O_WRONLY,
+        };
+        if access != expected {
+            return Err(incompatible(
+                format!("descriptor is not the {end:?} end of a pipe").to_lowercase(),
+            ));
+        }
+        Ok(())
+    })
+}
+
+/// Takes ownership of descriptor `fd`, inherited from the parent under the transport string
+/// `object` (`pipe:fd=N`, `socketpair:fd=N`), once `check` accepted it: [`Error::NotFound`] if
+/// it is not open, [`Error::AlreadyExists`] if this process adopted the same open file under
+/// that number already (two owners would close it twice). It gets `FD_CLOEXEC` again, so it
+/// does not leak further.
+pub fn adopt_inherited(
+    fd: RawFd,
+    object: &str,
+    check: impl FnOnce(BorrowedFd<'_>) -> Result<()>,
+) -> Result<OwnedFd> {
+    let identity = sys::with_inherited(fd, |borrowed| {
+        check(borrowed)?;
+        let st = nix::sys::stat::fstat(borrowed)
+            .map_err(|e| Error::io(format!("fstat {object}"), e.into()))?;
+        Ok((st.st_dev, st.st_ino))
+    })
+    .map_err(|e| match e.raw_os_error() {
         Some(libc::EBADF) => Error::NotFound {
             object: format!("{object} (descriptor not open: was it handed over with inherit?)"),
         },
-        _ => Error::io(format!("fstat {object}"), e),
-    })?;
-    if !facts.is_pipe {
-        return Err(Error::Incompatible {
-            object,
-            reason: "descriptor is not a pipe".into(),
-        });
-    }
-    let expected = match end {
-        End::Read => libc::O_RDONLY,
-        End::Write => libc::O_WRONLY,
-    };
-    if facts.access != expected {
-        return Err(Error::Incompatible {
-            object,
-            reason: format!("descriptor is not the {end:?} end of a pipe").to_lowercase(),
-        });
-    }
+        _ => Error::io(format!("F_GETFD {object}"), e),
+    })??;
     let mut adopted = ADOPTED.lock().unwrap_or_else(|e| e.into_inner());
     if adopted
         .get_or_insert_with(HashMap::new)
-        .insert(fd, facts.identity)
-        == Some(facts.identity)
+        .insert(fd, identity)
+        == Some(identity)
     {
         return Err(Error::AlreadyExists {
             object: format!("{object} (already adopted by this process)"),

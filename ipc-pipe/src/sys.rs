@@ -195,46 +195,30 @@ pub fn clear_cloexec_in_child(cmd: &mut Command, fd: RawFd) {
 
 /// Takes ownership of descriptor `fd`, inherited from the parent as the transport string said.
 ///
-/// The caller has checked (with `fstat`) that `fd` is open and a pipe, and records adopted
-/// numbers so that one number is adopted once.
+/// The caller has checked that `fd` is open (with [`with_inherited`]) and what it is, and
+/// records adopted numbers so that one number is adopted once.
 pub fn adopt(fd: RawFd) -> OwnedFd {
     // SAFETY:
-    // - the descriptor is open (checked by the caller with `fstat` just before);
-    // - the transport string `pipe:fd=N` hands descriptor N to the transport that opens it,
-    //   and the caller refuses a second adoption of the same number, so nothing else in this
-    //   process owns it.
+    // - the descriptor is open (checked by the caller with `with_inherited` just before);
+    // - the transport string (`pipe:fd=N`, `socketpair:fd=N`) hands descriptor N to the
+    //   transport that opens it, and the caller refuses a second adoption of the same number,
+    //   so nothing else in this process owns it.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
-/// What `fstat` and `F_GETFL` say of a descriptor number the transport string named.
-pub struct FdFacts {
-    /// It is a pipe or FIFO.
-    pub is_pipe: bool,
-    /// `O_ACCMODE` of its open file.
-    pub access: libc::c_int,
-    /// Device and inode: which pipe it is (a descriptor number is reused once closed).
-    pub identity: (u64, u64),
-}
-
-/// Looks at descriptor `fd` without taking it: `EBADF` if it is not open.
-pub fn inspect_fd(fd: RawFd) -> io::Result<FdFacts> {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: `st` is a writable `stat` buffer; the kernel validates `fd` (EBADF if closed).
-    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } == -1 {
+/// Runs `f` on descriptor `fd`, inherited from the parent as a transport string said, without
+/// taking it; `EBADF` if it is not open.
+pub fn with_inherited<T>(fd: RawFd, f: impl FnOnce(BorrowedFd<'_>) -> T) -> io::Result<T> {
+    // SAFETY: `F_GETFD` takes no argument and touches no memory of ours; the kernel validates
+    // `fd` (EBADF if closed).
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: `fstat` succeeded, so it filled `st`.
-    let st = unsafe { st.assume_init() };
-    // SAFETY: `F_GETFL` takes no argument and touches no memory of ours.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(FdFacts {
-        is_pipe: st.st_mode & libc::S_IFMT == libc::S_IFIFO,
-        access: flags & libc::O_ACCMODE,
-        identity: (st.st_dev, st.st_ino),
-    })
+    // SAFETY: the descriptor is open (checked just above), and the transport string hands it
+    // to the transport that opens it, so nothing else in this process owns it and closes it
+    // while `f` runs; the borrow does not outlive `f`.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    Ok(f(borrowed))
 }
 
 #[cfg(test)]

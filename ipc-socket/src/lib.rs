@@ -81,8 +81,8 @@
 //!
 //! # `socketpair:` — a pipe in both directions
 //!
-//! [`pair::channel`] makes a `SOCK_SEQPACKET` socket pair; each end is a [`Sender`] and a
-//! [`Receiver`]. [`SocketPairEnd::inherit`] hands an end to the child a [`Command`] spawns,
+//! [`pair::channel`] makes a `SOCK_SEQPACKET` socket pair; each end is a [`Sender`](ipc_core::Sender) and a
+//! [`Receiver`](ipc_core::Receiver). [`SocketPairEnd::inherit`] hands an end to the child a [`Command`] spawns,
 //! exactly as `ipc_pipe::PipeReceiver::inherit` does, and returns the string the child opens
 //! (`socketpair:fd=N`, e.g. through `ipc::open_receiver`, or [`pair::open`] for both
 //! directions). Drop the [`Inherited`](pair::Inherited) after spawning, so each side sees the

@@ -1,19 +1,17 @@
 //! `socketpair:` — a `SOCK_SEQPACKET` socket pair, both directions, handed to a child as
 //! `pipe:` hands a pipe end (see the crate documentation).
 
-use std::collections::HashMap;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::process::Command;
-use std::sync::Mutex;
 
 use ipc_core::{
     Address, Error, Interest, Options, Readiness, Receiver, Result, Sender, Transport,
     TransportSpec, Wait,
 };
-use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, getsockopt, socketpair, sockopt};
 
+use crate::SocketConfig;
 use crate::seq::{SeqSocket, size_send_buffer};
-use crate::{SocketConfig, sys};
 
 /// Creates a socket pair; either end sends to and receives from the other.
 pub fn channel(config: &SocketConfig) -> Result<(SocketPairEnd, SocketPairEnd)> {
@@ -38,10 +36,6 @@ pub fn channel(config: &SocketConfig) -> Result<(SocketPairEnd, SocketPairEnd)> 
     Ok((end(a)?, end(b)?))
 }
 
-/// Socket pair ends adopted by this process, by descriptor number: the same socket under the
-/// same number is refused a second owner; a number closed and reused for another is not.
-static ADOPTED: Mutex<Option<HashMap<RawFd, (u64, u64)>>> = Mutex::new(None);
-
 /// Opens the end named by `spec` (`socketpair:fd=N`), inherited from the parent. It must be an
 /// open `SOCK_SEQPACKET` socket ([`Error::NotFound`] / [`Error::Incompatible`] otherwise),
 /// adopted once ([`Error::AlreadyExists`] for a second time), and it gets `FD_CLOEXEC` again.
@@ -61,34 +55,15 @@ pub fn open(spec: &TransportSpec) -> Result<SocketPairEnd> {
         ));
     };
     let object = format!("socketpair:fd={fd}");
-    let facts = sys::inspect_fd(fd).map_err(|e| match e.raw_os_error() {
-        Some(libc::EBADF) => Error::NotFound {
-            object: format!("{object} (descriptor not open: was it handed over with inherit?)"),
-        },
-        _ => Error::io(format!("fstat {object}"), e),
+    let owned = ipc_pipe::raw::adopt_inherited(fd, &object, |borrowed| {
+        match getsockopt(&borrowed, sockopt::SockType) {
+            Ok(SockType::SeqPacket) => Ok(()),
+            _ => Err(Error::Incompatible {
+                object: object.clone(),
+                reason: "descriptor is not a SOCK_SEQPACKET socket".into(),
+            }),
+        }
     })?;
-    if facts.socket_type != Some(libc::SOCK_SEQPACKET) {
-        return Err(Error::Incompatible {
-            object,
-            reason: "descriptor is not a SOCK_SEQPACKET socket".into(),
-        });
-    }
-    let mut adopted = ADOPTED.lock().unwrap_or_else(|e| e.into_inner());
-    if adopted
-        .get_or_insert_with(HashMap::new)
-        .insert(fd, facts.identity)
-        == Some(facts.identity)
-    {
-        return Err(Error::AlreadyExists {
-            object: format!("{object} (already adopted by this process)"),
-        });
-    }
-    let owned = sys::adopt(fd);
-    nix::fcntl::fcntl(
-        owned.as_fd(),
-        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-    )
-    .map_err(|e| Error::io(format!("F_SETFD {object}"), e.into()))?;
     size_send_buffer(owned.as_fd(), config.message_size, config.capacity)?;
     Ok(SocketPairEnd::new(
         SeqSocket::new(owned, config.message_size),
@@ -216,7 +191,7 @@ impl Readiness for SocketPairEnd {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::IntoRawFd;
+    use std::os::fd::{IntoRawFd, RawFd};
 
     fn spec(fd: RawFd) -> TransportSpec {
         format!("socketpair:fd={fd}").parse().unwrap()
