@@ -239,3 +239,35 @@ impl<L: Listen> Readiness for Multi<L> {
 
     fn after_wake(&mut self) {}
 }
+
+/// `Receiver` and `AsFd` (the epoll set) of a receiver holding a [`Multi`] in field `multi` and
+/// its largest message in field `max`.
+macro_rules! listening_receiver {
+    ($ty:ty) => {
+        impl ipc_core::Receiver for $ty {
+            fn max_message_size(&self) -> usize {
+                self.max
+            }
+
+            fn recv_with(
+                &mut self,
+                buf: &mut [u8],
+                wait: ipc_core::Wait,
+            ) -> ipc_core::Result<usize> {
+                self.multi.recv(buf, wait)
+            }
+
+            fn readiness(&mut self) -> Option<&mut dyn ipc_core::Readiness> {
+                Some(&mut self.multi)
+            }
+        }
+
+        /// The epoll set of the listener and its connections.
+        impl std::os::fd::AsFd for $ty {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                self.multi.epoll_fd()
+            }
+        }
+    };
+}
+pub(crate) use listening_receiver;

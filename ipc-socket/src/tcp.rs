@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ipc_core::framing::{FrameReader, FrameWriter, StreamIo};
 use ipc_core::{
-    Address, Error, Interest, Readiness, Receiver, Result, Sender, Transport, TransportSpec, Wait,
+    Address, Error, Interest, Readiness, Result, Sender, Transport, TransportSpec, Wait,
 };
 use nix::errno::Errno;
 use nix::poll::PollFlags;
@@ -258,26 +258,7 @@ impl TcpReceiver {
     }
 }
 
-impl Receiver for TcpReceiver {
-    fn max_message_size(&self) -> usize {
-        self.max
-    }
-
-    fn recv_with(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
-        self.multi.recv(buf, wait)
-    }
-
-    fn readiness(&mut self) -> Option<&mut dyn Readiness> {
-        Some(&mut self.multi)
-    }
-}
-
-/// The epoll set of the listener and its connections.
-impl AsFd for TcpReceiver {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.multi.epoll_fd()
-    }
-}
+crate::multi::listening_receiver!(TcpReceiver);
 
 /// The sending end of a TCP transport: one connection to the receiver.
 #[derive(Debug)]

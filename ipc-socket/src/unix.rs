@@ -8,8 +8,8 @@ use std::thread;
 use std::time::Duration;
 
 use ipc_core::{
-    Address, Adoption, Create, Error, Interest, Owner, Readiness, Receiver, Removable, Result,
-    Sender, Transport, TransportSpec, Wait,
+    Address, Adoption, Create, Error, Interest, Owner, Readiness, Removable, Result, Sender,
+    Transport, TransportSpec, Wait,
 };
 use nix::errno::Errno;
 use nix::sys::socket::{
@@ -378,26 +378,7 @@ impl UnixReceiver {
     }
 }
 
-impl Receiver for UnixReceiver {
-    fn max_message_size(&self) -> usize {
-        self.max
-    }
-
-    fn recv_with(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
-        self.multi.recv(buf, wait)
-    }
-
-    fn readiness(&mut self) -> Option<&mut dyn Readiness> {
-        Some(&mut self.multi)
-    }
-}
-
-/// The epoll set of the listener and its connections.
-impl AsFd for UnixReceiver {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.multi.epoll_fd()
-    }
-}
+crate::multi::listening_receiver!(UnixReceiver);
 
 /// The sending end of a unix socket: one connection to the receiver.
 #[derive(Debug)]
