@@ -297,14 +297,72 @@ impl Factory for PipeFactory {
     }
 }
 
+/// A transport named by a path (a FIFO, a unix socket): the receiver makes it, senders wait for
+/// it (`open_timeout` in `spec`), and the guard removes it even when a receiving peer is killed.
+pub(crate) struct AtPath {
+    pub(crate) path: PathGuard,
+    /// The transport string of both ends.
+    pub(crate) spec: String,
+}
+
+impl AtPath {
+    pub(crate) fn pair(self) -> Result<Pair> {
+        let rx = ipc::open_receiver(&self.spec)?;
+        let tx = ipc::open_sender(&self.spec)?;
+        Ok(Pair {
+            tx,
+            rx,
+            cleanup: Cleanup::with(self.path),
+        })
+    }
+
+    pub(crate) fn spawn_receiver(self, mut cmd: Command) -> Result<(Box<dyn Sender>, Peer)> {
+        // The child makes the object (as a receiver does); our sender waits for it. We still
+        // guard the path: a killed child cannot unlink it.
+        cmd.env(SPEC_ENV, &self.spec);
+        let mut peer = spawn(cmd)?;
+        let tx = ipc::open_sender(&self.spec)?;
+        peer.hold(self.path);
+        Ok((tx, peer))
+    }
+
+    pub(crate) fn spawn_sender(self, mut cmd: Command) -> Result<(Box<dyn Receiver>, Peer)> {
+        let rx = ipc::open_receiver(&self.spec)?;
+        cmd.env(SPEC_ENV, &self.spec);
+        let mut peer = spawn(cmd)?;
+        peer.hold(self.path);
+        Ok((rx, peer))
+    }
+
+    pub(crate) fn spawn_senders(
+        self,
+        cmds: Vec<Command>,
+    ) -> Result<(Box<dyn Receiver>, Vec<Peer>)> {
+        let rx = ipc::open_receiver(&self.spec)?;
+        let mut peers = Vec::new();
+        for mut cmd in cmds {
+            cmd.env(SPEC_ENV, &self.spec);
+            peers.push(spawn(cmd)?);
+        }
+        // Peers drop front to back: the last one keeps the path guarded until all are gone.
+        if let Some(last) = peers.last_mut() {
+            last.hold(self.path);
+        }
+        Ok((rx, peers))
+    }
+}
+
 /// Named pipes in `/tmp`, opened through the `ipc` facade.
 #[derive(Debug, Default)]
 pub struct FifoFactory;
 
 impl FifoFactory {
-    /// The transport string for `path`; senders get an open timeout well inside the watchdog.
-    fn spec(path: &PathGuard, cfg: &Cfg) -> String {
-        format!("fifo:{}{}&open_timeout=10s", path.as_str(), cfg.query())
+    /// A fresh path and the transport string for it; senders get an open timeout well inside
+    /// the watchdog.
+    fn fifo(cfg: &Cfg) -> AtPath {
+        let path = PathGuard::unique("fifo");
+        let spec = format!("fifo:{}{}&open_timeout=10s", path.as_str(), cfg.query());
+        AtPath { path, spec }
     }
 }
 
@@ -322,37 +380,15 @@ impl Factory for FifoFactory {
     }
 
     fn pair(&self, cfg: &Cfg) -> Result<Pair> {
-        let path = PathGuard::unique("fifo");
-        let spec = Self::spec(&path, cfg);
-        let rx = ipc::open_receiver(&spec)?;
-        let tx = ipc::open_sender(&spec)?;
-        Ok(Pair {
-            tx,
-            rx,
-            cleanup: Cleanup::with(path),
-        })
+        Self::fifo(cfg).pair()
     }
 
-    fn spawn_receiver(&self, cfg: &Cfg, mut cmd: Command) -> Result<(Box<dyn Sender>, Peer)> {
-        // The child creates the FIFO (as a receiver does); our sender waits for it to appear
-        // and be opened. We still guard the path: a killed child cannot unlink it.
-        let path = PathGuard::unique("fifo");
-        let spec = Self::spec(&path, cfg);
-        cmd.env(SPEC_ENV, &spec);
-        let mut peer = spawn(cmd)?;
-        let tx = ipc::open_sender(&spec)?;
-        peer.hold(path);
-        Ok((tx, peer))
+    fn spawn_receiver(&self, cfg: &Cfg, cmd: Command) -> Result<(Box<dyn Sender>, Peer)> {
+        Self::fifo(cfg).spawn_receiver(cmd)
     }
 
-    fn spawn_sender(&self, cfg: &Cfg, mut cmd: Command) -> Result<(Box<dyn Receiver>, Peer)> {
-        let path = PathGuard::unique("fifo");
-        let spec = Self::spec(&path, cfg);
-        let rx = ipc::open_receiver(&spec)?;
-        cmd.env(SPEC_ENV, &spec);
-        let mut peer = spawn(cmd)?;
-        peer.hold(path);
-        Ok((rx, peer))
+    fn spawn_sender(&self, cfg: &Cfg, cmd: Command) -> Result<(Box<dyn Receiver>, Peer)> {
+        Self::fifo(cfg).spawn_sender(cmd)
     }
 
     fn spawn_senders(
@@ -360,19 +396,7 @@ impl Factory for FifoFactory {
         cfg: &Cfg,
         cmds: Vec<Command>,
     ) -> Result<(Box<dyn Receiver>, Vec<Peer>)> {
-        let path = PathGuard::unique("fifo");
-        let spec = Self::spec(&path, cfg);
-        let rx = ipc::open_receiver(&spec)?;
-        let mut peers = Vec::new();
-        for mut cmd in cmds {
-            cmd.env(SPEC_ENV, &spec);
-            peers.push(spawn(cmd)?);
-        }
-        // Peers drop front to back: the last one keeps the path guarded until all are gone.
-        if let Some(last) = peers.last_mut() {
-            last.hold(path);
-        }
-        Ok((rx, peers))
+        Self::fifo(cfg).spawn_senders(cmds)
     }
 
     fn multi_writer_max(&self) -> usize {

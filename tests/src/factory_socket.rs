@@ -6,7 +6,7 @@ use std::process::Command;
 use ipc::socket::{SocketConfig, TcpReceiver};
 use ipc::{Receiver, Result, Sender};
 
-use crate::factory::{Cfg, Factory, Pair, spawn};
+use crate::factory::{AtPath, Cfg, Factory, Pair, spawn};
 use crate::process::{Peer, SPEC_ENV};
 use crate::{Cleanup, PathGuard};
 
@@ -30,17 +30,15 @@ fn seqpacket_max() -> usize {
 }
 
 /// Unix `SOCK_SEQPACKET` sockets at `/tmp/ipc-test-<pid>-<n>.sock`, through the `ipc` facade.
-/// The receiver binds (and removes the file when dropped); a [`PathGuard`] removes it too when
-/// a receiving peer is killed.
+/// The receiver binds (and removes the file when dropped); senders wait up to 10 s for it.
 #[derive(Debug, Default)]
 pub struct UnixFactory;
 
 impl UnixFactory {
-    /// The receiver's string and the senders' (which wait up to 10 s for the receiver).
-    fn specs(path: &PathGuard, cfg: &Cfg) -> (String, String) {
-        let rx = format!("unix:{}{}", path.as_str(), query(cfg));
-        let tx = format!("{rx}&open_timeout=10s");
-        (rx, tx)
+    fn socket(cfg: &Cfg) -> AtPath {
+        let path = PathGuard::unique("sock");
+        let spec = format!("unix:{}{}&open_timeout=10s", path.as_str(), query(cfg));
+        AtPath { path, spec }
     }
 }
 
@@ -58,35 +56,15 @@ impl Factory for UnixFactory {
     }
 
     fn pair(&self, cfg: &Cfg) -> Result<Pair> {
-        let path = PathGuard::unique("sock");
-        let (rx_spec, tx_spec) = Self::specs(&path, cfg);
-        let rx = ipc::open_receiver(&rx_spec)?;
-        let tx = ipc::open_sender(&tx_spec)?;
-        Ok(Pair {
-            tx,
-            rx,
-            cleanup: Cleanup::with(path),
-        })
+        Self::socket(cfg).pair()
     }
 
-    fn spawn_receiver(&self, cfg: &Cfg, mut cmd: Command) -> Result<(Box<dyn Sender>, Peer)> {
-        let path = PathGuard::unique("sock");
-        let (rx_spec, tx_spec) = Self::specs(&path, cfg);
-        cmd.env(SPEC_ENV, rx_spec);
-        let mut peer = spawn(cmd)?;
-        let tx = ipc::open_sender(&tx_spec)?;
-        peer.hold(path);
-        Ok((tx, peer))
+    fn spawn_receiver(&self, cfg: &Cfg, cmd: Command) -> Result<(Box<dyn Sender>, Peer)> {
+        Self::socket(cfg).spawn_receiver(cmd)
     }
 
-    fn spawn_sender(&self, cfg: &Cfg, mut cmd: Command) -> Result<(Box<dyn Receiver>, Peer)> {
-        let path = PathGuard::unique("sock");
-        let (rx_spec, tx_spec) = Self::specs(&path, cfg);
-        let rx = ipc::open_receiver(&rx_spec)?;
-        cmd.env(SPEC_ENV, tx_spec);
-        let mut peer = spawn(cmd)?;
-        peer.hold(path);
-        Ok((rx, peer))
+    fn spawn_sender(&self, cfg: &Cfg, cmd: Command) -> Result<(Box<dyn Receiver>, Peer)> {
+        Self::socket(cfg).spawn_sender(cmd)
     }
 
     fn spawn_senders(
@@ -94,19 +72,7 @@ impl Factory for UnixFactory {
         cfg: &Cfg,
         cmds: Vec<Command>,
     ) -> Result<(Box<dyn Receiver>, Vec<Peer>)> {
-        let path = PathGuard::unique("sock");
-        let (rx_spec, tx_spec) = Self::specs(&path, cfg);
-        let rx = ipc::open_receiver(&rx_spec)?;
-        let mut peers = Vec::new();
-        for mut cmd in cmds {
-            cmd.env(SPEC_ENV, &tx_spec);
-            peers.push(spawn(cmd)?);
-        }
-        // Peers drop front to back: the last one keeps the path guarded until all are gone.
-        if let Some(last) = peers.last_mut() {
-            last.hold(path);
-        }
-        Ok((rx, peers))
+        Self::socket(cfg).spawn_senders(cmds)
     }
 
     fn multi_writer_max(&self) -> usize {

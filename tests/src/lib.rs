@@ -23,6 +23,7 @@
 
 pub mod board;
 pub mod drive;
+pub mod expect;
 pub mod factory;
 pub mod factory_file_shm;
 pub mod factory_socket;

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use ipc::{Error, Receiver};
 use ipc_tests::PathGuard;
-use ipc_tests::process::{Peer, SPEC_ENV, WATCHDOG, bounded, peer_command, recv_one, send_one};
+use ipc_tests::expect::{err_of, open_sender_gives_up};
+use ipc_tests::process::{Peer, SPEC_ENV, peer_command, recv_one, send_one};
 use ipc_tests::suite::SLACK;
 use nix::sys::stat::Mode;
 
@@ -22,14 +23,6 @@ fn mkfifo(path: &PathGuard, mode: u32) {
     std::fs::set_permissions(path.path(), std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
-#[track_caller]
-fn err_of<T>(r: ipc::Result<T>) -> Error {
-    match r {
-        Ok(_) => panic!("expected an error, got Ok"),
-        Err(e) => e,
-    }
-}
-
 /// Opening a sender waits for its reader no longer than `open_timeout`: `Timeout` when the
 /// FIFO exists without a reader, `NotFound` when it never appears; never a hang, never early.
 #[test]
@@ -40,11 +33,7 @@ fn sender_without_reader_honours_open_timeout() {
     let missing = PathGuard::unique("fifo");
     for (path, expect_timeout) in [(&without_reader, true), (&missing, false)] {
         let spec = format!("fifo:{}?open_timeout=300ms", path.as_str());
-        let (err, elapsed) = bounded("open a sender without reader", WATCHDOG, move || {
-            let start = Instant::now();
-            let r = ipc::open_sender(&spec);
-            (err_of(r), start.elapsed())
-        });
+        let err = open_sender_gives_up(spec, timeout);
         if expect_timeout {
             assert!(
                 matches!(err, Error::Timeout),
@@ -56,8 +45,6 @@ fn sender_without_reader_honours_open_timeout() {
                 "missing FIFO: {err:?}"
             );
         }
-        assert!(elapsed >= timeout, "gave up early, after {elapsed:?}");
-        assert!(elapsed < timeout + SLACK, "gave up late, after {elapsed:?}");
     }
     assert!(!missing.path().exists(), "a sender created the FIFO");
 }

@@ -7,19 +7,11 @@
 
 ipc_tests::conformance_tests!(@tcp ipc_tests::factory_socket::TcpFactory);
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ipc::Error;
-use ipc_tests::process::{WATCHDOG, bounded};
-use ipc_tests::suite::SLACK;
-
-#[track_caller]
-fn err_of<T>(r: ipc::Result<T>) -> Error {
-    match r {
-        Ok(_) => panic!("expected an error, got Ok"),
-        Err(e) => e,
-    }
-}
+use ipc_tests::expect::{err_of, open_sender_gives_up};
+use ipc_tests::process::WATCHDOG;
 
 /// A port another socket listens on is `AlreadyExists`, naming the port.
 #[test]
@@ -41,13 +33,8 @@ fn nobody_listening_is_not_found_after_open_timeout() {
     };
     let timeout = Duration::from_millis(300);
     let spec = format!("tcp:127.0.0.1:{port}?open_timeout=300ms");
-    let (e, elapsed) = bounded("open a sender with nobody listening", WATCHDOG, move || {
-        let start = Instant::now();
-        (err_of(ipc::open_sender(&spec)), start.elapsed())
-    });
+    let e = open_sender_gives_up(spec, timeout);
     assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
-    assert!(elapsed >= timeout, "gave up early, after {elapsed:?}");
-    assert!(elapsed < timeout + SLACK, "gave up late, after {elapsed:?}");
 }
 
 /// Port 0 lets the kernel pick; the receiver says which, and IPv6 loopback works the same.

@@ -7,16 +7,9 @@ use std::time::{Duration, Instant};
 
 use ipc::{Error, Receiver, Sender};
 use ipc_tests::PathGuard;
-use ipc_tests::process::{WATCHDOG, bounded};
+use ipc_tests::expect::{err_of, open_sender_gives_up};
+use ipc_tests::process::WATCHDOG;
 use ipc_tests::suite::SLACK;
-
-#[track_caller]
-fn err_of<T>(r: ipc::Result<T>) -> Error {
-    match r {
-        Ok(_) => panic!("expected an error, got Ok"),
-        Err(e) => e,
-    }
-}
 
 /// A regular file at the path is refused by both ends at once (the sender does not wait out
 /// its open_timeout for a file that will never listen), and left untouched.
@@ -92,13 +85,8 @@ fn nobody_listening_is_not_found_after_open_timeout() {
         format!("unix:{}?open_timeout=300ms", path.as_str()),
         format!("unix:@{}?open_timeout=300ms", ipc_tests::unique_name()),
     ] {
-        let (e, elapsed) = bounded("open a sender with nobody listening", WATCHDOG, move || {
-            let start = Instant::now();
-            (err_of(ipc::open_sender(&spec)), start.elapsed())
-        });
+        let e = open_sender_gives_up(spec, timeout);
         assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
-        assert!(elapsed >= timeout, "gave up early, after {elapsed:?}");
-        assert!(elapsed < timeout + SLACK, "gave up late, after {elapsed:?}");
     }
 }
 
