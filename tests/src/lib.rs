@@ -123,13 +123,21 @@ macro_rules! conformance_tests {
     // The tests of both groups but for what waiting costs (`blocked_calls_sleep_rather_than_spin`),
     // for a selection that must leave that one out.
     (@common_but_cost) => {
+        $crate::conformance_tests!(@without_stable_full);
+        $crate::conformance_tests!(@each
+            try_send_on_full_is_full_and_send_timeout_waits,
+            signals_do_not_break_blocking_send,
+        );
+    };
+    // The tests of both groups that do not need a `Full` that stays full until the receiver
+    // reads (nor the cost of waiting), which TCP does not give.
+    (@without_stable_full) => {
         $crate::conformance_tests!(@each
             random_messages_arrive_whole_once_in_order,
             oversized_message_is_refused_and_sends_nothing,
             small_buffer_is_refused_and_keeps_the_message,
             try_recv_on_empty_is_empty,
             recv_timeout_waits_out_its_deadline,
-            try_send_on_full_is_full_and_send_timeout_waits,
             timed_out_send_is_never_delivered,
             blocked_send_wakes_when_receiver_dropped,
             messages_cross_to_a_child_process,
@@ -139,7 +147,6 @@ macro_rules! conformance_tests {
             signals_do_not_break_blocking_recv,
             signals_do_not_break_recv_timeout,
             signals_do_not_shorten_recv_timeout,
-            signals_do_not_break_blocking_send,
             signals_do_not_shorten_send_timeout,
         );
     };
@@ -160,23 +167,7 @@ macro_rules! conformance_tests {
     // that need it stay listed but ignored.
     (@tcp $factory:expr) => {
         $crate::conformance_tests!(@ctx $factory);
-        $crate::conformance_tests!(@each
-            random_messages_arrive_whole_once_in_order,
-            oversized_message_is_refused_and_sends_nothing,
-            small_buffer_is_refused_and_keeps_the_message,
-            try_recv_on_empty_is_empty,
-            recv_timeout_waits_out_its_deadline,
-            timed_out_send_is_never_delivered,
-            blocked_send_wakes_when_receiver_dropped,
-            messages_cross_to_a_child_process,
-            messages_cross_from_a_child_process,
-            several_writer_processes_do_not_interleave,
-            sigpipe_default_child_blocked_in_send_gets_disconnected,
-            signals_do_not_break_blocking_recv,
-            signals_do_not_break_recv_timeout,
-            signals_do_not_shorten_recv_timeout,
-            signals_do_not_shorten_send_timeout,
-        );
+        $crate::conformance_tests!(@without_stable_full);
         $crate::conformance_tests!(@ignored "TCP's Full does not stay full: the receiver's \
             kernel reopens its window as it merges small segments, with nobody reading":
             try_send_on_full_is_full_and_send_timeout_waits,
