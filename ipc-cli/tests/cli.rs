@@ -125,6 +125,51 @@ fn lines_of_stdin_arrive_as_messages_over_a_fifo() {
     assert_eq!(text(&recv.stdout), "a\nb\nc\n");
 }
 
+/// `ipc send` and `ipc recv` take the socket strings through the facade: a unix socket in the
+/// abstract namespace and TCP on loopback (a port the kernel just handed out and took back).
+#[test]
+fn lines_of_stdin_arrive_as_messages_over_unix_and_tcp_sockets() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for spec in [
+        format!("unix:@ipc-cli-test-{}", std::process::id()),
+        format!("tcp:127.0.0.1:{port}"),
+    ] {
+        let recv = Running::spawn(
+            ipc()
+                .args(["recv", &spec, "--count", "3"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        );
+        // The sender may well start first: it retries until the receiver listens.
+        let mut send = Running::spawn(
+            ipc()
+                .args(["send", &format!("{spec}?open_timeout=10s")])
+                .stdin(Stdio::piped())
+                .stderr(Stdio::piped()),
+        );
+        let mut stdin = send.child().stdin.take().unwrap();
+        stdin.write_all(b"a\nb\nc\n").unwrap();
+        drop(stdin);
+        let send = send.output();
+        assert!(
+            send.status.success(),
+            "{spec}: send: {}",
+            text(&send.stderr)
+        );
+        let recv = recv.output();
+        assert!(
+            recv.status.success(),
+            "{spec}: recv: {}",
+            text(&recv.stderr)
+        );
+        assert_eq!(text(&recv.stdout), "a\nb\nc\n", "{spec}");
+    }
+}
+
 #[test]
 fn arguments_are_messages_and_recv_ends_when_the_sender_leaves() {
     // `ipc send pipe:fd=1 ... | ipc recv pipe:fd=0`: the shell's pipe, framed by ipc.
