@@ -8,15 +8,15 @@ use std::thread;
 use std::time::Duration;
 
 use ipc_core::{
-    Address, Adoption, Create, Error, Interest, Owner, Readiness, Removable, Result, Sender,
-    Transport, TransportSpec, Wait,
+    Address, Adoption, Create, Error, FileKind, Interest, Owner, Readiness, Removable, Result,
+    Sender, Transport, TransportSpec, Wait,
 };
 use nix::errno::Errno;
 use nix::sys::socket::{
     AddressFamily, Backlog, SockFlag, SockType, UnixAddr, bind, connect, getsockopt, listen,
     socket, sockopt,
 };
-use nix::sys::stat::{FileStat, SFlag, lstat};
+use nix::sys::stat::{FileStat, lstat};
 
 use crate::multi::{Conn, Listen, Multi};
 use crate::seq::{SeqSocket, TAG_REFUSED, size_send_buffer};
@@ -188,20 +188,13 @@ impl Target {
 
     /// Refuses anything at the path but a socket file of an owner we accept.
     fn check_file(&self, st: &FileStat) -> Result<()> {
-        let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
-        if kind != SFlag::S_IFSOCK {
-            let what = match kind {
-                SFlag::S_IFREG => "a regular file",
-                SFlag::S_IFDIR => "a directory",
-                SFlag::S_IFLNK => "a symbolic link",
-                SFlag::S_IFIFO => "a FIFO",
-                _ => "not a socket",
-            };
-            return Err(self.incompatible(format!("the path is {what}, not a socket")));
-        }
-        self.adoption
-            .check_owner(nix::unistd::geteuid().as_raw(), st.st_uid, st.st_gid)
-            .map_err(|reason| self.incompatible(reason))
+        self.adoption.check_file(
+            &self.name,
+            FileKind::Socket,
+            st.st_mode,
+            st.st_uid,
+            st.st_gid,
+        )
     }
 }
 
@@ -410,7 +403,7 @@ impl UnixSender {
             if let Place::Path(path) = &target.place {
                 // A regular file (say) will never listen: refused now, not after the timeout.
                 match lstat(path) {
-                    Ok(st) if st.st_mode & SFlag::S_IFMT.bits() != SFlag::S_IFSOCK.bits() => {
+                    Ok(st) if FileKind::of_mode(st.st_mode) != FileKind::Socket => {
                         target.check_file(&st)?;
                     }
                     _ => {}

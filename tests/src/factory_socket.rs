@@ -22,10 +22,7 @@ fn seqpacket_max() -> usize {
     if nix::unistd::geteuid().is_root() {
         return 4 << 20;
     }
-    let wmem_max: usize = std::fs::read_to_string("/proc/sys/net/core/wmem_max")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(212_992);
+    let wmem_max = ipc::sysctl("net.core.wmem_max").unwrap_or(212_992) as usize;
     2 * wmem_max - 2048
 }
 
