@@ -174,7 +174,9 @@ impl SeqSocket {
                 }
                 Err(Errno::EINTR) => {}
                 Err(Errno::EAGAIN) => return Err(Error::Empty),
-                Err(Errno::ECONNRESET) => return Err(Error::Disconnected),
+                // The peer closed with records of ours unread. The error is reported once
+                // (and cleared) before any record it sent us: go on to those, then to the end.
+                Err(Errno::ECONNRESET) => {}
                 Err(e) => return Err(Error::io("receive on socket", e.into())),
             }
         }
