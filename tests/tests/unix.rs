@@ -60,8 +60,9 @@ fn stale_socket_is_replaced_and_a_live_one_is_not() {
     assert_eq!(&buf[..n], b"still there");
     drop((tx, first));
 
-    // A dead receiver's file: bound, never removed.
+    // A dead receiver's file: bound, given our mode, never removed.
     drop(std::os::unix::net::UnixListener::bind(path.path()).unwrap());
+    std::fs::set_permissions(path.path(), std::fs::Permissions::from_mode(0o600)).unwrap();
     assert!(path.path().exists());
     let e = err_of(ipc::open_receiver(&format!("{spec}?create=always")));
     assert!(
