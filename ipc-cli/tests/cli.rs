@@ -99,19 +99,19 @@ fn one_line(stderr: &[u8]) -> String {
     stderr
 }
 
-#[test]
-fn lines_of_stdin_arrive_as_messages_over_a_fifo() {
-    let path = TempPath::new();
+/// `ipc recv SPEC --count 3` and `ipc send SEND_SPEC` with three lines on its stdin: the
+/// lines arrive as three messages. The sender may well start first: it waits for its receiver
+/// (`open_timeout`), no sleep needed.
+fn three_lines_arrive(spec: &str, send_spec: &str) {
     let recv = Running::spawn(
         ipc()
-            .args(["recv", &path.spec(), "--count", "3"])
+            .args(["recv", spec, "--count", "3"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),
     );
-    // The sender may well start first: it waits for the FIFO (open_timeout), no sleep needed.
     let mut send = Running::spawn(
         ipc()
-            .args(["send", &path.spec()])
+            .args(["send", send_spec])
             .stdin(Stdio::piped())
             .stderr(Stdio::piped()),
     );
@@ -119,10 +119,24 @@ fn lines_of_stdin_arrive_as_messages_over_a_fifo() {
     stdin.write_all(b"a\nb\nc\n").unwrap();
     drop(stdin);
     let send = send.output();
-    assert!(send.status.success(), "send: {}", text(&send.stderr));
+    assert!(
+        send.status.success(),
+        "{spec}: send: {}",
+        text(&send.stderr)
+    );
     let recv = recv.output();
-    assert!(recv.status.success(), "recv: {}", text(&recv.stderr));
-    assert_eq!(text(&recv.stdout), "a\nb\nc\n");
+    assert!(
+        recv.status.success(),
+        "{spec}: recv: {}",
+        text(&recv.stderr)
+    );
+    assert_eq!(text(&recv.stdout), "a\nb\nc\n", "{spec}");
+}
+
+#[test]
+fn lines_of_stdin_arrive_as_messages_over_a_fifo() {
+    let path = TempPath::new();
+    three_lines_arrive(&path.spec(), &path.spec());
 }
 
 /// `ipc send` and `ipc recv` take the socket strings through the facade: a unix socket in the
@@ -138,35 +152,7 @@ fn lines_of_stdin_arrive_as_messages_over_unix_and_tcp_sockets() {
         format!("unix:@ipc-cli-test-{}", std::process::id()),
         format!("tcp:127.0.0.1:{port}"),
     ] {
-        let recv = Running::spawn(
-            ipc()
-                .args(["recv", &spec, "--count", "3"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped()),
-        );
-        // The sender may well start first: it retries until the receiver listens.
-        let mut send = Running::spawn(
-            ipc()
-                .args(["send", &format!("{spec}?open_timeout=10s")])
-                .stdin(Stdio::piped())
-                .stderr(Stdio::piped()),
-        );
-        let mut stdin = send.child().stdin.take().unwrap();
-        stdin.write_all(b"a\nb\nc\n").unwrap();
-        drop(stdin);
-        let send = send.output();
-        assert!(
-            send.status.success(),
-            "{spec}: send: {}",
-            text(&send.stderr)
-        );
-        let recv = recv.output();
-        assert!(
-            recv.status.success(),
-            "{spec}: recv: {}",
-            text(&recv.stderr)
-        );
-        assert_eq!(text(&recv.stdout), "a\nb\nc\n", "{spec}");
+        three_lines_arrive(&spec, &format!("{spec}?open_timeout=10s"));
     }
 }
 

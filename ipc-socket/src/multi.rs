@@ -21,12 +21,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsFd, BorrowedFd};
 
-use ipc_core::{Error, Interest, Readiness, Result, Wait};
+use ipc_core::{Error, Interest, Readiness, Receiver, Result, Wait};
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
 /// A connection as the receiver sees it.
-pub(crate) trait Conn: AsFd {
+pub(crate) trait Conn: AsFd + Send {
     /// One message without waiting: `Empty` when none is whole yet, `Disconnected` when the
     /// sender has gone (a message it left unfinished is dropped, never delivered).
     fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize>;
@@ -36,7 +36,7 @@ pub(crate) trait Conn: AsFd {
 }
 
 /// A listening socket.
-pub(crate) trait Listen: AsFd {
+pub(crate) trait Listen: AsFd + Send {
     /// The connections it hands out.
     type Conn: Conn;
 
@@ -57,6 +57,7 @@ pub(crate) struct Multi<L: Listen> {
     /// Connections (or the listener) known to be ready, served front first.
     ready: VecDeque<u64>,
     ever_connected: bool,
+    max: usize,
 }
 
 impl<L: Listen> std::fmt::Debug for Multi<L> {
@@ -70,7 +71,8 @@ impl<L: Listen> std::fmt::Debug for Multi<L> {
 }
 
 impl<L: Listen> Multi<L> {
-    pub(crate) fn new(listener: L) -> Result<Multi<L>> {
+    /// Receives messages of up to `max` bytes from the senders `listener` accepts.
+    pub(crate) fn new(listener: L, max: usize) -> Result<Multi<L>> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
             .map_err(|e| Error::io("epoll_create", e.into()))?;
         epoll
@@ -86,6 +88,7 @@ impl<L: Listen> Multi<L> {
             next_token: LISTENER + 1,
             ready: VecDeque::new(),
             ever_connected: false,
+            max,
         })
     }
 
@@ -201,7 +204,7 @@ impl<L: Listen> Multi<L> {
         }
     }
 
-    pub(crate) fn recv(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
+    fn recv(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
         loop {
             match self.try_recv(buf) {
                 Err(Error::Empty) => {}
@@ -240,34 +243,22 @@ impl<L: Listen> Readiness for Multi<L> {
     fn after_wake(&mut self) {}
 }
 
-/// `Receiver` and `AsFd` (the epoll set) of a receiver holding a [`Multi`] in field `multi` and
-/// its largest message in field `max`.
-macro_rules! listening_receiver {
-    ($ty:ty) => {
-        impl ipc_core::Receiver for $ty {
-            fn max_message_size(&self) -> usize {
-                self.max
-            }
+impl<L: Listen> Receiver for Multi<L> {
+    fn max_message_size(&self) -> usize {
+        self.max
+    }
 
-            fn recv_with(
-                &mut self,
-                buf: &mut [u8],
-                wait: ipc_core::Wait,
-            ) -> ipc_core::Result<usize> {
-                self.multi.recv(buf, wait)
-            }
+    fn recv_with(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
+        self.recv(buf, wait)
+    }
 
-            fn readiness(&mut self) -> Option<&mut dyn ipc_core::Readiness> {
-                Some(&mut self.multi)
-            }
-        }
-
-        /// The epoll set of the listener and its connections.
-        impl std::os::fd::AsFd for $ty {
-            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-                self.multi.epoll_fd()
-            }
-        }
-    };
+    fn readiness(&mut self) -> Option<&mut dyn Readiness> {
+        Some(self)
+    }
 }
-pub(crate) use listening_receiver;
+
+impl<L: Listen> AsFd for Multi<L> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.epoll_fd()
+    }
+}

@@ -198,7 +198,6 @@ impl Listen for TcpListen {
 #[derive(Debug)]
 pub struct TcpReceiver {
     multi: Multi<TcpListen>,
-    max: usize,
     spec: TransportSpec,
 }
 
@@ -235,13 +234,15 @@ impl TcpReceiver {
             port: local.port(),
         };
         Ok(TcpReceiver {
-            multi: Multi::new(TcpListen {
-                listener,
-                max: config.message_size,
-                capacity: config.capacity,
-                name,
-            })?,
-            max: config.message_size,
+            multi: Multi::new(
+                TcpListen {
+                    listener,
+                    max: config.message_size,
+                    capacity: config.capacity,
+                    name,
+                },
+                config.message_size,
+            )?,
             spec,
         })
     }
@@ -258,7 +259,8 @@ impl TcpReceiver {
     }
 }
 
-crate::multi::listening_receiver!(TcpReceiver);
+// The epoll set of the listener and its connections is the descriptor.
+ipc_core::forward_receiver!(TcpReceiver => multi, AsFd);
 
 /// The sending end of a TCP transport: one connection to the receiver.
 #[derive(Debug)]

@@ -320,7 +320,6 @@ impl Listen for UnixListen {
 #[derive(Debug)]
 pub struct UnixReceiver {
     multi: Multi<UnixListen>,
-    max: usize,
     _created: Option<Owner<SocketPath>>,
 }
 
@@ -340,14 +339,16 @@ impl UnixReceiver {
         listen(&fd, backlog).map_err(|e| Error::from_os("listen", &target.name, e.into()))?;
         let max = target.config.message_size;
         Ok(UnixReceiver {
-            multi: Multi::new(UnixListen {
-                fd,
-                adoption: target.adoption,
+            multi: Multi::new(
+                UnixListen {
+                    fd,
+                    adoption: target.adoption,
+                    max,
+                    name: target.name,
+                    refused: Vec::new(),
+                },
                 max,
-                name: target.name,
-                refused: Vec::new(),
-            })?,
-            max,
+            )?,
             _created: created,
         })
     }
@@ -371,7 +372,8 @@ impl UnixReceiver {
     }
 }
 
-crate::multi::listening_receiver!(UnixReceiver);
+// The epoll set of the listener and its connections is the descriptor.
+ipc_core::forward_receiver!(UnixReceiver => multi, AsFd);
 
 /// The sending end of a unix socket: one connection to the receiver.
 #[derive(Debug)]
