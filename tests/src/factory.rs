@@ -352,6 +352,32 @@ impl AtPath {
     }
 }
 
+/// The four methods of [`Factory`] for transports made as an [`AtPath`] by `$make(cfg)`.
+macro_rules! at_path_methods {
+    ($make:path) => {
+        fn pair(&self, cfg: &Cfg) -> Result<Pair> {
+            $make(cfg).pair()
+        }
+
+        fn spawn_receiver(&self, cfg: &Cfg, cmd: Command) -> Result<(Box<dyn Sender>, Peer)> {
+            $make(cfg).spawn_receiver(cmd)
+        }
+
+        fn spawn_sender(&self, cfg: &Cfg, cmd: Command) -> Result<(Box<dyn Receiver>, Peer)> {
+            $make(cfg).spawn_sender(cmd)
+        }
+
+        fn spawn_senders(
+            &self,
+            cfg: &Cfg,
+            cmds: Vec<Command>,
+        ) -> Result<(Box<dyn Receiver>, Vec<Peer>)> {
+            $make(cfg).spawn_senders(cmds)
+        }
+    };
+}
+pub(crate) use at_path_methods;
+
 /// Named pipes in `/tmp`, opened through the `ipc` facade.
 #[derive(Debug, Default)]
 pub struct FifoFactory;
@@ -379,25 +405,7 @@ impl Factory for FifoFactory {
         ipc::framing::MAX_PAYLOAD
     }
 
-    fn pair(&self, cfg: &Cfg) -> Result<Pair> {
-        Self::fifo(cfg).pair()
-    }
-
-    fn spawn_receiver(&self, cfg: &Cfg, cmd: Command) -> Result<(Box<dyn Sender>, Peer)> {
-        Self::fifo(cfg).spawn_receiver(cmd)
-    }
-
-    fn spawn_sender(&self, cfg: &Cfg, cmd: Command) -> Result<(Box<dyn Receiver>, Peer)> {
-        Self::fifo(cfg).spawn_sender(cmd)
-    }
-
-    fn spawn_senders(
-        &self,
-        cfg: &Cfg,
-        cmds: Vec<Command>,
-    ) -> Result<(Box<dyn Receiver>, Vec<Peer>)> {
-        Self::fifo(cfg).spawn_senders(cmds)
-    }
+    at_path_methods!(Self::fifo);
 
     fn multi_writer_max(&self) -> usize {
         // The FIFO backend shares the pipe framing and its atomicity limit.

@@ -6,7 +6,7 @@ use std::process::Command;
 use ipc::socket::{SocketConfig, TcpReceiver};
 use ipc::{Receiver, Result, Sender};
 
-use crate::factory::{AtPath, Cfg, Factory, Pair, spawn};
+use crate::factory::{AtPath, Cfg, Factory, Pair, at_path_methods, spawn};
 use crate::process::{Peer, SPEC_ENV};
 use crate::{Cleanup, PathGuard};
 
@@ -52,25 +52,7 @@ impl Factory for UnixFactory {
         seqpacket_max()
     }
 
-    fn pair(&self, cfg: &Cfg) -> Result<Pair> {
-        Self::socket(cfg).pair()
-    }
-
-    fn spawn_receiver(&self, cfg: &Cfg, cmd: Command) -> Result<(Box<dyn Sender>, Peer)> {
-        Self::socket(cfg).spawn_receiver(cmd)
-    }
-
-    fn spawn_sender(&self, cfg: &Cfg, cmd: Command) -> Result<(Box<dyn Receiver>, Peer)> {
-        Self::socket(cfg).spawn_sender(cmd)
-    }
-
-    fn spawn_senders(
-        &self,
-        cfg: &Cfg,
-        cmds: Vec<Command>,
-    ) -> Result<(Box<dyn Receiver>, Vec<Peer>)> {
-        Self::socket(cfg).spawn_senders(cmds)
-    }
+    at_path_methods!(Self::socket);
 
     fn multi_writer_max(&self) -> usize {
         // One connection per sender, records kept whole by the kernel: any size.
