@@ -266,6 +266,15 @@ mod tests {
     }
 
     #[test]
+    fn sockets_are_available_with_the_socket_feature() {
+        use super::Transport::{SocketPair, Tcp, Unix};
+        let available = super::available_transports();
+        for t in [Unix, Tcp, SocketPair] {
+            assert_eq!(available.contains(&t), cfg!(feature = "socket"), "{t}");
+        }
+    }
+
+    #[test]
     #[cfg(not(feature = "sysv"))]
     fn unimplemented_transport_names_its_feature() {
         let err = super::open_sender("sysv-mq:key=0x1234").err().unwrap();
