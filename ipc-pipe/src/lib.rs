@@ -67,9 +67,13 @@
 //!
 //! When every write end is closed, the receiver gets the messages already sent, then
 //! [`Error::Disconnected`]. When the read end is closed, a send fails with
-//! [`Error::Disconnected`]: writes use `RWF_NOSIGNAL`, so no `SIGPIPE` is raised even in a
-//! process whose disposition is the default (a C host); on kernels before 6.18 the signal is
-//! blocked around the write and consumed. `EINTR` is retried and deadlines are kept.
+//! [`Error::Disconnected`], and no `SIGPIPE` is raised. In a process that ignores `SIGPIPE`
+//! when the endpoint is made (every Rust program, unless it changed that), a blocking write
+//! is a plain `write(2)`, which then fails with `EPIPE` and kills nothing. Otherwise (a C host
+//! keeping the default disposition) writes use `pwritev2` with `RWF_NOSIGNAL`; on kernels
+//! before 6.18 the signal is blocked around the write and consumed. A program that restores
+//! the default disposition after making an endpoint must not rely on this: make endpoints
+//! after changing it. `EINTR` is retried and deadlines are kept.
 //!
 //! # Event loops
 //!

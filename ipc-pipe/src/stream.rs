@@ -33,6 +33,9 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 
 use crate::sys;
 
+/// Writes of up to this many bytes are atomic on a pipe.
+const PIPE_BUF: usize = libc::PIPE_BUF;
+
 /// One end of a pipe as the framing sees it.
 #[derive(Debug)]
 pub(crate) struct FdIo {
@@ -41,6 +44,12 @@ pub(crate) struct FdIo {
     /// `poll` does not report that hang-up, so we wait in `poll` until the first writer.
     awaiting_first_writer: bool,
     no_wait: NoWait,
+    /// `SIGPIPE` was ignored when the endpoint was made: a blocking write may be a plain
+    /// `write(2)`, cheaper than `pwritev2` with `RWF_NOSIGNAL` (see [`FdIo::write`]).
+    plain_write: bool,
+    /// Where the parts of a small frame (or of a batch's group) are joined into one buffer:
+    /// one segment costs the kernel less than three. Empty until the first such write.
+    staging: Vec<u8>,
 }
 
 /// How a call tells the kernel not to wait.
@@ -64,6 +73,34 @@ impl FdIo {
             } else {
                 NoWait::PerCall
             },
+            plain_write: sys::sigpipe_ignored(),
+            staging: Vec::new(),
+        }
+    }
+
+    /// One write of `bufs` at most, with `nowait` as [`FdIo::prepare`] decided. Parts that
+    /// together fit in `PIPE_BUF` are copied into one buffer first (as atomic as the parts
+    /// written together); with `SIGPIPE` ignored and nothing to pass in flags, the call is a
+    /// plain `write`, else `pwritev2` with `RWF_NOSIGNAL`.
+    fn write_once(&mut self, bufs: &[IoSlice<'_>], nowait: bool) -> std::io::Result<usize> {
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if bufs.len() > 1 && total <= PIPE_BUF {
+            self.staging.clear();
+            for b in bufs {
+                self.staging.extend_from_slice(b);
+            }
+            let joined = [IoSlice::new(&self.staging)];
+            return self.write_slices(&joined, nowait);
+        }
+        self.write_slices(bufs, nowait)
+    }
+
+    fn write_slices(&self, bufs: &[IoSlice<'_>], nowait: bool) -> std::io::Result<usize> {
+        match bufs {
+            [one] if self.plain_write && !nowait => {
+                nix::unistd::write(&self.fd, one).map_err(std::io::Error::from)
+            }
+            _ => sys::write_no_sigpipe(self.fd.as_fd(), bufs, nowait),
         }
     }
 
@@ -112,7 +149,7 @@ impl StreamIo for FdIo {
         }
         let nowait = self.prepare(block)?;
         loop {
-            match sys::write_no_sigpipe(self.fd.as_fd(), bufs, nowait) {
+            match self.write_once(bufs, nowait) {
                 Ok(n) => return Ok(Some(n)),
                 Err(e) => match Errno::from_raw(e.raw_os_error().unwrap_or(0)) {
                     Errno::EINTR => continue,

@@ -55,6 +55,19 @@ pub fn write_no_sigpipe(
     write_masking_sigpipe(fd, bufs, flags)
 }
 
+/// Whether this process ignores `SIGPIPE` now (`SIG_IGN`), so that a plain `write(2)` to a
+/// pipe without readers fails with `EPIPE` and kills nothing. Rust programs ignore it from
+/// the start; a C host may not.
+pub fn sigpipe_ignored() -> bool {
+    let mut current = std::mem::MaybeUninit::<libc::sigaction>::uninit();
+    // SAFETY: with a null new action, `sigaction` only fills `current` (a writable
+    // `struct sigaction`), which is read only after it succeeded.
+    unsafe {
+        libc::sigaction(libc::SIGPIPE, std::ptr::null(), current.as_mut_ptr()) == 0
+            && current.assume_init().sa_sigaction == libc::SIG_IGN
+    }
+}
+
 /// `O_NONBLOCK` on or off, for descriptors whose open file is this process's alone.
 pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     use nix::fcntl::{FcntlArg, OFlag, fcntl};
@@ -276,5 +289,30 @@ mod tests {
             // The mask is restored: a SIGPIPE left pending would kill us now.
             assert!(!sigpipe_pending());
         });
+    }
+
+    /// The choice of write call follows the disposition: Rust programs (this test harness)
+    /// ignore `SIGPIPE`; a C host keeps the default. Both get `Disconnected`, neither dies.
+    #[test]
+    fn a_send_to_a_closed_pipe_is_disconnected_whatever_the_disposition() {
+        use ipc_core::{Error, Framing, Sender};
+        let send_to_closed = || {
+            let mut tx = crate::StreamSender::new(closed_pipe_write_end(), 64, Framing::Frames);
+            assert!(matches!(tx.send(b"x"), Err(Error::Disconnected)));
+            let batch: [&[u8]; 2] = [b"y", b"z"];
+            assert!(matches!(
+                tx.send_batch(&batch, ipc_core::Wait::Forever),
+                Err(Error::Disconnected)
+            ));
+        };
+        assert!(sigpipe_ignored(), "the Rust runtime ignores SIGPIPE");
+        send_to_closed();
+        in_child_with_default_sigpipe(
+            "sys::tests::a_send_to_a_closed_pipe_is_disconnected_whatever_the_disposition",
+            || {
+                assert!(!sigpipe_ignored());
+                send_to_closed();
+            },
+        );
     }
 }
