@@ -174,6 +174,7 @@ fn gather() -> Vec<Check> {
     posix_shm(&mut checks);
     memlock(&mut checks);
     pipes(&mut checks);
+    sockets(&mut checks);
     checks
 }
 
@@ -585,6 +586,53 @@ fn pipes(checks: &mut Vec<Check>) {
         ),
         "capacity=N in the transport string (up to fs.pipe-max-size)".into(),
     ));
+}
+
+fn sockets(checks: &mut Vec<Check>) {
+    let wmem_max = ipc::sysctl("net.core.wmem_max");
+    checks.push(
+        Check::new(
+            "unix, socketpair",
+            "net.core.wmem_max",
+            num(wmem_max),
+            format!(
+                "largest socket send buffer an unprivileged process may ask for, so the largest \
+                 message_size of a unix socket or socket pair: {}",
+                wmem_max.map_or("unknown".into(), bytes)
+            ),
+            "sysctl -w net.core.wmem_max=N (or message_size below it)".into(),
+        )
+        .flag_if(
+            None,
+            wmem_max
+                .filter(|&n| n < PIPE_DEFAULT)
+                .map(|_| "the default message_size (64 KiB) does not fit".into()),
+        ),
+    );
+    // IFF_UP in the interface flags: a network namespace made by hand starts with it down.
+    let lo_flags = std::fs::read_to_string("/sys/class/net/lo/flags")
+        .ok()
+        .and_then(|f| u64::from_str_radix(f.trim().trim_start_matches("0x"), 16).ok());
+    let lo_up = lo_flags.map(|flags| flags & 1 == 1);
+    checks.push(
+        Check::new(
+            "tcp, zenoh",
+            "loopback",
+            match lo_up {
+                Some(true) => Value::Text("up".into()),
+                Some(false) => Value::Text("down".into()),
+                None => Value::Unknown,
+            },
+            "tcp:127.0.0.1:PORT and zenoh's tcp/127.0.0.1 endpoints need the loopback \
+             interface up"
+                .into(),
+            "ip link set lo up".into(),
+        )
+        .flag_if(
+            (lo_up == Some(false)).then(|| "loopback is down: nothing reaches 127.0.0.1".into()),
+            None,
+        ),
+    );
 }
 
 /// The mount point of the first file system of type `fstype`.

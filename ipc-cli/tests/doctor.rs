@@ -21,7 +21,7 @@ fn doctor(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("UTF-8 output")
 }
 
-const NAMES: [&str; 16] = [
+const NAMES: [&str; 18] = [
     "fs.mqueue.msg_max",
     "fs.mqueue.msgsize_max",
     "fs.mqueue.queues_max",
@@ -38,6 +38,8 @@ const NAMES: [&str; 16] = [
     "RLIMIT_MEMLOCK",
     "fs.pipe-max-size",
     "pipe default capacity",
+    "net.core.wmem_max",
+    "loopback",
 ];
 
 fn proc_u64(path: &str) -> u64 {
@@ -96,4 +98,23 @@ fn json_parses_and_matches_proc() {
         let status = check["status"].as_str().unwrap();
         assert!(["ok", "tight", "unusable"].contains(&status), "{check}");
     }
+}
+
+/// In a network namespace of its own the loopback starts down, and tcp to 127.0.0.1 cannot
+/// work: doctor says so (skipped where namespaces cannot be made).
+#[test]
+fn loopback_down_in_a_fresh_network_namespace_is_flagged() {
+    let ns = format!("ipc-test-doctor-{}", std::process::id());
+    let made = Command::new("ip").args(["netns", "add", &ns]).output();
+    if !made.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: cannot make network namespaces here");
+        return;
+    }
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns, env!("CARGO_BIN_EXE_ipc"), "doctor"])
+        .output();
+    let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+    let out = out.expect("running ipc doctor in the namespace");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("loopback is down"), "{text}");
 }
