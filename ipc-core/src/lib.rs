@@ -34,7 +34,10 @@ pub use error::{Error, Result};
 pub use lifecycle::{Owner, Removable, check_adoptable};
 pub use ready::{Interest, Readiness};
 pub use segment::{ObjectId, Segment};
-pub use spec::{Address, Create, Options, Producers, Transport, TransportSpec, WaitStrategy};
+pub use spec::{
+    Address, Create, Options, Producers, Scouting, Transport, TransportSpec, WaitStrategy,
+    ZenohMode,
+};
 pub use stream::Framing;
 pub use sysctl::sysctl;
 pub use wait::Wait;
