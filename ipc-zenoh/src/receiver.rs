@@ -1,0 +1,237 @@
+//! The receiving end: a Zenoh subscriber whose callback fills a bounded queue.
+
+use std::collections::{HashSet, VecDeque};
+use std::os::fd::BorrowedFd;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+
+use ipc_core::{Error, Interest, Readiness, Receiver, Result, TransportSpec, Wait};
+use zenoh::Wait as _;
+use zenoh::pubsub::Subscriber;
+use zenoh::sample::{Sample, SampleKind};
+
+use crate::notify::Notifier;
+use crate::session::{self, zenoh_error};
+use crate::{DEFAULT_CAPACITY, key_expr, max_message_size, sender_tokens};
+
+#[derive(Debug, Default)]
+struct State {
+    queue: VecDeque<Vec<u8>>,
+    /// Liveliness tokens of the senders alive now.
+    senders: HashSet<String>,
+    /// Whether a sender was ever seen: before that, no sender is not a disconnection.
+    seen_sender: bool,
+    /// The receiver is gone: callbacks stop waiting for room and drop what they get.
+    closed: bool,
+}
+
+impl State {
+    fn disconnected(&self) -> bool {
+        self.seen_sender && self.senders.is_empty()
+    }
+}
+
+/// What Zenoh's callbacks and the receiver share.
+#[derive(Debug)]
+struct Inbox {
+    state: Mutex<State>,
+    capacity: usize,
+    /// A message arrived, or the last sender went.
+    arrived: Condvar,
+    /// A message was taken, or the receiver closed.
+    room: Condvar,
+    notifier: Notifier,
+}
+
+impl Inbox {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The subscriber's callback. It blocks Zenoh's reception while the queue is full: that
+    /// is the back-pressure which, through TCP, ends up blocking the sender's `put`.
+    fn push(&self, sample: Sample) {
+        if sample.kind() != SampleKind::Put {
+            return;
+        }
+        let msg = sample.payload().to_bytes().into_owned();
+        let mut state = self.lock();
+        while state.queue.len() >= self.capacity && !state.closed {
+            state = self
+                .room
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        if state.closed {
+            return;
+        }
+        state.queue.push_back(msg);
+        drop(state);
+        self.arrived.notify_one();
+        self.notifier.signal();
+    }
+
+    /// The liveliness subscriber's callback: a sender's token came or went.
+    fn sender_changed(&self, sample: Sample) {
+        let token = sample.key_expr().as_str().to_owned();
+        let mut state = self.lock();
+        match sample.kind() {
+            SampleKind::Put => {
+                state.seen_sender = true;
+                state.senders.insert(token);
+            }
+            SampleKind::Delete => {
+                state.senders.remove(&token);
+            }
+        }
+        let gone = state.disconnected();
+        drop(state);
+        if gone {
+            self.arrived.notify_all();
+            self.notifier.signal();
+        }
+    }
+}
+
+/// A Zenoh subscriber on the key of a `zenoh:` string, with a queue of `capacity` messages.
+/// See the [crate documentation](crate) for what it promises.
+pub struct ZenohReceiver {
+    declared: Option<(Subscriber<()>, Subscriber<()>)>,
+    session: Option<zenoh::Session>,
+    inbox: Arc<Inbox>,
+    max: usize,
+}
+
+impl std::fmt::Debug for ZenohReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZenohReceiver")
+            .field("max", &self.max)
+            .field("capacity", &self.inbox.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ZenohReceiver {
+    /// Opens a session as `spec` says and declares the subscriber (and a liveliness
+    /// subscriber that watches the senders). It does not wait for a sender.
+    ///
+    /// Errors: [`Error::InvalidSpec`] for a string that is not `zenoh:`, [`Error::Io`] when
+    /// Zenoh cannot open the session (e.g. a `listen` endpoint already in use).
+    pub fn open(spec: &TransportSpec) -> Result<ZenohReceiver> {
+        let key = key_expr(spec)?;
+        let capacity = spec.options.capacity.map_or(DEFAULT_CAPACITY, |c| {
+            usize::try_from(c).unwrap_or(usize::MAX)
+        });
+        let inbox = Arc::new(Inbox {
+            state: Mutex::new(State::default()),
+            capacity,
+            arrived: Condvar::new(),
+            room: Condvar::new(),
+            notifier: Notifier::new().map_err(|e| Error::io("eventfd", e))?,
+        });
+        let session = session::open(spec)?;
+        let declare = || -> zenoh::Result<(Subscriber<()>, Subscriber<()>)> {
+            // Senders first, with those already there: a message is never taken for one
+            // from a sender we do not know yet.
+            let on_sender = Arc::clone(&inbox);
+            let senders = session
+                .liveliness()
+                .declare_subscriber(sender_tokens(&key))
+                .history(true)
+                .callback(move |sample| on_sender.sender_changed(sample))
+                .wait()?;
+            let on_message = Arc::clone(&inbox);
+            let messages = session
+                .declare_subscriber(key.clone())
+                .callback(move |sample| on_message.push(sample))
+                .wait()?;
+            Ok((messages, senders))
+        };
+        match session::off_thread(declare) {
+            Ok(declared) => Ok(ZenohReceiver {
+                declared: Some(declared),
+                session: Some(session),
+                inbox,
+                max: max_message_size(spec),
+            }),
+            Err(e) => {
+                session::close(session, ());
+                Err(zenoh_error(&format!("declare subscriber for {spec}"), e))
+            }
+        }
+    }
+}
+
+impl Receiver for ZenohReceiver {
+    fn max_message_size(&self) -> usize {
+        self.max
+    }
+
+    fn recv_with(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
+        let mut state = self.inbox.lock();
+        loop {
+            if let Some(front) = state.queue.front() {
+                let n = front.len();
+                if n > buf.len() {
+                    return Err(Error::BufferTooSmall {
+                        len: buf.len(),
+                        needed: n,
+                    });
+                }
+                buf[..n].copy_from_slice(front);
+                state.queue.pop_front();
+                drop(state);
+                self.inbox.room.notify_one();
+                return Ok(n);
+            }
+            if state.disconnected() {
+                return Err(Error::Disconnected);
+            }
+            state = match wait.remaining() {
+                None => self
+                    .inbox
+                    .arrived
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner),
+                Some(left) if left.is_zero() => return Err(wait.empty_error()),
+                Some(left) => {
+                    self.inbox
+                        .arrived
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
+        }
+    }
+
+    fn readiness(&mut self) -> Option<&mut dyn Readiness> {
+        Some(self)
+    }
+}
+
+/// The eventfd that the callbacks signal for every message and for the last sender leaving.
+impl Readiness for ZenohReceiver {
+    fn ready_fd(&mut self) -> Result<(BorrowedFd<'_>, Interest)> {
+        Ok((self.inbox.notifier.fd(), Interest::Readable))
+    }
+
+    fn prepare_wait(&mut self) -> Result<bool> {
+        let state = self.inbox.lock();
+        Ok(!state.queue.is_empty() || state.disconnected())
+    }
+
+    fn after_wake(&mut self) {
+        self.inbox.notifier.drain();
+    }
+}
+
+impl Drop for ZenohReceiver {
+    fn drop(&mut self) {
+        // A callback blocked on a full queue would hold up the undeclaration.
+        self.inbox.lock().closed = true;
+        self.inbox.room.notify_all();
+        if let Some(session) = self.session.take() {
+            session::close(session, self.declared.take());
+        }
+    }
+}
