@@ -582,6 +582,36 @@ impl Options {
         self.framing = Some(framing);
         self
     }
+
+    /// Sets [`Options::zenoh_mode`].
+    pub fn with_zenoh_mode(mut self, mode: ZenohMode) -> Options {
+        self.zenoh_mode = Some(mode);
+        self
+    }
+
+    /// Sets [`Options::connect`].
+    pub fn with_connect<S: Into<String>>(
+        mut self,
+        endpoints: impl IntoIterator<Item = S>,
+    ) -> Options {
+        self.connect = endpoints.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets [`Options::listen`].
+    pub fn with_listen<S: Into<String>>(
+        mut self,
+        endpoints: impl IntoIterator<Item = S>,
+    ) -> Options {
+        self.listen = endpoints.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets [`Options::scouting`].
+    pub fn with_scouting(mut self, scouting: Scouting) -> Options {
+        self.scouting = Some(scouting);
+        self
+    }
 }
 
 /// A parsed transport string. See the [module documentation](self) for the format.

@@ -55,8 +55,10 @@
 //! - **Disconnection**: each sender holds a liveliness token. The receiver returns
 //!   `Disconnected` once every sender it saw has gone (dropped: its token is removed after its
 //!   last message, see below; killed or unreachable: when Zenoh closes the link, at once for a
-//!   closed TCP connection, after the lease of 10 s for a silent one) and everything received
-//!   is drained. Before any sender came it is merely empty. A new sender makes it receive
+//!   closed TCP connection, after a lease of 60 s for a silent one) and everything received
+//!   is drained. A dropped sender's session sends what Zenoh still queues before closing
+//!   (for up to 15 s); a sender killed with SIGKILL loses what Zenoh had queued but not yet
+//!   written to the socket, which a pipe (where a write is in the kernel) does not. Before any sender came it is merely empty. A new sender makes it receive
 //!   again. The sender sees `Disconnected` as soon as no subscriber matches.
 //! - **Back-pressure**: the receiver's queue holds `capacity` messages; when it is full, the
 //!   subscriber's callback waits, which stops Zenoh reading the link, and TCP's window then

@@ -77,8 +77,14 @@ fn json_list(items: &[String]) -> String {
 ///   queue and arrives in the order sent: the removal of a sender's liveliness token (a
 ///   control message, which QoS would send at a higher priority) then arrives after the last
 ///   message that sender published, and the receiver sees `Disconnected` only after them;
-/// - a sender started before its receiver retries `connect` quickly (from 20 ms on, at most
-///   every second) without failing the open: `open_timeout` is what bounds the wait.
+/// - a lease of 60 s rather than 10: closing a session sends what Zenoh still queues within a
+///   quarter of the lease and drops the rest, and 2.5 s was too short for a sender that exits
+///   right after many sends to a receiver that reads slowly; the price is that a peer that
+///   vanishes without closing its TCP connection (a cut network, not a killed process) is
+///   noticed after 60 s;
+/// - a peer started before the one it connects to retries `connect` quickly (from 20 ms on,
+///   at most every second) in the background without failing the open: `open_timeout` is
+///   what bounds a sender's wait.
 fn config(spec: &TransportSpec) -> Result<Config> {
     let o = &spec.options;
     let mode = match o.zenoh_mode.unwrap_or_default() {
@@ -86,13 +92,27 @@ fn config(spec: &TransportSpec) -> Result<Config> {
         ZenohMode::Client => "client",
     };
     let multicast = o.scouting == Some(ipc_core::Scouting::Multicast);
+    // A peer retries its endpoints in the background (-1: for ever), so that a sender
+    // started before its receiver connects when the receiver comes; `open_timeout` bounds
+    // the sender's wait. A client's open connects to its router before returning, so there
+    // the bound is the open_timeout itself.
+    let connect_timeout_ms: i64 = match o.zenoh_mode.unwrap_or_default() {
+        ZenohMode::Peer => -1,
+        ZenohMode::Client => o
+            .open_timeout
+            .unwrap_or(crate::DEFAULT_OPEN_TIMEOUT)
+            .as_millis()
+            .try_into()
+            .unwrap_or(i64::MAX),
+    };
     let entries = [
         ("mode", json_string(mode)),
         ("connect/endpoints", json_list(&o.connect)),
         ("listen/endpoints", json_list(&o.listen)),
         ("scouting/multicast/enabled", multicast.to_string()),
         ("transport/unicast/qos/enabled", "false".into()),
-        ("connect/timeout_ms", "0".into()),
+        ("transport/link/tx/lease", "60000".into()),
+        ("connect/timeout_ms", connect_timeout_ms.to_string()),
         ("connect/exit_on_failure", "false".into()),
         (
             "connect/retry",

@@ -31,6 +31,7 @@
 //! | `unix:/path`, `unix:@name` | `socket` | [`socket`] |
 //! | `tcp:HOST:PORT` (trusted networks only) | `socket` | [`socket`] |
 //! | `socketpair:fd=N`         | `socket` | [`socket`] ([`socket::pair`]) |
+//! | `zenoh:key/expr?connect=tcp/HOST:PORT` | `zenoh` (off by default) | `zenoh` (`ipc-zenoh`) |
 //!
 //! A transport whose feature is off is an [`Error::InvalidSpec`] that names the feature.
 //! The traits, errors and transport strings are those of `ipc-core`, re-exported here.
@@ -63,6 +64,8 @@ pub use ipc_posix as posix;
 pub use ipc_socket as socket;
 #[cfg(feature = "sysv")]
 pub use ipc_sysv as sysv;
+#[cfg(feature = "zenoh")]
+pub use ipc_zenoh as zenoh;
 
 pub mod typed;
 pub mod wait_set;
@@ -108,6 +111,8 @@ pub fn open_sender_spec(spec: &TransportSpec) -> Result<Box<dyn Sender>> {
         Transport::Tcp => Ok(Box::new(socket::TcpSender::open(spec)?)),
         #[cfg(feature = "socket")]
         Transport::SocketPair => Ok(Box::new(socket::pair::open(spec)?)),
+        #[cfg(feature = "zenoh")]
+        Transport::Zenoh => Ok(Box::new(zenoh::ZenohSender::open(spec)?)),
         other => Err(unavailable(spec, other)),
     }
 }
@@ -136,6 +141,8 @@ pub fn open_receiver_spec(spec: &TransportSpec) -> Result<Box<dyn Receiver>> {
         Transport::Tcp => Ok(Box::new(socket::TcpReceiver::open(spec)?)),
         #[cfg(feature = "socket")]
         Transport::SocketPair => Ok(Box::new(socket::pair::open(spec)?)),
+        #[cfg(feature = "zenoh")]
+        Transport::Zenoh => Ok(Box::new(zenoh::ZenohReceiver::open(spec)?)),
         other => Err(unavailable(spec, other)),
     }
 }
@@ -191,6 +198,7 @@ pub fn available_transports() -> Vec<Transport> {
                 || (*t == Transport::FileShm && cfg!(feature = "posix"))
                 || (matches!(t, Transport::Unix | Transport::Tcp | Transport::SocketPair)
                     && cfg!(feature = "socket"))
+                || (*t == Transport::Zenoh && cfg!(feature = "zenoh"))
         })
         .collect()
 }
@@ -208,6 +216,7 @@ fn unavailable(spec: &TransportSpec, transport: Transport) -> Error {
             | Transport::Unix
             | Transport::Tcp
             | Transport::SocketPair
+            | Transport::Zenoh
     );
     let reason = if built_here {
         format!(
@@ -272,6 +281,21 @@ mod tests {
         for t in [Unix, Tcp, SocketPair] {
             assert_eq!(available.contains(&t), cfg!(feature = "socket"), "{t}");
         }
+    }
+
+    #[test]
+    fn zenoh_is_available_with_the_zenoh_feature() {
+        assert_eq!(
+            super::available_transports().contains(&super::Transport::Zenoh),
+            cfg!(feature = "zenoh")
+        );
+    }
+
+    #[test]
+    #[cfg(not(feature = "zenoh"))]
+    fn zenoh_without_its_feature_names_the_feature() {
+        let err = super::open_receiver("zenoh:a/b").err().unwrap();
+        assert!(err.to_string().contains("`zenoh`"), "{err}");
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub mod factory_file_shm;
 pub mod factory_socket;
 pub mod factory_sysv_mq;
 pub mod factory_sysv_shm;
+#[cfg(feature = "zenoh")]
+pub mod factory_zenoh;
 pub mod fixtures;
 pub mod kill_producers;
 pub mod message;

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use ipc::{
-    Address, Create, Error, Framing, Options, Producers, Transport, TransportSpec, WaitStrategy,
+    Address, Create, Error, Framing, Options, Producers, Scouting, Transport, TransportSpec,
+    WaitStrategy, ZenohMode,
 };
 use ipc_tests::PathGuard;
 use proptest::prelude::*;
@@ -69,6 +70,9 @@ fn address(t: Transport) -> BoxedStrategy<Address> {
         Transport::SocketPair => {
             prop_oneof![Just(Address::Unnamed), (0..=i32::MAX).prop_map(Address::Fd),].boxed()
         }
+        Transport::Zenoh => "[a-zA-Z0-9_.-]{1,12}(/[a-zA-Z0-9_.:-]{1,12}){0,3}"
+            .prop_map(Address::KeyExpr)
+            .boxed(),
         other => panic!("no address strategy for {other}: add one"),
     }
 }
@@ -160,7 +164,8 @@ fn options(t: Transport) -> impl Strategy<Value = Options> {
                 let mut options = Options::default();
                 options.capacity = capacity.filter(|_| takes("capacity"));
                 options.message_size = message_size.filter(|_| takes("message_size"));
-                options.mode = mode.filter(|_| takes("mode"));
+                // `mode` is permissions, but the session's role on zenoh (`zenoh_options`).
+                options.mode = mode.filter(|_| takes("mode") && t != Transport::Zenoh);
                 options.create = create.filter(|_| takes("create"));
                 options.open_timeout = open_timeout.filter(|_| takes("open_timeout"));
                 options.wait = wait.filter(|_| takes("wait"));
@@ -171,6 +176,32 @@ fn options(t: Transport) -> impl Strategy<Value = Options> {
                 options
             },
         )
+}
+
+/// A Zenoh endpoint: `tcp/HOST:PORT`, IPv4, IPv6 or a name.
+fn endpoint() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (any::<[u8; 4]>(), any::<u16>())
+            .prop_map(|(ip, port)| format!("tcp/{}:{port}", std::net::Ipv4Addr::from(ip))),
+        any::<u16>().prop_map(|port| format!("tcp/[::1]:{port}")),
+        ("[a-z][a-z0-9.-]{0,20}", any::<u16>()).prop_map(|(h, port)| format!("tcp/{h}:{port}")),
+    ]
+}
+
+/// The options only `zenoh` takes, added to `options` for it.
+fn zenoh_options(options: Options) -> impl Strategy<Value = Options> {
+    (
+        proptest::option::of(prop_oneof![Just(ZenohMode::Peer), Just(ZenohMode::Client)]),
+        proptest::collection::vec(endpoint(), 0..3),
+        proptest::collection::vec(endpoint(), 0..3),
+        proptest::option::of(prop_oneof![Just(Scouting::Off), Just(Scouting::Multicast)]),
+    )
+        .prop_map(move |(mode, connect, listen, scouting)| {
+            let mut options = options.clone().with_connect(connect).with_listen(listen);
+            options.zenoh_mode = mode;
+            options.scouting = scouting;
+            options
+        })
 }
 
 /// A uid/gid or a portable user or group name.
@@ -195,7 +226,11 @@ fn owner() -> impl Strategy<Value = ipc::OwnerChoice> {
 /// Any valid spec, of every transport.
 fn spec() -> impl Strategy<Value = TransportSpec> {
     proptest::sample::select(Transport::ALL.to_vec()).prop_flat_map(|t| {
-        (address(t), options(t)).prop_map(move |(address, options)| TransportSpec {
+        let options = match t {
+            Transport::Zenoh => options(t).prop_flat_map(zenoh_options).boxed(),
+            _ => options(t).boxed(),
+        };
+        (address(t), options).prop_map(move |(address, options)| TransportSpec {
             transport: t,
             address,
             options,
