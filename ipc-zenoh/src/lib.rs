@@ -48,7 +48,7 @@
 //!   receiver on the key gets every message (publish/subscribe, not a shared queue).
 //! - **Nothing published into the void**: Zenoh drops what is published while no subscriber
 //!   matches, so [`ZenohSender::open`] waits (up to `open_timeout`) until one does, and a send
-//!   with none matching is [`Error::Disconnected`](ipc_core::Error::Disconnected) rather than a
+//!   with none matching is [`Error::Disconnected`] rather than a
 //!   silent loss. A receiver that comes back (or another one) makes sends work again, as a
 //!   FIFO's new reader does; what was refused meanwhile was never accepted. `Ok` means Zenoh
 //!   took the message: if the receiver then dies, what is in flight is lost, as the trait says.
@@ -67,7 +67,7 @@
 //! # Where it differs from the local transports
 //!
 //! Zenoh's `put` has no deadline and no "would block": a sender never returns
-//! [`Error::Full`](ipc_core::Error::Full) and `try_send` / `send_timeout` may block as long as
+//! [`Error::Full`] and `try_send` / `send_timeout` may block as long as
 //! the link is congested (Zenoh would close the link after its block timeout, which this crate
 //! raises to a day so that a slow reader does not cost messages). So the conformance tests of
 //! a full transport do not apply; a sender's readiness is always "try now". A message larger

@@ -13,7 +13,7 @@ use crate::{Cleanup, unique_name};
 
 /// Ports the suite listens on: below Linux's ephemeral range (32768 on), so that no outgoing
 /// connection of this machine is given one between our check and Zenoh's `bind`.
-const PORTS: std::ops::Range<u16> = 20_000..32_000;
+pub const PORTS: std::ops::Range<u16> = 20_000..32_000;
 
 /// A loopback port free now. Each test process starts at its own place in [`PORTS`] (from its
 /// pid) and takes the next free one, so concurrent test processes rarely even try the same;
