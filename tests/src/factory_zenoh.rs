@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 
 use ipc::{Receiver, Result, Sender};
 
-use crate::factory::{Cfg, Factory, Pair};
+use crate::factory::{Cfg, Factory, Pair, spawn};
 use crate::process::{Peer, SPEC_ENV};
 use crate::{Cleanup, unique_name};
 
@@ -76,10 +76,6 @@ impl ZenohFactory {
     /// Largest message size the suite asks for: Zenoh takes far more (its default here is
     /// 64 MiB), but every message crosses TCP and is copied twice, and the suite sends many.
     pub const MAX_MESSAGE: usize = 1 << 20;
-}
-
-fn spawn(cmd: Command) -> Result<Peer> {
-    Peer::spawn(cmd).map_err(|e| ipc::Error::io("spawn ipc-test-peer", e))
 }
 
 impl Factory for ZenohFactory {
