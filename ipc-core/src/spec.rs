@@ -960,6 +960,10 @@ fn check_socket_path(path: &str) -> Result<(), String> {
             SUN_PATH_LEN - 1,
             path.len()
         ));
+    }
+    Ok(())
+}
+
 /// Checks the key expression of a `zenoh:` string: one key, chunks separated by `/`.
 ///
 /// Refused: an empty expression, an empty chunk (leading, trailing or doubled `/`), the
@@ -1057,6 +1061,8 @@ fn parse_host_port(text: &str) -> Result<Address, String> {
         host: host.to_owned(),
         port,
     })
+}
+
 /// Checks one endpoint of `connect=` or `listen=`: `PROTOCOL/ADDRESS`, as Zenoh writes it
 /// (`tcp/127.0.0.1:7447`). Whether Zenoh knows the protocol is for `ipc-zenoh` to say.
 pub fn check_zenoh_endpoint(endpoint: &str) -> Result<(), String> {

@@ -148,9 +148,11 @@ fn zenoh_across_two_namespaces() {
     let port = ZENOH_PORT;
     let timeout = OPEN_TIMEOUT.as_secs();
     hosts.carry(
-        &format!("zenoh:ipc-test/two-hosts?listen=tcp/{RECEIVER_ADDR}:{port}"),
+        // The peer sizes its messages by message_size; zenoh's default is 64 MiB.
+        &format!("zenoh:ipc-test/two-hosts?listen=tcp/{RECEIVER_ADDR}:{port}&message_size=4KiB"),
         &format!(
-            "zenoh:ipc-test/two-hosts?connect=tcp/{RECEIVER_ADDR}:{port}&open_timeout={timeout}s"
+            "zenoh:ipc-test/two-hosts?connect=tcp/{RECEIVER_ADDR}:{port}&open_timeout={timeout}s\
+             &message_size=4KiB"
         ),
     );
 }
