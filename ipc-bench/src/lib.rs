@@ -42,6 +42,7 @@ mod plot;
 mod posix_mq;
 mod posix_shm;
 mod protocol;
+mod queue;
 mod raw;
 mod readiness;
 mod report;

@@ -1,17 +1,9 @@
 //! POSIX message queues: ours is `ipc::posix::mq`, the baseline plain blocking `mq_send` /
-//! `mq_receive` on queues made with `mq_open`. Both get the same queues: capacity
-//! `fs.mqueue.msg_max`, message size the size measured, mode 0600.
-//!
-//! The parent creates both queues of a link (`/ipc-bench-<pid>-<n>`, one each way) before it
-//! starts the peer, which only opens them (`create=never`), and removes them when the link is
-//! done, also on the way out of a failure ([`Made`]).
-//!
-//! A queue is no connection: neither side sees the other leave. So the parent ends its stream
-//! with an empty message ([`Link::ended_by_empty_message`]), and a watcher thread speaks
-//! for the peer once it has exited, whatever way it exited, so that the parent never waits for
-//! a dead peer.
+//! `mq_receive` on queues made with `mq_open`. Both get the same queues (`/ipc-bench-<pid>-<n>`):
+//! capacity `fs.mqueue.msg_max`, message size the size measured, mode 0600. The link itself is
+//! the queue family's ([`crate::queue`]).
 
-use ipc::posix::mq::{MqLimits, MqReceiver, MqSender};
+use ipc::posix::mq::MqLimits;
 use ipc::{Address, Receiver, Sender, TransportSpec, Wait};
 use nix::errno::Errno;
 use nix::mqueue::{
@@ -20,8 +12,7 @@ use nix::mqueue::{
 use nix::sys::stat::Mode;
 
 use crate::interrupt::{self, Named};
-use crate::made::Made;
-use crate::protocol::Variant;
+use crate::queue::{self, QueueKind};
 use crate::transport::{BenchTransport, Ends, Link, Setup};
 
 pub struct PosixMq;
@@ -37,57 +28,65 @@ impl BenchTransport for PosixMq {
     }
 
     fn connect(&self, setup: Setup<'_>) -> ipc::Result<Link> {
-        let (variant, size, mut cmd) = (setup.variant, setup.size, setup.cmd);
-        let capacity = MqLimits::read().msg_max;
-        let mut queues = Made::default();
-        let to_peer_name = interrupt::fresh_name("/ipc-bench");
-        let from_peer_name = interrupt::fresh_name("/ipc-bench");
-        let (to_peer, from_peer): (Box<dyn Sender>, Box<dyn Receiver>) = match variant {
-            Variant::Ours => {
-                let spec = |name: &str, create: &str| {
-                    format!(
-                        "posix-mq:{name}?capacity={capacity}&message_size={size}&create={create}"
-                    )
-                };
-                let to_peer = MqSender::open(&spec(&to_peer_name, "always").parse()?)?;
-                queues.created(Named::Queue(to_peer_name.clone()));
-                let mut from_peer = MqReceiver::open(&spec(&from_peer_name, "always").parse()?)?;
-                queues.created(Named::Queue(from_peer_name.clone()));
-                // Removed by `queues` once the peer is done, not by the receiver when it goes.
-                from_peer.release_queue();
-                cmd.arg("--rx").arg(spec(&to_peer_name, "never"));
-                cmd.arg("--tx").arg(spec(&from_peer_name, "never"));
-                (Box::new(to_peer), Box::new(from_peer))
-            }
-            Variant::Raw => {
-                let attr = MqAttr::new(0, attr_member(capacity)?, attr_member(size)?, 0);
-                let create = |name: &str, access: MQ_OFlag| {
-                    let oflag = access | MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL;
-                    open_queue(name, oflag, Some(&attr))
-                };
-                let to_peer = create(&to_peer_name, MQ_OFlag::O_WRONLY)?;
-                queues.created(Named::Queue(to_peer_name.clone()));
-                let from_peer = create(&from_peer_name, MQ_OFlag::O_RDONLY)?;
-                queues.created(Named::Queue(from_peer_name.clone()));
-                cmd.arg("--rx").arg(format!("posix-mq:{to_peer_name}"));
-                cmd.arg("--tx").arg(format!("posix-mq:{from_peer_name}"));
-                (
-                    Box::new(RawMqSender::new(to_peer)?),
-                    Box::new(RawMqReceiver::new(from_peer)?),
-                )
-            }
-        };
-        let act = speak_for_peer(&to_peer_name, &from_peer_name, size)?;
-        queues.link(to_peer, from_peer, cmd, "mq", act)
+        queue::connect(self, setup)
     }
 
-    fn open_raw_peer(&self, _size: usize, rx: &str, tx: &str) -> ipc::Result<Ends> {
+    fn open_raw_peer(&self, size: usize, rx: &str, tx: &str) -> ipc::Result<Ends> {
+        self.raw_ends(size, rx, tx)
+    }
+}
+
+impl QueueKind for PosixMq {
+    fn scheme(&self) -> &'static str {
+        "posix-mq"
+    }
+
+    fn capacity(&self, _size: usize) -> u64 {
+        MqLimits::read().msg_max
+    }
+
+    fn fresh(&self) -> String {
+        interrupt::fresh_name("/ipc-bench")
+    }
+
+    fn create_raw(&self, address: &str, capacity: u64, size: usize) -> ipc::Result<Named> {
+        let attr = MqAttr::new(0, attr_member(capacity)?, attr_member(size)?, 0);
+        let oflag = MQ_OFlag::O_RDWR | MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL;
+        drop(open_queue(address, oflag, Some(&attr))?);
+        self.named(address)
+    }
+
+    fn named(&self, address: &str) -> ipc::Result<Named> {
+        Ok(Named::Queue(address.to_owned()))
+    }
+
+    fn raw_ends(&self, _size: usize, rx: &str, tx: &str) -> ipc::Result<Ends> {
         let rx = open_queue(&name(rx)?, MQ_OFlag::O_RDONLY, None)?;
         let tx = open_queue(&name(tx)?, MQ_OFlag::O_WRONLY, None)?;
         Ok((
             Box::new(RawMqReceiver::new(rx)?),
             Box::new(RawMqSender::new(tx)?),
         ))
+    }
+
+    /// Sends the empty message until there is room, which there is at once: the queue to
+    /// this process holds at most one message (an echo, or the count), and it is read.
+    fn speak_for_peer(
+        &self,
+        to_peer: &str,
+        from_peer: &str,
+        size: usize,
+    ) -> ipc::Result<Box<dyn FnMut() -> bool + Send>> {
+        let to_peer = open_queue(to_peer, MQ_OFlag::O_RDONLY | MQ_OFlag::O_NONBLOCK, None)?;
+        let from_peer = open_queue(from_peer, MQ_OFlag::O_WRONLY | MQ_OFlag::O_NONBLOCK, None)?;
+        let mut told = false;
+        let mut buf = vec![0; size];
+        let mut prio = 0;
+        Ok(Box::new(move || {
+            told = told || mq_send(from_peer.mqd(), &[], 0) != Err(Errno::EAGAIN);
+            while mq_receive(to_peer.mqd(), &mut buf, &mut prio).is_ok() {}
+            true
+        }))
     }
 }
 
@@ -218,29 +217,4 @@ impl Receiver for RawMqReceiver {
             }
         }
     }
-}
-
-/// What the watcher does for the peer once it has exited ([`watch`]), on its own
-/// non-blocking descriptors, opened before the peer starts (a failure has nothing to undo):
-///
-/// - sends an empty message to the parent, which ends whatever receive it waits in (the
-///   stream's end, see [`Link::ended_by_empty_message`]);
-/// - keeps emptying the queue to the peer, so that a send blocked on it returns.
-fn speak_for_peer(
-    to_peer: &str,
-    from_peer: &str,
-    size: usize,
-) -> ipc::Result<impl FnMut() -> bool + Send + 'static> {
-    let to_peer = open_queue(to_peer, MQ_OFlag::O_RDONLY | MQ_OFlag::O_NONBLOCK, None)?;
-    let from_peer = open_queue(from_peer, MQ_OFlag::O_WRONLY | MQ_OFlag::O_NONBLOCK, None)?;
-    let mut told = false;
-    let mut buf = vec![0; size];
-    let mut prio = 0;
-    Ok(move || {
-        // Until there is room, which there is at once: the queue to the parent holds at most
-        // one message (an echo, or the count), and the parent reads it.
-        told = told || mq_send(from_peer.mqd(), &[], 0) != Err(Errno::EAGAIN);
-        while mq_receive(to_peer.mqd(), &mut buf, &mut prio).is_ok() {}
-        true
-    })
 }
