@@ -12,33 +12,19 @@ use nix::mqueue::{
 use nix::sys::stat::Mode;
 
 use crate::interrupt::{self, Named};
-use crate::queue::{self, QueueKind};
-use crate::transport::{BenchTransport, Ends, Link, Setup};
+use crate::queue::{Act, QueueKind};
+use crate::transport::Ends;
 
 pub struct PosixMq;
 
-impl BenchTransport for PosixMq {
-    fn name(&self) -> &'static str {
+impl QueueKind for PosixMq {
+    fn scheme(&self) -> &'static str {
         "posix-mq"
     }
 
     fn unsupported(&self, size: usize) -> Option<String> {
         let max = MqLimits::read().msgsize_max;
         (size as u64 > max).then(|| format!("message_size above fs.mqueue.msgsize_max {max}"))
-    }
-
-    fn connect(&self, setup: Setup<'_>) -> ipc::Result<Link> {
-        queue::connect(self, setup)
-    }
-
-    fn open_raw_peer(&self, size: usize, rx: &str, tx: &str) -> ipc::Result<Ends> {
-        self.raw_ends(size, rx, tx)
-    }
-}
-
-impl QueueKind for PosixMq {
-    fn scheme(&self) -> &'static str {
-        "posix-mq"
     }
 
     fn capacity(&self, _size: usize) -> u64 {
@@ -71,12 +57,7 @@ impl QueueKind for PosixMq {
 
     /// Sends the empty message until there is room, which there is at once: the queue to
     /// this process holds at most one message (an echo, or the count), and it is read.
-    fn speak_for_peer(
-        &self,
-        to_peer: &str,
-        from_peer: &str,
-        size: usize,
-    ) -> ipc::Result<Box<dyn FnMut() -> bool + Send>> {
+    fn speak_for_peer(&self, to_peer: &str, from_peer: &str, size: usize) -> ipc::Result<Act> {
         let to_peer = open_queue(to_peer, MQ_OFlag::O_RDONLY | MQ_OFlag::O_NONBLOCK, None)?;
         let from_peer = open_queue(from_peer, MQ_OFlag::O_WRONLY | MQ_OFlag::O_NONBLOCK, None)?;
         let mut told = false;

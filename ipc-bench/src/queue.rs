@@ -15,13 +15,18 @@ use std::process::Command;
 use crate::interrupt::Named;
 use crate::made::Made;
 use crate::protocol::Variant;
-use crate::transport::{Ends, Link, Setup};
+use crate::transport::{BenchTransport, Ends, Link, Setup};
+
+/// What a watcher does for a dead peer: see [`QueueKind::speak_for_peer`].
+pub type Act = Box<dyn FnMut() -> bool + Send>;
 
 /// What a queue transport tells the family's driver. An address is what follows the scheme
 /// in a spec (`/ipc-bench-…`, `key=0x6b…`).
-pub trait QueueKind {
-    /// The scheme of its specs (`posix-mq`).
+pub trait QueueKind: Sync {
+    /// The scheme of its specs (`posix-mq`), also its name in the bench.
     fn scheme(&self) -> &'static str;
+    /// Why `size`-byte messages cannot be measured on this machine (a kernel limit), if so.
+    fn unsupported(&self, size: usize) -> Option<String>;
     /// How many `size`-byte messages each queue holds.
     fn capacity(&self, size: usize) -> u64;
     /// An address no other queue of this process gets.
@@ -36,16 +41,32 @@ pub trait QueueKind {
     /// What the watcher does once the peer has exited, on descriptors of its own opened now:
     /// sends the empty message that ends this process's receive on `from_peer`, and keeps
     /// emptying `to_peer` so that a send blocked on it returns.
-    fn speak_for_peer(
-        &self,
-        to_peer: &str,
-        from_peer: &str,
-        size: usize,
-    ) -> ipc::Result<Box<dyn FnMut() -> bool + Send>>;
+    fn speak_for_peer(&self, to_peer: &str, from_peer: &str, size: usize) -> ipc::Result<Act>;
+}
+
+/// The bench transport of the queue kind `K`.
+pub struct Queues<K>(pub K);
+
+impl<K: QueueKind> BenchTransport for Queues<K> {
+    fn name(&self) -> &'static str {
+        self.0.scheme()
+    }
+
+    fn unsupported(&self, size: usize) -> Option<String> {
+        self.0.unsupported(size)
+    }
+
+    fn connect(&self, setup: Setup<'_>) -> ipc::Result<Link> {
+        connect(&self.0, setup)
+    }
+
+    fn open_raw_peer(&self, size: usize, rx: &str, tx: &str) -> ipc::Result<Ends> {
+        self.0.raw_ends(size, rx, tx)
+    }
 }
 
 /// The link of `setup` on the queue transport `kind`.
-pub fn connect(kind: &dyn QueueKind, setup: Setup<'_>) -> ipc::Result<Link> {
+fn connect(kind: &dyn QueueKind, setup: Setup<'_>) -> ipc::Result<Link> {
     let (variant, size, mut cmd) = (setup.variant, setup.size, setup.cmd);
     let capacity = kind.capacity(size);
     let mut made = Made::default();

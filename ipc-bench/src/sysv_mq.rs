@@ -12,16 +12,16 @@ use nix::errno::Errno;
 use nix::libc;
 
 use crate::interrupt::{self, Named};
-use crate::queue::{self, QueueKind};
-use crate::transport::{BenchTransport, Ends, Link, Setup};
+use crate::queue::{Act, QueueKind};
+use crate::transport::Ends;
 
 pub struct SysvMq;
 
 /// The type of every message of the bench.
 const MTYPE: i64 = 1;
 
-impl BenchTransport for SysvMq {
-    fn name(&self) -> &'static str {
+impl QueueKind for SysvMq {
+    fn scheme(&self) -> &'static str {
         "sysv-mq"
     }
 
@@ -40,20 +40,6 @@ impl BenchTransport for SysvMq {
         } else {
             None
         }
-    }
-
-    fn connect(&self, setup: Setup<'_>) -> ipc::Result<Link> {
-        queue::connect(self, setup)
-    }
-
-    fn open_raw_peer(&self, size: usize, rx: &str, tx: &str) -> ipc::Result<Ends> {
-        self.raw_ends(size, rx, tx)
-    }
-}
-
-impl QueueKind for SysvMq {
-    fn scheme(&self) -> &'static str {
-        "sysv-mq"
     }
 
     fn capacity(&self, size: usize) -> u64 {
@@ -97,12 +83,7 @@ impl QueueKind for SysvMq {
     /// Both queues with `IPC_NOWAIT`; the empty message is sent until there is room, which
     /// there is at once: the queue to this process holds at most one message (an echo, or
     /// the count), and it is read.
-    fn speak_for_peer(
-        &self,
-        to_peer: &str,
-        from_peer: &str,
-        size: usize,
-    ) -> ipc::Result<Box<dyn FnMut() -> bool + Send>> {
+    fn speak_for_peer(&self, to_peer: &str, from_peer: &str, size: usize) -> ipc::Result<Act> {
         let to_peer = open_existing(&format!("sysv-mq:{to_peer}"))?;
         let from_peer = open_existing(&format!("sysv-mq:{from_peer}"))?;
         let mut told = false;

@@ -1,6 +1,7 @@
 //! The bench's table of transports, and choosing from it by name.
 
 use crate::error::Error;
+use crate::queue::Queues;
 use crate::transport::BenchTransport;
 use crate::{fifo, file_shm, pipe, posix_mq, posix_shm, sysv_mq, sysv_shm};
 
@@ -9,12 +10,12 @@ use crate::{fifo, file_shm, pipe, posix_mq, posix_shm, sysv_mq, sysv_shm};
 pub(crate) static TRANSPORTS: &[&dyn BenchTransport] = &[
     &pipe::Pipe,
     &fifo::Fifo,
-    &posix_mq::PosixMq,
+    &Queues(posix_mq::PosixMq),
     &posix_shm::BUSY,
     &posix_shm::SPIN,
     &posix_shm::PARK,
     &posix_shm::MULTI,
-    &sysv_mq::SysvMq,
+    &Queues(sysv_mq::SysvMq),
     &sysv_shm::SysvShm,
     &file_shm::FileShm,
 ];
