@@ -48,6 +48,7 @@ mod readiness;
 mod report;
 mod ring;
 mod run;
+mod socket;
 mod sysv_mq;
 mod sysv_shm;
 pub mod text;

@@ -81,13 +81,9 @@ pub fn run(args: Args) -> Result<(), Error> {
     let transport = lookup(&args.transport)?;
     let (rx, tx) = match args.variant {
         // Receiving end first: the parent's sender may be waiting for it (FIFO).
-        Variant::Ours => {
-            let rx =
-                ipc::open_receiver(&args.rx).map_err(doing(|| format!("opening {}", args.rx)))?;
-            let tx =
-                ipc::open_sender(&args.tx).map_err(doing(|| format!("opening {}", args.tx)))?;
-            (rx, tx)
-        }
+        Variant::Ours => transport
+            .open_ours_peer(&args.rx, &args.tx)
+            .map_err(doing(|| format!("opening {} and {}", args.rx, args.tx)))?,
         Variant::Raw => transport
             .open_raw_peer(args.size, &args.rx, &args.tx)
             .map_err(doing(|| "opening the raw baseline"))?,

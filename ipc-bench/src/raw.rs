@@ -1,18 +1,23 @@
-//! The baseline: fixed-size messages as plain `write(2)` / `read(2)` loops on a descriptor.
+//! The baseline: fixed-size messages as plain `write(2)` / `read(2)` loops on a descriptor (a
+//! pipe, a FIFO, a seqpacket socket, a TCP connection), and how the sockets are connected.
 //!
 //! [`FdSender`] and [`FdReceiver`] implement the same traits as our transports only so that
 //! the workloads run unchanged on both; per message they make the system calls and nothing
 //! else (a receiver loops because `read` may return part of a message).
 
 use std::fs::OpenOptions;
-use std::os::fd::{AsFd, OwnedFd};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::Duration;
 
-use ipc::{Receiver, Sender, Wait};
+use ipc::{Address, Receiver, Sender, TransportSpec, Wait};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{
+    AddressFamily, SockFlag, SockType, getsockopt, setsockopt, socketpair, sockopt,
+};
 use nix::unistd::{read, write};
 
 /// Writes each message with `write(2)` until all of it is written.
@@ -134,4 +139,91 @@ pub fn open_fifo(path: &str, write: bool) -> ipc::Result<OwnedFd> {
     let blocking = OFlag::from_bits_truncate(flags) - OFlag::O_NONBLOCK;
     fcntl(&fd, FcntlArg::F_SETFL(blocking)).map_err(|e| ipc::Error::io("fcntl", e.into()))?;
     Ok(fd)
+}
+
+/// A connected `SOCK_SEQPACKET` pair whose send buffers hold a `size`-byte message, as ours
+/// sizes its own: `write` sends one record, `read` of `size` bytes takes one whole.
+///
+/// Also the raw baseline of `unix:`: once connected, a socket accepted from a listener and one
+/// of a pair are the same kernel object (`unix_seqpacket_ops`), so the measured loop is the
+/// same; only the setup differs, and a safe `accept` returning an `OwnedFd` is not in nix.
+pub fn seqpacket_pair(size: usize) -> ipc::Result<(OwnedFd, OwnedFd)> {
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| ipc::Error::io("socketpair", e.into()))?;
+    for fd in [&a, &b] {
+        send_buffer_for(fd.as_fd(), size)?;
+    }
+    Ok((a, b))
+}
+
+/// Adopts the seqpacket socket `fd` that the parent handed down (`socketpair:fd=N`).
+pub fn adopt_seqpacket(spec: &str) -> ipc::Result<OwnedFd> {
+    let Address::Fd(fd) = spec.parse::<TransportSpec>()?.address else {
+        return Err(ipc::Error::invalid_spec(spec, "expected `socketpair:fd=N`"));
+    };
+    ipc::pipe::raw::adopt_inherited(fd, spec, |fd| match getsockopt(&fd, sockopt::SockType) {
+        Ok(SockType::SeqPacket) => Ok(()),
+        _ => Err(ipc::Error::Incompatible {
+            object: spec.to_owned(),
+            reason: "not a SOCK_SEQPACKET socket".into(),
+        }),
+    })
+}
+
+/// Grows `fd`'s send buffer to hold a `size`-byte record (the kernel doubles what it is asked
+/// for, and charges some bookkeeping per record).
+fn send_buffer_for(fd: BorrowedFd<'_>, size: usize) -> ipc::Result<()> {
+    let needed = size + 4096;
+    let current =
+        getsockopt(&fd, sockopt::SndBuf).map_err(|e| ipc::Error::io("SO_SNDBUF", e.into()))?;
+    if current < needed {
+        setsockopt(&fd, sockopt::SndBuf, &needed.div_ceil(2))
+            .map_err(|e| ipc::Error::io("SO_SNDBUF", e.into()))?;
+    }
+    Ok(())
+}
+
+/// A TCP listener on a port of loopback the kernel picks.
+pub fn tcp_listen() -> ipc::Result<TcpListener> {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| ipc::Error::io("bind 127.0.0.1:0", e))
+}
+
+/// The `tcp:127.0.0.1:PORT` string of `listener`.
+pub fn tcp_spec(listener: &TcpListener) -> ipc::Result<String> {
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ipc::Error::io("getsockname", e))?;
+    Ok(format!("tcp:{addr}"))
+}
+
+/// Connects to the listener of `spec` (`tcp:HOST:PORT`), which is listening already.
+pub fn tcp_connect(spec: &str) -> ipc::Result<OwnedFd> {
+    let Address::Host { host, port } = spec.parse::<TransportSpec>()?.address else {
+        return Err(ipc::Error::invalid_spec(spec, "expected `tcp:HOST:PORT`"));
+    };
+    let stream = TcpStream::connect((host.as_str(), port))
+        .map_err(|e| ipc::Error::from_os("connect", spec, e))?;
+    no_delay(stream)
+}
+
+/// Accepts the one connection `listener` waits for, within `timeout`.
+pub fn tcp_accept(listener: &TcpListener, timeout: Duration) -> ipc::Result<OwnedFd> {
+    if !wait_readable(listener, timeout)? {
+        return Err(ipc::Error::Timeout);
+    }
+    let (stream, _) = listener.accept().map_err(|e| ipc::Error::io("accept", e))?;
+    no_delay(stream)
+}
+
+/// As ours: every write goes out at once.
+fn no_delay(stream: TcpStream) -> ipc::Result<OwnedFd> {
+    stream
+        .set_nodelay(true)
+        .map_err(|e| ipc::Error::io("TCP_NODELAY", e))?;
+    Ok(OwnedFd::from(stream))
 }

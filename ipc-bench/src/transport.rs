@@ -53,6 +53,22 @@ pub trait BenchTransport: Sync {
     /// In the peer, opens the raw baseline's ends named by `rx` and `tx` (as `connect` wrote
     /// them), receiving end first. Ours is opened by the `ipc` facade, the same for everyone.
     fn open_raw_peer(&self, size: usize, rx: &str, tx: &str) -> ipc::Result<Ends>;
+
+    /// In the peer, opens ours's ends named by `rx` and `tx`, receiving end first: by the `ipc`
+    /// facade, unless the transport must say something of its receiver to `connect` (a port
+    /// the kernel picked, see [`announce`]).
+    fn open_ours_peer(&self, rx: &str, tx: &str) -> ipc::Result<Ends> {
+        let rx = ipc::open_receiver(rx)?;
+        Ok((rx, ipc::open_sender(tx)?))
+    }
+}
+
+/// In the peer, tells `connect` (waiting in [`Peer::read_line`]) where its receiver listens:
+/// one line on its stdout, before the report.
+pub fn announce(line: &str) -> ipc::Result<()> {
+    use std::io::Write;
+    writeln!(std::io::stdout().lock(), "{line}")
+        .map_err(|e| ipc::Error::io("telling the bench where the peer listens", e))
 }
 
 /// A peer's two ends, receiving end first.
@@ -236,6 +252,29 @@ impl Peer {
     /// The peer's process id; the process stays ours (not reaped) until the link finishes.
     pub fn id(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The next line the peer [announces](announce), without its newline. A peer that fails
+    /// exits, which ends the wait.
+    pub fn read_line(&mut self) -> ipc::Result<String> {
+        let out = self
+            .child
+            .stdout
+            .as_mut()
+            .ok_or_else(|| ipc::Error::corrupted("the peer's stdout is not ours to read"))?;
+        // A byte at a time: what follows the line is the report, read by `wait`.
+        let mut line = Vec::new();
+        let mut byte = [0];
+        loop {
+            match out.read(&mut byte) {
+                Ok(0) => return Err(ipc::Error::Disconnected),
+                Ok(_) if byte[0] == b'\n' => break,
+                Ok(_) => line.push(byte[0]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ipc::Error::io("reading the peer's stdout", e)),
+            }
+        }
+        String::from_utf8(line).map_err(|_| ipc::Error::corrupted("the peer announced no text"))
     }
 
     /// Reads the peer's stdout to its end, then waits for it.

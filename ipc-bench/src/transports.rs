@@ -3,7 +3,7 @@
 use crate::error::Error;
 use crate::queue::Queues;
 use crate::transport::BenchTransport;
-use crate::{fifo, file_shm, pipe, posix_mq, posix_shm, sysv_mq, sysv_shm};
+use crate::{fifo, file_shm, pipe, posix_mq, posix_shm, socket, sysv_mq, sysv_shm};
 
 /// The transports `ipc bench` knows, in the order it runs them. A new transport is one more
 /// entry here.
@@ -18,6 +18,9 @@ pub(crate) static TRANSPORTS: &[&dyn BenchTransport] = &[
     &Queues(sysv_mq::SysvMq),
     &sysv_shm::SysvShm,
     &file_shm::FileShm,
+    &socket::Unix,
+    &socket::Tcp,
+    &socket::SocketPair,
 ];
 
 /// The transport called `name` (as the peer's command line names it).

@@ -1,0 +1,173 @@
+//! The sockets: `unix:` (ours listens on a path of the bench's private directory), `tcp:` (on
+//! loopback, each receiver on a port the kernel picks) and `socketpair:` (inherited, as a pipe).
+//! Ours is opened by the `ipc` facade's strings; the baselines are `write`/`read` loops on a
+//! raw seqpacket pair (unix, socketpair) or a `TCP_NODELAY` connection reading `size` bytes a
+//! message (tcp), see [`crate::raw`].
+
+use std::os::fd::OwnedFd;
+use std::process::Command;
+
+use ipc::socket::{SocketConfig, TcpReceiver, pair};
+use ipc::{Receiver, Sender};
+
+use crate::protocol::{OPEN_TIMEOUT, Variant};
+use crate::raw::{
+    adopt_seqpacket, fd_ends, seqpacket_pair, tcp_accept, tcp_connect, tcp_listen, tcp_spec,
+};
+use crate::transport::{BenchTransport, Ends, Link, Peer, Setup, announce};
+
+/// `unix:` on paths in the bench's private directory.
+pub struct Unix;
+
+/// `tcp:` on 127.0.0.1.
+pub struct Tcp;
+
+/// `socketpair:`, one pair each way.
+pub struct SocketPair;
+
+/// The options of ours for `size`-byte messages; the open timeout bounds a sender's wait for a
+/// peer that died before listening.
+fn options(size: usize) -> String {
+    format!(
+        "message_size={size}&open_timeout={}ms",
+        OPEN_TIMEOUT.as_millis()
+    )
+}
+
+impl BenchTransport for Unix {
+    fn name(&self) -> &'static str {
+        "unix"
+    }
+
+    fn connect(&self, setup: Setup<'_>) -> ipc::Result<Link> {
+        let (size, mut cmd) = (setup.size, setup.cmd);
+        if setup.variant == Variant::Raw {
+            return raw_pair_link(size, cmd);
+        }
+        let spec = |path: &str| format!("unix:{path}?{}", options(size));
+        let to_peer_path = spec(&setup.scratch.unique_path("to-peer")?);
+        let from_peer_path = spec(&setup.scratch.unique_path("from-peer")?);
+        // Ours listens first; the peer's sender connects to it, and ours retries until the
+        // peer listens (up to open_timeout).
+        let from_peer = ipc::open_receiver(&from_peer_path)?;
+        cmd.arg("--rx").arg(&to_peer_path);
+        cmd.arg("--tx").arg(&from_peer_path);
+        let peer = Peer::spawn(cmd)?;
+        let to_peer = ipc::open_sender(&to_peer_path)?;
+        Ok(Link::new(to_peer, from_peer, peer))
+    }
+
+    fn open_raw_peer(&self, size: usize, rx: &str, tx: &str) -> ipc::Result<Ends> {
+        open_raw_pair_peer(size, rx, tx)
+    }
+}
+
+impl BenchTransport for SocketPair {
+    fn name(&self) -> &'static str {
+        "socketpair"
+    }
+
+    fn connect(&self, setup: Setup<'_>) -> ipc::Result<Link> {
+        let (size, mut cmd) = (setup.size, setup.cmd);
+        if setup.variant == Variant::Raw {
+            return raw_pair_link(size, cmd);
+        }
+        let config = SocketConfig {
+            message_size: size,
+            capacity: None,
+        };
+        let (to_peer, peer_rx) = pair::channel(&config)?;
+        let (from_peer, peer_tx) = pair::channel(&config)?;
+        let peer_rx = peer_rx.inherit(&mut cmd)?;
+        let peer_tx = peer_tx.inherit(&mut cmd)?;
+        // Their strings carry the message size.
+        cmd.arg("--rx").arg(peer_rx.spec().to_string());
+        cmd.arg("--tx").arg(peer_tx.spec().to_string());
+        let peer = Peer::spawn(cmd)?;
+        // Only the peer may hold its ends, or neither side would see the other leave.
+        drop((peer_rx, peer_tx));
+        Ok(Link::new(Box::new(to_peer), Box::new(from_peer), peer))
+    }
+
+    fn open_raw_peer(&self, size: usize, rx: &str, tx: &str) -> ipc::Result<Ends> {
+        open_raw_pair_peer(size, rx, tx)
+    }
+}
+
+/// The raw baseline of `unix` and `socketpair`: a seqpacket pair each way, inherited.
+fn raw_pair_link(size: usize, mut cmd: Command) -> ipc::Result<Link> {
+    let (to_peer, peer_rx) = seqpacket_pair(size)?;
+    let (from_peer, peer_tx) = seqpacket_pair(size)?;
+    let inherit = |fd: OwnedFd, cmd: &mut Command| ipc::pipe::raw::inherit_fd(fd, cmd);
+    let peer_rx = inherit(peer_rx, &mut cmd);
+    let peer_tx = inherit(peer_tx, &mut cmd);
+    cmd.arg("--rx")
+        .arg(format!("socketpair:fd={}", peer_rx.fd_number()));
+    cmd.arg("--tx")
+        .arg(format!("socketpair:fd={}", peer_tx.fd_number()));
+    let peer = Peer::spawn(cmd)?;
+    drop((peer_rx, peer_tx));
+    let (from_peer, to_peer) = fd_ends(from_peer, to_peer, size);
+    Ok(Link::new(to_peer, from_peer, peer))
+}
+
+fn open_raw_pair_peer(size: usize, rx: &str, tx: &str) -> ipc::Result<Ends> {
+    let rx = adopt_seqpacket(rx)?;
+    let tx = adopt_seqpacket(tx)?;
+    Ok(fd_ends(rx, tx, size))
+}
+
+/// What the peer of a tcp link is told to listen on: a port the kernel picks, which it
+/// [announces](announce) for `connect` to connect to. No port is chosen for it beforehand, so
+/// none can be taken by another process in between.
+const PEER_LISTENS: &str = "tcp:127.0.0.1:0";
+
+impl BenchTransport for Tcp {
+    fn name(&self) -> &'static str {
+        "tcp"
+    }
+
+    fn connect(&self, setup: Setup<'_>) -> ipc::Result<Link> {
+        let (size, mut cmd) = (setup.size, setup.cmd);
+        match setup.variant {
+            Variant::Ours => {
+                let spec = |address: &str| format!("{address}?{}", options(size));
+                // Listening before the peer starts: its sender finds us at once.
+                let from_peer = TcpReceiver::open(&spec(PEER_LISTENS).parse()?)?;
+                cmd.arg("--rx").arg(spec(PEER_LISTENS));
+                cmd.arg("--tx").arg(from_peer.spec().to_string());
+                let mut peer = Peer::spawn(cmd)?;
+                let to_peer = ipc::open_sender(&peer.read_line()?)?;
+                Ok(Link::new(to_peer, Box::new(from_peer), peer))
+            }
+            Variant::Raw => {
+                let listener = tcp_listen()?;
+                cmd.arg("--rx").arg(PEER_LISTENS);
+                cmd.arg("--tx").arg(tcp_spec(&listener)?);
+                let mut peer = Peer::spawn(cmd)?;
+                let to_peer = tcp_connect(&peer.read_line()?)?;
+                // The peer connected before it announced: it is in the backlog already.
+                let from_peer = tcp_accept(&listener, OPEN_TIMEOUT)?;
+                let (from_peer, to_peer) = fd_ends(from_peer, to_peer, size);
+                Ok(Link::new(to_peer, from_peer, peer))
+            }
+        }
+    }
+
+    fn open_raw_peer(&self, size: usize, _rx: &str, tx: &str) -> ipc::Result<Ends> {
+        let listener = tcp_listen()?;
+        let to_parent = tcp_connect(tx)?;
+        announce(&tcp_spec(&listener)?)?;
+        let from_parent = tcp_accept(&listener, OPEN_TIMEOUT)?;
+        Ok(fd_ends(from_parent, to_parent, size))
+    }
+
+    fn open_ours_peer(&self, rx: &str, tx: &str) -> ipc::Result<Ends> {
+        let from_parent = TcpReceiver::open(&rx.parse()?)?;
+        let to_parent: Box<dyn Sender> = ipc::open_sender(tx)?;
+        // After our sender connected: `connect` accepts it while it opens its own.
+        announce(&from_parent.spec().to_string())?;
+        let from_parent: Box<dyn Receiver> = Box::new(from_parent);
+        Ok((from_parent, to_parent))
+    }
+}
