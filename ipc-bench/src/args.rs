@@ -46,6 +46,12 @@ pub struct Args {
     /// endpoint never uses the blocking waiting strategy.
     #[arg(long = "async")]
     pub(crate) readiness: bool,
+    /// Also measure one-way throughput with 32 messages per call: `send_batch` on the sender,
+    /// `recv_batch` on the receiver (rows `+batch`, one more run a cell), against the raw
+    /// per-message loop (its ratio column). Pipes, FIFOs and tcp write many small frames per
+    /// writev; the other transports loop over their single calls.
+    #[arg(long)]
+    pub(crate) batch: bool,
 }
 
 /// The default `--budget-ms`.

@@ -8,7 +8,9 @@ use ipc::{Receiver, Sender};
 use nix::sys::signal::Signal;
 
 use crate::error::{Error, doing};
-use crate::protocol::{Api, MEASURED, PeerReport, Role, Variant, encode_count, recv_message};
+use crate::protocol::{
+    Api, BATCH, MEASURED, PeerReport, Role, Variant, encode_count, recv_message,
+};
 use crate::transport::BenchTransport;
 use crate::transports::lookup;
 use crate::{cpu, interrupt, readiness};
@@ -93,13 +95,25 @@ pub fn run(args: Args) -> Result<(), Error> {
     let (mut tx, mut rx) = readiness::wrap(args.api, tx, rx)
         .map_err(doing(|| format!("driving the ends ({})", args.api)))?;
     let mut buf = vec![0; rx.max_message_size().max(args.size)];
+    if args.api == Api::Batch {
+        // Room for a whole batch, within reason: one that does not fit waits for the next call.
+        buf.resize(buf.len().max((args.size * BATCH).min(BATCH_BYTES)), 0);
+    }
     let msg = vec![0; args.size];
     tx.send(&msg)
         .map_err(doing(|| "sending the ready message"))?;
     let mut clock = Clock::default();
     match args.role {
         Role::Echo => echo(&mut *rx, &mut *tx, &mut buf, &mut clock),
-        Role::Sink => sink(&mut *rx, &mut *tx, &mut buf, msg, &mut clock),
+        Role::Sink if args.api == Api::Batch => sink(&mut *tx, msg, &mut clock, |clock| {
+            recv_batch(&mut *rx, &mut buf, clock)
+        }),
+        Role::Sink => sink(&mut *tx, msg, &mut clock, |clock| {
+            recv_message(&mut *rx, &mut buf).map(|len| {
+                clock.received(&buf[..len]);
+                (1, false)
+            })
+        }),
     }
     .map_err(doing(|| format!("bench peer ({})", args.role)))?;
     // Read by `Link::finish`; a parent that is gone no longer needs it (`Error::Closed`).
@@ -179,19 +193,23 @@ fn echo(
     }
 }
 
+/// Counts the messages `recv` takes (each seen by the clock) until the end of the stream
+/// (`Disconnected`, or `recv` saying that it met it after the messages it counted), then sends
+/// the count back.
 fn sink(
-    rx: &mut dyn Receiver,
     tx: &mut dyn Sender,
-    buf: &mut [u8],
     mut ack: Vec<u8>,
     clock: &mut Clock,
+    mut recv: impl FnMut(&mut Clock) -> ipc::Result<(u64, bool)>,
 ) -> ipc::Result<()> {
     let mut count = 0u64;
     loop {
-        match recv_message(rx, buf) {
-            Ok(len) => {
-                clock.received(&buf[..len]);
-                count += 1;
+        match recv(clock) {
+            Ok((n, ended)) => {
+                count += n;
+                if ended {
+                    break;
+                }
             }
             Err(ipc::Error::Disconnected) => break,
             Err(e) => return Err(e),
@@ -201,4 +219,27 @@ fn sink(
     clock.stop();
     encode_count(count, &mut ack);
     tx.send(&ack)
+}
+
+/// Most bytes of a batch the peer receives at once: 32 MiB messages do not come 32 at a time.
+const BATCH_BYTES: usize = 4 << 20;
+
+/// One `recv_batch` call: how many messages it took, each seen by the clock, and whether an
+/// empty message among them ended the stream (nothing follows it).
+fn recv_batch(
+    rx: &mut dyn Receiver,
+    buf: &mut [u8],
+    clock: &mut Clock,
+) -> ipc::Result<(u64, bool)> {
+    let mut lens = [0; BATCH];
+    let n = rx.recv_batch(buf, &mut lens, ipc::Wait::Forever)?;
+    let mut start = 0;
+    for (i, &len) in lens[..n].iter().enumerate() {
+        if len == 0 {
+            return Ok((i as u64, true));
+        }
+        clock.received(&buf[start..start + len]);
+        start += len;
+    }
+    Ok((n as u64, false))
 }

@@ -27,7 +27,13 @@ pub enum Api {
     Async,
     /// Each end waited for through an `ipc::WaitSet`: readiness with poll(2), no tokio.
     WaitSet,
+    /// The blocking calls, [`BATCH`] messages a call: `send_batch` and `recv_batch`
+    /// (`ipc bench --batch`, one-way throughput only).
+    Batch,
 }
+
+/// Messages per `send_batch` call of [`Api::Batch`], and most per `recv_batch` call.
+pub const BATCH: usize = 32;
 
 /// What the peer does with the messages it receives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -55,6 +61,7 @@ impl fmt::Display for Api {
             Api::Blocking => "blocking",
             Api::Async => "async",
             Api::WaitSet => "wait-set",
+            Api::Batch => "batch",
         })
     }
 }

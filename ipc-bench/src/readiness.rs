@@ -30,7 +30,8 @@ pub fn wrap(
     rx: Box<dyn Receiver>,
 ) -> ipc::Result<(Box<dyn Sender>, Box<dyn Receiver>)> {
     match api {
-        Api::Blocking => Ok((tx, rx)),
+        // Batches are the endpoints' own calls, made by the workloads.
+        Api::Blocking | Api::Batch => Ok((tx, rx)),
         Api::Async => {
             let runtime = Arc::new(
                 tokio::runtime::Builder::new_current_thread()

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::memcpy::{self, Memcpy};
 use crate::pingpong::Latency;
-use crate::protocol::{Api, PeerReport};
+use crate::protocol::{Api, BATCH, PeerReport};
 use crate::text::{escape, json_f64, json_line, note};
 use crate::throughput::Rate;
 
@@ -65,6 +65,32 @@ impl Measurement {
             },
         }
     }
+
+    /// From a throughput run alone (a `+batch` row): no round trips, shown as `-` / `null`.
+    pub fn one_way(rate: &Rate, sink: &PeerReport) -> Measurement {
+        let nan = Sides {
+            ours: f64::NAN,
+            peer: f64::NAN,
+        };
+        Measurement {
+            rtt_p50_ns: 0,
+            rtt_p99_ns: 0,
+            rtt_p999_ns: 0,
+            rtt_samples: 0,
+            msgs_per_s: rate.msgs_per_s(),
+            bytes_per_s: rate.bytes_per_s(),
+            rtt_cpu_ns: nan,
+            msg_cpu_ns: Sides {
+                ours: rate.cpu.as_nanos() as f64 / rate.messages as f64,
+                peer: sink.cpu_ns_per_message(),
+            },
+        }
+    }
+
+    /// Whether round trips were measured (not on a `+batch` row).
+    fn has_rtt(&self) -> bool {
+        self.rtt_samples > 0
+    }
 }
 
 /// One line of the report.
@@ -122,7 +148,7 @@ impl Row {
 pub fn label(transport: &str, api: Api) -> String {
     match api {
         Api::Blocking => transport.to_owned(),
-        Api::Async | Api::WaitSet => format!("{transport}+{api}"),
+        Api::Async | Api::WaitSet | Api::Batch => format!("{transport}+{api}"),
     }
 }
 
@@ -342,16 +368,19 @@ fn table_row(row: &Row, layout: Layout) -> String {
     let ours = &row.ours;
     let raw = row.raw.as_ref();
     let dash = || "-".to_string();
+    // A `+batch` row has no round trips: its raw ones are on the blocking row above it.
+    let rtt_raw = raw.filter(|_| ours.has_rtt());
+    let rtt = |ns| if ours.has_rtt() { nanos(ns) } else { dash() };
     let mut cells = vec![
         row.label(),
         row.size.to_string(),
-        nanos(ours.rtt_p50_ns),
-        nanos(ours.rtt_p99_ns),
-        nanos(ours.rtt_p999_ns),
-        raw.map_or_else(dash, |r| nanos(r.rtt_p50_ns)),
-        raw.map_or_else(dash, |r| nanos(r.rtt_p99_ns)),
-        raw.map_or_else(dash, |r| nanos(r.rtt_p999_ns)),
-        raw.map_or_else(dash, |r| ratio(ours.rtt_p50_ns as f64, r.rtt_p50_ns as f64)),
+        rtt(ours.rtt_p50_ns),
+        rtt(ours.rtt_p99_ns),
+        rtt(ours.rtt_p999_ns),
+        rtt_raw.map_or_else(dash, |r| nanos(r.rtt_p50_ns)),
+        rtt_raw.map_or_else(dash, |r| nanos(r.rtt_p99_ns)),
+        rtt_raw.map_or_else(dash, |r| nanos(r.rtt_p999_ns)),
+        rtt_raw.map_or_else(dash, |r| ratio(ours.rtt_p50_ns as f64, r.rtt_p50_ns as f64)),
         count(ours.msgs_per_s),
         megabytes(ours.bytes_per_s),
         raw.map_or_else(dash, |r| count(r.msgs_per_s)),
@@ -452,7 +481,9 @@ fn ratio(num: f64, den: f64) -> String {
 /// `wait-set` for a readiness path with `--async`), ours's figures at the top level, `raw` (or
 /// `null`) and `blocking`: `null` on a blocking row, else the blocking row's `rtt_p50_ns` and
 /// `msgs_per_s` with this row's `rtt_p50_ratio` and `throughput_ratio` to them (higher =
-/// slower, as in the table). Keys are only ever added, so that readers of older output keep
+/// slower, as in the table). A `+batch` row (`api` `batch`, `ipc bench --batch`) has `null`
+/// round trips, and `batch`: `per_call` and its `throughput_ratio` to the raw per-message loop
+/// (raw msg/s / msg/s). Keys are only ever added, so that readers of older output keep
 /// working.
 fn json_row(row: &Row) -> String {
     #[derive(serde::Serialize)]
@@ -465,6 +496,13 @@ fn json_row(row: &Row) -> String {
         ours: JsonMeasurement,
         raw: Option<JsonMeasurement>,
         blocking: Option<JsonBaseline>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        batch: Option<JsonBatch>,
+    }
+    #[derive(serde::Serialize)]
+    struct JsonBatch {
+        per_call: usize,
+        throughput_ratio: Option<f64>,
     }
     #[derive(serde::Serialize)]
     struct JsonBaseline {
@@ -489,6 +527,13 @@ fn json_row(row: &Row) -> String {
             }),
             _ => None,
         },
+        batch: (row.api == Api::Batch).then(|| JsonBatch {
+            per_call: BATCH,
+            throughput_ratio: row
+                .raw
+                .as_ref()
+                .and_then(|r| json_ratio(r.msgs_per_s / row.ours.msgs_per_s)),
+        }),
     })
 }
 
@@ -501,9 +546,9 @@ fn json_ratio(x: f64) -> Option<f64> {
 /// for a round trip, `sender` / `receiver` for a stream.
 #[derive(serde::Serialize)]
 struct JsonMeasurement {
-    rtt_p50_ns: u64,
-    rtt_p99_ns: u64,
-    rtt_p999_ns: u64,
+    rtt_p50_ns: Option<u64>,
+    rtt_p99_ns: Option<u64>,
+    rtt_p999_ns: Option<u64>,
     rtt_samples: u64,
     msgs_per_s: Option<f64>,
     bytes_per_s: Option<f64>,
@@ -525,10 +570,11 @@ struct MsgCpu {
 
 impl JsonMeasurement {
     fn of(m: &Measurement) -> JsonMeasurement {
+        let rtt = |ns| m.has_rtt().then_some(ns);
         JsonMeasurement {
-            rtt_p50_ns: m.rtt_p50_ns,
-            rtt_p99_ns: m.rtt_p99_ns,
-            rtt_p999_ns: m.rtt_p999_ns,
+            rtt_p50_ns: rtt(m.rtt_p50_ns),
+            rtt_p99_ns: rtt(m.rtt_p99_ns),
+            rtt_p999_ns: rtt(m.rtt_p999_ns),
             rtt_samples: m.rtt_samples,
             msgs_per_s: json_number(m.msgs_per_s),
             bytes_per_s: json_number(m.bytes_per_s),

@@ -59,11 +59,13 @@ pub fn run(args: Args) -> Result<(), Error> {
     };
     // The readiness rows' labels are the longest: the first column fits them. Without
     // --async there are none, and the table is as it always was.
+    let batch: &[Api] = if args.batch { &[Api::Batch] } else { &[] };
     let labels: Vec<String> = transports
         .iter()
         .flat_map(|&t| {
             extra(t)
                 .iter()
+                .chain(batch)
                 .map(move |&api| report::label(t.name(), api))
         })
         .collect();
@@ -97,7 +99,7 @@ pub fn run(args: Args) -> Result<(), Error> {
                     progress.suspend(|| report.skipped(transport.name(), size, &reason))
                 }
                 None => {
-                    for row in bench.cell(transport, size, extra(transport))? {
+                    for row in bench.cell(transport, size, extra(transport), args.batch)? {
                         shm_measured |= posix_shm::is_one(transport);
                         posix_shm::note_floors(&row, &mut floors);
                         progress.suspend(|| report.row(&row));
@@ -155,20 +157,24 @@ struct Bench<'a> {
 
 impl Bench<'_> {
     /// The row of `transport` × `size`, then one per readiness path of `readiness` (the same
-    /// endpoints driven otherwise), each against it.
+    /// endpoints driven otherwise), each against it, then with `batch` the `+batch` row.
     fn cell(
         &self,
         transport: &dyn BenchTransport,
         size: usize,
         readiness: &[Api],
+        batch: bool,
     ) -> Result<Vec<Row>, Error> {
+        let stream = |variant, api| {
+            self.run(transport, variant, api, Role::Sink, size, |link| {
+                throughput::run(link, size, self.budget, api == Api::Batch)
+            })
+        };
         let measure = |variant, api| -> Result<Measurement, Error> {
             let (latency, echo) = self.run(transport, variant, api, Role::Echo, size, |link| {
                 pingpong::run(link, size, self.budget)
             })?;
-            let (rate, sink) = self.run(transport, variant, api, Role::Sink, size, |link| {
-                throughput::run(link, size, self.budget)
-            })?;
+            let (rate, sink) = stream(variant, api)?;
             Ok(Measurement::new(&latency, &echo, &rate, &sink))
         };
         let raw = if transport.has_raw_baseline() {
@@ -194,6 +200,17 @@ impl Bench<'_> {
                 ours: measure(Variant::Ours, api)?,
                 raw: raw.clone(),
                 blocking: Some(blocking),
+            });
+        }
+        if batch {
+            let (rate, sink) = stream(Variant::Ours, Api::Batch)?;
+            rows.push(Row {
+                transport: transport.name(),
+                size,
+                api: Api::Batch,
+                ours: Measurement::one_way(&rate, &sink),
+                raw,
+                blocking: None,
             });
         }
         Ok(rows)

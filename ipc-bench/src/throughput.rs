@@ -3,12 +3,14 @@
 
 use std::time::{Duration, Instant};
 
+use ipc::{Sender, Wait};
+
 use crate::cpu;
-use crate::protocol::{MEASURED, WARM_UP, matches_count, recv_message};
+use crate::protocol::{BATCH, MEASURED, WARM_UP, matches_count, recv_message};
 use crate::transport::Link;
 
-/// Messages sent between two looks at the clock.
-const BATCH: u64 = 16;
+/// Messages sent one by one between two looks at the clock.
+const ROUND: u64 = 16;
 /// Fewest messages measured whatever the budget.
 const MIN_MESSAGES: u64 = 1000;
 
@@ -31,12 +33,13 @@ impl Rate {
     }
 }
 
-/// Streams `size`-byte messages for `budget`, the first tenth as warm-up.
+/// Streams `size`-byte messages for `budget`, the first tenth as warm-up: one `send` each, or
+/// with `batch` [`BATCH`] a `send_batch` call.
 ///
 /// Timing starts after the warm-up, with the pipe already full of warm-up messages that are
 /// then drained within the measured time but not counted: at most a pipe's capacity, a
 /// negligible and equal handicap for ours and raw.
-pub fn run(link: &mut Link, size: usize, budget: Duration) -> ipc::Result<Rate> {
+pub fn run(link: &mut Link, size: usize, budget: Duration, batch: bool) -> ipc::Result<Rate> {
     let mut msg = vec![WARM_UP; size];
     let start = Instant::now();
     let measure_from = start + budget / 10;
@@ -44,10 +47,7 @@ pub fn run(link: &mut Link, size: usize, budget: Duration) -> ipc::Result<Rate> 
     let tx = link.tx()?;
     let mut sent = 0u64;
     while Instant::now() < measure_from {
-        for _ in 0..BATCH {
-            tx.send(&msg)?;
-        }
-        sent += BATCH;
+        sent += send_round(tx, &msg, batch)?;
     }
     let warm_up = sent;
     // From here on the peer counts too.
@@ -55,10 +55,7 @@ pub fn run(link: &mut Link, size: usize, budget: Duration) -> ipc::Result<Rate> 
     let cpu_from = cpu::process_time();
     let measured_from = Instant::now();
     loop {
-        for _ in 0..BATCH {
-            tx.send(&msg)?;
-        }
-        sent += BATCH;
+        sent += send_round(tx, &msg, batch)?;
         if sent - warm_up >= MIN_MESSAGES && Instant::now() >= end {
             break;
         }
@@ -81,4 +78,22 @@ pub fn run(link: &mut Link, size: usize, budget: Duration) -> ipc::Result<Rate> 
         elapsed,
         cpu,
     })
+}
+
+/// Sends a round of `msg` between two looks at the clock: [`ROUND`] sends, or one
+/// `send_batch` of [`BATCH`] (again with what it left, until all are taken).
+fn send_round(tx: &mut dyn Sender, msg: &[u8], batch: bool) -> ipc::Result<u64> {
+    if !batch {
+        for _ in 0..ROUND {
+            tx.send(msg)?;
+        }
+        return Ok(ROUND);
+    }
+    let msgs = [msg; BATCH];
+    let mut rest = &msgs[..];
+    while !rest.is_empty() {
+        let sent = tx.send_batch(rest, Wait::Forever)?;
+        rest = &rest[sent..];
+    }
+    Ok(BATCH as u64)
 }
