@@ -52,6 +52,12 @@ pub struct Args {
     /// writev; the other transports loop over their single calls.
     #[arg(long)]
     pub(crate) batch: bool,
+    /// Runs every transport × size N times, in N rounds of each cell once (so that a change of
+    /// the machine's state hits every row of a round alike), and prints each figure's median
+    /// with its min–max over the rounds under it; the floors and memcpy references are
+    /// measured in every round too.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub(crate) repeat: u32,
 }
 
 /// The default `--budget-ms`.

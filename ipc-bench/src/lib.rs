@@ -45,6 +45,7 @@ mod protocol;
 mod queue;
 mod raw;
 mod readiness;
+mod repeat;
 mod report;
 mod ring;
 mod run;

@@ -184,6 +184,8 @@ pub struct Layout {
     pub label_width: usize,
     /// Whether there are readiness rows, and so the `vs blocking` column.
     pub vs_blocking: bool,
+    /// Whether rows have a line of ranges under them (`--repeat`), and so wider figures.
+    pub ranges: bool,
 }
 
 impl Default for Layout {
@@ -191,6 +193,7 @@ impl Default for Layout {
         Layout {
             label_width: WIDTHS[0],
             vs_blocking: false,
+            ranges: false,
         }
     }
 }
@@ -203,9 +206,18 @@ impl Layout {
                 .map(|l| l.chars().count())
                 .fold(WIDTHS[0], usize::max),
             vs_blocking,
+            ranges: false,
         }
     }
+
+    /// The same, with room for a line of ranges (`min–max`) under each row if `ranges`.
+    pub fn with_ranges(self, ranges: bool) -> Layout {
+        Layout { ranges, ..self }
+    }
 }
+
+/// Width of a figure's column with `--repeat`: a range such as `41.3–49.1µs` fits.
+const RANGE_WIDTH: usize = 12;
 
 const COLUMNS: usize = 16;
 const HEADER: [&str; COLUMNS] = [
@@ -258,9 +270,20 @@ impl Report {
     }
 
     pub fn row(&mut self, row: &Row) {
+        self.row_of_rounds(row, &[]);
+    }
+
+    /// The row of `--repeat`'s medians, `median`, of the per-round rows `rounds`: with a line
+    /// of each figure's range under it, or in JSON with each round's figures.
+    pub fn row_of_rounds(&mut self, median: &Row, rounds: &[Row]) {
         let line = match self.format {
-            Format::Table => table_row(row, self.layout),
-            Format::Json => json_row(row),
+            Format::Table if rounds.is_empty() => table_row(median, self.layout),
+            Format::Table => format!(
+                "{}\n{}",
+                table_row(median, self.layout),
+                range_line(rounds, self.layout)
+            ),
+            Format::Json => json_row(median, rounds),
         };
         self.emit(&line);
     }
@@ -286,15 +309,18 @@ impl Report {
         self.emit(&line);
     }
 
-    /// The floors, if any was measured: a line under the table, or a JSON object of its own
+    /// The floors, if any was measured (the median of those of each round, one round but with
+    /// `--repeat`): a line under the table, or a JSON object of its own
     /// (`"reference":"floors"`).
-    pub fn floors(&mut self, floors: &Floors) {
+    pub fn floors(&mut self, rounds: &[Floors]) {
+        let floors = crate::repeat::median_floors(rounds);
         if floors.spin_ns.is_none() && floors.futex_ns.is_none() {
             return;
         }
+        let rounds = if rounds.len() > 1 { rounds } else { &[] };
         let line = match self.format {
-            Format::Table => floors_line(floors),
-            Format::Json => floors_json(floors),
+            Format::Table => floors_line(&floors, rounds),
+            Format::Json => floors_json(&floors, rounds),
         };
         self.emit(&line);
     }
@@ -347,9 +373,80 @@ impl Report {
 /// The widths of `layout`'s columns.
 fn widths(layout: Layout) -> impl Iterator<Item = usize> {
     let last = layout.vs_blocking.then_some(VS_BLOCKING_WIDTH);
+    let figure = if layout.ranges { RANGE_WIDTH } else { 0 };
     std::iter::once(layout.label_width)
-        .chain(WIDTHS[1..].iter().copied())
+        .chain(WIDTHS[1..].iter().enumerate().map(move |(i, &w)| {
+            if FIGURES.contains(&(i + 1)) {
+                w.max(figure)
+            } else {
+                w
+            }
+        }))
         .chain(last)
+}
+
+/// The columns of figures (round trips, throughputs and their ratios), which have a range
+/// with `--repeat`.
+const FIGURES: std::ops::RangeInclusive<usize> = 2..=13;
+
+/// Under a row of medians, each figure's smallest and largest value over `rounds` (the row's,
+/// one per round): `min–max`. A ratio's is of the ratios of each round (ours and raw of the
+/// same round), not of the medians.
+fn range_line(rounds: &[Row], layout: Layout) -> String {
+    type Figure = (fn(&Row) -> Option<f64>, fn(f64) -> String);
+    fn ns(ns: f64) -> String {
+        nanos(ns.round() as u64)
+    }
+    fn by(x: f64) -> String {
+        ratio(x, 1.0)
+    }
+    // A `+batch` row has no round trips (see `table_row`).
+    fn rtt(row: &Row) -> Option<&Measurement> {
+        row.ours.has_rtt().then_some(&row.ours)
+    }
+    fn raw_rtt(row: &Row) -> Option<&Measurement> {
+        row.raw.as_ref().filter(|_| row.ours.has_rtt())
+    }
+    let figures: [Figure; 12] = [
+        (|r| rtt(r).map(|m| m.rtt_p50_ns as f64), ns),
+        (|r| rtt(r).map(|m| m.rtt_p99_ns as f64), ns),
+        (|r| rtt(r).map(|m| m.rtt_p999_ns as f64), ns),
+        (|r| raw_rtt(r).map(|m| m.rtt_p50_ns as f64), ns),
+        (|r| raw_rtt(r).map(|m| m.rtt_p99_ns as f64), ns),
+        (|r| raw_rtt(r).map(|m| m.rtt_p999_ns as f64), ns),
+        (
+            |r| raw_rtt(r).map(|m| r.ours.rtt_p50_ns as f64 / m.rtt_p50_ns as f64),
+            by,
+        ),
+        (|r| Some(r.ours.msgs_per_s), count),
+        (|r| Some(r.ours.bytes_per_s), megabytes),
+        (|r| r.raw.as_ref().map(|m| m.msgs_per_s), count),
+        (|r| r.raw.as_ref().map(|m| m.bytes_per_s), megabytes),
+        (
+            |r| r.raw.as_ref().map(|m| m.msgs_per_s / r.ours.msgs_per_s),
+            by,
+        ),
+    ];
+    let mut cells = vec![format!("  min–max of {}", rounds.len()), String::new()];
+    cells.extend(figures.iter().map(|&(value, show)| {
+        crate::repeat::min_max(rounds.iter().filter_map(value))
+            .map_or_else(|| "-".to_string(), |(lo, hi)| range(&show(lo), &show(hi)))
+    }));
+    table_line(&cells, layout)
+}
+
+/// `lo–hi`, with a unit both share written once: `41.3–49.1µs`.
+fn range(lo: &str, hi: &str) -> String {
+    let unit = |s: &str| {
+        s.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.')
+            .len()
+    };
+    let (lo_unit, hi_unit) = (&lo[lo.len() - unit(lo)..], &hi[hi.len() - unit(hi)..]);
+    if lo_unit == hi_unit {
+        format!("{}–{hi}", &lo[..lo.len() - lo_unit.len()])
+    } else {
+        format!("{lo}–{hi}")
+    }
 }
 
 fn table_line(cells: &[String], layout: Layout) -> String {
@@ -428,7 +525,8 @@ fn memcpy_line(m: &Memcpy) -> String {
     line
 }
 
-fn floors_line(floors: &Floors) -> String {
+/// The floors, and with `rounds` (of `--repeat`) each one's range over them.
+fn floors_line(floors: &Floors, rounds: &[Floors]) -> String {
     let parts: Vec<String> = [
         ("spin floor", "busy", floors.spin_ns),
         ("futex floor", "park", floors.futex_ns),
@@ -438,7 +536,27 @@ fn floors_line(floors: &Floors) -> String {
         ns.map(|ns| format!("{what} (raw posix-shm-{wait} 64 B rtt p50) {}", nanos(ns)))
     })
     .collect();
-    parts.join("; ")
+    let mut line = parts.join("; ");
+    let spread = |get: fn(&Floors) -> Option<u64>| {
+        crate::repeat::min_max(rounds.iter().filter_map(get).map(|ns| ns as f64))
+            .map(|(lo, hi)| range(&nanos(lo as u64), &nanos(hi as u64)))
+    };
+    let spreads: Vec<String> = [
+        ("spin", spread(|f| f.spin_ns)),
+        ("futex", spread(|f| f.futex_ns)),
+    ]
+    .into_iter()
+    .filter_map(|(what, r)| r.map(|r| format!("{what} {r}")))
+    .collect();
+    if !spreads.is_empty() {
+        let _ = write!(
+            line,
+            " (medians of {} rounds; min–max: {})",
+            rounds.len(),
+            spreads.join(", ")
+        );
+    }
+    line
 }
 
 fn skipped_row(transport: &str, size: usize, reason: &str, layout: Layout) -> String {
@@ -485,7 +603,7 @@ fn ratio(num: f64, den: f64) -> String {
 /// round trips, and `batch`: `per_call` and its `throughput_ratio` to the raw per-message loop
 /// (raw msg/s / msg/s). Keys are only ever added, so that readers of older output keep
 /// working.
-fn json_row(row: &Row) -> String {
+fn json_row(row: &Row, rounds: &[Row]) -> String {
     #[derive(serde::Serialize)]
     struct JsonRow<'a> {
         kind: &'static str,
@@ -498,6 +616,14 @@ fn json_row(row: &Row) -> String {
         blocking: Option<JsonBaseline>,
         #[serde(skip_serializing_if = "Option::is_none")]
         batch: Option<JsonBatch>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rounds: Option<JsonRounds>,
+    }
+    /// Each round's figures, in the order measured (`--repeat`).
+    #[derive(serde::Serialize)]
+    struct JsonRounds {
+        ours: Vec<JsonMeasurement>,
+        raw: Option<Vec<JsonMeasurement>>,
     }
     #[derive(serde::Serialize)]
     struct JsonBatch {
@@ -533,6 +659,18 @@ fn json_row(row: &Row) -> String {
                 .raw
                 .as_ref()
                 .and_then(|r| json_ratio(r.msgs_per_s / row.ours.msgs_per_s)),
+        }),
+        rounds: (!rounds.is_empty()).then(|| JsonRounds {
+            ours: rounds
+                .iter()
+                .map(|r| JsonMeasurement::of(&r.ours))
+                .collect(),
+            raw: row.raw.as_ref().map(|_| {
+                rounds
+                    .iter()
+                    .filter_map(|r| r.raw.as_ref().map(JsonMeasurement::of))
+                    .collect()
+            }),
         }),
     })
 }
@@ -621,12 +759,20 @@ fn memcpy_json(m: &Memcpy) -> String {
     })
 }
 
-/// The floors reference: `{"kind":"reference","reference":"floors",...}`.
-fn floors_json(floors: &Floors) -> String {
+/// The floors reference: `{"kind":"reference","reference":"floors",...}`; with `rounds` (of
+/// `--repeat`) the figures are their medians, and `rounds` has each round's.
+fn floors_json(floors: &Floors, rounds: &[Floors]) -> String {
     #[derive(serde::Serialize)]
     struct Reference {
         kind: &'static str,
         reference: &'static str,
+        spin_rtt_p50_ns: Option<u64>,
+        futex_rtt_p50_ns: Option<u64>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        rounds: Vec<Round>,
+    }
+    #[derive(serde::Serialize)]
+    struct Round {
         spin_rtt_p50_ns: Option<u64>,
         futex_rtt_p50_ns: Option<u64>,
     }
@@ -635,6 +781,13 @@ fn floors_json(floors: &Floors) -> String {
         reference: "floors",
         spin_rtt_p50_ns: floors.spin_ns,
         futex_rtt_p50_ns: floors.futex_ns,
+        rounds: rounds
+            .iter()
+            .map(|f| Round {
+                spin_rtt_p50_ns: f.spin_ns,
+                futex_rtt_p50_ns: f.futex_ns,
+            })
+            .collect(),
     })
 }
 
@@ -680,7 +833,7 @@ mod tests {
                       \"rtt_cpu_ns\":{\"initiator\":900.0,\"echo\":800.0},\
                       \"msg_cpu_ns\":{\"sender\":500.0,\"receiver\":12345.0}";
         assert_eq!(
-            json_row(&row),
+            json_row(&row, &[]),
             format!(
                 "{{\"kind\":\"row\",\"transport\":\"pipe\",\"size\":64,\"api\":\"blocking\",\"rtt_p50_ns\":1500,\
                  \"rtt_p99_ns\":3000,\"rtt_p999_ns\":4500,{fields},\"raw\":{{\"rtt_p50_ns\":1000,\
@@ -688,7 +841,7 @@ mod tests {
             )
         );
         let row = Row { raw: None, ..row };
-        assert!(json_row(&row).ends_with(",\"raw\":null,\"blocking\":null}"));
+        assert!(json_row(&row, &[]).ends_with(",\"raw\":null,\"blocking\":null}"));
     }
 
     #[test]
@@ -705,7 +858,7 @@ mod tests {
             blocking: Some(Baseline::of(&blocking)),
         };
         assert_eq!(row.label(), "posix-shm-park+async");
-        let json = json_row(&row);
+        let json = json_row(&row, &[]);
         assert!(
             json.starts_with(
                 "{\"kind\":\"row\",\"transport\":\"posix-shm-park\",\"size\":64,\"api\":\"async\","
@@ -785,11 +938,11 @@ mod tests {
             futex_ns: None,
         };
         assert_eq!(
-            floors_line(&floors),
+            floors_line(&floors, &[]),
             "spin floor (raw posix-shm-busy 64 B rtt p50) 300ns"
         );
         assert_eq!(
-            floors_json(&floors),
+            floors_json(&floors, &[]),
             "{\"kind\":\"reference\",\"reference\":\"floors\",\"spin_rtt_p50_ns\":300,\"futex_rtt_p50_ns\":null}"
         );
     }

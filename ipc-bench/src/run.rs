@@ -11,7 +11,7 @@ use crate::protocol::{Api, PeerReport, Role, Variant};
 use crate::report::{self, Baseline, Floors, Format, Layout, Measurement, Report, Row};
 use crate::transport::{BenchTransport, Link, Scratch, Setup};
 use crate::transports::{TRANSPORTS, select};
-use crate::{cpu, interrupt, memcpy, peer, pingpong, plot, posix_shm, throughput};
+use crate::{cpu, interrupt, memcpy, peer, pingpong, plot, posix_shm, repeat, throughput};
 
 /// Runs `ipc bench` with `args`: the table (or JSON lines) on stdout, the plot if asked.
 pub fn run(args: Args) -> Result<(), Error> {
@@ -69,7 +69,9 @@ pub fn run(args: Args) -> Result<(), Error> {
                 .map(move |&api| report::label(t.name(), api))
         })
         .collect();
-    let layout = Layout::new(labels.iter().map(String::as_str), args.readiness);
+    let rounds = args.repeat as usize;
+    let layout =
+        Layout::new(labels.iter().map(String::as_str), args.readiness).with_ranges(rounds > 1);
     let mut report = Report::new(
         if args.json {
             Format::Json
@@ -78,43 +80,73 @@ pub fn run(args: Args) -> Result<(), Error> {
         },
         layout,
     );
-    let progress = progress_bar(transports.len() * args.sizes.len());
+    let progress = progress_bar(rounds * transports.len() * args.sizes.len());
     progress.suspend(|| report.start());
-    let mut floors = Floors::default();
-    let mut shm_measured = false;
-    let mut rows = Vec::new();
+    let mut floors = Vec::new();
+    let mut memcpys = Vec::new();
+    // Each row's measurement of every round, in the order of the first round's rows (every
+    // round measures the same rows in the same order); printed as measured with one round.
+    let mut measured: Vec<Vec<Row>> = Vec::new();
     // Once standard output's reader has left (`ipc bench | head -3`), nobody reads the rest of
     // the table: stop between cells (every peer has exited then), unless the rows also go
     // into a --plot. The peers' stdout is theirs, not ours, so this never cuts a run short.
     let unread = |report: &Report| report.closed() && args.plot.is_none();
-    for transport in transports {
-        for &size in &args.sizes {
-            if unread(&report) {
-                progress.finish_and_clear();
-                return Err(Error::Closed);
-            }
-            progress.set_message(format!("{} {size} B", transport.name()));
-            match transport.unsupported(size) {
-                Some(reason) => {
-                    progress.suspend(|| report.skipped(transport.name(), size, &reason))
+    for round in 0..rounds {
+        let mut round_floors = Floors::default();
+        let mut shm_measured = false;
+        let mut index = 0;
+        for &transport in &transports {
+            for &size in &args.sizes {
+                if unread(&report) {
+                    progress.finish_and_clear();
+                    return Err(Error::Closed);
                 }
-                None => {
-                    for row in bench.cell(transport, size, extra(transport), args.batch)? {
-                        shm_measured |= posix_shm::is_one(transport);
-                        posix_shm::note_floors(&row, &mut floors);
-                        progress.suspend(|| report.row(&row));
-                        rows.push(row);
+                progress.set_message(format!("{} {size} B", transport.name()));
+                match transport.unsupported(size) {
+                    Some(reason) if round == 0 => {
+                        progress.suspend(|| report.skipped(transport.name(), size, &reason))
+                    }
+                    Some(_) => {}
+                    None => {
+                        for row in bench.cell(transport, size, extra(transport), args.batch)? {
+                            shm_measured |= posix_shm::is_one(transport);
+                            posix_shm::note_floors(&row, &mut round_floors);
+                            if rounds == 1 {
+                                progress.suspend(|| report.row(&row));
+                            }
+                            match measured.get_mut(index) {
+                                Some(row_rounds) => row_rounds.push(row),
+                                None => measured.push(vec![row]),
+                            }
+                            index += 1;
+                        }
                     }
                 }
+                progress.inc(1);
             }
-            progress.inc(1);
         }
+        if shm_measured && !unread(&report) {
+            progress.set_message("memcpy reference");
+            // Alone on its CPU: every peer has exited.
+            let budget = Duration::from_millis(args.budget_ms) / 8;
+            memcpys.push(memcpy::measure(&args.sizes, budget));
+        }
+        floors.push(round_floors);
     }
-    if shm_measured && !unread(&report) {
-        progress.set_message("memcpy reference");
-        // Alone on its CPU: every peer has exited.
-        let budget = Duration::from_millis(args.budget_ms) / 8;
-        let memcpy = memcpy::measure(&args.sizes, budget);
+    let rows: Vec<Row> = if rounds == 1 {
+        measured.into_iter().flatten().collect()
+    } else {
+        measured
+            .iter()
+            .map(|row_rounds| {
+                let median = repeat::median_row(row_rounds);
+                progress.suspend(|| report.row_of_rounds(&median, row_rounds));
+                median
+            })
+            .collect()
+    };
+    if !memcpys.is_empty() {
+        let memcpy = repeat::median_memcpy(&memcpys);
         progress.suspend(|| report.memcpy(&memcpy));
     }
     progress.finish_and_clear();
