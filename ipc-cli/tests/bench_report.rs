@@ -362,3 +362,140 @@ fn async_table_has_a_vs_blocking_column_and_the_plot_a_line_per_row() {
         assert!(texts.contains(&wanted), "{wanted}: {texts:?}");
     }
 }
+
+/// `ipc bench ARGS --json --budget-ms 200`, which must succeed: its measured rows.
+fn bench_json(args: &[&str]) -> Vec<serde_json::Value> {
+    let out = run(ipc()
+        .arg("bench")
+        .args(args)
+        .args(["--json", "--budget-ms", "200"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    measured_rows(&text(&out.stdout))
+}
+
+/// A positive figure of `m`, or a panic naming it.
+fn positive(m: &serde_json::Value, key: &str) -> f64 {
+    let value = m[key].as_f64().unwrap_or_else(|| panic!("{key} in {m}"));
+    assert!(value > 0.0, "{key} in {m}");
+    value
+}
+
+#[test]
+fn socket_rows_stand_beside_their_raw_loops() {
+    let rows = bench_json(&["--transports", "unix,tcp,socketpair", "--sizes", "64,4096"]);
+    let cells: Vec<(&str, u64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["transport"].as_str().unwrap(),
+                r["size"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        cells,
+        [
+            ("unix", 64),
+            ("unix", 4096),
+            ("tcp", 64),
+            ("tcp", 4096),
+            ("socketpair", 64),
+            ("socketpair", 4096),
+        ]
+    );
+    for row in &rows {
+        for m in [row, &row["raw"]] {
+            positive(m, "rtt_p50_ns");
+            positive(m, "msgs_per_s");
+        }
+    }
+}
+
+#[test]
+fn batch_rows_are_one_way_with_their_ratio_to_the_raw_loop() {
+    let rows = bench_json(&["--transports", "pipe,tcp", "--sizes", "64", "--batch"]);
+    let names: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r["transport"].as_str().unwrap(), r["api"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("pipe", "blocking"),
+            ("pipe", "batch"),
+            ("tcp", "blocking"),
+            ("tcp", "batch")
+        ]
+    );
+    for pair in rows.chunks(2) {
+        let (blocking, batch) = (&pair[0], &pair[1]);
+        assert_eq!(batch["kind"], "row");
+        assert!(blocking.get("batch").is_none(), "{blocking}");
+        // One way only: no round trips of its own; the raw loop is the blocking row's.
+        assert!(batch["rtt_p50_ns"].is_null(), "{batch}");
+        assert_eq!(batch["raw"], blocking["raw"]);
+        let rate = positive(batch, "msgs_per_s");
+        let raw = positive(&batch["raw"], "msgs_per_s");
+        assert_eq!(batch["batch"]["per_call"], 32, "{batch}");
+        let ratio = positive(&batch["batch"], "throughput_ratio");
+        assert!((ratio - raw / rate).abs() <= 0.01 * ratio, "{batch}");
+    }
+}
+
+#[test]
+fn repeat_gives_medians_of_interleaved_rounds_with_their_ranges() {
+    let rows = bench_json(&[
+        "--transports",
+        "pipe,posix-shm-busy",
+        "--sizes",
+        "64",
+        "--repeat",
+        "3",
+    ]);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for row in &rows {
+        let rounds = row["rounds"]["ours"]
+            .as_array()
+            .expect("each round's figures");
+        let raw = row["rounds"]["raw"]
+            .as_array()
+            .expect("each round's raw figures");
+        assert_eq!((rounds.len(), raw.len()), (3, 3), "{row}");
+        let mut p50s: Vec<u64> = rounds
+            .iter()
+            .map(|m| m["rtt_p50_ns"].as_u64().unwrap())
+            .collect();
+        p50s.sort();
+        assert_eq!(row["rtt_p50_ns"].as_u64(), Some(p50s[1]), "{row}");
+    }
+    // The table: a line of min–max under each row, and the floor of every round.
+    let out = run(ipc().args([
+        "bench",
+        "--transports",
+        "posix-shm-busy",
+        "--sizes",
+        "64",
+        "--repeat",
+        "2",
+        "--budget-ms",
+        "200",
+    ]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<_> = stdout.lines().collect();
+    assert!(lines[1].starts_with("posix-shm-busy "), "{stdout}");
+    assert!(
+        lines[2].trim_start().starts_with("min–max of 2"),
+        "{stdout}"
+    );
+    assert!(
+        lines[2].contains("µs–") || lines[2].contains('–'),
+        "{stdout}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("spin floor") && l.contains("medians of 2 rounds")),
+        "{stdout}"
+    );
+}
