@@ -7,6 +7,7 @@
 use std::os::fd::OwnedFd;
 use std::process::Command;
 
+use ipc::pipe::raw::InheritedFd;
 use ipc::socket::{SocketConfig, TcpReceiver, pair};
 use ipc::{Receiver, Sender};
 
@@ -78,14 +79,11 @@ impl BenchTransport for SocketPair {
         };
         let (to_peer, peer_rx) = pair::channel(&config)?;
         let (from_peer, peer_tx) = pair::channel(&config)?;
-        let peer_rx = peer_rx.inherit(&mut cmd)?;
-        let peer_tx = peer_tx.inherit(&mut cmd)?;
+        let handed = (peer_rx.inherit(&mut cmd)?, peer_tx.inherit(&mut cmd)?);
         // Their strings carry the message size.
-        cmd.arg("--rx").arg(peer_rx.spec().to_string());
-        cmd.arg("--tx").arg(peer_tx.spec().to_string());
-        let peer = Peer::spawn(cmd)?;
+        let peer = Peer::spawn_with(cmd, handed.0.spec(), handed.1.spec())?;
         // Only the peer may hold its ends, or neither side would see the other leave.
-        drop((peer_rx, peer_tx));
+        drop(handed);
         Ok(Link::new(Box::new(to_peer), Box::new(from_peer), peer))
     }
 
@@ -98,15 +96,11 @@ impl BenchTransport for SocketPair {
 fn raw_pair_link(size: usize, mut cmd: Command) -> ipc::Result<Link> {
     let (to_peer, peer_rx) = seqpacket_pair(size)?;
     let (from_peer, peer_tx) = seqpacket_pair(size)?;
-    let inherit = |fd: OwnedFd, cmd: &mut Command| ipc::pipe::raw::inherit_fd(fd, cmd);
-    let peer_rx = inherit(peer_rx, &mut cmd);
-    let peer_tx = inherit(peer_tx, &mut cmd);
-    cmd.arg("--rx")
-        .arg(format!("socketpair:fd={}", peer_rx.fd_number()));
-    cmd.arg("--tx")
-        .arg(format!("socketpair:fd={}", peer_tx.fd_number()));
-    let peer = Peer::spawn(cmd)?;
-    drop((peer_rx, peer_tx));
+    let mut inherit = |fd: OwnedFd| ipc::pipe::raw::inherit_fd(fd, &mut cmd);
+    let handed = (inherit(peer_rx), inherit(peer_tx));
+    let spec = |end: &InheritedFd| format!("socketpair:fd={}", end.fd_number());
+    let peer = Peer::spawn_with(cmd, spec(&handed.0), spec(&handed.1))?;
+    drop(handed);
     let (from_peer, to_peer) = fd_ends(from_peer, to_peer, size);
     Ok(Link::new(to_peer, from_peer, peer))
 }

@@ -249,6 +249,17 @@ impl Peer {
         })
     }
 
+    /// Starts `cmd` with the specs of the peer's ends, `--rx` then `--tx`, appended.
+    pub fn spawn_with(
+        mut cmd: Command,
+        rx: impl std::fmt::Display,
+        tx: impl std::fmt::Display,
+    ) -> ipc::Result<Peer> {
+        cmd.arg("--rx").arg(rx.to_string());
+        cmd.arg("--tx").arg(tx.to_string());
+        Peer::spawn(cmd)
+    }
+
     /// The peer's process id; the process stays ours (not reaped) until the link finishes.
     pub fn id(&self) -> u32 {
         self.child.id()

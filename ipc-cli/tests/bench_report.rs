@@ -224,6 +224,13 @@ fn a_size_no_buffer_could_hold_is_refused_before_measuring() {
     );
 }
 
+/// Each row's transport and api.
+fn names(rows: &[serde_json::Value]) -> Vec<(&str, &str)> {
+    rows.iter()
+        .map(|r| (r["transport"].as_str().unwrap(), r["api"].as_str().unwrap()))
+        .collect()
+}
+
 /// The rows of `ipc bench --json` output that are measurements (not references).
 fn measured_rows(stdout: &str) -> Vec<serde_json::Value> {
     stdout
@@ -249,10 +256,7 @@ fn async_rows_sit_under_their_blocking_rows_with_the_ratios_to_them() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     let rows = measured_rows(&stdout);
-    let names: Vec<(&str, &str)> = rows
-        .iter()
-        .map(|r| (r["transport"].as_str().unwrap(), r["api"].as_str().unwrap()))
-        .collect();
+    let names = names(&rows);
     assert_eq!(
         names,
         [
@@ -363,14 +367,16 @@ fn async_table_has_a_vs_blocking_column_and_the_plot_a_line_per_row() {
     }
 }
 
-/// `ipc bench ARGS --json --budget-ms 200`, which must succeed: its measured rows.
-fn bench_json(args: &[&str]) -> Vec<serde_json::Value> {
-    let out = run(ipc()
-        .arg("bench")
-        .args(args)
-        .args(["--json", "--budget-ms", "200"]));
+/// The stdout of `ipc bench ARGS --budget-ms 200`, which must succeed.
+fn bench(args: &[&str]) -> String {
+    let out = run(ipc().arg("bench").args(args).args(["--budget-ms", "200"]));
     assert!(out.status.success(), "{}", text(&out.stderr));
-    measured_rows(&text(&out.stdout))
+    text(&out.stdout)
+}
+
+/// The measured rows of `ipc bench ARGS --json --budget-ms 200`.
+fn bench_json(args: &[&str]) -> Vec<serde_json::Value> {
+    measured_rows(&bench(&[args, &["--json"]].concat()))
 }
 
 /// A positive figure of `m`, or a panic naming it.
@@ -414,10 +420,7 @@ fn socket_rows_stand_beside_their_raw_loops() {
 #[test]
 fn batch_rows_are_one_way_with_their_ratio_to_the_raw_loop() {
     let rows = bench_json(&["--transports", "pipe,tcp", "--sizes", "64", "--batch"]);
-    let names: Vec<(&str, &str)> = rows
-        .iter()
-        .map(|r| (r["transport"].as_str().unwrap(), r["api"].as_str().unwrap()))
-        .collect();
+    let names = names(&rows);
     assert_eq!(
         names,
         [
@@ -469,19 +472,14 @@ fn repeat_gives_medians_of_interleaved_rounds_with_their_ranges() {
         assert_eq!(row["rtt_p50_ns"].as_u64(), Some(p50s[1]), "{row}");
     }
     // The table: a line of min–max under each row, and the floor of every round.
-    let out = run(ipc().args([
-        "bench",
+    let stdout = bench(&[
         "--transports",
         "posix-shm-busy",
         "--sizes",
         "64",
         "--repeat",
         "2",
-        "--budget-ms",
-        "200",
-    ]));
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let stdout = text(&out.stdout);
+    ]);
     let lines: Vec<_> = stdout.lines().collect();
     assert!(lines[1].starts_with("posix-shm-busy "), "{stdout}");
     assert!(
