@@ -20,6 +20,11 @@
 //! (`readiness`), two more runs each, and reports each as a row of its own under the
 //! blocking one, with its ratios to it.
 //!
+//! `--batch` adds a `+batch` row to a cell: one-way throughput with `send_batch` and
+//! `recv_batch` (`protocol::BATCH`, 32 messages a call) against the raw per-message loop.
+//! `--repeat N` measures every cell N times in interleaved rounds and reports each figure's
+//! median with its range (`repeat`).
+//!
 //! The library behind `ipc bench`: the `ipc` binary flattens [`Args`] and [`PeerArgs`] into
 //! its subcommands and calls [`run`] and [`run_peer`]. ARCHITECTURE.md lists the layers of
 //! its modules.

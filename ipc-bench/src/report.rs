@@ -309,18 +309,16 @@ impl Report {
         self.emit(&line);
     }
 
-    /// The floors, if any was measured (the median of those of each round, one round but with
-    /// `--repeat`): a line under the table, or a JSON object of its own
-    /// (`"reference":"floors"`).
-    pub fn floors(&mut self, rounds: &[Floors]) {
-        let floors = crate::repeat::median_floors(rounds);
+    /// The floors, if any was measured: a line under the table, or a JSON object of its own
+    /// (`"reference":"floors"`). With `--repeat`, `floors` are the medians of `rounds`, each
+    /// round's (none otherwise).
+    pub fn floors(&mut self, floors: &Floors, rounds: &[Floors]) {
         if floors.spin_ns.is_none() && floors.futex_ns.is_none() {
             return;
         }
-        let rounds = if rounds.len() > 1 { rounds } else { &[] };
         let line = match self.format {
-            Format::Table => floors_line(&floors, rounds),
-            Format::Json => floors_json(&floors, rounds),
+            Format::Table => floors_line(floors, rounds),
+            Format::Json => floors_json(floors, rounds),
         };
         self.emit(&line);
     }
@@ -429,10 +427,21 @@ fn range_line(rounds: &[Row], layout: Layout) -> String {
     ];
     let mut cells = vec![format!("  min–max of {}", rounds.len()), String::new()];
     cells.extend(figures.iter().map(|&(value, show)| {
-        crate::repeat::min_max(rounds.iter().filter_map(value))
+        min_max(rounds.iter().filter_map(value))
             .map_or_else(|| "-".to_string(), |(lo, hi)| range(&show(lo), &show(hi)))
     }));
     table_line(&cells, layout)
+}
+
+/// The smallest and largest of `values`, if any is finite.
+fn min_max(values: impl IntoIterator<Item = f64>) -> Option<(f64, f64)> {
+    values
+        .into_iter()
+        .filter(|v| v.is_finite())
+        .fold(None, |acc, v| match acc {
+            None => Some((v, v)),
+            Some((lo, hi)) => Some((v.min(lo), v.max(hi))),
+        })
 }
 
 /// `lo–hi`, with a unit both share written once: `41.3–49.1µs`.
@@ -538,7 +547,7 @@ fn floors_line(floors: &Floors, rounds: &[Floors]) -> String {
     .collect();
     let mut line = parts.join("; ");
     let spread = |get: fn(&Floors) -> Option<u64>| {
-        crate::repeat::min_max(rounds.iter().filter_map(get).map(|ns| ns as f64))
+        min_max(rounds.iter().filter_map(get).map(|ns| ns as f64))
             .map(|(lo, hi)| range(&nanos(lo as u64), &nanos(hi as u64)))
     };
     let spreads: Vec<String> = [
@@ -891,6 +900,15 @@ mod tests {
             Layout::new(["posix-shm-multi"].into_iter(), false),
             Layout::default()
         );
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(min_max([2.0, f64::NAN, 5.0, 1.0]), Some((1.0, 5.0)));
+        assert_eq!(min_max([f64::NAN]), None);
+        assert_eq!(range("41.3µs", "49.1µs"), "41.3–49.1µs");
+        assert_eq!(range("950ns", "1.2µs"), "950ns–1.2µs");
+        assert_eq!(range("0.98x", "1.05x"), "0.98–1.05x");
     }
 
     #[test]

@@ -150,7 +150,11 @@ pub fn run(args: Args) -> Result<(), Error> {
         progress.suspend(|| report.memcpy(&memcpy));
     }
     progress.finish_and_clear();
-    report.floors(&floors);
+    if rounds == 1 {
+        report.floors(&floors[0], &[]);
+    } else {
+        report.floors(&repeat::median_floors(&floors), &floors);
+    }
     if let Some(path) = &args.plot {
         plot::draw(path, &rows).map_err(|e| {
             Error::Runtime(format!("drawing the plot into {}: {e}", path.display()))
