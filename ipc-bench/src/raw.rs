@@ -7,7 +7,7 @@
 
 use std::fs::OpenOptions;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{
-    AddressFamily, SockFlag, SockType, getsockopt, setsockopt, socketpair, sockopt,
+    AddressFamily, MsgFlags, SockFlag, SockType, getsockopt, send, setsockopt, socketpair, sockopt,
 };
 use nix::unistd::{read, write};
 
@@ -175,17 +175,37 @@ pub fn adopt_seqpacket(spec: &str) -> ipc::Result<OwnedFd> {
     })
 }
 
-/// Grows `fd`'s send buffer to hold a `size`-byte record (the kernel doubles what it is asked
-/// for, and charges some bookkeeping per record).
+/// What a seqpacket send buffer holds besides a record, as ours counts it: its tag byte, the
+/// 32 bytes the kernel keeps (`unix(7)`) and the record's bookkeeping.
+pub const RECORD_OVERHEAD: usize = 1 + 32 + 1024;
+
+/// Grows `fd`'s send buffer to hold a `size`-byte record as ours grows its own (the kernel
+/// doubles what it is asked for; past `net.core.wmem_max` only with `CAP_NET_ADMIN`).
 fn send_buffer_for(fd: BorrowedFd<'_>, size: usize) -> ipc::Result<()> {
-    let needed = size + 4096;
+    let needed = size + RECORD_OVERHEAD;
     let current =
         getsockopt(&fd, sockopt::SndBuf).map_err(|e| ipc::Error::io("SO_SNDBUF", e.into()))?;
     if current < needed {
-        setsockopt(&fd, sockopt::SndBuf, &needed.div_ceil(2))
-            .map_err(|e| ipc::Error::io("SO_SNDBUF", e.into()))?;
+        let half = needed.div_ceil(2);
+        if setsockopt(&fd, sockopt::SndBufForce, &half).is_err() {
+            setsockopt(&fd, sockopt::SndBuf, &half)
+                .map_err(|e| ipc::Error::io("SO_SNDBUF", e.into()))?;
+        }
     }
     Ok(())
+}
+
+/// Why a `size`-byte record cannot be sent on a seqpacket socket here, if it cannot: tried
+/// once on a pair. The limits are the send buffer (twice `net.core.wmem_max` without
+/// `CAP_NET_ADMIN`) and the kernel's largest allocation (a few MiB), which no sysctl says.
+pub fn seqpacket_unsupported(size: usize) -> Option<String> {
+    let tried = seqpacket_pair(size).and_then(|(a, _b)| {
+        send(a.as_raw_fd(), &vec![0; size], MsgFlags::MSG_DONTWAIT)
+            .map_err(|e| ipc::Error::io("send", e.into()))
+    });
+    tried.err().map(|e| {
+        format!("a {size}-byte record cannot be sent on a socket here ({e}; net.core.wmem_max)")
+    })
 }
 
 /// A TCP listener on a port of loopback the kernel picks.

@@ -13,7 +13,8 @@ use ipc::{Receiver, Sender};
 
 use crate::protocol::{OPEN_TIMEOUT, Variant};
 use crate::raw::{
-    adopt_seqpacket, fd_ends, seqpacket_pair, tcp_accept, tcp_connect, tcp_listen, tcp_spec,
+    adopt_seqpacket, fd_ends, seqpacket_pair, seqpacket_unsupported, tcp_accept, tcp_connect,
+    tcp_listen, tcp_spec,
 };
 use crate::transport::{BenchTransport, Ends, Link, Peer, Setup, announce};
 
@@ -38,6 +39,10 @@ fn options(size: usize) -> String {
 impl BenchTransport for Unix {
     fn name(&self) -> &'static str {
         "unix"
+    }
+
+    fn unsupported(&self, size: usize) -> Option<String> {
+        seqpacket_unsupported(size)
     }
 
     fn connect(&self, setup: Setup<'_>) -> ipc::Result<Link> {
@@ -66,6 +71,10 @@ impl BenchTransport for Unix {
 impl BenchTransport for SocketPair {
     fn name(&self) -> &'static str {
         "socketpair"
+    }
+
+    fn unsupported(&self, size: usize) -> Option<String> {
+        seqpacket_unsupported(size)
     }
 
     fn connect(&self, setup: Setup<'_>) -> ipc::Result<Link> {
