@@ -57,8 +57,8 @@ pub fn run(args: Args) -> Result<(), Error> {
             &[]
         }
     };
-    // The readiness rows' labels are the longest: the first column fits them. Without
-    // --async there are none, and the table is as it always was.
+    // The readiness and batch rows' labels are the longest: the first column fits them.
+    // Without --async and --batch there are none, and the table is as it always was.
     let batch: &[Api] = if args.batch { &[Api::Batch] } else { &[] };
     let labels: Vec<String> = transports
         .iter()
@@ -101,7 +101,12 @@ pub fn run(args: Args) -> Result<(), Error> {
                     progress.finish_and_clear();
                     return Err(Error::Closed);
                 }
-                progress.set_message(format!("{} {size} B", transport.name()));
+                let of_rounds = if rounds > 1 {
+                    format!(" (round {}/{rounds})", round + 1)
+                } else {
+                    String::new()
+                };
+                progress.set_message(format!("{} {size} B{of_rounds}", transport.name()));
                 match transport.unsupported(size) {
                     Some(reason) if round == 0 => {
                         progress.suspend(|| report.skipped(transport.name(), size, &reason))
