@@ -18,14 +18,18 @@ use crate::raw::{
 };
 use crate::transport::{BenchTransport, Ends, Link, Peer, Setup, announce};
 
-/// `unix:` on paths in the bench's private directory.
-pub struct Unix;
+/// `unix:` (on paths in the bench's private directory) or `socketpair:` (one pair each way):
+/// seqpacket sockets both, with one raw baseline and the same limits.
+pub struct Seqpacket {
+    /// `unix:`, connected by a path, rather than `socketpair:`.
+    named: bool,
+}
+
+pub static UNIX: Seqpacket = Seqpacket { named: true };
+pub static SOCKETPAIR: Seqpacket = Seqpacket { named: false };
 
 /// `tcp:` on 127.0.0.1.
 pub struct Tcp;
-
-/// `socketpair:`, one pair each way.
-pub struct SocketPair;
 
 /// The options of ours for `size`-byte messages; the open timeout bounds a sender's wait for a
 /// peer that died before listening.
@@ -36,9 +40,9 @@ fn options(size: usize) -> String {
     )
 }
 
-impl BenchTransport for Unix {
+impl BenchTransport for Seqpacket {
     fn name(&self) -> &'static str {
-        "unix"
+        if self.named { "unix" } else { "socketpair" }
     }
 
     fn unsupported(&self, size: usize) -> Option<String> {
@@ -46,59 +50,47 @@ impl BenchTransport for Unix {
     }
 
     fn connect(&self, setup: Setup<'_>) -> ipc::Result<Link> {
-        let (size, mut cmd) = (setup.size, setup.cmd);
-        if setup.variant == Variant::Raw {
-            return raw_pair_link(size, cmd);
+        match (setup.variant, self.named) {
+            (Variant::Raw, _) => raw_pair_link(setup.size, setup.cmd),
+            (Variant::Ours, true) => unix_link(setup),
+            (Variant::Ours, false) => pair_link(setup.size, setup.cmd),
         }
-        let spec = |path: &str| format!("unix:{path}?{}", options(size));
-        let to_peer_path = spec(&setup.scratch.unique_path("to-peer")?);
-        let from_peer_path = spec(&setup.scratch.unique_path("from-peer")?);
-        // Ours listens first; the peer's sender connects to it, and ours retries until the
-        // peer listens (up to open_timeout).
-        let from_peer = ipc::open_receiver(&from_peer_path)?;
-        cmd.arg("--rx").arg(&to_peer_path);
-        cmd.arg("--tx").arg(&from_peer_path);
-        let peer = Peer::spawn(cmd)?;
-        let to_peer = ipc::open_sender(&to_peer_path)?;
-        Ok(Link::new(to_peer, from_peer, peer))
     }
 
     fn open_raw_peer(&self, size: usize, rx: &str, tx: &str) -> ipc::Result<Ends> {
-        open_raw_pair_peer(size, rx, tx)
+        let rx = adopt_seqpacket(rx)?;
+        let tx = adopt_seqpacket(tx)?;
+        Ok(fd_ends(rx, tx, size))
     }
 }
 
-impl BenchTransport for SocketPair {
-    fn name(&self) -> &'static str {
-        "socketpair"
-    }
+/// Ours on `unix:`: a receiver listening on a path each way.
+fn unix_link(setup: Setup<'_>) -> ipc::Result<Link> {
+    let spec = |path: &str| format!("unix:{path}?{}", options(setup.size));
+    let to_peer_path = spec(&setup.scratch.unique_path("to-peer")?);
+    let from_peer_path = spec(&setup.scratch.unique_path("from-peer")?);
+    // Ours listens first; the peer's sender connects to it, and ours retries until the peer
+    // listens (up to open_timeout).
+    let from_peer = ipc::open_receiver(&from_peer_path)?;
+    let peer = Peer::spawn_with(setup.cmd, &to_peer_path, &from_peer_path)?;
+    let to_peer = ipc::open_sender(&to_peer_path)?;
+    Ok(Link::new(to_peer, from_peer, peer))
+}
 
-    fn unsupported(&self, size: usize) -> Option<String> {
-        seqpacket_unsupported(size)
-    }
-
-    fn connect(&self, setup: Setup<'_>) -> ipc::Result<Link> {
-        let (size, mut cmd) = (setup.size, setup.cmd);
-        if setup.variant == Variant::Raw {
-            return raw_pair_link(size, cmd);
-        }
-        let config = SocketConfig {
-            message_size: size,
-            capacity: None,
-        };
-        let (to_peer, peer_rx) = pair::channel(&config)?;
-        let (from_peer, peer_tx) = pair::channel(&config)?;
-        let handed = (peer_rx.inherit(&mut cmd)?, peer_tx.inherit(&mut cmd)?);
-        // Their strings carry the message size.
-        let peer = Peer::spawn_with(cmd, handed.0.spec(), handed.1.spec())?;
-        // Only the peer may hold its ends, or neither side would see the other leave.
-        drop(handed);
-        Ok(Link::new(Box::new(to_peer), Box::new(from_peer), peer))
-    }
-
-    fn open_raw_peer(&self, size: usize, rx: &str, tx: &str) -> ipc::Result<Ends> {
-        open_raw_pair_peer(size, rx, tx)
-    }
+/// Ours on `socketpair:`: a pair each way, the peer's ends inherited.
+fn pair_link(size: usize, mut cmd: Command) -> ipc::Result<Link> {
+    let config = SocketConfig {
+        message_size: size,
+        capacity: None,
+    };
+    let (to_peer, peer_rx) = pair::channel(&config)?;
+    let (from_peer, peer_tx) = pair::channel(&config)?;
+    let handed = (peer_rx.inherit(&mut cmd)?, peer_tx.inherit(&mut cmd)?);
+    // Their strings carry the message size.
+    let peer = Peer::spawn_with(cmd, handed.0.spec(), handed.1.spec())?;
+    // Only the peer may hold its ends, or neither side would see the other leave.
+    drop(handed);
+    Ok(Link::new(Box::new(to_peer), Box::new(from_peer), peer))
 }
 
 /// The raw baseline of `unix` and `socketpair`: a seqpacket pair each way, inherited.
@@ -112,12 +104,6 @@ fn raw_pair_link(size: usize, mut cmd: Command) -> ipc::Result<Link> {
     drop(handed);
     let (from_peer, to_peer) = fd_ends(from_peer, to_peer, size);
     Ok(Link::new(to_peer, from_peer, peer))
-}
-
-fn open_raw_pair_peer(size: usize, rx: &str, tx: &str) -> ipc::Result<Ends> {
-    let rx = adopt_seqpacket(rx)?;
-    let tx = adopt_seqpacket(tx)?;
-    Ok(fd_ends(rx, tx, size))
 }
 
 /// What the peer of a tcp link is told to listen on: a port the kernel picks, which it

@@ -18,9 +18,9 @@ pub(crate) static TRANSPORTS: &[&dyn BenchTransport] = &[
     &Queues(sysv_mq::SysvMq),
     &sysv_shm::SysvShm,
     &file_shm::FileShm,
-    &socket::Unix,
+    &socket::UNIX,
     &socket::Tcp,
-    &socket::SocketPair,
+    &socket::SOCKETPAIR,
 ];
 
 /// The transport called `name` (as the peer's command line names it).
