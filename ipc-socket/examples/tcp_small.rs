@@ -72,7 +72,9 @@ fn latency(round_trips: usize) -> Result<f64, Error> {
 }
 
 fn main() -> Result<(), Error> {
-    let mut args = std::env::args().skip(1).map(|a| a.parse().expect("a count"));
+    let mut args = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().expect("a count"));
     let messages = args.next().unwrap_or(1_000_000);
     let round_trips = args.next().unwrap_or(20_000);
     let rate = throughput(messages)?;

@@ -126,6 +126,7 @@
 //! `socketpair(2)`, `epoll(7)`.
 #![deny(unsafe_code)]
 
+mod credit;
 mod multi;
 pub mod pair;
 mod seq;
@@ -138,8 +139,9 @@ use std::time::Duration;
 use ipc_core::framing::MAX_PAYLOAD;
 use ipc_core::{Error, Options, Result};
 
+pub use credit::TCP_HELLO_MAGIC;
 pub use pair::SocketPairEnd;
-pub use tcp::{TcpReceiver, TcpSender};
+pub use tcp::{DEFAULT_TCP_WINDOW, TcpReceiver, TcpSender};
 pub use unix::{DEFAULT_MODE, RefusedPeer, SocketPath, UnixReceiver, UnixSender};
 
 /// How long a sender waits for its receiver when the string gives no `open_timeout`.

@@ -8,64 +8,178 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::thread;
 use std::time::Duration;
 
-use ipc_core::framing::{FrameReader, FrameWriter, StreamIo};
+use ipc_core::framing::{FrameReader, FrameWriter, StreamIo, frame_len};
 use ipc_core::{
     Address, Error, Interest, Readiness, Result, Sender, Transport, TransportSpec, Wait,
 };
 use nix::errno::Errno;
 use nix::poll::PollFlags;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::socket::{MsgFlags, recv, sendmsg, setsockopt, sockopt};
 
+use crate::credit::{ACK_LEN, Acks, Credit, HELLO_LEN, hello, parse_hello};
 use crate::multi::{Conn, Listen, Multi};
 use crate::seq::poll_fd;
 use crate::{DEFAULT_OPEN_TIMEOUT, MAX_BACKOFF, SocketConfig};
 
-/// A TCP connection as the framing sees it. Each call picks its own wait (`MSG_DONTWAIT`), so
-/// the descriptor stays in blocking mode.
-#[derive(Debug)]
-struct TcpIo {
-    fd: OwnedFd,
+/// Writes a prefix of `bufs` on `fd`, waiting for room only with `block` (`MSG_DONTWAIT`
+/// otherwise, so the descriptor itself stays in blocking mode).
+fn send_on(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>], block: bool) -> Result<Option<usize>> {
+    let mut flags = MsgFlags::MSG_NOSIGNAL;
+    if !block {
+        flags |= MsgFlags::MSG_DONTWAIT;
+    }
+    loop {
+        match sendmsg::<()>(fd.as_raw_fd(), bufs, &[], flags, None) {
+            Ok(n) => return Ok(Some(n)),
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) if !block => return Ok(None),
+            Err(Errno::EPIPE | Errno::ECONNRESET | Errno::ENOTCONN) => {
+                return Err(Error::Disconnected);
+            }
+            Err(e) => return Err(Error::io("send on tcp", e.into())),
+        }
+    }
 }
 
-impl StreamIo for TcpIo {
-    fn write(&mut self, bufs: &[IoSlice<'_>], block: bool) -> Result<Option<usize>> {
-        let mut flags = MsgFlags::MSG_NOSIGNAL;
-        if !block {
-            flags |= MsgFlags::MSG_DONTWAIT;
+/// Reads from `fd` into `buf`; `Some(0)` at end of stream, `None` (only without `block`) when
+/// nothing is there.
+fn recv_on(fd: BorrowedFd<'_>, buf: &mut [u8], block: bool) -> Result<Option<usize>> {
+    let flags = if block {
+        MsgFlags::empty()
+    } else {
+        MsgFlags::MSG_DONTWAIT
+    };
+    loop {
+        match recv(fd.as_raw_fd(), buf, flags) {
+            Ok(n) => return Ok(Some(n)),
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) if !block => return Ok(None),
+            // A reset ends the stream as a close does: a frame it cut is dropped.
+            Err(Errno::ECONNRESET) => return Ok(Some(0)),
+            Err(e) => return Err(Error::io("receive on tcp", e.into())),
         }
+    }
+}
+
+/// A sender's connection as the framing sees it: writes only what its credit allows, and
+/// reads the receiver's acknowledgements when it needs more.
+#[derive(Debug)]
+struct SenderIo {
+    fd: OwnedFd,
+    credit: Credit,
+}
+
+impl SenderIo {
+    /// Reads the acknowledgements that have arrived, without waiting. The receiver gone is
+    /// [`Error::Disconnected`]; bytes that are no acknowledgement, [`Error::Corrupted`].
+    fn take_acks(&mut self) -> Result<()> {
+        self.credit.check()?;
+        let mut buf = [0; 64 * ACK_LEN];
         loop {
-            match sendmsg::<()>(self.fd.as_raw_fd(), bufs, &[], flags, None) {
-                Ok(n) => return Ok(Some(n)),
-                Err(Errno::EINTR) => {}
-                Err(Errno::EAGAIN) if !block => return Ok(None),
-                Err(Errno::EPIPE | Errno::ECONNRESET | Errno::ENOTCONN) => {
-                    return Err(Error::Disconnected);
-                }
-                Err(e) => return Err(Error::io("send on tcp", e.into())),
+            match recv_on(self.fd.as_fd(), &mut buf, false)? {
+                Some(0) => return Err(Error::Disconnected),
+                Some(n) => self.credit.take(&buf[..n])?,
+                None => return Ok(()),
             }
         }
+    }
+
+    /// The credit there is, having read acknowledgements if there was none.
+    fn available(&mut self) -> Result<u64> {
+        self.credit.check()?;
+        if self.credit.available() == 0 {
+            self.take_acks()?;
+        }
+        Ok(self.credit.available())
+    }
+}
+
+impl StreamIo for SenderIo {
+    fn write(&mut self, bufs: &[IoSlice<'_>], block: bool) -> Result<Option<usize>> {
+        let mut credit = self.available()?;
+        while credit == 0 {
+            if !block {
+                return Ok(None);
+            }
+            poll_fd(self.fd.as_fd(), PollFlags::POLLIN, Wait::Forever)?;
+            credit = self.available()?;
+        }
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        let written = if total as u64 <= credit {
+            send_on(self.fd.as_fd(), bufs, block)?
+        } else {
+            // Rare (the window's last bytes): the frame goes in part, and is owed as any frame a
+            // full socket took in part.
+            let mut left = credit as usize;
+            let cut: Vec<IoSlice<'_>> = bufs
+                .iter()
+                .map_while(|b| {
+                    let n = b.len().min(left);
+                    left -= n;
+                    (n > 0).then(|| IoSlice::new(&b[..n]))
+                })
+                .collect();
+            send_on(self.fd.as_fd(), &cut, block)?
+        };
+        if let Some(n) = written {
+            self.credit.spend(n);
+        }
+        Ok(written)
     }
 
     fn wait_writable(&mut self, wait: Wait) -> Result<bool> {
-        poll_fd(self.fd.as_fd(), PollFlags::POLLOUT, wait)
+        if self.available()? > 0 {
+            return poll_fd(self.fd.as_fd(), PollFlags::POLLOUT, wait);
+        }
+        // Credit comes as bytes from the receiver; its going makes the socket readable too.
+        poll_fd(self.fd.as_fd(), PollFlags::POLLIN, wait)
+    }
+
+    fn read(&mut self, _buf: &mut [u8], _block: bool) -> Result<Option<usize>> {
+        Err(Error::io(
+            "tcp sender",
+            std::io::Error::other("a sender does not read frames"),
+        ))
+    }
+
+    fn wait_readable(&mut self, _wait: Wait) -> Result<bool> {
+        Err(Error::io(
+            "tcp sender",
+            std::io::Error::other("a sender does not read frames"),
+        ))
+    }
+}
+
+/// A receiver's connection as the framing sees it: counts the bytes read, for the
+/// acknowledgements.
+#[derive(Debug)]
+struct ConnIo {
+    fd: OwnedFd,
+    acks: Acks,
+}
+
+impl StreamIo for ConnIo {
+    fn write(&mut self, _bufs: &[IoSlice<'_>], _block: bool) -> Result<Option<usize>> {
+        Err(Error::io(
+            "tcp receiver",
+            std::io::Error::other("a receiver writes acknowledgements only"),
+        ))
+    }
+
+    fn wait_writable(&mut self, _wait: Wait) -> Result<bool> {
+        Err(Error::io(
+            "tcp receiver",
+            std::io::Error::other("a receiver writes acknowledgements only"),
+        ))
     }
 
     fn read(&mut self, buf: &mut [u8], block: bool) -> Result<Option<usize>> {
-        let flags = if block {
-            MsgFlags::empty()
-        } else {
-            MsgFlags::MSG_DONTWAIT
-        };
-        loop {
-            match recv(self.fd.as_raw_fd(), buf, flags) {
-                Ok(n) => return Ok(Some(n)),
-                Err(Errno::EINTR) => {}
-                Err(Errno::EAGAIN) if !block => return Ok(None),
-                // A reset ends the stream as a close does: a frame it cut is dropped.
-                Err(Errno::ECONNRESET) => return Ok(Some(0)),
-                Err(e) => return Err(Error::io("receive on tcp", e.into())),
-            }
+        let got = recv_on(self.fd.as_fd(), buf, block)?;
+        if let Some(n) = got {
+            self.acks.received(n)?;
         }
+        Ok(got)
     }
 
     fn wait_readable(&mut self, wait: Wait) -> Result<bool> {
@@ -73,33 +187,39 @@ impl StreamIo for TcpIo {
     }
 }
 
-/// Send buffer of a TCP sender when the string gives no `capacity`.
-pub const DEFAULT_TCP_SEND_BUFFER: usize = 1024 * 1024;
-/// Receive buffer of a TCP receiver's connections when the string gives no `capacity`: smaller
-/// than the sender's, so that a sender finds its buffer full only once the receiver's window
-/// has closed (nothing in flight whose acknowledgement would make room).
-pub const DEFAULT_TCP_RECV_BUFFER: usize = 128 * 1024;
+/// Window of a TCP sender when the string gives no `capacity`, in bytes of frames (grown to
+/// one frame of `message_size`).
+pub const DEFAULT_TCP_WINDOW: usize = 256 * 1024;
 
-/// `TCP_NODELAY` (a message goes out when sent, not when more follow) and a fixed buffer
-/// (`SO_SNDBUF` of a sender, `SO_RCVBUF` of a receiver's connection); returns the descriptor.
-///
-/// A buffer set explicitly is not grown by the kernel's autotuning, which is what makes `Full`
-/// mean something: with autotuning, room appears after a `try_send` said `Full` without the
-/// receiver reading anything.
-fn configure(stream: TcpStream, capacity: Option<usize>, send: bool) -> Result<OwnedFd> {
+/// The window of a sender configured so: `capacity`, or the default grown to hold one frame.
+fn window(config: &SocketConfig, spec: &TransportSpec) -> Result<u64> {
+    let frame = frame_len(config.message_size);
+    match config.capacity {
+        None => Ok(DEFAULT_TCP_WINDOW.max(frame) as u64),
+        Some(c) if c < frame => Err(Error::invalid_spec(
+            spec.to_string(),
+            format!(
+                "capacity={c} is less than one frame of message_size={} ({frame} bytes)",
+                config.message_size
+            ),
+        )),
+        Some(c) => Ok(c as u64),
+    }
+}
+
+/// `TCP_NODELAY` (a message goes out when sent, not when more follow); for a sender, a send
+/// buffer that holds its whole window (twice over, for the kernel's bookkeeping of small
+/// segments), so that a write the credit allows finds room: then only the credit says `Full`.
+fn configure(stream: TcpStream, window: Option<u64>) -> Result<OwnedFd> {
     stream
         .set_nodelay(true)
         .map_err(|e| Error::io("TCP_NODELAY", e))?;
     let fd = OwnedFd::from(stream);
-    // The kernel doubles what it is asked for (bookkeeping), so ask for half.
-    let set = if send {
-        let half = capacity.unwrap_or(DEFAULT_TCP_SEND_BUFFER).div_ceil(2);
-        setsockopt(&fd, sockopt::SndBuf, &half)
-    } else {
-        let half = capacity.unwrap_or(DEFAULT_TCP_RECV_BUFFER).div_ceil(2);
-        setsockopt(&fd, sockopt::RcvBuf, &half)
-    };
-    set.map_err(|e| Error::io("SO_SNDBUF/SO_RCVBUF", e.into()))?;
+    if let Some(window) = window {
+        // The kernel doubles what it is asked for; past `net.core.wmem_max` it takes that.
+        let size = (2 * window).min(i32::MAX as u64 / 2) as usize;
+        setsockopt(&fd, sockopt::SndBuf, &size).map_err(|e| Error::io("SO_SNDBUF", e.into()))?;
+    }
     Ok(fd)
 }
 
@@ -135,7 +255,6 @@ fn resolve(spec: &TransportSpec) -> Result<Vec<SocketAddr>> {
 struct TcpListen {
     listener: TcpListener,
     max: usize,
-    capacity: Option<usize>,
     name: String,
 }
 
@@ -145,10 +264,13 @@ impl AsFd for TcpListen {
     }
 }
 
-/// An accepted connection and the frames read ahead from it.
+/// An accepted connection: its hello, the frames read ahead from it, and the acknowledgements
+/// owed to its sender.
 #[derive(Debug)]
 struct TcpConn {
-    io: TcpIo,
+    io: ConnIo,
+    /// The hello as far as it has arrived; `None` once read.
+    hello: Option<([u8; HELLO_LEN], usize)>,
     reader: FrameReader,
 }
 
@@ -158,9 +280,48 @@ impl AsFd for TcpConn {
     }
 }
 
+impl TcpConn {
+    /// Reads the sender's hello, without waiting: `Empty` until it is whole.
+    fn read_hello(&mut self) -> Result<()> {
+        while let Some((bytes, got)) = &mut self.hello {
+            match recv_on(self.io.fd.as_fd(), &mut bytes[*got..], false)? {
+                Some(0) => return Err(Error::Disconnected),
+                Some(n) => *got += n,
+                None => return Err(Error::Empty),
+            }
+            if *got == HELLO_LEN {
+                self.io.acks = Acks::new(parse_hello(bytes)?);
+                self.hello = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the acknowledgement due, if one is. Without waiting, and never an error: an
+    /// acknowledgement the socket has no room for now goes out at the next call (the sender,
+    /// which reads them whenever it runs out of credit, makes that room), and a sender gone
+    /// is seen on the reading side.
+    fn acknowledge(&mut self) {
+        let unread = self.reader.buffered();
+        let drained = !self.reader.next_is_buffered();
+        let Some((record, done)) = self.io.acks.due(unread, drained) else {
+            return;
+        };
+        let rest = [IoSlice::new(&record[*done..])];
+        if let Ok(Some(n)) = send_on(self.io.fd.as_fd(), &rest, false) {
+            self.io.acks.wrote(n);
+        }
+    }
+}
+
 impl Conn for TcpConn {
     fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
-        self.reader.recv(&mut self.io, buf, Wait::Never)
+        self.read_hello()?;
+        let got = self.reader.recv(&mut self.io, buf, Wait::Never);
+        if matches!(got, Ok(_) | Err(Error::Empty)) {
+            self.acknowledge();
+        }
+        got
     }
 
     fn buffered(&self) -> bool {
@@ -176,9 +337,12 @@ impl Listen for TcpListen {
             match self.listener.accept() {
                 Ok((stream, _)) => {
                     return Ok(Some(TcpConn {
-                        io: TcpIo {
-                            fd: configure(stream, self.capacity, false)?,
+                        io: ConnIo {
+                            fd: configure(stream, None)?,
+                            // Replaced by the sender's window once its hello is read.
+                            acks: Acks::new(0),
                         },
+                        hello: Some(([0; HELLO_LEN], 0)),
                         reader: FrameReader::over_socket(self.max),
                     }));
                 }
@@ -218,13 +382,6 @@ impl TcpReceiver {
         listener
             .set_nonblocking(true)
             .map_err(|e| Error::io("O_NONBLOCK", e))?;
-        // Set on the listener, so that a connection waiting to be accepted has it already.
-        let half = config
-            .capacity
-            .unwrap_or(DEFAULT_TCP_RECV_BUFFER)
-            .div_ceil(2);
-        setsockopt(&listener, sockopt::RcvBuf, &half)
-            .map_err(|e| Error::io("SO_RCVBUF", e.into()))?;
         let local = listener
             .local_addr()
             .map_err(|e| Error::io("getsockname", e))?;
@@ -238,7 +395,6 @@ impl TcpReceiver {
                 TcpListen {
                     listener,
                     max: config.message_size,
-                    capacity: config.capacity,
                     name,
                 },
                 config.message_size,
@@ -265,8 +421,12 @@ ipc_core::forward_receiver!(TcpReceiver => multi, AsFd);
 /// The sending end of a TCP transport: one connection to the receiver.
 #[derive(Debug)]
 pub struct TcpSender {
-    io: TcpIo,
+    io: SenderIo,
     writer: FrameWriter,
+    /// The readiness descriptor, made at the first [`Readiness::ready_fd`]: an epoll set of the
+    /// socket alone, so that what it waits for (credit, or room in the socket) can change
+    /// under an event loop that registered it once.
+    ready: Option<Epoll>,
 }
 
 impl TcpSender {
@@ -282,6 +442,7 @@ impl TcpSender {
             ));
         }
         let config = SocketConfig::from_options(&spec.options)?;
+        let window = window(&config, spec)?;
         let wait = Wait::timeout(spec.options.open_timeout.unwrap_or(DEFAULT_OPEN_TIMEOUT));
         let addrs = resolve(spec)?;
         let mut pause = Duration::from_micros(250);
@@ -312,11 +473,21 @@ impl TcpSender {
             thread::sleep(pause.min(left));
             pause = (pause * 2).min(MAX_BACKOFF);
         };
+        let fd = configure(stream, Some(window))?;
+        // A fresh socket has room for the hello: it goes out whole.
+        let hello = hello(window);
+        let mut sent = 0;
+        while sent < HELLO_LEN {
+            let rest = [IoSlice::new(&hello[sent..])];
+            sent += send_on(fd.as_fd(), &rest, true)?.unwrap_or(0);
+        }
         Ok(TcpSender {
-            io: TcpIo {
-                fd: configure(stream, config.capacity, true)?,
+            io: SenderIo {
+                fd,
+                credit: Credit::new(window),
             },
             writer: FrameWriter::new(config.message_size),
+            ready: None,
         })
     }
 }
@@ -345,13 +516,42 @@ impl AsFd for TcpSender {
     }
 }
 
-/// The socket, writable when its send buffer has room (or in error once the receiver is gone).
+/// An epoll set of the socket, readable when the sender may get on: for acknowledgements
+/// when it has no credit (which the receiver's going also wakes), for room in the socket when
+/// it has some; `prepare_wait` picks which.
 impl Readiness for TcpSender {
     fn ready_fd(&mut self) -> Result<(BorrowedFd<'_>, Interest)> {
-        Ok((self.io.fd.as_fd(), Interest::Writable))
+        if self.ready.is_none() {
+            let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
+                .map_err(|e| Error::io("epoll_create", e.into()))?;
+            epoll
+                .add(&self.io.fd, EpollEvent::new(EpollFlags::EPOLLIN, 0))
+                .map_err(|e| Error::io("epoll_ctl", e.into()))?;
+            self.ready = Some(epoll);
+        }
+        let epoll = self.ready.as_ref().expect("made above");
+        Ok((epoll.0.as_fd(), Interest::Readable))
     }
 
     fn prepare_wait(&mut self) -> Result<bool> {
+        // An error (the receiver gone, garbage) is for the retry to say.
+        let Ok(credit) = self.io.available() else {
+            return Ok(true);
+        };
+        let mut events = EpollFlags::EPOLLIN;
+        if credit > 0 {
+            if poll_fd(self.io.fd.as_fd(), PollFlags::POLLOUT, Wait::Never)? {
+                return Ok(true);
+            }
+            events |= EpollFlags::EPOLLOUT;
+        }
+        if self.ready.is_none() {
+            self.ready_fd()?;
+        }
+        let epoll = self.ready.as_ref().expect("made above");
+        epoll
+            .modify(&self.io.fd, &mut EpollEvent::new(events, 0))
+            .map_err(|e| Error::io("epoll_ctl", e.into()))?;
         Ok(false)
     }
 

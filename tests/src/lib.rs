@@ -125,16 +125,9 @@ macro_rules! conformance_tests {
     // The tests of both groups but for what waiting costs (`blocked_calls_sleep_rather_than_spin`),
     // for a selection that must leave that one out.
     (@common_but_cost) => {
-        $crate::conformance_tests!(@without_stable_full);
         $crate::conformance_tests!(@each
             try_send_on_full_is_full_and_send_timeout_waits,
             signals_do_not_break_blocking_send,
-        );
-    };
-    // The tests of both groups that do not need a `Full` that stays full until the receiver
-    // reads (nor the cost of waiting), which TCP does not give.
-    (@without_stable_full) => {
-        $crate::conformance_tests!(@each
             random_messages_arrive_whole_once_in_order,
             oversized_message_is_refused_and_sends_nothing,
             small_buffer_is_refused_and_keeps_the_message,
@@ -164,19 +157,6 @@ macro_rules! conformance_tests {
             killed_receiver_wakes_blocked_sender,
             sigpipe_default_child_gets_disconnected,
         );
-    };
-    // The selection for TCP: `Full` does not stay full there (see tests/tcp.rs), so the tests
-    // that need it stay listed but ignored.
-    (@tcp $factory:expr) => {
-        $crate::conformance_tests!(@ctx $factory);
-        $crate::conformance_tests!(@without_stable_full);
-        $crate::conformance_tests!(@ignored "TCP's Full does not stay full: the receiver's \
-            kernel reopens its window as it merges small segments, with nobody reading":
-            try_send_on_full_is_full_and_send_timeout_waits,
-            signals_do_not_break_blocking_send,
-            blocked_calls_sleep_rather_than_spin,
-        );
-        $crate::conformance_tests!(@connected_only);
     };
     ($factory:expr, connected) => {
         $crate::conformance_tests!(@common $factory);
@@ -252,7 +232,7 @@ macro_rules! conformance_tests_via {
         }
 
         mod tcp {
-            $crate::conformance_tests!(@tcp $crate::ViaFactory::new(
+            $crate::conformance_tests!($crate::ViaFactory::new(
                 $crate::factory_socket::TcpFactory,
                 $via
             ));
