@@ -56,6 +56,40 @@
 //! connection is [`Error::Disconnected`]; a frame a dead sender left unfinished is dropped,
 //! never delivered in part.
 //!
+//! `capacity` is the sender's *window*: the bytes of frames (a frame is its message and
+//! 5 bytes, 65 from 4092 bytes on; see [`framing`](ipc_core::framing)) it may have sent that
+//! the receiver has not yet taken out with a receive. Default [`DEFAULT_TCP_WINDOW`] (256 KiB),
+//! grown to one frame of `message_size`; a `capacity` smaller than that frame is
+//! [`Error::InvalidSpec`]. A receiver's `capacity` has no effect. When the window is used up,
+//! `try_send` is [`Error::Full`] and stays so until the receiver takes messages out (TCP's own
+//! window cannot promise that: the receiver's kernel merges small segments and reopens it with
+//! nobody reading); `send_timeout` and `send` wait for credit, asleep in `poll`. A frame that
+//! meets the end of the window goes in part, and is finished (or, after a timeout, abandoned)
+//! as any frame a full stream took in part.
+//!
+//! ## Wire protocol (both ends are this crate; not for foreign programs)
+//!
+//! | direction         | bytes | what                                                      |
+//! |-------------------|-------|-----------------------------------------------------------|
+//! | sender → receiver | 8     | [`TCP_HELLO_MAGIC`] (`ipc-tcp1`), once, first             |
+//! | sender → receiver | 8     | the window, `u64` little endian (1..=`i32::MAX`), once     |
+//! | sender → receiver | ...   | frames of [`ipc_core::framing`], counted against the window |
+//! | receiver → sender | 8     | acknowledgement: total frame bytes taken out so far, `u64` LE |
+//!
+//! Frames the receiver drops (an aborted frame) count as taken out when dropped. The receiver
+//! acknowledges once per window: when the sender has used all of it (everything it could
+//! send has been read) and every whole frame read has been taken out, so a stream of small
+//! messages costs one 8-byte write per window, not per message, and a receiver that keeps up
+//! sends none. That is also why an acknowledgement never costs data: a sender that closed its
+//! socket is reset by its kernel when one arrives, throwing away what it had not transmitted,
+//! and when one is sent the sender has nothing left in flight. Acknowledgements are written
+//! without waiting and without `SIGPIPE`; one the socket has no room for goes at the next
+//! receive, and a sender gone is no error of the receiver's. The sender reads them, without
+//! waiting, when it runs out of credit; one that does not move forward or covers more than was
+//! sent is [`Error::Corrupted`], for good. A peer whose first bytes are not the hello, or a
+//! sender writing past its window, is [`Error::Corrupted`] at the receiver (and its connection
+//! dropped).
+//!
 //! ```
 //! use ipc_core::{Receiver, Sender, TransportSpec};
 //! use ipc_socket::{TcpReceiver, TcpSender};
@@ -110,10 +144,13 @@
 //! # Event loops
 //!
 //! Every endpoint is a [`Readiness`](ipc_core::Readiness) on one descriptor, level-triggered,
-//! with nothing to arm or consume: a sender's (or socket pair end's) socket, writable when its
-//! buffer has room and in error once the peer has gone; a receiver's epoll set, readable when a
-//! sender connects, sends or leaves. A TCP receiver that read a whole frame ahead says "retry
-//! now" in `prepare_wait`.
+//! with nothing to arm or consume: a unix sender's (or socket pair end's) socket, writable when
+//! its buffer has room and in error once the peer has gone; a receiver's epoll set, readable
+//! when a sender connects, sends or leaves. A TCP receiver that read a whole frame ahead says
+//! "retry now" in `prepare_wait`. A TCP sender's descriptor is an epoll set of its socket,
+//! readable: `prepare_wait` points it at the acknowledgements (the socket readable, which the
+//! receiver's going makes it too) when the window is used up, and at room in the socket
+//! otherwise.
 //!
 //! # Signals
 //!
@@ -158,8 +195,9 @@ const MAX_BACKOFF: Duration = Duration::from_millis(10);
 pub struct SocketConfig {
     /// Largest message in bytes.
     pub message_size: usize,
-    /// Socket buffer in bytes (`SO_SNDBUF` of a sender, `SO_RCVBUF` of a TCP receiver's
-    /// connections), if asked for; by default the kernel's, grown to hold one message.
+    /// Socket buffer in bytes (`SO_SNDBUF`) of a unix or socket pair sender, if asked for; by
+    /// default the kernel's, grown to hold one message. For a TCP sender, its window in bytes
+    /// of frames (see the crate documentation); a TCP receiver ignores it.
     pub capacity: Option<usize>,
 }
 

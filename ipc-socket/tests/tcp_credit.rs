@@ -1,0 +1,108 @@
+//! The flow control of `tcp:` on loopback: the window is exact and batched, and a peer that
+//! does not follow the protocol gets `Corrupted`, never a panic.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+use ipc_core::{Error, Receiver, Sender};
+use ipc_socket::{TCP_HELLO_MAGIC, TcpReceiver, TcpSender};
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// A frame of a 64-byte message is 69 bytes: a window of ten fits ten messages exactly.
+const FRAME: usize = 69;
+
+/// `try_send` is `Full` once the window is used, and stays so while the receiver has taken out
+/// only part of it (acknowledgements are batched); having taken all out, the sender has room.
+#[test]
+fn the_window_is_exact_and_returns_once_taken_out() {
+    let mut rx = TcpReceiver::open(&"tcp:127.0.0.1:0".parse().unwrap()).unwrap();
+    let spec = format!("{}?message_size=64&capacity={}", rx.spec(), 10 * FRAME);
+    let mut tx = TcpSender::open(&spec.parse().unwrap()).unwrap();
+    for i in 0..10u8 {
+        tx.try_send(&[i; 64]).unwrap();
+    }
+    assert!(matches!(tx.try_send(&[10; 64]), Err(Error::Full)));
+    let mut buf = [0; 64];
+    for i in 0..9u8 {
+        assert_eq!(rx.recv_timeout(&mut buf, DEADLINE).unwrap(), 64);
+        assert_eq!(buf[0], i);
+        let r = tx.try_send(&[10; 64]);
+        assert!(
+            matches!(r, Err(Error::Full)),
+            "after {} received: {r:?}",
+            i + 1
+        );
+    }
+    rx.recv_timeout(&mut buf, DEADLINE).unwrap();
+    // The acknowledgement is written before the last receive returns.
+    tx.send_timeout(&[10; 64], DEADLINE).unwrap();
+    assert_eq!(rx.recv_timeout(&mut buf, DEADLINE).unwrap(), 64);
+    assert_eq!(buf[0], 10);
+    assert!(matches!(rx.try_recv(&mut buf), Err(Error::Empty)));
+}
+
+/// A capacity smaller than one frame of `message_size` could never carry it.
+#[test]
+fn a_window_smaller_than_a_frame_is_invalid() {
+    let rx = TcpReceiver::open(&"tcp:127.0.0.1:0".parse().unwrap()).unwrap();
+    let spec = format!("{}?message_size=64&capacity=68", rx.spec());
+    let e = TcpSender::open(&spec.parse().unwrap()).unwrap_err();
+    assert!(matches!(e, Error::InvalidSpec { .. }), "{e:?}");
+}
+
+/// A fake receiver: accepts one sender of a 69-byte window and checks its hello.
+fn fake_receiver() -> (TcpSender, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let spec = format!("tcp:127.0.0.1:{port}?message_size=64&capacity={FRAME}");
+    let tx = TcpSender::open(&spec.parse().unwrap()).unwrap();
+    let (mut peer, _) = listener.accept().unwrap();
+    let mut hello = [0; 16];
+    peer.read_exact(&mut hello).unwrap();
+    assert_eq!(hello[..8], TCP_HELLO_MAGIC);
+    assert_eq!(
+        u64::from_le_bytes(hello[8..].try_into().unwrap()),
+        FRAME as u64
+    );
+    (tx, peer)
+}
+
+/// Credit for more than was sent is `Corrupted`, and stays so.
+#[test]
+fn an_acknowledgement_of_more_than_sent_is_corrupted() {
+    let (mut tx, mut peer) = fake_receiver();
+    tx.try_send(&[1; 64]).unwrap();
+    peer.write_all(&1000u64.to_le_bytes()).unwrap();
+    let e = tx.send_timeout(&[2; 64], DEADLINE).unwrap_err();
+    assert!(matches!(e, Error::Corrupted { .. }), "{e:?}");
+    let e = tx.try_send(&[2; 64]).unwrap_err();
+    assert!(matches!(e, Error::Corrupted { .. }), "sticky: {e:?}");
+}
+
+/// A record cut short by the receiver's going is its going: `Disconnected`.
+#[test]
+fn an_acknowledgement_cut_short_then_closed_is_disconnected() {
+    let (mut tx, mut peer) = fake_receiver();
+    tx.try_send(&[1; 64]).unwrap();
+    peer.write_all(&[69, 0, 0]).unwrap();
+    drop(peer);
+    let e = tx.send_timeout(&[2; 64], DEADLINE).unwrap_err();
+    assert!(matches!(e, Error::Disconnected), "{e:?}");
+}
+
+/// A connection that does not start with the hello is refused as corrupted, and the receiver
+/// goes on with the others.
+#[test]
+fn a_peer_without_the_hello_is_corrupted_at_the_receiver() {
+    let mut rx = TcpReceiver::open(&"tcp:127.0.0.1:0".parse().unwrap()).unwrap();
+    let mut raw = TcpStream::connect(rx.spec().address.to_string()).unwrap();
+    raw.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    let mut buf = [0; 64];
+    let e = rx.recv_timeout(&mut buf, DEADLINE).unwrap_err();
+    assert!(matches!(e, Error::Corrupted { .. }), "{e:?}");
+    let mut tx = TcpSender::open(rx.spec()).unwrap();
+    tx.send(b"after").unwrap();
+    assert_eq!(rx.recv_timeout(&mut buf, DEADLINE).unwrap(), 5);
+}
