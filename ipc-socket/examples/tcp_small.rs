@@ -1,15 +1,14 @@
-//! Throughput and round-trip latency of 64-byte messages over `tcp:127.0.0.1`, to see what the
+//! Throughput and round-trip latency of small messages over `tcp:127.0.0.1`, to see what the
 //! transport's flow control costs: `cargo run --release -p ipc-socket --example tcp_small
-//! [-- MESSAGES ROUND_TRIPS]`. Prints one line: messages per second one way, and the median
-//! round trip in microseconds (a ping over one connection, the pong over another).
+//! [-- MESSAGES ROUND_TRIPS [SIZE]]` (SIZE: bytes a message, default 64). Prints one line:
+//! messages per second one way, and the median round trip in microseconds (a ping over one
+//! connection, the pong over another).
 
 use std::thread;
 use std::time::{Duration, Instant};
 
 use ipc_core::{Error, Receiver, Sender};
 use ipc_socket::{TcpReceiver, TcpSender};
-
-const LEN: usize = 64;
 
 fn pair() -> Result<(TcpSender, TcpReceiver), Error> {
     let rx = TcpReceiver::open(&"tcp:127.0.0.1:0".parse()?)?;
@@ -18,11 +17,11 @@ fn pair() -> Result<(TcpSender, TcpReceiver), Error> {
 }
 
 /// Messages per second from one sender to one receiver, each in its own thread.
-fn throughput(messages: usize) -> Result<f64, Error> {
+fn throughput(messages: usize, len: usize) -> Result<f64, Error> {
     let (mut tx, mut rx) = pair()?;
     let start = Instant::now();
     let receiver = thread::spawn(move || -> Result<usize, Error> {
-        let mut buf = [0; LEN];
+        let mut buf = vec![0; len];
         let mut got = 0;
         loop {
             match rx.recv_timeout(&mut buf, Duration::from_secs(10)) {
@@ -32,7 +31,7 @@ fn throughput(messages: usize) -> Result<f64, Error> {
             }
         }
     });
-    let msg = [7; LEN];
+    let msg = vec![7; len];
     for _ in 0..messages {
         tx.send_timeout(&msg, Duration::from_secs(10))?;
     }
@@ -43,11 +42,11 @@ fn throughput(messages: usize) -> Result<f64, Error> {
 }
 
 /// Median round trip in microseconds.
-fn latency(round_trips: usize) -> Result<f64, Error> {
+fn latency(round_trips: usize, len: usize) -> Result<f64, Error> {
     let (mut ping_tx, mut ping_rx) = pair()?;
     let (mut pong_tx, mut pong_rx) = pair()?;
     let echo = thread::spawn(move || -> Result<(), Error> {
-        let mut buf = [0; LEN];
+        let mut buf = vec![0; len];
         loop {
             match ping_rx.recv_timeout(&mut buf, Duration::from_secs(10)) {
                 Ok(n) => pong_tx.send_timeout(&buf[..n], Duration::from_secs(10))?,
@@ -56,8 +55,8 @@ fn latency(round_trips: usize) -> Result<f64, Error> {
             }
         }
     });
-    let msg = [7; LEN];
-    let mut buf = [0; LEN];
+    let msg = vec![7; len];
+    let mut buf = vec![0; len];
     let mut times = Vec::with_capacity(round_trips);
     for _ in 0..round_trips {
         let start = Instant::now();
@@ -77,8 +76,9 @@ fn main() -> Result<(), Error> {
         .map(|a| a.parse().expect("a count"));
     let messages = args.next().unwrap_or(1_000_000);
     let round_trips = args.next().unwrap_or(20_000);
-    let rate = throughput(messages)?;
-    let rtt = latency(round_trips)?;
-    println!("{LEN} B: {rate:.0} msg/s one way, median round trip {rtt:.1} us");
+    let len = args.next().unwrap_or(64);
+    let rate = throughput(messages, len)?;
+    let rtt = latency(round_trips, len)?;
+    println!("{len} B: {rate:.0} msg/s one way, median round trip {rtt:.1} us");
     Ok(())
 }

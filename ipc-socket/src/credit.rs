@@ -155,8 +155,9 @@ impl Acks {
     /// taken out (`unread`) and whether the next receive must read the connection (`drained`).
     ///
     /// Due only when the sender has used its whole window (all of it has been read: it can
-    /// write nothing more) and everything whole has been taken out: one acknowledgement per
-    /// window, and never one the sender might not read. A sender that closes its socket with
+    /// write nothing more), and everything whole has been taken out or half the window has
+    /// (so that the sender refills that half while the rest is taken out): one or two
+    /// acknowledgements per window, and never one the sender might not read. A sender that closes its socket with
     /// acknowledgements on their way is reset by its kernel when they arrive, which throws away
     /// what it had not transmitted yet; this one comes only when the sender has nothing left in
     /// flight (everything it wrote has been read here), so such a reset loses nothing.
@@ -168,7 +169,8 @@ impl Acks {
         if self.pending.is_none() {
             let taken = self.received - unread as u64;
             let stalled = self.received - self.acked >= self.window;
-            if taken == self.acked || !stalled || !drained {
+            let owed = taken - self.acked;
+            if owed == 0 || !stalled || !(drained || owed >= self.window.div_ceil(2)) {
                 return None;
             }
             self.pending = Some((taken.to_le_bytes(), 0));
@@ -234,15 +236,12 @@ mod tests {
     }
 
     #[test]
-    fn one_acknowledgement_per_window_once_the_sender_is_out_of_it() {
+    fn acknowledgements_only_once_the_sender_is_out_of_window() {
         let mut a = Acks::new(100);
         a.received(60).unwrap();
         assert!(a.due(0, true).is_none(), "the sender still has credit");
         a.received(40).unwrap();
-        assert!(
-            a.due(10, false).is_none(),
-            "a whole frame is still to take out"
-        );
+        assert!(a.due(60, false).is_none(), "40 taken out, more to take");
         let (record, _) = *a.due(10, true).expect("window used and drained");
         assert_eq!(u64::from_le_bytes(record), 90);
         a.wrote(5);
@@ -257,6 +256,11 @@ mod tests {
             "nothing more until the sender is out again"
         );
         a.received(90).unwrap();
+        assert!(a.due(60, false).is_none(), "30 of 100 taken out");
+        let (record, _) = *a.due(50, false).expect("half the window taken out");
+        assert_eq!(u64::from_le_bytes(record), 140);
+        a.wrote(8);
+        a.received(50).unwrap();
         let e = a.received(1).unwrap_err();
         assert!(
             matches!(e, Error::Corrupted { .. }),

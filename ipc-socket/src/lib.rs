@@ -77,10 +77,11 @@
 //! | receiver → sender | 8     | acknowledgement: total frame bytes taken out so far, `u64` LE |
 //!
 //! Frames the receiver drops (an aborted frame) count as taken out when dropped. The receiver
-//! acknowledges once per window: when the sender has used all of it (everything it could
-//! send has been read) and every whole frame read has been taken out, so a stream of small
-//! messages costs one 8-byte write per window, not per message, and a receiver that keeps up
-//! sends none. That is also why an acknowledgement never costs data: a sender that closed its
+//! acknowledges only when the sender has used all of its window (everything it could send has
+//! been read), and then once half the window, or every whole frame read, has been taken out
+//! (the sender refills that half while the rest is taken out). So a stream of small messages
+//! costs an 8-byte write per half window at most, not per message, and a receiver that keeps
+//! up sends none. That is also why an acknowledgement never costs data: a sender that closed its
 //! socket is reset by its kernel when one arrives, throwing away what it had not transmitted,
 //! and when one is sent the sender has nothing left in flight. Acknowledgements are written
 //! without waiting and without `SIGPIPE`; one the socket has no room for goes at the next
