@@ -24,7 +24,7 @@
 //!
 //! | option         | value                               | taken by                          |
 //! |----------------|-------------------------------------|-----------------------------------|
-//! | `capacity`     | bytes (`64KiB`), messages for queues | all (sockets: buffer bytes)      |
+//! | `capacity`     | bytes (`64KiB`), messages for queues | all (sockets: buffer bytes; tcp: the sender's window of frame bytes) |
 //! | `message_size` | bytes                               | all                               |
 //! | `mode`         | octal, `0000`..=`0777`              | all but `pipe`, `tcp`, `socketpair`, `zenoh` |
 //! | `create`       | `always`, `never`, `if_missing`     | all but `pipe`, `tcp`, `socketpair`, `zenoh` |
@@ -193,8 +193,9 @@ impl Transport {
                 "owner",
                 "group",
             ],
-            // Sockets: `capacity` sizes the socket buffers; the peer's uid is checked on unix
-            // sockets (`owner`, `group`), the socket file's mode set (`mode`, `create`).
+            // Sockets: `capacity` sizes the socket buffers (tcp: the sender's window); the
+            // peer's uid is checked on unix sockets (`owner`, `group`), the socket file's mode
+            // set (`mode`, `create`).
             Transport::Unix => &[
                 "capacity",
                 "message_size",

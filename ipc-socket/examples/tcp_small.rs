@@ -1,6 +1,7 @@
 //! Throughput and round-trip latency of small messages over `tcp:127.0.0.1`, to see what the
 //! transport's flow control costs: `cargo run --release -p ipc-socket --example tcp_small
-//! [-- MESSAGES ROUND_TRIPS [SIZE]]` (SIZE: bytes a message, default 64). Prints one line:
+//! [-- MESSAGES ROUND_TRIPS [SIZE [CAPACITY]]]` (SIZE: bytes a message, default 64; CAPACITY:
+//! the senders' `capacity` option, default none). Prints one line:
 //! messages per second one way, and the median round trip in microseconds (a ping over one
 //! connection, the pong over another).
 
@@ -10,15 +11,17 @@ use std::time::{Duration, Instant};
 use ipc_core::{Error, Receiver, Sender};
 use ipc_socket::{TcpReceiver, TcpSender};
 
-fn pair() -> Result<(TcpSender, TcpReceiver), Error> {
+fn pair(capacity: Option<usize>) -> Result<(TcpSender, TcpReceiver), Error> {
     let rx = TcpReceiver::open(&"tcp:127.0.0.1:0".parse()?)?;
-    let tx = TcpSender::open(rx.spec())?;
+    let mut spec = rx.spec().clone();
+    spec.options.capacity = capacity.map(|c| c as u64);
+    let tx = TcpSender::open(&spec)?;
     Ok((tx, rx))
 }
 
 /// Messages per second from one sender to one receiver, each in its own thread.
-fn throughput(messages: usize, len: usize) -> Result<f64, Error> {
-    let (mut tx, mut rx) = pair()?;
+fn throughput(messages: usize, len: usize, capacity: Option<usize>) -> Result<f64, Error> {
+    let (mut tx, mut rx) = pair(capacity)?;
     let start = Instant::now();
     let receiver = thread::spawn(move || -> Result<usize, Error> {
         let mut buf = vec![0; len];
@@ -42,9 +45,9 @@ fn throughput(messages: usize, len: usize) -> Result<f64, Error> {
 }
 
 /// Median round trip in microseconds.
-fn latency(round_trips: usize, len: usize) -> Result<f64, Error> {
-    let (mut ping_tx, mut ping_rx) = pair()?;
-    let (mut pong_tx, mut pong_rx) = pair()?;
+fn latency(round_trips: usize, len: usize, capacity: Option<usize>) -> Result<f64, Error> {
+    let (mut ping_tx, mut ping_rx) = pair(capacity)?;
+    let (mut pong_tx, mut pong_rx) = pair(capacity)?;
     let echo = thread::spawn(move || -> Result<(), Error> {
         let mut buf = vec![0; len];
         loop {
@@ -77,8 +80,9 @@ fn main() -> Result<(), Error> {
     let messages = args.next().unwrap_or(1_000_000);
     let round_trips = args.next().unwrap_or(20_000);
     let len = args.next().unwrap_or(64);
-    let rate = throughput(messages, len)?;
-    let rtt = latency(round_trips, len)?;
+    let capacity = args.next();
+    let rate = throughput(messages, len, capacity)?;
+    let rtt = latency(round_trips, len, capacity)?;
     println!("{len} B: {rate:.0} msg/s one way, median round trip {rtt:.1} us");
     Ok(())
 }
