@@ -62,6 +62,12 @@ fn recv_on(fd: BorrowedFd<'_>, buf: &mut [u8], block: bool) -> Result<Option<usi
     }
 }
 
+/// The framing asked a connection for the direction it does not carry frames in (never, as
+/// a sender only writes frames and a receiver only reads them).
+fn not_its_direction(why: &'static str) -> Error {
+    Error::io("tcp", std::io::Error::other(why))
+}
+
 /// A sender's connection as the framing sees it: writes only what its credit allows, and
 /// reads the receiver's acknowledgements when it needs more.
 #[derive(Debug)]
@@ -137,17 +143,11 @@ impl StreamIo for SenderIo {
     }
 
     fn read(&mut self, _buf: &mut [u8], _block: bool) -> Result<Option<usize>> {
-        Err(Error::io(
-            "tcp sender",
-            std::io::Error::other("a sender does not read frames"),
-        ))
+        Err(not_its_direction("a sender does not read frames"))
     }
 
     fn wait_readable(&mut self, _wait: Wait) -> Result<bool> {
-        Err(Error::io(
-            "tcp sender",
-            std::io::Error::other("a sender does not read frames"),
-        ))
+        Err(not_its_direction("a sender does not read frames"))
     }
 }
 
@@ -161,17 +161,11 @@ struct ConnIo {
 
 impl StreamIo for ConnIo {
     fn write(&mut self, _bufs: &[IoSlice<'_>], _block: bool) -> Result<Option<usize>> {
-        Err(Error::io(
-            "tcp receiver",
-            std::io::Error::other("a receiver writes acknowledgements only"),
-        ))
+        Err(not_its_direction("a receiver writes acknowledgements only"))
     }
 
     fn wait_writable(&mut self, _wait: Wait) -> Result<bool> {
-        Err(Error::io(
-            "tcp receiver",
-            std::io::Error::other("a receiver writes acknowledgements only"),
-        ))
+        Err(not_its_direction("a receiver writes acknowledgements only"))
     }
 
     fn read(&mut self, buf: &mut [u8], block: bool) -> Result<Option<usize>> {
