@@ -118,14 +118,12 @@ impl StreamIo for SenderIo {
             // Rare (the window's last bytes): the frame goes in part, and is owed as any frame a
             // full socket took in part.
             let mut left = credit as usize;
-            let cut: Vec<IoSlice<'_>> = bufs
-                .iter()
-                .map_while(|b| {
-                    let n = b.len().min(left);
-                    left -= n;
-                    (n > 0).then(|| IoSlice::new(&b[..n]))
-                })
-                .collect();
+            let mut cut = Vec::with_capacity(bufs.len());
+            for b in bufs {
+                let n = b.len().min(left);
+                cut.push(IoSlice::new(&b[..n]));
+                left -= n;
+            }
             send_on(self.fd.as_fd(), &cut, block)?
         };
         if let Some(n) = written {
