@@ -7,9 +7,12 @@
 //!
 //! # Turns and order
 //!
-//! The connections epoll reports ready are served one message each, in the order reported,
-//! before epoll is asked again: a busy sender cannot starve a slow one. Messages of one sender
-//! arrive in the order it sent them (one connection, read in order).
+//! The connections epoll reports ready are served one message each, in the order reported.
+//! A connection just received from goes to the back of the line, since it may well hold more:
+//! a busy sender costs one `recv` per message, not an `epoll_wait` and a `recv`. Epoll is asked
+//! again whenever the line is empty and at least every [`POLL_EVERY`] messages, so a busy
+//! sender cannot starve one that epoll has not reported yet. Messages of one sender arrive in
+//! the order it sent them (one connection, read in order).
 //!
 //! # Disconnection
 //!
@@ -30,9 +33,6 @@ pub(crate) trait Conn: AsFd + Send {
     /// One message without waiting: `Empty` when none is whole yet, `Disconnected` when the
     /// sender has gone (a message it left unfinished is dropped, never delivered).
     fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize>;
-
-    /// Whether a whole message was read ahead, which epoll no longer shows.
-    fn buffered(&self) -> bool;
 }
 
 /// A listening socket.
@@ -48,6 +48,9 @@ pub(crate) trait Listen: AsFd + Send {
 /// The token of the listening socket in the epoll set; connections have their own.
 const LISTENER: u64 = 0;
 
+/// Most messages received between two looks at epoll (see the module documentation).
+const POLL_EVERY: u32 = 16;
+
 /// The listener, its connections, and whose turn it is.
 pub(crate) struct Multi<L: Listen> {
     listener: L,
@@ -56,6 +59,8 @@ pub(crate) struct Multi<L: Listen> {
     next_token: u64,
     /// Connections (or the listener) known to be ready, served front first.
     ready: VecDeque<u64>,
+    /// Messages received since epoll was last asked.
+    served: u32,
     ever_connected: bool,
     max: usize,
 }
@@ -87,6 +92,7 @@ impl<L: Listen> Multi<L> {
             conns: HashMap::new(),
             next_token: LISTENER + 1,
             ready: VecDeque::new(),
+            served: 0,
             ever_connected: false,
             max,
         })
@@ -130,6 +136,7 @@ impl<L: Listen> Multi<L> {
 
     /// Waits in epoll (within `wait`) and queues what it reports; `Ok(false)` when nothing was.
     fn poll(&mut self, wait: Wait) -> Result<bool> {
+        self.served = 0;
         let mut events = [EpollEvent::empty(); 64];
         loop {
             let timeout =
@@ -139,7 +146,12 @@ impl<L: Listen> Multi<L> {
                 // epoll rounds to milliseconds: go round again until the deadline has passed.
                 Ok(0) | Err(Errno::EINTR) => continue,
                 Ok(n) => {
-                    self.ready.extend(events[..n].iter().map(|e| e.data()));
+                    for token in events[..n].iter().map(|e| e.data()) {
+                        // Already in line when it was received from last.
+                        if !self.ready.contains(&token) {
+                            self.ready.push_back(token);
+                        }
+                    }
                     return Ok(true);
                 }
                 Err(e) => return Err(Error::io("epoll_wait", e.into())),
@@ -150,6 +162,10 @@ impl<L: Listen> Multi<L> {
     /// One message without waiting, from the next connection in turn.
     fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
         let mut asked = false;
+        if self.served >= POLL_EVERY {
+            asked = true;
+            self.poll(Wait::Never)?;
+        }
         loop {
             let Some(token) = self.ready.pop_front() else {
                 if !asked {
@@ -158,12 +174,14 @@ impl<L: Listen> Multi<L> {
                         continue;
                     }
                 }
-                // Nothing ready; a sender still in the backlog keeps us connected.
-                if self.accept_all()? > 0 {
+                let all_gone = self.ever_connected && self.conns.is_empty();
+                // A sender still in the backlog (epoll asked just before it came) keeps us
+                // connected.
+                if all_gone && self.accept_all()? > 0 {
                     asked = false;
                     continue;
                 }
-                return Err(if self.ever_connected && self.conns.is_empty() {
+                return Err(if all_gone {
                     Error::Disconnected
                 } else {
                     Error::Empty
@@ -178,9 +196,8 @@ impl<L: Listen> Multi<L> {
             };
             match conn.try_recv(buf) {
                 Ok(n) => {
-                    if conn.buffered() {
-                        self.ready.push_back(token);
-                    }
+                    self.served += 1;
+                    self.ready.push_back(token);
                     return Ok(n);
                 }
                 Err(Error::Empty) => {}

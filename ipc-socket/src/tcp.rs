@@ -315,10 +315,6 @@ impl Conn for TcpConn {
         }
         got
     }
-
-    fn buffered(&self) -> bool {
-        self.reader.next_is_buffered()
-    }
 }
 
 impl Listen for TcpListen {

@@ -264,10 +264,6 @@ impl Conn for UnixConn {
     fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
         self.0.recv(buf, Wait::Never)
     }
-
-    fn buffered(&self) -> bool {
-        false
-    }
 }
 
 impl Listen for UnixListen {
