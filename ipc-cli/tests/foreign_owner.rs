@@ -58,16 +58,16 @@ impl Scratch {
     /// `ipc ARGS` as nobody, with no supplementary groups (std drops them when root sets a
     /// uid), waited for at most [`WAIT`].
     fn ipc_as_nobody(&self, args: &[&str]) -> Output {
-        let mut child = Command::new(&self.ipc)
+        let mut command = Command::new(&self.ipc);
+        command
             .args(args)
             .uid(NOBODY)
             .gid(NOBODY)
             .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::piped());
+        let mut child = spawn_copied(&mut command);
         let deadline = std::time::Instant::now() + WAIT;
         while child.try_wait().unwrap().is_none() {
             if std::time::Instant::now() > deadline {
@@ -274,4 +274,22 @@ fn a_sender_of_root_still_refuses_by_default() {
     );
     let mut tx = ipc::open_sender(&format!("posix-mq:/{name}?mode=0666")).unwrap();
     tx.send(b"ok").unwrap();
+}
+
+/// Spawns `command`, whose program is a copy this test binary just wrote. Another test thread
+/// that forks while the copy is still open for writing holds that descriptor until its exec,
+/// and an exec of the copy meanwhile fails with `ETXTBSY`: retried, for at most a second.
+fn spawn_copied(command: &mut Command) -> std::process::Child {
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        match command.spawn() {
+            Err(e)
+                if e.raw_os_error() == Some(nix::libc::ETXTBSY)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::yield_now();
+            }
+            result => return result.expect("spawning the copied ipc"),
+        }
+    }
 }
