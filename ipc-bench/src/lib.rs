@@ -49,6 +49,8 @@ mod posix_shm;
 mod protocol;
 mod queue;
 mod raw;
+#[cfg(feature = "zenoh")]
+mod raw_zenoh;
 mod readiness;
 mod repeat;
 mod report;
@@ -62,6 +64,8 @@ mod throughput;
 mod transport;
 mod transports;
 mod watch;
+#[cfg(feature = "zenoh")]
+mod zenoh;
 
 pub use args::Args;
 pub use error::Error;

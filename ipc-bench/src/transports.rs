@@ -21,6 +21,8 @@ pub(crate) static TRANSPORTS: &[&dyn BenchTransport] = &[
     &socket::UNIX,
     &socket::Tcp,
     &socket::SOCKETPAIR,
+    #[cfg(feature = "zenoh")]
+    &crate::zenoh::Zenoh,
 ];
 
 /// The transport called `name` (as the peer's command line names it).
@@ -55,6 +57,13 @@ pub(crate) fn select(name: &str) -> Result<Vec<&'static dyn BenchTransport>, Err
 }
 
 fn unknown(name: &str) -> Error {
+    if name == "zenoh" {
+        return Error::Usage(
+            "bench transport `zenoh` is not built in: build `ipc` with the feature `zenoh` \
+             (`cargo install --path ipc-cli --features zenoh`)"
+                .into(),
+        );
+    }
     let known: Vec<_> = TRANSPORTS.iter().map(|t| t.name()).collect();
     Error::Usage(format!(
         "unknown bench transport `{name}` (built in: {}; a leading part such as `posix-shm` \

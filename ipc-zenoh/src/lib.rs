@@ -110,6 +110,17 @@ pub const DEFAULT_CAPACITY: usize = 256;
 /// How long a sender waits for a receiver when the string gives no `open_timeout`.
 pub const DEFAULT_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The Zenoh session configuration that the endpoints of `spec` open their sessions with
+/// (peer or client mode, endpoints, scouting, QoS, lease, congestion; see the crate's
+/// transport strings). For a program that uses Zenoh directly beside this crate and wants
+/// the very same sessions: `ipc bench` measures its raw Zenoh baseline on them, so that the
+/// comparison is of the layer, not of two configurations.
+///
+/// Errors: [`Error::InvalidSpec`] when Zenoh refuses an option of the string.
+pub fn session_config(spec: &TransportSpec) -> Result<zenoh::Config> {
+    session::config(spec)
+}
+
 /// The key expression of a `zenoh:` string, as Zenoh checks it.
 fn key_expr(spec: &TransportSpec) -> Result<KeyExpr<'static>> {
     let text = match (&spec.address, spec.transport) {

@@ -85,7 +85,7 @@ fn json_list(items: &[String]) -> String {
 /// - a peer started before the one it connects to retries `connect` quickly (from 20 ms on,
 ///   at most every second) in the background without failing the open: `open_timeout` is
 ///   what bounds a sender's wait.
-fn config(spec: &TransportSpec) -> Result<Config> {
+pub(crate) fn config(spec: &TransportSpec) -> Result<Config> {
     let o = &spec.options;
     let mode = match o.zenoh_mode.unwrap_or_default() {
         ZenohMode::Peer => "peer",
