@@ -6,8 +6,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use ipc_core::{Error, Interest, Readiness, Receiver, Result, TransportSpec, Wait};
 use zenoh::Wait as _;
+use zenoh::bytes::ZBytes;
 use zenoh::pubsub::Subscriber;
-use zenoh::sample::{Sample, SampleKind};
+use zenoh::sample::{Sample, SampleFields, SampleKind};
 
 use crate::notify::Notifier;
 use crate::session::{self, zenoh_error};
@@ -15,7 +16,18 @@ use crate::{DEFAULT_CAPACITY, key_expr, max_message_size, sender_tokens};
 
 #[derive(Debug, Default)]
 struct State {
-    queue: VecDeque<Vec<u8>>,
+    /// The payloads as Zenoh handed them (reference-counted slices of its receive buffers):
+    /// `recv` copies each once, into the caller's buffer.
+    queue: VecDeque<ZBytes>,
+    /// Whether `recv` waits on `arrived`, and how many callbacks wait on `room`: a condvar
+    /// is only notified when someone waits, since notifying costs a system call (futex)
+    /// per message, which on a stream of small messages was most of the receiving side.
+    receiver_waits: bool,
+    callbacks_wait: usize,
+    /// Whether a reader said it is about to sleep on the eventfd (`prepare_wait` found the
+    /// queue empty): only then does a message signal it. A write to the eventfd per message
+    /// cost as much again as that futex, and a blocking `recv` never looks at the eventfd.
+    armed: bool,
     /// Liveliness tokens of the senders alive now.
     senders: HashSet<String>,
     /// Whether a sender was ever seen: before that, no sender is not a disconnection.
@@ -53,21 +65,28 @@ impl Inbox {
         if sample.kind() != SampleKind::Put {
             return;
         }
-        let msg = sample.payload().to_bytes().into_owned();
         let mut state = self.lock();
         while state.queue.len() >= self.capacity && !state.closed {
+            state.callbacks_wait += 1;
             state = self
                 .room
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
+            state.callbacks_wait -= 1;
         }
         if state.closed {
             return;
         }
-        state.queue.push_back(msg);
+        state.queue.push_back(SampleFields::from(sample).payload);
+        let receiver_waits = state.receiver_waits;
+        let armed = std::mem::take(&mut state.armed);
         drop(state);
-        self.arrived.notify_one();
-        self.notifier.signal();
+        if receiver_waits {
+            self.arrived.notify_one();
+        }
+        if armed {
+            self.notifier.signal();
+        }
     }
 
     /// The liveliness subscriber's callback: a sender's token came or went.
@@ -171,28 +190,40 @@ impl Receiver for ZenohReceiver {
         loop {
             if let Some(front) = state.queue.front() {
                 let n = front.len();
-                if n > buf.len() {
+                let Some(dest) = buf.get_mut(..n) else {
                     return Err(Error::BufferTooSmall {
                         len: buf.len(),
                         needed: n,
                     });
+                };
+                // A large message comes as the fragments Zenoh reassembled it from.
+                let mut at = 0;
+                for slice in front.slices() {
+                    dest[at..at + slice.len()].copy_from_slice(slice);
+                    at += slice.len();
                 }
-                buf[..n].copy_from_slice(front);
                 state.queue.pop_front();
+                let callbacks_wait = state.callbacks_wait > 0;
                 drop(state);
-                self.inbox.room.notify_one();
+                if callbacks_wait {
+                    self.inbox.room.notify_one();
+                }
                 return Ok(n);
             }
             if state.disconnected() {
                 return Err(Error::Disconnected);
             }
-            state = match wait.remaining() {
+            let left = wait.remaining();
+            if left.is_some_and(|left| left.is_zero()) {
+                return Err(wait.empty_error());
+            }
+            state.receiver_waits = true;
+            state = match left {
                 None => self
                     .inbox
                     .arrived
                     .wait(state)
                     .unwrap_or_else(PoisonError::into_inner),
-                Some(left) if left.is_zero() => return Err(wait.empty_error()),
                 Some(left) => {
                     self.inbox
                         .arrived
@@ -201,6 +232,7 @@ impl Receiver for ZenohReceiver {
                         .0
                 }
             };
+            state.receiver_waits = false;
         }
     }
 
@@ -215,9 +247,13 @@ impl Readiness for ZenohReceiver {
         Ok((self.inbox.notifier.fd(), Interest::Readable))
     }
 
+    /// Arms the eventfd when there is nothing to take: the next message signals it (the
+    /// readiness protocol calls this before every sleep, so no wake-up is lost).
     fn prepare_wait(&mut self) -> Result<bool> {
-        let state = self.inbox.lock();
-        Ok(!state.queue.is_empty() || state.disconnected())
+        let mut state = self.inbox.lock();
+        let ready = !state.queue.is_empty() || state.disconnected();
+        state.armed = !ready;
+        Ok(ready)
     }
 
     fn after_wake(&mut self) {
