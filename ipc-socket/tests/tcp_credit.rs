@@ -48,6 +48,54 @@ fn the_window_is_exact_and_returns_in_batches() {
     assert_eq!(buf[0], 15);
 }
 
+/// A batch sends as much as the window takes, counted exactly: with room for ten and a half
+/// frames, ten messages are sent whole, the eleventh not at all (its frame, cut at the
+/// window's end, is owed as aborted), and the receiver gets exactly the ten, in order.
+#[test]
+fn a_batch_stops_at_the_window_and_says_how_many_went() {
+    let mut rx = TcpReceiver::open(&"tcp:127.0.0.1:0".parse().unwrap()).unwrap();
+    let spec = format!(
+        "{}?message_size=64&capacity={}",
+        rx.spec(),
+        10 * FRAME + FRAME / 2
+    );
+    let mut tx = TcpSender::open(&spec.parse().unwrap()).unwrap();
+    let msgs: Vec<[u8; 64]> = (0..30u8).map(|i| [i; 64]).collect();
+    let batch: Vec<&[u8]> = msgs.iter().map(|m| &m[..]).collect();
+    assert_eq!(tx.send_batch(&batch, ipc_core::Wait::Never).unwrap(), 10);
+    let mut buf = [0; 64];
+    for i in 0..10u8 {
+        assert_eq!(rx.recv_timeout(&mut buf, DEADLINE).unwrap(), 64);
+        assert_eq!(buf[0], i);
+    }
+    // The rest, as the window comes back, in as many calls as it takes; every message
+    // arrives once, in order.
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let (mut sent, mut received) = (10, 10);
+    while received < batch.len() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stuck: {sent} sent, {received} received"
+        );
+        if sent < batch.len() {
+            match tx.send_batch(&batch[sent..], ipc_core::Wait::Never) {
+                Ok(n) => sent += n,
+                Err(Error::Full) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        match rx.recv_timeout(&mut buf, Duration::from_millis(10)) {
+            Ok(n) => {
+                assert_eq!((n, usize::from(buf[0])), (64, received));
+                received += 1;
+            }
+            Err(Error::Timeout) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(matches!(rx.try_recv(&mut buf), Err(Error::Empty)));
+}
+
 /// A capacity smaller than one frame of `message_size` could never carry it.
 #[test]
 fn a_window_smaller_than_a_frame_is_invalid() {
