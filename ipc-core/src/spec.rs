@@ -70,6 +70,33 @@ use std::time::Duration;
 
 use crate::{Error, Framing, Result};
 
+/// `FromStr` and `Display` for an option whose value is one of a few keywords: each variant
+/// is written as its first word and also read from the others; anything else is
+/// [`Error::InvalidSpec`] saying `$expected`.
+macro_rules! keywords {
+    ($ty:ident, $expected:literal { $($variant:ident => $word:literal $(| $alias:literal)*),+ $(,)? }) => {
+        impl std::str::FromStr for $ty {
+            type Err = $crate::Error;
+
+            fn from_str(s: &str) -> $crate::Result<$ty> {
+                match s {
+                    $($word $(| $alias)* => Ok($ty::$variant),)+
+                    _ => Err($crate::Error::invalid_spec(s, format!("{}, not `{s}`", $expected))),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(match self {
+                    $($ty::$variant => $word,)+
+                })
+            }
+        }
+    };
+}
+pub(crate) use keywords;
+
 /// Longest name component the kernel accepts for POSIX objects (`NAME_MAX`).
 pub const NAME_MAX: usize = 255;
 
@@ -255,21 +282,6 @@ pub enum Producers {
     Multi,
 }
 
-impl FromStr for Producers {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Producers> {
-        match s {
-            "single" | "1" => Ok(Producers::Single),
-            "multi" | "many" => Ok(Producers::Multi),
-            _ => Err(Error::invalid_spec(
-                s,
-                format!("producers must be single or multi, not `{s}`"),
-            )),
-        }
-    }
-}
-
 /// How an endpoint waits for its peer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum WaitStrategy {
@@ -282,41 +294,6 @@ pub enum WaitStrategy {
     Park,
 }
 
-impl FromStr for WaitStrategy {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<WaitStrategy> {
-        match s {
-            "busy" => Ok(WaitStrategy::Busy),
-            "spin" => Ok(WaitStrategy::Spin),
-            "park" => Ok(WaitStrategy::Park),
-            _ => Err(Error::invalid_spec(
-                s,
-                format!("wait must be busy, spin or park, not `{s}`"),
-            )),
-        }
-    }
-}
-
-impl fmt::Display for WaitStrategy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            WaitStrategy::Busy => "busy",
-            WaitStrategy::Spin => "spin",
-            WaitStrategy::Park => "park",
-        })
-    }
-}
-
-impl fmt::Display for Producers {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Producers::Single => "single",
-            Producers::Multi => "multi",
-        })
-    }
-}
-
 /// The role of a Zenoh session (`mode=peer|client` of a `zenoh:` string).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum ZenohMode {
@@ -325,30 +302,6 @@ pub enum ZenohMode {
     Peer,
     /// Talks only through a Zenoh router, named by `connect`.
     Client,
-}
-
-impl FromStr for ZenohMode {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<ZenohMode> {
-        match s {
-            "peer" => Ok(ZenohMode::Peer),
-            "client" => Ok(ZenohMode::Client),
-            _ => Err(Error::invalid_spec(
-                s,
-                format!("a zenoh mode is peer or client, not `{s}`"),
-            )),
-        }
-    }
-}
-
-impl fmt::Display for ZenohMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ZenohMode::Peer => "peer",
-            ZenohMode::Client => "client",
-        })
-    }
 }
 
 /// How a Zenoh session looks for others besides its `connect` endpoints
@@ -363,29 +316,23 @@ pub enum Scouting {
     Multicast,
 }
 
-impl FromStr for Scouting {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Scouting> {
-        match s {
-            "off" => Ok(Scouting::Off),
-            "multicast" => Ok(Scouting::Multicast),
-            _ => Err(Error::invalid_spec(
-                s,
-                format!("scouting is off or multicast, not `{s}`"),
-            )),
-        }
-    }
-}
-
-impl fmt::Display for Scouting {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Scouting::Off => "off",
-            Scouting::Multicast => "multicast",
-        })
-    }
-}
+keywords!(Producers, "producers must be single or multi" {
+    Single => "single" | "1",
+    Multi => "multi" | "many",
+});
+keywords!(WaitStrategy, "wait must be busy, spin or park" {
+    Busy => "busy",
+    Spin => "spin",
+    Park => "park",
+});
+keywords!(ZenohMode, "a zenoh mode is peer or client" {
+    Peer => "peer",
+    Client => "client",
+});
+keywords!(Scouting, "scouting is off or multicast" {
+    Off => "off",
+    Multicast => "multicast",
+});
 
 /// Whether opening may create the object, and whether it must.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

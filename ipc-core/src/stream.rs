@@ -38,9 +38,7 @@
 //! frame). [`StreamWriter::settle`] writes the rest out, e.g. before the descriptor is handed
 //! on; a pipe or FIFO sender dropped while it owes one does so too, waiting a bounded time.
 
-use std::fmt;
 use std::io::IoSlice;
-use std::str::FromStr;
 
 use crate::framing::{FrameReader, FrameWriter, StreamIo};
 use crate::{Error, Result, Wait};
@@ -57,31 +55,11 @@ pub enum Framing {
     Raw,
 }
 
-impl FromStr for Framing {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Framing> {
-        match s {
-            "frames" => Ok(Framing::Frames),
-            "lines" => Ok(Framing::Lines),
-            "raw" => Ok(Framing::Raw),
-            _ => Err(Error::invalid_spec(
-                s,
-                format!("framing must be frames, lines or raw, not `{s}`"),
-            )),
-        }
-    }
-}
-
-impl fmt::Display for Framing {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Framing::Frames => "frames",
-            Framing::Lines => "lines",
-            Framing::Raw => "raw",
-        })
-    }
-}
+crate::spec::keywords!(Framing, "framing must be frames, lines or raw" {
+    Frames => "frames",
+    Lines => "lines",
+    Raw => "raw",
+});
 
 /// Smallest read buffer of a line reader, so that short lines are read many per system call.
 const MIN_LINE_BUFFER: usize = 64 * 1024;
