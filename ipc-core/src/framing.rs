@@ -189,20 +189,34 @@ fn write_frame(
     written: &mut usize,
     wait: Wait,
 ) -> Result<bool> {
-    let block = wait.is_forever();
     while *written < frame.len() {
         let (slices, n) = frame.slices_from(*written);
-        match io.write(&slices[..n], block)? {
+        match write_waiting(io, &slices[..n], wait)? {
             Some(n) => *written += n,
-            None if wait == Wait::Never => return Ok(false),
+            None => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+/// One write of a prefix of `bufs`, waiting for room as `wait` allows; `None` once it expired
+/// with no room.
+fn write_waiting(
+    io: &mut impl StreamIo,
+    bufs: &[IoSlice<'_>],
+    wait: Wait,
+) -> Result<Option<usize>> {
+    loop {
+        match io.write(bufs, wait.is_forever())? {
+            Some(n) => return Ok(Some(n)),
+            None if wait == Wait::Never => return Ok(None),
             None => {
                 if !io.wait_writable(wait)? {
-                    return Ok(false);
+                    return Ok(None);
                 }
             }
         }
     }
-    Ok(true)
 }
 
 /// A frame written in part: the rest is owed before any other frame.
@@ -354,17 +368,8 @@ impl FrameWriter {
             slices[count..count + n].copy_from_slice(&parts[..n]);
             count += n;
         }
-        let block = wait.is_forever();
-        let written = loop {
-            match io.write(&slices[..count], block)? {
-                Some(n) => break n,
-                None if wait == Wait::Never => return Ok(0),
-                None => {
-                    if !io.wait_writable(wait)? {
-                        return Ok(0);
-                    }
-                }
-            }
+        let Some(written) = write_waiting(io, &slices[..count], wait)? else {
+            return Ok(0);
         };
         let mut whole = 0;
         let mut start = 0;
