@@ -25,16 +25,13 @@
 use std::io::IoSlice;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use ipc_core::framing::StreamIo;
+use ipc_core::framing::{StreamIo, join_small};
 use ipc_core::stream::{StreamReader, StreamWriter};
 use ipc_core::{Error, Framing, Interest, Readiness, Receiver, Result, Sender, Wait};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
 use crate::sys;
-
-/// Writes of up to this many bytes are atomic on a pipe.
-const PIPE_BUF: usize = libc::PIPE_BUF;
 
 /// One end of a pipe as the framing sees it.
 #[derive(Debug)]
@@ -83,19 +80,14 @@ impl FdIo {
     /// written together); with `SIGPIPE` ignored and nothing to pass in flags, the call is a
     /// plain `write`, else `pwritev2` with `RWF_NOSIGNAL`.
     fn write_once(&mut self, bufs: &[IoSlice<'_>], nowait: bool) -> std::io::Result<usize> {
-        let total: usize = bufs.iter().map(|b| b.len()).sum();
-        if bufs.len() > 1 && total <= PIPE_BUF {
-            self.staging.clear();
-            for b in bufs {
-                self.staging.extend_from_slice(b);
+        let joined;
+        let bufs = match join_small(bufs, &mut self.staging) {
+            Some(one) => {
+                joined = [IoSlice::new(one)];
+                &joined[..]
             }
-            let joined = [IoSlice::new(&self.staging)];
-            return self.write_slices(&joined, nowait);
-        }
-        self.write_slices(bufs, nowait)
-    }
-
-    fn write_slices(&self, bufs: &[IoSlice<'_>], nowait: bool) -> std::io::Result<usize> {
+            None => bufs,
+        };
         match bufs {
             [one] if self.plain_write && !nowait => {
                 nix::unistd::write(&self.fd, one).map_err(std::io::Error::from)

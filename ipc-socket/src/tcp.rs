@@ -8,7 +8,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::thread;
 use std::time::Duration;
 
-use ipc_core::framing::{FrameReader, FrameWriter, StreamIo, frame_len};
+use ipc_core::framing::{FrameReader, FrameWriter, StreamIo, frame_len, join_small};
 use ipc_core::{
     Address, Error, Interest, Readiness, Result, Sender, Transport, TransportSpec, Wait,
 };
@@ -24,9 +24,6 @@ use crate::{DEFAULT_OPEN_TIMEOUT, MAX_BACKOFF, SocketConfig};
 
 /// Writes a prefix of `bufs` on `fd`, waiting for room only with `block` (`MSG_DONTWAIT`
 /// otherwise, so the descriptor itself stays in blocking mode).
-/// Frames (or groups of them) up to this many bytes are joined into one buffer before sending.
-const JOIN_UP_TO: usize = 4096;
-
 fn send_on(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>], block: bool) -> Result<Option<usize>> {
     let mut flags = MsgFlags::MSG_NOSIGNAL;
     if !block {
@@ -118,14 +115,11 @@ impl StreamIo for SenderIo {
             credit = self.available()?;
         }
         let total: usize = bufs.iter().map(|b| b.len()).sum();
-        let written = if total as u64 <= credit && bufs.len() > 1 && total <= JOIN_UP_TO {
-            self.staging.clear();
-            for b in bufs {
-                self.staging.extend_from_slice(b);
+        let written = if total as u64 <= credit {
+            match join_small(bufs, &mut self.staging) {
+                Some(one) => send_on(self.fd.as_fd(), &[IoSlice::new(one)], block)?,
+                None => send_on(self.fd.as_fd(), bufs, block)?,
             }
-            send_on(self.fd.as_fd(), &[IoSlice::new(&self.staging)], block)?
-        } else if total as u64 <= credit {
-            send_on(self.fd.as_fd(), bufs, block)?
         } else {
             // Rare (the window's last bytes): the frame goes in part, and is owed as any frame a
             // full socket took in part.
