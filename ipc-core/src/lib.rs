@@ -4,6 +4,8 @@
 //!   expressed through one [`Wait`]; object safe.
 //! - [`Error`]: the one error type, with variants a caller can act on.
 //! - [`TransportSpec`]: transport strings such as `fifo:/tmp/app.fifo?capacity=64KiB`.
+//! - [`registry`]: the [`Scheme`](registry::Scheme) of each transport (how its ends are opened),
+//!   built-in or registered by a crate of your own.
 //! - [`framing`]: the length-prefixed framing of every byte-stream transport.
 //! - [`Owner`] / [`Removable`]: the lifecycle of kernel objects that outlive processes.
 //! - [`Segment`]: a mapped region of shared memory.
@@ -20,6 +22,7 @@ mod forward;
 pub mod framing;
 mod lifecycle;
 pub mod ready;
+pub mod registry;
 mod segment;
 pub mod spec;
 pub mod stream;

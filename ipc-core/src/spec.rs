@@ -68,6 +68,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::registry::{Registry, Scheme};
 use crate::{Error, Framing, Result};
 
 /// `FromStr` and `Display` for an option whose value is one of a few keywords: each variant
@@ -126,6 +127,9 @@ pub enum Transport {
     SocketPair,
     /// Publisher and subscriber of a Zenoh key expression (`ipc-zenoh`), beyond one host.
     Zenoh,
+    /// A transport of a crate outside the workspace, [registered](crate::registry) under its
+    /// scheme's name.
+    Registered(&'static Scheme),
 }
 
 impl Transport {
@@ -158,12 +162,14 @@ impl Transport {
             Transport::Tcp => "tcp",
             Transport::SocketPair => "socketpair",
             Transport::Zenoh => "zenoh",
+            Transport::Registered(scheme) => scheme.name(),
         }
     }
 
-    /// The cargo feature of the `ipc` facade that builds this transport.
-    pub fn feature(self) -> &'static str {
-        match self {
+    /// The cargo feature of the `ipc` facade that builds this transport; `None` for a
+    /// registered one.
+    pub fn feature(self) -> Option<&'static str> {
+        Some(match self {
             Transport::Pipe => "pipe",
             Transport::Fifo => "fifo",
             Transport::PosixMq | Transport::PosixShm => "posix",
@@ -173,20 +179,23 @@ impl Transport {
             Transport::FileShm => "posix",
             Transport::Unix | Transport::Tcp | Transport::SocketPair => "socket",
             Transport::Zenoh => "zenoh",
-        }
+            Transport::Registered(_) => return None,
+        })
     }
 
     /// Whether `capacity` counts bytes (pipes and rings) rather than messages (queues).
     pub fn capacity_in_bytes(self) -> bool {
-        !matches!(
-            self,
-            Transport::PosixMq | Transport::SysvMq | Transport::Zenoh
-        )
+        match self {
+            Transport::PosixMq | Transport::SysvMq | Transport::Zenoh => false,
+            Transport::Registered(scheme) => scheme.capacity_in_bytes(),
+            _ => true,
+        }
     }
 
     /// The options this transport understands.
     pub fn options(self) -> &'static [&'static str] {
         match self {
+            Transport::Registered(scheme) => scheme.options(),
             // Byte streams choose how messages are laid on them (`framing`).
             Transport::Pipe => &["capacity", "message_size", "framing"],
             Transport::Fifo => &[
@@ -258,18 +267,39 @@ impl fmt::Display for Transport {
 impl FromStr for Transport {
     type Err = Error;
 
+    /// A built-in transport, or a scheme [registered](crate::registry::register) in this
+    /// process.
     fn from_str(s: &str) -> Result<Transport> {
-        Transport::ALL
-            .into_iter()
-            .find(|t| t.scheme() == s)
-            .ok_or_else(|| {
-                let known: Vec<_> = Transport::ALL.iter().map(|t| t.scheme()).collect();
-                Error::invalid_spec(
-                    s,
-                    format!("unknown transport `{s}` (known: {})", known.join(", ")),
-                )
-            })
+        transport_named(s, &crate::registry::registered())
     }
+}
+
+/// The transport named `name`: built in, or a scheme of `registry`; the error lists both.
+fn transport_named(name: &str, registry: &Registry) -> Result<Transport> {
+    if let Some(t) = Transport::ALL.into_iter().find(|t| t.scheme() == name) {
+        return Ok(t);
+    }
+    if let Some(scheme) = registry.get(name) {
+        return Ok(scheme.transport());
+    }
+    let built_in: Vec<_> = Transport::ALL.iter().map(|t| t.scheme()).collect();
+    let registered: Vec<_> = registry
+        .schemes()
+        .map(Scheme::name)
+        .filter(|n| !built_in.contains(n))
+        .collect();
+    let registered = if registered.is_empty() {
+        "none".to_owned()
+    } else {
+        registered.join(", ")
+    };
+    Err(Error::invalid_spec(
+        name,
+        format!(
+            "unknown transport `{name}` (built in: {}; registered: {registered})",
+            built_in.join(", ")
+        ),
+    ))
 }
 
 /// How many producers a shared-memory ring admits (`producers=single|multi`).
@@ -393,6 +423,9 @@ pub enum Address {
     },
     /// `zenoh:app/ticks`: a Zenoh key expression naming one key (see [`check_key_expr`]).
     KeyExpr(String),
+    /// The address of a [registered](crate::registry) transport, as written (no `?`); its
+    /// scheme's check accepted it.
+    Registered(String),
 }
 
 impl fmt::Display for Address {
@@ -407,7 +440,7 @@ impl fmt::Display for Address {
             Address::Abstract(name) => write!(f, "@{name}"),
             Address::Host { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
             Address::Host { host, port } => write!(f, "{host}:{port}"),
-            Address::KeyExpr(k) => f.write_str(k),
+            Address::KeyExpr(k) | Address::Registered(k) => f.write_str(k),
         }
     }
 }
@@ -468,6 +501,9 @@ pub struct Options {
     pub listen: Vec<String>,
     /// Zenoh: how the session looks for others (`scouting=off|multicast`; default `off`).
     pub scouting: Option<Scouting>,
+    /// The options a [registered](crate::registry) scheme declares beyond the ones above,
+    /// `(name, value)` as written, in the order written; empty for built-in transports.
+    pub extra: Vec<(String, String)>,
 }
 
 impl Options {
@@ -604,6 +640,9 @@ impl TransportSpec {
             (Address::Abstract(n), Transport::Unix) => check_abstract_name(n).is_ok(),
             (Address::Host { host, .. }, Transport::Tcp) => check_host(host).is_ok(),
             (Address::KeyExpr(k), Transport::Zenoh) => check_key_expr(k).is_ok(),
+            (Address::Registered(a), Transport::Registered(scheme)) => {
+                !a.contains('?') && scheme.check_address(a).is_ok()
+            }
             _ => false,
         };
         if !address_fits {
@@ -648,6 +687,18 @@ impl TransportSpec {
         for (name, present) in given {
             if present && !allowed.contains(&name) {
                 return Err(not_applicable(name, self.transport));
+            }
+        }
+        for (name, value) in &o.extra {
+            let well_formed = !value.is_empty() && !value.contains(['&', '?']);
+            if !allowed.contains(&name.as_str()) || COMMON_OPTIONS.contains(&name.as_str()) {
+                return Err(not_applicable(name, self.transport));
+            }
+            if !well_formed {
+                return Err(Error::invalid_spec(
+                    format!("{name}={value}"),
+                    "an option's value is not empty and holds no `&` or `?`",
+                ));
             }
         }
         if o.capacity == Some(0) || o.message_size == Some(0) {
@@ -735,6 +786,9 @@ impl fmt::Display for TransportSpec {
         if let Some(scouting) = o.scouting {
             put(f, "scouting", &scouting)?;
         }
+        for (name, value) in &o.extra {
+            put(f, name, value)?;
+        }
         Ok(())
     }
 }
@@ -776,33 +830,40 @@ impl serde::Serialize for TransportSpec {
 impl FromStr for TransportSpec {
     type Err = Error;
 
+    /// A string of a built-in transport, or of a scheme [registered](crate::registry::register)
+    /// in this process.
     fn from_str(s: &str) -> Result<TransportSpec> {
-        let (scheme, rest) = s.split_once(':').ok_or_else(|| {
-            Error::invalid_spec(
-                s,
-                "missing `:` after the transport name (e.g. `fifo:/tmp/app.fifo`)",
-            )
-        })?;
-        let transport: Transport = scheme.parse()?;
-        let (address, query) = match rest.split_once('?') {
-            Some((a, q)) => (a, Some(q)),
-            None => (rest, None),
-        };
-        let address = parse_address(transport, address)?;
-        let mut options = Options::default();
-        if let Some(query) = query {
-            for pair in query.split('&') {
-                parse_option(transport, pair, &mut options)?;
-            }
-        }
-        let spec = TransportSpec {
-            transport,
-            address,
-            options,
-        };
-        spec.validate()?;
-        Ok(spec)
+        parse(s, &crate::registry::registered())
     }
+}
+
+/// Parses a string of a built-in transport or of a scheme of `registry`.
+pub(crate) fn parse(s: &str, registry: &Registry) -> Result<TransportSpec> {
+    let (scheme, rest) = s.split_once(':').ok_or_else(|| {
+        Error::invalid_spec(
+            s,
+            "missing `:` after the transport name (e.g. `fifo:/tmp/app.fifo`)",
+        )
+    })?;
+    let transport = transport_named(scheme, registry)?;
+    let (address, query) = match rest.split_once('?') {
+        Some((a, q)) => (a, Some(q)),
+        None => (rest, None),
+    };
+    let address = parse_address(transport, address)?;
+    let mut options = Options::default();
+    if let Some(query) = query {
+        for pair in query.split('&') {
+            parse_option(transport, pair, &mut options)?;
+        }
+    }
+    let spec = TransportSpec {
+        transport,
+        address,
+        options,
+    };
+    spec.validate()?;
+    Ok(spec)
 }
 
 fn parse_address(transport: Transport, text: &str) -> Result<Address> {
@@ -875,6 +936,10 @@ fn parse_address(transport: Transport, text: &str) -> Result<Address> {
         Transport::Zenoh => {
             check_key_expr(text).map_err(bad)?;
             Ok(Address::KeyExpr(text.to_owned()))
+        }
+        Transport::Registered(scheme) => {
+            scheme.check_address(text).map_err(bad)?;
+            Ok(Address::Registered(text.to_owned()))
         }
     }
 }
@@ -1064,6 +1129,39 @@ pub fn check_posix_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// The options every transport may take, with the same syntax everywhere; a registered scheme
+/// that declares one gets it parsed into its field of [`Options`].
+const COMMON_OPTIONS: [&str; 10] = [
+    "capacity",
+    "message_size",
+    "mode",
+    "create",
+    "open_timeout",
+    "wait",
+    "producers",
+    "owner",
+    "group",
+    "framing",
+];
+
+/// Every option of the built-in transports: the common ones and Zenoh's. A registered scheme
+/// that declares one of Zenoh's gets it as written, in [`Options::extra`].
+const OPTION_NAMES: [&str; 13] = [
+    "capacity",
+    "message_size",
+    "mode",
+    "create",
+    "open_timeout",
+    "wait",
+    "producers",
+    "owner",
+    "group",
+    "framing",
+    "connect",
+    "listen",
+    "scouting",
+];
+
 fn parse_option(transport: Transport, pair: &str, o: &mut Options) -> Result<()> {
     let (name, value) = pair
         .split_once('=')
@@ -1074,22 +1172,19 @@ fn parse_option(transport: Transport, pair: &str, o: &mut Options) -> Result<()>
             format!("option `{name}` has no value"),
         ));
     }
-    let known = [
-        "capacity",
-        "message_size",
-        "mode",
-        "create",
-        "open_timeout",
-        "wait",
-        "producers",
-        "owner",
-        "group",
-        "framing",
-        "connect",
-        "listen",
-        "scouting",
-    ];
-    if !known.contains(&name) {
+    let registered_own =
+        matches!(transport, Transport::Registered(_)) && !COMMON_OPTIONS.contains(&name);
+    if registered_own && transport.options().contains(&name) {
+        if o.extra.iter().any(|(n, _)| n == name) {
+            return Err(Error::invalid_spec(
+                pair,
+                format!("option `{name}` is given twice"),
+            ));
+        }
+        o.extra.push((name.to_owned(), value.to_owned()));
+        return Ok(());
+    }
+    if !OPTION_NAMES.contains(&name) {
         return Err(Error::invalid_spec(
             pair,
             format!(

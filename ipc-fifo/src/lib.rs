@@ -75,6 +75,7 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
 
+use ipc_core::registry::Scheme;
 use ipc_core::{
     Address, Adoption, Create, Error, FileKind, Owner, Removable, Result, Transport, TransportSpec,
     Wait,
@@ -83,6 +84,13 @@ use ipc_pipe::{ATOMIC_MESSAGE_MAX, PipeConfig, StreamReceiver, StreamSender};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::stat::{FileStat, Mode, fstat, lstat};
+
+/// The transport of this crate, `fifo:`, for a [`Registry`](ipc_core::registry::Registry).
+pub static SCHEMES: &[&Scheme] = &[&Scheme::built_in(
+    Transport::Fifo,
+    |spec| Ok(Box::new(FifoSender::open(spec)?)),
+    |spec| Ok(Box::new(FifoReceiver::open(spec)?)),
+)];
 
 /// How long a sender waits for the FIFO and its reader when the string gives no
 /// `open_timeout`.

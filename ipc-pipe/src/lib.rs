@@ -109,10 +109,18 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::process::Command;
 
 use ipc_core::framing::{MAX_PAYLOAD, frame_len};
+use ipc_core::registry::Scheme;
 use ipc_core::{Address, Error, Framing, Options, Result, Transport, TransportSpec, Wait};
 
 pub use raw::End;
 pub use stream::{StreamReceiver, StreamSender};
+
+/// The transport of this crate, `pipe:`, for a [`Registry`](ipc_core::registry::Registry).
+pub static SCHEMES: &[&Scheme] = &[&Scheme::built_in(
+    Transport::Pipe,
+    |spec| Ok(Box::new(open_sender(spec)?)),
+    |spec| Ok(Box::new(open_receiver(spec)?)),
+)];
 
 /// `PIPE_BUF`: writes up to this size are atomic.
 pub const PIPE_BUF: usize = 4096;

@@ -24,3 +24,26 @@ pub mod shm;
 mod sys;
 
 pub use name::PosixName;
+
+use ipc_core::Transport;
+use ipc_core::registry::Scheme;
+
+/// The transports of this crate, `posix-mq:`, `posix-shm:` and `file-shm:`, for a
+/// [`Registry`](ipc_core::registry::Registry).
+pub static SCHEMES: &[&Scheme] = &[
+    &Scheme::built_in(
+        Transport::PosixMq,
+        |spec| Ok(Box::new(mq::MqSender::open(spec)?)),
+        |spec| Ok(Box::new(mq::MqReceiver::open(spec)?)),
+    ),
+    &Scheme::built_in(
+        Transport::PosixShm,
+        |spec| Ok(Box::new(ring::ShmSender::open(spec)?)),
+        |spec| Ok(Box::new(ring::ShmReceiver::open(spec)?)),
+    ),
+    &Scheme::built_in(
+        Transport::FileShm,
+        |spec| Ok(Box::new(ring::FileShmSender::open(spec)?)),
+        |spec| Ok(Box::new(ring::FileShmReceiver::open(spec)?)),
+    ),
+];

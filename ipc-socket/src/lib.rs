@@ -175,12 +175,33 @@ mod unix;
 use std::time::Duration;
 
 use ipc_core::framing::MAX_PAYLOAD;
-use ipc_core::{Error, Options, Result};
+use ipc_core::registry::Scheme;
+use ipc_core::{Error, Options, Result, Transport};
 
 pub use credit::TCP_HELLO_MAGIC;
 pub use pair::SocketPairEnd;
 pub use tcp::{DEFAULT_TCP_WINDOW, TcpReceiver, TcpSender};
 pub use unix::{DEFAULT_MODE, RefusedPeer, SocketPath, UnixReceiver, UnixSender};
+
+/// The transports of this crate, `unix:`, `tcp:` and `socketpair:`, for a
+/// [`Registry`](ipc_core::registry::Registry).
+pub static SCHEMES: &[&Scheme] = &[
+    &Scheme::built_in(
+        Transport::Unix,
+        |spec| Ok(Box::new(UnixSender::open(spec)?)),
+        |spec| Ok(Box::new(UnixReceiver::open(spec)?)),
+    ),
+    &Scheme::built_in(
+        Transport::Tcp,
+        |spec| Ok(Box::new(TcpSender::open(spec)?)),
+        |spec| Ok(Box::new(TcpReceiver::open(spec)?)),
+    ),
+    &Scheme::built_in(
+        Transport::SocketPair,
+        |spec| Ok(Box::new(pair::open(spec)?)),
+        |spec| Ok(Box::new(pair::open(spec)?)),
+    ),
+];
 
 /// How long a sender waits for its receiver when the string gives no `open_timeout`.
 pub const DEFAULT_OPEN_TIMEOUT: Duration = Duration::from_secs(10);

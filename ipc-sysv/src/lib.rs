@@ -23,3 +23,21 @@ pub mod shm;
 mod sys;
 
 pub use key::Key;
+
+use ipc_core::Transport;
+use ipc_core::registry::Scheme;
+
+/// The transports of this crate, `sysv-mq:` and `sysv-shm:`, for a
+/// [`Registry`](ipc_core::registry::Registry).
+pub static SCHEMES: &[&Scheme] = &[
+    &Scheme::built_in(
+        Transport::SysvMq,
+        |spec| Ok(Box::new(msg::MsgSender::open(spec)?)),
+        |spec| Ok(Box::new(msg::MsgReceiver::open(spec)?)),
+    ),
+    &Scheme::built_in(
+        Transport::SysvShm,
+        |spec| Ok(Box::new(ring::SysvShmSender::open(spec)?)),
+        |spec| Ok(Box::new(ring::SysvShmReceiver::open(spec)?)),
+    ),
+];

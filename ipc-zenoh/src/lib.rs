@@ -94,11 +94,19 @@ mod session;
 
 use std::time::Duration;
 
+use ipc_core::registry::Scheme;
 use ipc_core::{Address, Error, Result, Transport, TransportSpec};
 use zenoh::key_expr::KeyExpr;
 
 pub use receiver::ZenohReceiver;
 pub use sender::ZenohSender;
+
+/// The transport of this crate, `zenoh:`, for a [`Registry`](ipc_core::registry::Registry).
+pub static SCHEMES: &[&Scheme] = &[&Scheme::built_in(
+    Transport::Zenoh,
+    |spec| Ok(Box::new(ZenohSender::open(spec)?)),
+    |spec| Ok(Box::new(ZenohReceiver::open(spec)?)),
+)];
 
 /// Largest message when the string gives no `message_size`: 64 MiB (Zenoh fragments it on
 /// the link; its receiving side reassembles up to 1 GiB).

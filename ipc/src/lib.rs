@@ -50,6 +50,7 @@
 //! `open_async_sender` / `open_async_receiver` open one from a transport string.
 #![deny(unsafe_code)]
 
+pub use ipc_core::registry::{Registry, Scheme};
 pub use ipc_core::*;
 /// Robust process-shared mutex and condvar, and the shared-memory ring channel (`ipc-sync`).
 pub use ipc_sync as sync;
@@ -77,74 +78,26 @@ pub mod tokio;
 #[cfg(feature = "tokio")]
 pub use self::tokio::{AsyncReceiver, AsyncSender};
 
-/// Opens the sending end of the transport `spec` names (e.g. `fifo:/tmp/app.fifo`).
+/// Opens the sending end of the transport `spec` names (e.g. `fifo:/tmp/app.fifo`): a built-in
+/// one, or one of a scheme [`register`]ed in this process.
 pub fn open_sender(spec: &str) -> Result<Box<dyn Sender>> {
-    open_sender_spec(&spec.parse()?)
+    registry().open_sender(spec)
 }
 
-/// Opens the receiving end of the transport `spec` names (e.g. `fifo:/tmp/app.fifo`).
+/// Opens the receiving end of the transport `spec` names (e.g. `fifo:/tmp/app.fifo`): a
+/// built-in one, or one of a scheme [`register`]ed in this process.
 pub fn open_receiver(spec: &str) -> Result<Box<dyn Receiver>> {
-    open_receiver_spec(&spec.parse()?)
+    registry().open_receiver(spec)
 }
 
 /// Opens the sending end of a parsed transport string.
 pub fn open_sender_spec(spec: &TransportSpec) -> Result<Box<dyn Sender>> {
-    spec.validate()?;
-    match spec.transport {
-        #[cfg(feature = "pipe")]
-        Transport::Pipe => Ok(Box::new(pipe::open_sender(spec)?)),
-        #[cfg(feature = "fifo")]
-        Transport::Fifo => Ok(Box::new(fifo::FifoSender::open(spec)?)),
-        #[cfg(feature = "posix")]
-        Transport::PosixMq => Ok(Box::new(posix::mq::MqSender::open(spec)?)),
-        #[cfg(feature = "posix")]
-        Transport::PosixShm => Ok(Box::new(posix::ring::ShmSender::open(spec)?)),
-        #[cfg(feature = "sysv")]
-        Transport::SysvMq => Ok(Box::new(sysv::msg::MsgSender::open(spec)?)),
-        #[cfg(feature = "sysv")]
-        Transport::SysvShm => Ok(Box::new(sysv::ring::SysvShmSender::open(spec)?)),
-        #[cfg(feature = "posix")]
-        Transport::FileShm => Ok(Box::new(posix::ring::FileShmSender::open(spec)?)),
-        #[cfg(feature = "socket")]
-        Transport::Unix => Ok(Box::new(socket::UnixSender::open(spec)?)),
-        #[cfg(feature = "socket")]
-        Transport::Tcp => Ok(Box::new(socket::TcpSender::open(spec)?)),
-        #[cfg(feature = "socket")]
-        Transport::SocketPair => Ok(Box::new(socket::pair::open(spec)?)),
-        #[cfg(feature = "zenoh")]
-        Transport::Zenoh => Ok(Box::new(zenoh::ZenohSender::open(spec)?)),
-        other => Err(unavailable(spec, other)),
-    }
+    registry().open_sender_spec(spec)
 }
 
 /// Opens the receiving end of a parsed transport string.
 pub fn open_receiver_spec(spec: &TransportSpec) -> Result<Box<dyn Receiver>> {
-    spec.validate()?;
-    match spec.transport {
-        #[cfg(feature = "pipe")]
-        Transport::Pipe => Ok(Box::new(pipe::open_receiver(spec)?)),
-        #[cfg(feature = "fifo")]
-        Transport::Fifo => Ok(Box::new(fifo::FifoReceiver::open(spec)?)),
-        #[cfg(feature = "posix")]
-        Transport::PosixMq => Ok(Box::new(posix::mq::MqReceiver::open(spec)?)),
-        #[cfg(feature = "posix")]
-        Transport::PosixShm => Ok(Box::new(posix::ring::ShmReceiver::open(spec)?)),
-        #[cfg(feature = "sysv")]
-        Transport::SysvMq => Ok(Box::new(sysv::msg::MsgReceiver::open(spec)?)),
-        #[cfg(feature = "sysv")]
-        Transport::SysvShm => Ok(Box::new(sysv::ring::SysvShmReceiver::open(spec)?)),
-        #[cfg(feature = "posix")]
-        Transport::FileShm => Ok(Box::new(posix::ring::FileShmReceiver::open(spec)?)),
-        #[cfg(feature = "socket")]
-        Transport::Unix => Ok(Box::new(socket::UnixReceiver::open(spec)?)),
-        #[cfg(feature = "socket")]
-        Transport::Tcp => Ok(Box::new(socket::TcpReceiver::open(spec)?)),
-        #[cfg(feature = "socket")]
-        Transport::SocketPair => Ok(Box::new(socket::pair::open(spec)?)),
-        #[cfg(feature = "zenoh")]
-        Transport::Zenoh => Ok(Box::new(zenoh::ZenohReceiver::open(spec)?)),
-        other => Err(unavailable(spec, other)),
-    }
+    registry().open_receiver_spec(spec)
 }
 
 /// Opens the sending end of the transport `spec` names, for tokio (feature `tokio`).
@@ -184,56 +137,109 @@ pub async fn open_async_receiver_spec(spec: &TransportSpec) -> Result<AsyncRecei
     AsyncReceiver::new(self::tokio::open_blocking(spec, open_receiver_spec).await?)
 }
 
-/// The transports this build of the facade can open.
+/// The transports this build of the facade can open: the built-in ones its features build, in
+/// the order of [`Transport::ALL`], then the [`register`]ed ones by name.
 pub fn available_transports() -> Vec<Transport> {
-    Transport::ALL
-        .into_iter()
-        .filter(|t| {
-            (*t == Transport::Pipe && cfg!(feature = "pipe"))
-                || (*t == Transport::Fifo && cfg!(feature = "fifo"))
-                || (matches!(t, Transport::PosixMq | Transport::PosixShm)
-                    && cfg!(feature = "posix"))
-                || (*t == Transport::SysvMq && cfg!(feature = "sysv"))
-                || (*t == Transport::SysvShm && cfg!(feature = "sysv"))
-                || (*t == Transport::FileShm && cfg!(feature = "posix"))
-                || (matches!(t, Transport::Unix | Transport::Tcp | Transport::SocketPair)
-                    && cfg!(feature = "socket"))
-                || (*t == Transport::Zenoh && cfg!(feature = "zenoh"))
-        })
-        .collect()
+    let mut transports: Vec<_> = registry().schemes().map(Scheme::transport).collect();
+    transports.sort();
+    transports
 }
 
-fn unavailable(spec: &TransportSpec, transport: Transport) -> Error {
-    let built_here = matches!(
-        transport,
-        Transport::Pipe
-            | Transport::Fifo
-            | Transport::PosixMq
-            | Transport::PosixShm
-            | Transport::SysvMq
-            | Transport::SysvShm
-            | Transport::FileShm
-            | Transport::Unix
-            | Transport::Tcp
-            | Transport::SocketPair
-            | Transport::Zenoh
-    );
-    let reason = if built_here {
-        format!(
-            "transport {transport} is not built in: enable the cargo feature `{}` of the `ipc` crate",
-            transport.feature()
-        )
-    } else {
-        format!(
-            "transport {transport} is not implemented yet (it will come with the cargo feature `{}`)",
-            transport.feature()
-        )
-    };
-    Error::invalid_spec(spec.to_string(), reason)
+/// Registers a transport of your own for the whole process (see [`registry`](mod@registry)):
+/// from now on its strings parse, and [`open_sender`], [`open_receiver`], their tokio forms,
+/// and whatever is built on them (the `ipc` CLI, the conformance suite's peers) open it.
+///
+/// Registering the same scheme twice does nothing; another scheme of a name already taken
+/// (a built-in transport's included) is [`Error::AlreadyExists`].
+pub fn register(scheme: &'static Scheme) -> Result<()> {
+    register_built_in();
+    registry::register(scheme)
+}
+
+/// What the facade opens with: the built-in transports of this build and the [`register`]ed
+/// schemes. A program that keeps its schemes to itself builds on it instead, with
+/// [`Registry::with`], and opens through that value.
+pub fn registry() -> Registry {
+    register_built_in();
+    registry::registered()
+}
+
+/// The schemes of the backends this build has, by cargo feature.
+const BUILT_IN: &[&[&Scheme]] = &[
+    #[cfg(feature = "pipe")]
+    pipe::SCHEMES,
+    #[cfg(feature = "fifo")]
+    fifo::SCHEMES,
+    #[cfg(feature = "posix")]
+    posix::SCHEMES,
+    #[cfg(feature = "sysv")]
+    sysv::SCHEMES,
+    #[cfg(feature = "socket")]
+    socket::SCHEMES,
+    #[cfg(feature = "zenoh")]
+    zenoh::SCHEMES,
+];
+
+fn register_built_in() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for scheme in BUILT_IN.iter().copied().flatten() {
+            // A scheme of the same name registered through ipc-core before the facade was
+            // first used is kept: that program chose it.
+            let _ = registry::register(scheme);
+        }
+    });
 }
 
 #[cfg(test)]
 mod tests {
+    use super::{Receiver, Result, Scheme, Sender, TransportSpec};
+
+    /// `test-fifo:/path`: a FIFO under another name, opened through the facade's registry.
+    #[cfg(feature = "fifo")]
+    fn as_fifo(spec: &TransportSpec) -> String {
+        format!("fifo:{}", spec.address)
+    }
+
+    #[cfg(feature = "fifo")]
+    static TEST_FIFO: Scheme = Scheme::new(
+        "test-fifo",
+        |spec| -> Result<Box<dyn Sender>> { super::open_sender(&as_fifo(spec)) },
+        |spec| -> Result<Box<dyn Receiver>> { super::open_receiver(&as_fifo(spec)) },
+    )
+    .with_options(&[]);
+
+    #[test]
+    #[cfg(feature = "fifo")]
+    fn a_registered_scheme_opens_through_the_facade() {
+        let before = super::open_sender("test-fifo:/tmp/x").err().unwrap();
+        assert!(before.to_string().contains("unknown transport"), "{before}");
+        super::register(&TEST_FIFO).unwrap();
+        let path = format!("/tmp/ipc-facade-test-{}.fifo", std::process::id());
+        let spec = format!("test-fifo:{path}");
+        let mut rx = super::open_receiver(&spec).unwrap();
+        let mut tx = super::open_sender(&spec).unwrap();
+        tx.send(b"registered").unwrap();
+        let mut buf = [0; 64];
+        let n = rx.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"registered");
+        drop(rx);
+        assert!(!std::path::Path::new(&path).exists());
+        assert!(
+            super::available_transports()
+                .iter()
+                .any(|t| t.scheme() == "test-fifo")
+        );
+        let unknown = super::open_receiver("test-fif:/tmp/x").err().unwrap();
+        assert!(unknown.to_string().contains("test-fifo"), "{unknown}");
+    }
+
+    #[test]
+    fn a_name_taken_by_a_built_in_transport_cannot_be_registered() {
+        static PIPE_AGAIN: Scheme = Scheme::new("pipe", |_| unreachable!(), |_| unreachable!());
+        assert!(super::register(&PIPE_AGAIN).is_err());
+    }
+
     #[test]
     fn unknown_option_names_itself() {
         let err = super::open_sender("fifo:/tmp/x.fifo?bogus=1")
