@@ -171,7 +171,7 @@ impl MappedFile {
             family: "file-shm",
             name: self.path.display().to_string(),
         };
-        map_checked(&self.fd, self.size, &self.object_name(), id)
+        map_checked(self.fd.as_fd(), self.size, &self.object_name(), id)
     }
 }
 

@@ -57,7 +57,7 @@
 //! `mmap(2)`, `fstat(2)`, `statvfs(3)`, `getrlimit(2)` (`RLIMIT_FSIZE`, `RLIMIT_NOFILE`).
 
 use std::ops::Deref;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use ipc_core::{Adoption, Create, Error, FileKind, ObjectId, Owner, Removable, Result};
 use nix::NixPath;
@@ -255,7 +255,7 @@ impl SharedMemory {
             family: "posix-shm",
             name: self.name.as_str().to_owned(),
         };
-        map_checked(&self.fd, self.size, &self.object_name(), id)
+        map_checked(self.fd.as_fd(), self.size, &self.object_name(), id)
     }
 }
 
@@ -305,13 +305,28 @@ pub(crate) fn mappable_size(object: &str, st: &FileStat) -> Result<usize> {
 /// Maps `size` bytes of the file `fd` read-write and shared, after checking that it still has
 /// them: a file that shrank below `size` since it was opened is [`Error::Incompatible`], never
 /// a mapping beyond its end.
+/// Maps the first `size` bytes of a descriptor of shared memory you hold (a `memfd` a peer
+/// handed over, say), read-write and shared; `id` names it in errors and to [`Segment`] users.
+/// A descriptor of fewer than `size` bytes is [`Error::Incompatible`], never a mapping beyond
+/// its end. Opened read-write, of a type `mmap` shares (a memfd, a shared-memory object, a
+/// regular file); anything else fails with the `mmap` error.
+///
+/// The object can still be shrunk afterwards by whoever may truncate it, making an access raise
+/// `SIGBUS`: seal a memfd against that (`F_SEAL_SHRINK`) where peers are not trusted.
+///
+/// [`Segment`]: ipc_core::Segment
+pub fn map_fd(fd: BorrowedFd<'_>, size: usize, id: ObjectId) -> Result<Mapping> {
+    let object = id.to_string();
+    map_checked(fd, size, &object, id)
+}
+
 pub(crate) fn map_checked(
-    fd: &OwnedFd,
+    fd: BorrowedFd<'_>,
     size: usize,
     object: &str,
     id: ObjectId,
 ) -> Result<Mapping> {
-    let st = fstat(fd.as_fd()).map_err(|e| os_error("fstat", object, e))?;
+    let st = fstat(fd).map_err(|e| os_error("fstat", object, e))?;
     let actual = u64::try_from(st.st_size).unwrap_or(0);
     if actual < size as u64 {
         return Err(Error::Incompatible {
@@ -319,7 +334,7 @@ pub(crate) fn map_checked(
             reason: format!("it shrank to {actual} bytes since it was opened with {size} bytes"),
         });
     }
-    Mapping::new(fd.as_fd(), size, id).map_err(|e| os_error("mmap", object, errno_of(&e)))
+    Mapping::new(fd, size, id).map_err(|e| os_error("mmap", object, errno_of(&e)))
 }
 
 /// Zero is not a segment; above `isize::MAX` Rust cannot address it; above `RLIMIT_FSIZE`
