@@ -52,6 +52,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before the arguments are parsed: transport strings in them may be of these schemes.
+    #[cfg(feature = "memfd")]
+    if let Err(e) = memfd_transport::register() {
+        eprintln!("ipc: registering memfd: {e}");
+        return ExitCode::FAILURE;
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),

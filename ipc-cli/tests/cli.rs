@@ -830,3 +830,22 @@ fn recv_from_a_raw_stream_prints_the_bytes_as_they_came() {
     assert!(recv.status.success(), "recv: {}", text(&recv.stderr));
     assert_eq!(recv.stdout, stream);
 }
+
+#[test]
+#[cfg(feature = "memfd")]
+fn a_registered_transport_works_from_the_cli() {
+    let path = format!("/tmp/ipc-cli-memfd-{}.sock", std::process::id());
+    let spec = format!("memfd:{path}");
+    three_lines_arrive(&spec, &format!("{spec}?open_timeout=10s"));
+    assert!(
+        !std::path::Path::new(&path).exists(),
+        "the receiver removes its socket"
+    );
+    let typo = run(ipc().args(["send", "memdf:/tmp/x.sock", "m"]));
+    assert_eq!(typo.status.code(), Some(2));
+    let err = text(&typo.stderr);
+    assert!(
+        err.contains("`memdf`") && err.contains("registered: memfd"),
+        "{err}"
+    );
+}
