@@ -10,7 +10,8 @@
 //!
 //! - [`suite`] holds the tests, generic over the factory.
 //! - [`process`] runs the peer binary (`ipc-test-peer`, a fresh exec, not a fork) and keeps
-//!   every test bounded: peers are killed when dropped, waits have deadlines.
+//!   every test bounded: peers are killed when dropped, waits have deadlines. [`peer`] is that
+//!   binary's body, so that another crate's peer binary is the same in two lines.
 //! - [`message`] makes messages that check themselves (writer, sequence number, checksum).
 //! - [`fixtures`] names objects uniquely and removes them even when a test fails.
 //! - [`shm_ring`] opens the rings of every shared-memory transport, maps a live segment for a test
@@ -34,6 +35,7 @@ pub mod factory_zenoh;
 pub mod fixtures;
 pub mod kill_producers;
 pub mod message;
+pub mod peer;
 pub mod process;
 pub mod shm_ring;
 pub mod signals;
