@@ -127,7 +127,8 @@ pub trait Factory: Sync {
 }
 
 pub(crate) fn spawn(cmd: Command) -> Result<Peer> {
-    Peer::spawn(cmd).map_err(|e| ipc::Error::io("spawn ipc-test-peer", e))
+    let what = format!("spawn the peer {}", cmd.get_program().to_string_lossy());
+    Peer::spawn(cmd).map_err(|e| ipc::Error::io(what, e))
 }
 
 /// An object made for one test and named by a string (a queue, a ring segment), with the guard

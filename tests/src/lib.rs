@@ -51,8 +51,12 @@ pub use fixtures::{
 pub use via::{Via, ViaFactory};
 
 /// Stamps out one `#[test]` per generic test of [`suite`] for the transport of `$factory` (a
-/// `'static` value implementing [`Factory`]). Use it in an integration test of this crate, so
-/// that the peer binary is found through `CARGO_BIN_EXE_ipc-test-peer`.
+/// `'static` value implementing [`Factory`]), in an integration test file.
+///
+/// The peers are run from `peer = $peer`, the path of a binary whose `main` is
+/// [`peer::main`] (a `&'static str`, `env!("CARGO_BIN_EXE_<name>")` for a binary of the crate
+/// whose tests these are). Without it, the peer is this crate's `ipc-test-peer`, which only its
+/// own integration tests can name.
 ///
 /// The second argument says which behaviour of a dead peer the transport has, as its
 /// [`Factory::sees_peer_death`] does (the tests check the two agree):
@@ -65,12 +69,17 @@ pub use via::{Via, ViaFactory};
 /// ```text
 /// ipc_tests::conformance_tests!(ipc_tests::PipeFactory);
 /// ipc_tests::conformance_tests!(ipc_tests::MqFactory::new(), connectionless);
+/// // In another crate, with its own peer binary `memfd-peer`:
+/// ipc_tests::conformance_tests!(FACTORY, connected, peer = env!("CARGO_BIN_EXE_memfd-peer"));
 /// ```
 ///
 /// A file that needs another selection builds it from the parts: `@ctx $factory` (the factory
-/// the tests run against), `@common $factory` (that and the tests of both groups),
-/// `@each name, ...` (those tests) and `@ignored "why": name, ...` (those tests, `#[ignore]`d
-/// with the reason: a known failure stays listed and runnable with `--ignored` until fixed).
+/// the tests run against), `@common $factory` (that and the tests of both groups), both taking
+/// `, peer = $peer` too; `@connected_only` and `@connectionless_only` (the tests of one group);
+/// `@framings` (the byte streams' `framing=` tests, see [`suite::framings`]); `@each name, ...`
+/// (those tests) and `@ignored "why": name, ...` (those tests, `#[ignore]`d with the reason: a
+/// known failure stays listed and runnable with `--ignored` until fixed). The expansion names
+/// only this crate's public items, through `$crate`.
 #[macro_export]
 macro_rules! conformance_tests {
     (@each $($name:ident),* $(,)?) => {
@@ -113,16 +122,22 @@ macro_rules! conformance_tests {
             )*
         }
     };
-    (@ctx $factory:expr) => {
+    (@ctx $factory:expr, peer = $peer:expr) => {
         fn ctx() -> $crate::suite::Ctx {
             static FACTORY: &dyn $crate::Factory = &$factory;
-            $crate::suite::Ctx::new(FACTORY, env!("CARGO_BIN_EXE_ipc-test-peer"))
+            $crate::suite::Ctx::new(FACTORY, $peer)
         }
     };
-    (@common $factory:expr) => {
-        $crate::conformance_tests!(@ctx $factory);
+    (@ctx $factory:expr) => {
+        $crate::conformance_tests!(@ctx $factory, peer = env!("CARGO_BIN_EXE_ipc-test-peer"));
+    };
+    (@common $factory:expr, peer = $peer:expr) => {
+        $crate::conformance_tests!(@ctx $factory, peer = $peer);
         $crate::conformance_tests!(@common_but_cost);
         $crate::conformance_tests!(@each blocked_calls_sleep_rather_than_spin);
+    };
+    (@common $factory:expr) => {
+        $crate::conformance_tests!(@common $factory, peer = env!("CARGO_BIN_EXE_ipc-test-peer"));
     };
     // The tests of both groups but for what waiting costs (`blocked_calls_sleep_rather_than_spin`),
     // for a selection that must leave that one out.
@@ -160,17 +175,30 @@ macro_rules! conformance_tests {
             sigpipe_default_child_gets_disconnected,
         );
     };
-    ($factory:expr, connected) => {
-        $crate::conformance_tests!(@common $factory);
-        $crate::conformance_tests!(@connected_only);
-    };
-    ($factory:expr, connectionless) => {
-        $crate::conformance_tests!(@common $factory);
+    (@connectionless_only) => {
         $crate::conformance_tests!(@each
             dropped_sender_leaves_its_messages_queued,
             exited_sender_leaves_its_messages,
             killed_sender_leaves_its_messages,
             exited_receiver_is_invisible_to_sender,
+        );
+    };
+    ($factory:expr, connected, peer = $peer:expr) => {
+        $crate::conformance_tests!(@common $factory, peer = $peer);
+        $crate::conformance_tests!(@connected_only);
+    };
+    ($factory:expr, connectionless, peer = $peer:expr) => {
+        $crate::conformance_tests!(@common $factory, peer = $peer);
+        $crate::conformance_tests!(@connectionless_only);
+    };
+    ($factory:expr, peer = $peer:expr) => {
+        $crate::conformance_tests!($factory, connected, peer = $peer);
+    };
+    ($factory:expr, $group:ident) => {
+        $crate::conformance_tests!(
+            $factory,
+            $group,
+            peer = env!("CARGO_BIN_EXE_ipc-test-peer")
         );
     };
     ($factory:expr) => {

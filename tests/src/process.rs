@@ -2,8 +2,9 @@
 //! bounded: a peer is killed when its guard drops, every wait on it has a deadline, and a
 //! blocking call under test runs where a watchdog can give up on it.
 //!
-//! Peers are the `ipc-test-peer` binary of this crate, a fresh program (spawned with exec, as
-//! real users of the library would do it), not a fork of the test process. A peer talks to
+//! Peers are the `ipc-test-peer` binary of this crate (or another crate's binary with the same
+//! body, [`peer::main`](crate::peer::main)), a fresh program (spawned with exec, as real users
+//! of the library would do it), not a fork of the test process. A peer talks to
 //! the test on two channels besides the transport under test: it writes progress lines
 //! (`ready`, `ok ...`) on its stdout, and it reads commands (`go`) or end of file on its stdin.
 //! The test synchronises on those, never on sleeps.

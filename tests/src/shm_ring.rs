@@ -224,7 +224,7 @@ impl DerefMut for AnyReceiver {
 /// `?query` it continues) and its place: a new receiver opens the segment, takes the dead
 /// one's place and gets what was sent meanwhile. It did not create the segment, so it leaves
 /// it when dropped (`exists` says whether the segment is there); a guard or the user removes it.
-/// `peer` is the `ipc-test-peer` binary.
+/// `peer` is a peer binary ([`peer::main`](crate::peer::main)).
 pub fn a_dead_receivers_place_is_taken_over(peer: &Path, spec: &str, exists: impl Fn() -> bool) {
     let mut first = spawn_peer_on(peer, "recv-hold", &[], &format!("{spec}&create=always"));
     first.expect_line("ready");

@@ -41,7 +41,9 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// A context for `factory`, with peers run from `peer` (`env!("CARGO_BIN_EXE_ipc-test-peer")`).
+    /// A context for `factory`, with peers run from `peer`, a binary whose `main` is
+    /// [`peer::main`](crate::peer::main) (`env!("CARGO_BIN_EXE_ipc-test-peer")` in this crate's
+    /// tests, the transport's own peer binary in another crate's).
     pub fn new(factory: &'static dyn Factory, peer: &'static str) -> Ctx {
         Ctx { factory, peer }
     }
