@@ -10,6 +10,7 @@ use ipc::posix::PosixName;
 use ipc::posix::mq::MqLimits;
 use ipc::{Receiver, Result, Sender};
 
+use crate::factory_spec::{Fresh, fresh_methods};
 use crate::process::{Peer, SPEC_ENV, WATCHDOG};
 use crate::{Cleanup, MqGuard, PathGuard, ShmGuard};
 
@@ -206,17 +207,28 @@ impl<G: Send + 'static> Named<G> {
         cmds: Vec<Command>,
     ) -> Result<(Box<dyn Receiver>, Vec<Peer>)> {
         let rx = ipc::open_receiver(&self.create())?;
-        let mut peers = Vec::new();
-        for mut cmd in cmds {
-            cmd.env(SPEC_ENV, self.join());
-            peers.push(spawn(cmd)?);
-        }
-        // Peers drop front to back: the last one keeps the object guarded until all are gone.
-        if let Some(last) = peers.last_mut() {
-            last.hold(self.guard);
-        }
+        let peers = spawn_all(cmds, &self.join(), self.guard)?;
         Ok((rx, peers))
     }
+}
+
+/// Starts every command of `cmds` on the transport `spec` (in [`SPEC_ENV`]); the last of them
+/// holds `guard`.
+pub(crate) fn spawn_all(
+    cmds: Vec<Command>,
+    spec: &str,
+    guard: impl Send + 'static,
+) -> Result<Vec<Peer>> {
+    let mut peers = Vec::new();
+    for mut cmd in cmds {
+        cmd.env(SPEC_ENV, spec);
+        peers.push(spawn(cmd)?);
+    }
+    // Peers drop front to back: the last one keeps the object guarded until all are gone.
+    if let Some(last) = peers.last_mut() {
+        last.hold(guard);
+    }
+    Ok(peers)
 }
 
 /// Anonymous pipes: the child inherits its end (`PipeSender::inherit`).
@@ -298,87 +310,6 @@ impl Factory for PipeFactory {
     }
 }
 
-/// A transport named by a path (a FIFO, a unix socket): the receiver makes it, senders wait for
-/// it (`open_timeout` in `spec`), and the guard removes it even when a receiving peer is killed.
-pub(crate) struct AtPath {
-    pub(crate) path: PathGuard,
-    /// The transport string of both ends.
-    pub(crate) spec: String,
-}
-
-impl AtPath {
-    pub(crate) fn pair(self) -> Result<Pair> {
-        let rx = ipc::open_receiver(&self.spec)?;
-        let tx = ipc::open_sender(&self.spec)?;
-        Ok(Pair {
-            tx,
-            rx,
-            cleanup: Cleanup::with(self.path),
-        })
-    }
-
-    pub(crate) fn spawn_receiver(self, mut cmd: Command) -> Result<(Box<dyn Sender>, Peer)> {
-        // The child makes the object (as a receiver does); our sender waits for it. We still
-        // guard the path: a killed child cannot unlink it.
-        cmd.env(SPEC_ENV, &self.spec);
-        let mut peer = spawn(cmd)?;
-        let tx = ipc::open_sender(&self.spec)?;
-        peer.hold(self.path);
-        Ok((tx, peer))
-    }
-
-    pub(crate) fn spawn_sender(self, mut cmd: Command) -> Result<(Box<dyn Receiver>, Peer)> {
-        let rx = ipc::open_receiver(&self.spec)?;
-        cmd.env(SPEC_ENV, &self.spec);
-        let mut peer = spawn(cmd)?;
-        peer.hold(self.path);
-        Ok((rx, peer))
-    }
-
-    pub(crate) fn spawn_senders(
-        self,
-        cmds: Vec<Command>,
-    ) -> Result<(Box<dyn Receiver>, Vec<Peer>)> {
-        let rx = ipc::open_receiver(&self.spec)?;
-        let mut peers = Vec::new();
-        for mut cmd in cmds {
-            cmd.env(SPEC_ENV, &self.spec);
-            peers.push(spawn(cmd)?);
-        }
-        // Peers drop front to back: the last one keeps the path guarded until all are gone.
-        if let Some(last) = peers.last_mut() {
-            last.hold(self.path);
-        }
-        Ok((rx, peers))
-    }
-}
-
-/// The four methods of [`Factory`] for transports made as an [`AtPath`] by `$make(cfg)`.
-macro_rules! at_path_methods {
-    ($make:path) => {
-        fn pair(&self, cfg: &Cfg) -> Result<Pair> {
-            $make(cfg).pair()
-        }
-
-        fn spawn_receiver(&self, cfg: &Cfg, cmd: Command) -> Result<(Box<dyn Sender>, Peer)> {
-            $make(cfg).spawn_receiver(cmd)
-        }
-
-        fn spawn_sender(&self, cfg: &Cfg, cmd: Command) -> Result<(Box<dyn Receiver>, Peer)> {
-            $make(cfg).spawn_sender(cmd)
-        }
-
-        fn spawn_senders(
-            &self,
-            cfg: &Cfg,
-            cmds: Vec<Command>,
-        ) -> Result<(Box<dyn Receiver>, Vec<Peer>)> {
-            $make(cfg).spawn_senders(cmds)
-        }
-    };
-}
-pub(crate) use at_path_methods;
-
 /// Named pipes in `/tmp`, opened through the `ipc` facade.
 #[derive(Debug, Default)]
 pub struct FifoFactory;
@@ -386,10 +317,10 @@ pub struct FifoFactory;
 impl FifoFactory {
     /// A fresh path and the transport string for it; senders get an open timeout well inside
     /// the watchdog.
-    fn fifo(cfg: &Cfg) -> AtPath {
+    fn fifo(&self, cfg: &Cfg, _writers: usize) -> Fresh {
         let path = PathGuard::unique("fifo");
         let spec = format!("fifo:{}{}&open_timeout=10s", path.as_str(), cfg.query());
-        AtPath { path, spec }
+        Fresh::new(spec, path)
     }
 }
 
@@ -406,7 +337,7 @@ impl Factory for FifoFactory {
         ipc::framing::MAX_PAYLOAD
     }
 
-    at_path_methods!(Self::fifo);
+    fresh_methods!(Self::fifo);
 
     fn multi_writer_max(&self) -> usize {
         // The FIFO backend shares the pipe framing and its atomicity limit.

@@ -6,7 +6,8 @@ use std::process::Command;
 use ipc::socket::{SocketConfig, TcpReceiver};
 use ipc::{Receiver, Result, Sender};
 
-use crate::factory::{AtPath, Cfg, Factory, Pair, at_path_methods, spawn};
+use crate::factory::{Cfg, Factory, Pair, spawn};
+use crate::factory_spec::{Fresh, fresh_methods};
 use crate::process::{Peer, SPEC_ENV};
 use crate::{Cleanup, PathGuard};
 
@@ -32,10 +33,10 @@ fn seqpacket_max() -> usize {
 pub struct UnixFactory;
 
 impl UnixFactory {
-    fn socket(cfg: &Cfg) -> AtPath {
+    fn socket(&self, cfg: &Cfg, _writers: usize) -> Fresh {
         let path = PathGuard::unique("sock");
         let spec = format!("unix:{}{}&open_timeout=10s", path.as_str(), query(cfg));
-        AtPath { path, spec }
+        Fresh::new(spec, path)
     }
 }
 
@@ -52,7 +53,7 @@ impl Factory for UnixFactory {
         seqpacket_max()
     }
 
-    at_path_methods!(Self::socket);
+    fresh_methods!(Self::socket);
 
     fn multi_writer_max(&self) -> usize {
         // One connection per sender, records kept whole by the kernel: any size.

@@ -28,6 +28,7 @@ pub mod expect;
 pub mod factory;
 pub mod factory_file_shm;
 pub mod factory_socket;
+pub mod factory_spec;
 pub mod factory_sysv_mq;
 pub mod factory_sysv_shm;
 #[cfg(feature = "zenoh")]
@@ -45,6 +46,7 @@ pub mod via;
 pub use factory::{
     Cfg, Factory, FifoFactory, MqFactory, Pair, PipeFactory, RingFactory, RingPlace, ShmFactory,
 };
+pub use factory_spec::{Fresh, SpecFactory};
 pub use fixtures::{
     Cleanup, MqGuard, PathGuard, ShmGuard, mq_exists, shm_exists, unique_name, unique_path,
 };
