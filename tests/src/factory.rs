@@ -10,7 +10,7 @@ use ipc::posix::PosixName;
 use ipc::posix::mq::MqLimits;
 use ipc::{Receiver, Result, Sender};
 
-use crate::factory_spec::{Fresh, fresh_methods};
+use crate::factory_spec::{Creator, Fresh, fresh_methods};
 use crate::process::{Peer, SPEC_ENV, WATCHDOG};
 use crate::{Cleanup, MqGuard, PathGuard, ShmGuard};
 
@@ -130,105 +130,6 @@ pub trait Factory: Sync {
 pub(crate) fn spawn(cmd: Command) -> Result<Peer> {
     let what = format!("spawn the peer {}", cmd.get_program().to_string_lossy());
     Peer::spawn(cmd).map_err(|e| ipc::Error::io(what, e))
-}
-
-/// An object made for one test and named by a string (a queue, a ring segment), with the guard
-/// that removes it even when the test fails. The end opened first creates it
-/// (`create=always`, so a leftover of the same name fails the test instead of being reused);
-/// the other ends join it (`create=never`). The guard goes with the [`Pair`], or with the peer
-/// that outlives the others.
-pub(crate) struct Named<G> {
-    pub(crate) guard: G,
-    /// The transport string without `create`.
-    pub(crate) spec: String,
-}
-
-/// Which process makes the object when a child receives.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Creator {
-    /// This process, through its sender (queues: nobody waits for anybody).
-    Here,
-    /// The child, as a receiver does (rings: our sender waits for the segment).
-    Peer,
-}
-
-impl<G: Send + 'static> Named<G> {
-    fn create(&self) -> String {
-        format!("{}&create=always", self.spec)
-    }
-
-    fn join(&self) -> String {
-        format!("{}&create=never", self.spec)
-    }
-
-    pub(crate) fn pair(self) -> Result<Pair> {
-        let rx = ipc::open_receiver(&self.create())?;
-        let tx = ipc::open_sender(&self.join())?;
-        Ok(Pair {
-            tx,
-            rx,
-            cleanup: Cleanup::with(self.guard),
-        })
-    }
-
-    pub(crate) fn spawn_receiver(
-        self,
-        mut cmd: Command,
-        creator: Creator,
-    ) -> Result<(Box<dyn Sender>, Peer)> {
-        match creator {
-            Creator::Here => {
-                let tx = ipc::open_sender(&self.create())?;
-                cmd.env(SPEC_ENV, self.join());
-                let mut peer = spawn(cmd)?;
-                peer.hold(self.guard);
-                Ok((tx, peer))
-            }
-            Creator::Peer => {
-                cmd.env(SPEC_ENV, self.create());
-                let join = self.join();
-                let mut peer = spawn(cmd)?;
-                peer.hold(self.guard);
-                Ok((ipc::open_sender(&join)?, peer))
-            }
-        }
-    }
-
-    pub(crate) fn spawn_sender(self, mut cmd: Command) -> Result<(Box<dyn Receiver>, Peer)> {
-        let rx = ipc::open_receiver(&self.create())?;
-        cmd.env(SPEC_ENV, self.join());
-        let mut peer = spawn(cmd)?;
-        peer.hold(self.guard);
-        Ok((rx, peer))
-    }
-
-    pub(crate) fn spawn_senders(
-        self,
-        cmds: Vec<Command>,
-    ) -> Result<(Box<dyn Receiver>, Vec<Peer>)> {
-        let rx = ipc::open_receiver(&self.create())?;
-        let peers = spawn_all(cmds, &self.join(), self.guard)?;
-        Ok((rx, peers))
-    }
-}
-
-/// Starts every command of `cmds` on the transport `spec` (in [`SPEC_ENV`]); the last of them
-/// holds `guard`.
-pub(crate) fn spawn_all(
-    cmds: Vec<Command>,
-    spec: &str,
-    guard: impl Send + 'static,
-) -> Result<Vec<Peer>> {
-    let mut peers = Vec::new();
-    for mut cmd in cmds {
-        cmd.env(SPEC_ENV, spec);
-        peers.push(spawn(cmd)?);
-    }
-    // Peers drop front to back: the last one keeps the object guarded until all are gone.
-    if let Some(last) = peers.last_mut() {
-        last.hold(guard);
-    }
-    Ok(peers)
 }
 
 /// Anonymous pipes: the child inherits its end (`PipeSender::inherit`).
@@ -385,7 +286,7 @@ impl MqFactory {
 
     /// A fresh guarded name, and the transport string for it (without `create`). The guard
     /// holds a share of RLIMIT_MSGQUEUE, given back after the queue is removed.
-    fn queue(&self, cfg: &Cfg) -> Result<Named<impl Send + 'static>> {
+    fn queue(&self, cfg: &Cfg) -> Result<Fresh> {
         let capacity = cfg.capacity.map_or(Self::default_capacity(), |c| c as u64);
         let share = Budget::reserve(capacity * (cfg.message_size as u64 + MQ_MESSAGE_OVERHEAD))?;
         let guard = MqGuard::unique();
@@ -394,10 +295,7 @@ impl MqFactory {
         }
         let spec = format!("posix-mq:{}{}", guard.name(), cfg.query());
         // Fields drop in order: the queue goes, then its share is given back.
-        Ok(Named {
-            guard: (guard, share),
-            spec,
-        })
+        Ok(Fresh::named(&spec, (guard, share)))
     }
 
     /// The queue's capacity when the string gives none, as `ipc-posix` picks it.
@@ -551,9 +449,9 @@ impl<P: RingPlace> RingFactory<P> {
         }
     }
 
-    /// A fresh guarded name, and the transport string for it (without `create`); senders wait
-    /// well inside the watchdog for a segment to appear.
-    fn segment(&self, cfg: &Cfg, multi: bool) -> Named<P::Guard> {
+    /// A fresh guarded name, and the transport string for it; senders wait well inside the
+    /// watchdog for a segment to appear. Several writers share a `producers=multi` ring.
+    fn segment(&self, cfg: &Cfg, writers: usize) -> Fresh {
         let guard = P::fresh();
         if let Some(record) = &self.record {
             record.lock().unwrap().push(P::id(&guard));
@@ -566,10 +464,10 @@ impl<P: RingPlace> RingFactory<P> {
         if let Some(c) = Self::capacity_for(cfg) {
             spec.push_str(&format!("&capacity={c}"));
         }
-        if multi {
+        if writers > 1 {
             spec.push_str("&producers=multi");
         }
-        Named { guard, spec }
+        Fresh::named(&spec, guard)
     }
 }
 
@@ -602,25 +500,7 @@ impl<P: RingPlace> Factory for RingFactory<P> {
         Self::MAX_MESSAGE
     }
 
-    fn pair(&self, cfg: &Cfg) -> Result<Pair> {
-        self.segment(cfg, false).pair()
-    }
-
-    fn spawn_receiver(&self, cfg: &Cfg, cmd: Command) -> Result<(Box<dyn Sender>, Peer)> {
-        self.segment(cfg, false).spawn_receiver(cmd, Creator::Peer)
-    }
-
-    fn spawn_sender(&self, cfg: &Cfg, cmd: Command) -> Result<(Box<dyn Receiver>, Peer)> {
-        self.segment(cfg, false).spawn_sender(cmd)
-    }
-
-    fn spawn_senders(
-        &self,
-        cfg: &Cfg,
-        cmds: Vec<Command>,
-    ) -> Result<(Box<dyn Receiver>, Vec<Peer>)> {
-        self.segment(cfg, true).spawn_senders(cmds)
-    }
+    fresh_methods!(Self::segment);
 
     fn multi_writer_max(&self) -> usize {
         // A multi-producer ring serialises whole records: any size is safe.

@@ -8,41 +8,61 @@ use std::process::Command;
 use ipc::{Receiver, Result, Sender};
 
 use crate::Cleanup;
-use crate::factory::{Cfg, Factory, Pair, spawn, spawn_all};
+use crate::factory::{Cfg, Factory, Pair, spawn};
 use crate::process::{Peer, SPEC_ENV};
 
-/// A transport made for one test, named by a string that both ends open with
+/// A transport made for one test, named by a string that its ends open with
 /// `ipc::open_sender` / `ipc::open_receiver` (a FIFO, a unix socket, a registered scheme), and
-/// the guard that removes whatever it leaves, even when a receiving peer is killed.
+/// the guard that removes whatever it leaves, even when the test fails or a peer is killed. The
+/// guard goes with the [`Pair`], or with the peer that outlives the others.
 ///
-/// The transport must let its ends open in either order: the receiver makes the transport, a
-/// sender opened first waits for it (an `open_timeout` in the string, well inside
-/// [`WATCHDOG`](crate::process::WATCHDOG)). When a peer receives, it opens first and this
-/// process's sender waits for it; otherwise this process opens the receiver first.
+/// Made by [`Fresh::new`], the transport must let its ends open in either order: the receiver
+/// makes the transport, a sender opened first waits for it (an `open_timeout` in the string,
+/// well inside [`WATCHDOG`](crate::process::WATCHDOG)). When a peer receives, it opens first
+/// and this process's sender waits for it; otherwise this process opens the receiver first.
 pub struct Fresh {
-    /// The transport string of both ends.
-    spec: String,
+    /// The string of the end opened first, which makes the transport.
+    create: String,
+    /// The string of the ends that join it.
+    join: String,
     guard: Cleanup,
+}
+
+/// Which process makes the transport of a [`Fresh`] when a child receives.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Creator {
+    /// This process, through its sender (queues: nobody waits for anybody).
+    Here,
+    /// The child, as a receiver does (rings, FIFOs, sockets: our sender waits for it).
+    Peer,
 }
 
 impl Fresh {
     /// The transport `spec`, whose leftovers `guard` removes when dropped (a
     /// [`PathGuard`](crate::PathGuard), say, or `()` if the transport leaves nothing).
     pub fn new(spec: impl Into<String>, guard: impl Send + 'static) -> Fresh {
+        let spec = spec.into();
         Fresh {
-            spec: spec.into(),
+            create: spec.clone(),
+            join: spec,
             guard: Cleanup::with(guard),
         }
     }
 
-    /// The transport string of both ends.
-    pub fn spec(&self) -> &str {
-        &self.spec
+    /// An object named by `spec` (a queue, a ring segment; `spec` has a `?query` and no
+    /// `create`): the end opened first creates it (`create=always`, so a leftover of the same
+    /// name fails the test instead of being reused); the other ends join it (`create=never`).
+    pub(crate) fn named(spec: &str, guard: impl Send + 'static) -> Fresh {
+        Fresh {
+            create: format!("{spec}&create=always"),
+            join: format!("{spec}&create=never"),
+            guard: Cleanup::with(guard),
+        }
     }
 
     pub(crate) fn pair(self) -> Result<Pair> {
-        let rx = ipc::open_receiver(&self.spec)?;
-        let tx = ipc::open_sender(&self.spec)?;
+        let rx = ipc::open_receiver(&self.create)?;
+        let tx = ipc::open_sender(&self.join)?;
         Ok(Pair {
             tx,
             rx,
@@ -50,19 +70,32 @@ impl Fresh {
         })
     }
 
-    pub(crate) fn spawn_receiver(self, mut cmd: Command) -> Result<(Box<dyn Sender>, Peer)> {
-        // The child makes the object (as a receiver does); our sender waits for it. We still
-        // guard it: a killed child cannot remove it.
-        cmd.env(SPEC_ENV, &self.spec);
-        let mut peer = spawn(cmd)?;
-        let tx = ipc::open_sender(&self.spec)?;
+    pub(crate) fn spawn_receiver(
+        self,
+        mut cmd: Command,
+        creator: Creator,
+    ) -> Result<(Box<dyn Sender>, Peer)> {
+        let (tx, mut peer) = match creator {
+            Creator::Here => {
+                let tx = ipc::open_sender(&self.create)?;
+                cmd.env(SPEC_ENV, &self.join);
+                (tx, spawn(cmd)?)
+            }
+            Creator::Peer => {
+                // Our sender waits for the child's receiver. We still guard what it makes: a
+                // killed child cannot remove it.
+                cmd.env(SPEC_ENV, &self.create);
+                let peer = spawn(cmd)?;
+                (ipc::open_sender(&self.join)?, peer)
+            }
+        };
         peer.hold(self.guard);
         Ok((tx, peer))
     }
 
     pub(crate) fn spawn_sender(self, mut cmd: Command) -> Result<(Box<dyn Receiver>, Peer)> {
-        let rx = ipc::open_receiver(&self.spec)?;
-        cmd.env(SPEC_ENV, &self.spec);
+        let rx = ipc::open_receiver(&self.create)?;
+        cmd.env(SPEC_ENV, &self.join);
         let mut peer = spawn(cmd)?;
         peer.hold(self.guard);
         Ok((rx, peer))
@@ -72,15 +105,26 @@ impl Fresh {
         self,
         cmds: Vec<Command>,
     ) -> Result<(Box<dyn Receiver>, Vec<Peer>)> {
-        let rx = ipc::open_receiver(&self.spec)?;
-        let peers = spawn_all(cmds, &self.spec, self.guard)?;
+        let rx = ipc::open_receiver(&self.create)?;
+        let mut peers = Vec::new();
+        for mut cmd in cmds {
+            cmd.env(SPEC_ENV, &self.join);
+            peers.push(spawn(cmd)?);
+        }
+        // Peers drop front to back: the last one keeps the object guarded until all are gone.
+        if let Some(last) = peers.last_mut() {
+            last.hold(self.guard);
+        }
         Ok((rx, peers))
     }
 }
 
 impl std::fmt::Debug for Fresh {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Fresh").field("spec", &self.spec).finish()
+        f.debug_struct("Fresh")
+            .field("create", &self.create)
+            .field("join", &self.join)
+            .finish()
     }
 }
 
@@ -94,7 +138,7 @@ macro_rules! fresh_methods {
         }
 
         fn spawn_receiver(&self, cfg: &Cfg, cmd: Command) -> Result<(Box<dyn Sender>, Peer)> {
-            $fresh(self, cfg, 1).spawn_receiver(cmd)
+            $fresh(self, cfg, 1).spawn_receiver(cmd, $crate::factory_spec::Creator::Peer)
         }
 
         fn spawn_sender(&self, cfg: &Cfg, cmd: Command) -> Result<(Box<dyn Receiver>, Peer)> {

@@ -9,7 +9,8 @@ use ipc::sysv::Key;
 use ipc::sysv::msg::MsgLimits;
 use ipc::{Receiver, Result, Sender};
 
-use crate::factory::{Cfg, Creator, Factory, Named, Pair};
+use crate::factory::{Cfg, Factory, Pair};
+use crate::factory_spec::{Creator, Fresh};
 use crate::process::Peer;
 
 /// High bits of every key the suite uses (`0x5d`), so that leftovers are recognisable in
@@ -113,13 +114,13 @@ impl SysvMqFactory {
     }
 
     /// A fresh guarded key and the transport string for it (without `create`).
-    fn queue(&self, cfg: &Cfg) -> Named<SysvMqGuard> {
+    fn queue(&self, cfg: &Cfg) -> Fresh {
         let guard = SysvMqGuard::unique();
         if let Some(record) = &self.record {
             record.lock().unwrap().push(guard.key());
         }
         let spec = guard.spec(&cfg.query());
-        Named { guard, spec }
+        Fresh::named(&spec, guard)
     }
 }
 
