@@ -21,6 +21,102 @@
 //!   every endpoint of a test, here and in its peers, waits through an `ipc::WaitSet`.
 //! - [`kill_producers`] is one trial of producers SIGKILLed mid-stream on a multi-producer
 //!   ring, shared by `tests/issue_11.rs` and the `ipc-stress` binary.
+//! - [`factory_spec`]: [`SpecFactory`], the factory of a transport opened from a string, for
+//!   transports outside the workspace (below).
+//!
+//! # Running the suite against your own transport
+//!
+//! A crate outside the workspace whose transport both ends open from a transport string, once
+//! its scheme is registered with the facade (`ipc::open_sender` / `ipc::open_receiver` then
+//! dispatch to it), runs the whole suite across real processes with four pieces.
+//!
+//! **The dependency.** The peer binary needs this crate as a regular dependency (a `[[bin]]`
+//! cannot use dev-dependencies); an optional one keeps it out of the transport's users' builds:
+//!
+//! ```toml
+//! [dependencies]
+//! ipc-tests = { path = "../../tests", optional = true }
+//!
+//! [features]
+//! conformance = ["dep:ipc-tests"]
+//!
+//! [[bin]]
+//! name = "memfd-peer"
+//! path = "src/bin/memfd-peer.rs"
+//! required-features = ["conformance"]
+//!
+//! [[test]]
+//! name = "conformance"
+//! required-features = ["conformance"]
+//! ```
+//!
+//! and `cargo test --features conformance`. (A crate of its own holding the peer and the test
+//! file, depending on the transport and on this one, does as well.)
+//!
+//! **The peer binary**, the other process of every cross-process test: [`peer::main`] once the
+//! scheme is registered (the peer opens its end from the string the test hands it).
+//!
+//! ```text
+//! // src/bin/memfd-peer.rs
+//! fn main() -> std::process::ExitCode { memfd_transport::register(); ipc_tests::peer::main() }
+//! ```
+//!
+//! **The factory**: a [`SpecFactory`], the facts the suite must know and a function that makes
+//! a transport no other test uses, as a [`Fresh`]: its string (with [`Cfg::query`], the
+//! `?message_size=..` the test asks for) and the guard that removes what it leaves, such as a
+//! [`PathGuard`] on a [`unique_path`]. The receiver makes the transport; a sender opened
+//! before it must wait for it (an `open_timeout`), as a peer may receive.
+//!
+//! **The test file**, which registers the scheme for this process's ends too (before the
+//! first open: in `fresh`, say, once) and stamps out the tests with the peer binary:
+//!
+//! ```text
+//! // tests/conformance.rs
+//! fn fresh(cfg: &ipc_tests::Cfg, _writers: usize) -> ipc_tests::Fresh {
+//!     static REGISTER: std::sync::Once = std::sync::Once::new();
+//!     REGISTER.call_once(memfd_transport::register);
+//!     let path = ipc_tests::PathGuard::unique("memfd");
+//!     let spec = format!("memfd:{}{}&open_timeout=10s", path.as_str(), cfg.query());
+//!     ipc_tests::Fresh::new(spec, path)
+//! }
+//!
+//! ipc_tests::conformance_tests!(
+//!     ipc_tests::SpecFactory {
+//!         name: "memfd",
+//!         sees_peer_death: true,
+//!         max_message_size: 64 * 1024,
+//!         multi_writer_max: 64 * 1024,
+//!         fresh,
+//!     },
+//!     connected,
+//!     peer = env!("CARGO_BIN_EXE_memfd-peer")
+//! );
+//! ```
+//!
+//! `tests/spec_factory.rs` is such a file, over `file-shm:`.
+//!
+//! **Which properties.** Every transport gets the common group: messages whole, once and in
+//! order (random sizes, here and across processes, several writers in as many processes up to
+//! [`multi_writer_max`](Factory::multi_writer_max)), oversized messages and small buffers
+//! refused, `Full` / `Empty` / `Timeout` exact and deadlines neither early nor late, signals
+//! (handled, no `SA_RESTART`) breaking no call, SIGPIPE killing no sender, a dropped receiver
+//! waking a blocked sender, blocked calls asleep rather than spinning. Then what the transport
+//! declares, as the second argument of [`conformance_tests!`]:
+//!
+//! - `connected` (`sees_peer_death: true`): a dropped, exited or killed peer is `Disconnected`
+//!   at the other end, after the messages it sent;
+//! - `connectionless` (`sees_peer_death: false`): it is invisible; its messages stay queued.
+//!
+//! The suite checks that the declaration and [`Factory::sees_peer_death`] agree. A byte
+//! stream that takes `framing=` (`lines`, `raw`; [`Cfg::framing`], passed on by
+//! [`Cfg::query`]) adds `ipc_tests::conformance_tests!(@framings);` for what those framings
+//! promise ([`suite::framings`]). Message priorities are not a property of the suite (the
+//! POSIX queues test theirs in their own file). A known gap is not left out silently: build
+//! the selection from the parts (`@ctx FACTORY, peer = ...`, then `@each name, ...` for what
+//! passes) and list what does not as `@ignored "why": name, ...`, which keeps it visible and
+//! runnable with `--ignored` (`tests/zenoh.rs` does). Wrapping the factory in a
+//! [`ViaFactory`] (`ViaFactory::new(FACTORY, Via::WaitSet)`) runs it all again through the
+//! transport's `Readiness`, in every process.
 
 pub mod board;
 pub mod drive;
