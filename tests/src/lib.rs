@@ -100,7 +100,9 @@
 //! [`multi_writer_max`](Factory::multi_writer_max)), oversized messages and small buffers
 //! refused, `Full` / `Empty` / `Timeout` exact and deadlines neither early nor late, signals
 //! (handled, no `SA_RESTART`) breaking no call, SIGPIPE killing no sender, a dropped receiver
-//! waking a blocked sender, blocked calls asleep rather than spinning. Then what the transport
+//! waking a blocked sender, blocked calls asleep rather than spinning, `send_batch` and
+//! `recv_batch` keeping every message whole, once and in order and counting exactly what a
+//! full transport cut short ([`suite::batches`]). Then what the transport
 //! declares, as the second argument of [`conformance_tests!`]:
 //!
 //! - `connected` (`sees_peer_death: true`): a dropped, exited or killed peer is `Disconnected`
@@ -258,6 +260,8 @@ macro_rules! conformance_tests {
             signals_do_not_break_recv_timeout,
             signals_do_not_shorten_recv_timeout,
             signals_do_not_shorten_send_timeout,
+            batches_cross_from_a_child_process_whole_once_in_order,
+            batch_on_full_sends_exactly_what_it_counts,
         );
     };
     (@connected_only) => {

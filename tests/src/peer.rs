@@ -24,7 +24,7 @@ use crate::drive;
 use crate::message::{self, StreamCheck};
 use crate::process::SPEC_ENV;
 use crate::signals;
-use ipc::{Error, Receiver, Sender};
+use ipc::{Error, Receiver, Sender, Wait};
 
 type Outcome = Result<(), String>;
 
@@ -58,6 +58,7 @@ pub fn main() -> ExitCode {
         "recv" => recv(num(1), num(2) as usize, word(3)),
         "send" => send(num(1), num(2) as u32, word(3) == "on-go"),
         "send-hold" => send_hold(num(1)),
+        "send-batches" => send_batches(num(1), num(2)),
         "recv-hold" => recv_hold(),
         "sigpipe-send" => sigpipe_send(word(1)),
         "signal-recv" => signal_recv(word(1), args.get(2).and_then(|a| a.parse().ok())),
@@ -165,6 +166,40 @@ fn send(n: u64, writer: u32, on_go: bool) -> Outcome {
     }
     drive::send_stream(&mut *tx, writer, n)?;
     say("ok");
+    Ok(())
+}
+
+/// Sends messages `0..n` of writer 0 (sizes from [`message::size_for`]) in batches of 1 to 32
+/// messages, their lengths drawn from `seed`, each by one `send_batch(.., Wait::Forever)`,
+/// which must send it all; then says `ok <batches> <messages>` and exits.
+fn send_batches(n: u64, seed: u64) -> Outcome {
+    let mut tx = open_sender()?;
+    let max = tx.max_message_size();
+    let mut state = seed;
+    let (mut seq, mut batches) = (0, 0u64);
+    while seq < n {
+        let end = n.min(seq + 1 + message::splitmix64(&mut state) % 32);
+        let msgs: Vec<Vec<u8>> = (seq..end)
+            .map(|s| {
+                let mut msg = Vec::new();
+                message::encode(0, s, message::size_for(0, s, max), &mut msg);
+                msg
+            })
+            .collect();
+        let batch: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+        match tx.send_batch(&batch, Wait::Forever) {
+            Ok(sent) if sent == batch.len() => {}
+            other => {
+                return Err(format!(
+                    "send_batch(Forever) of messages {seq}..{end}: {other:?}, expected Ok({})",
+                    batch.len()
+                ));
+            }
+        }
+        seq = end;
+        batches += 1;
+    }
+    say(&format!("ok {batches} {seq}"));
     Ok(())
 }
 

@@ -21,7 +21,13 @@ use crate::process::{
 };
 use crate::{Cfg, Factory, Pair};
 
+pub mod batches;
 pub mod framings;
+
+pub use batches::{
+    batch_on_full_sends_exactly_what_it_counts,
+    batches_cross_from_a_child_process_whole_once_in_order,
+};
 
 /// How late a timed call may return before the test calls it broken. Generous on purpose:
 /// the machine is shared and noisy; the tight bound is the lower one (never early).
@@ -56,6 +62,15 @@ impl Ctx {
 
     fn name(&self) -> &'static str {
         self.factory.name()
+    }
+
+    /// Both ends with the default configuration, the transport filled by [`fill`]; and how many
+    /// messages that took (at least one).
+    fn full_pair(&self) -> (Pair, u64) {
+        let mut pair = self.pair(&self.cfg());
+        let n = fill(&mut *pair.tx).unwrap();
+        assert!(n > 0, "the transport was Full before the first message");
+        (pair, n)
     }
 
     /// The configuration of tests that need nothing special ([`Factory::default_cfg`]).
@@ -544,13 +559,14 @@ pub fn recv_timeout_waits_out_its_deadline(ctx: &Ctx) {
 /// deadline and says `Timeout`; neither sends anything; everything accepted arrives in order.
 pub fn try_send_on_full_is_full_and_send_timeout_waits(ctx: &Ctx) {
     let cfg = ctx.cfg();
-    let Pair {
-        mut tx,
-        mut rx,
-        cleanup: _cleanup,
-    } = ctx.pair(&cfg);
-    let n = fill(&mut *tx).unwrap();
-    assert!(n > 0, "the transport was Full before the first message");
+    let (
+        Pair {
+            mut tx,
+            mut rx,
+            cleanup: _cleanup,
+        },
+        n,
+    ) = ctx.full_pair();
     let extra = msg_of(99, 64);
     let r = tx.try_send(&extra);
     assert!(
