@@ -28,37 +28,43 @@
 //!
 //! A crate outside the workspace whose transport both ends open from a transport string, once
 //! its scheme is registered with the facade (`ipc::open_sender` / `ipc::open_receiver` then
-//! dispatch to it), runs the whole suite across real processes with four pieces.
+//! dispatch to it), runs the whole suite across real processes with four pieces;
+//! `examples/memfd-transport` is the worked example.
 //!
 //! **The dependency.** The peer binary needs this crate as a regular dependency (a `[[bin]]`
-//! cannot use dev-dependencies); an optional one keeps it out of the transport's users' builds:
+//! cannot use dev-dependencies); an optional one, on by default, keeps it out of the builds of
+//! programs that turn default features off and only want the transport:
 //!
 //! ```toml
 //! [dependencies]
 //! ipc-tests = { path = "../../tests", optional = true }
 //!
 //! [features]
-//! conformance = ["dep:ipc-tests"]
+//! default = ["suite"]
+//! suite = ["dep:ipc-tests"]
 //!
 //! [[bin]]
 //! name = "memfd-peer"
 //! path = "src/bin/memfd-peer.rs"
-//! required-features = ["conformance"]
+//! required-features = ["suite"]
 //!
 //! [[test]]
 //! name = "conformance"
-//! required-features = ["conformance"]
+//! required-features = ["suite"]
 //! ```
 //!
-//! and `cargo test --features conformance`. (A crate of its own holding the peer and the test
-//! file, depending on the transport and on this one, does as well.)
+//! (A crate of its own holding the peer and the test file, depending on the transport and on
+//! this one, does as well.)
 //!
 //! **The peer binary**, the other process of every cross-process test: [`peer::main`] once the
 //! scheme is registered (the peer opens its end from the string the test hands it).
 //!
 //! ```text
 //! // src/bin/memfd-peer.rs
-//! fn main() -> std::process::ExitCode { memfd_transport::register(); ipc_tests::peer::main() }
+//! fn main() -> std::process::ExitCode {
+//!     memfd_transport::register().expect("registering memfd:");
+//!     ipc_tests::peer::main()
+//! }
 //! ```
 //!
 //! **The factory**: a [`SpecFactory`], the facts the suite must know and a function that makes
@@ -74,7 +80,7 @@
 //! // tests/conformance.rs
 //! fn fresh(cfg: &ipc_tests::Cfg, _writers: usize) -> ipc_tests::Fresh {
 //!     static REGISTER: std::sync::Once = std::sync::Once::new();
-//!     REGISTER.call_once(memfd_transport::register);
+//!     REGISTER.call_once(|| memfd_transport::register().expect("registering memfd:"));
 //!     let path = ipc_tests::PathGuard::unique("memfd");
 //!     let spec = format!("memfd:{}{}&open_timeout=10s", path.as_str(), cfg.query());
 //!     ipc_tests::Fresh::new(spec, path)

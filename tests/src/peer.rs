@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! fn main() -> std::process::ExitCode {
-//!     my_transport::register();
+//!     memfd_transport::register().expect("registering memfd:");
 //!     ipc_tests::peer::main()
 //! }
 //! ```
