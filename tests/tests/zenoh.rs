@@ -33,6 +33,7 @@ ipc_tests::conformance_tests!(@each
     exited_sender_disconnects_after_its_messages,
     exited_receiver_disconnects_sender,
     sigpipe_default_child_gets_disconnected,
+    batches_cross_from_a_child_process_whole_once_in_order,
 );
 ipc_tests::conformance_tests!(@ignored "zenoh's put has no deadline and no Full: it blocks while the link is congested":
     try_send_on_full_is_full_and_send_timeout_waits,
@@ -43,6 +44,7 @@ ipc_tests::conformance_tests!(@ignored "zenoh's put has no deadline and no Full:
     signals_do_not_break_blocking_send,
     signals_do_not_shorten_send_timeout,
     blocked_calls_sleep_rather_than_spin,
+    batch_on_full_sends_exactly_what_it_counts,
 );
 ipc_tests::conformance_tests!(@ignored "a sender killed by SIGKILL loses what zenoh had queued but not yet written to the socket":
     killed_sender_disconnects_after_its_messages,
