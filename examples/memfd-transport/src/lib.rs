@@ -163,6 +163,12 @@ mod tests {
     use ipc::{Receiver, Sender};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    /// A `memfd:` string, parsed once the scheme is registered (tests run in any order).
+    fn spec(text: &str) -> TransportSpec {
+        register().unwrap();
+        text.parse().unwrap()
+    }
+
     fn unique_path() -> String {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -206,7 +212,7 @@ mod tests {
     #[test]
     fn a_live_socket_is_taken_and_a_stale_one_replaced() {
         let path = unique_path();
-        let spec: TransportSpec = format!("memfd:{path}?create=always").parse().unwrap();
+        let spec = spec(&format!("memfd:{path}?create=always"));
         let first = MemfdReceiver::open(&spec).unwrap();
         assert!(matches!(
             MemfdReceiver::open(&spec),
@@ -225,7 +231,7 @@ mod tests {
     fn another_file_at_the_path_is_incompatible_and_left_alone() {
         let path = unique_path();
         std::fs::write(&path, b"not a socket").unwrap();
-        let spec: TransportSpec = format!("memfd:{path}").parse().unwrap();
+        let spec = spec(&format!("memfd:{path}"));
         let err = MemfdReceiver::open(&spec).err().unwrap();
         std::fs::remove_file(&path).unwrap();
         assert!(matches!(err, Error::Incompatible { .. }), "{err}");
@@ -234,7 +240,7 @@ mod tests {
     #[test]
     fn a_sender_with_nobody_serving_waits_out_its_open_timeout() {
         let path = unique_path();
-        let spec: TransportSpec = format!("memfd:{path}?open_timeout=50ms").parse().unwrap();
+        let spec = spec(&format!("memfd:{path}?open_timeout=50ms"));
         let err = MemfdSender::open(&spec).err().unwrap();
         assert!(matches!(err, Error::NotFound { .. }), "{err}");
     }
