@@ -48,7 +48,7 @@
 //!
 //! The options a registered scheme declares keep their meaning and syntax when they are the
 //! workspace's own (`capacity`, `message_size`, `mode`, `create`, `open_timeout`, `wait`,
-//! `producers`, `owner`, `group`, `framing`: see [`spec`](crate::spec)); any other name it
+//! `producers`, `owner`, `group`, `framing`: see [`spec`]); any other name it
 //! declares is kept as written in [`Options::extra`](crate::Options::extra), for the scheme
 //! to read.
 

@@ -33,7 +33,12 @@
 //! | `socketpair:fd=N`         | `socket` | [`socket`] ([`socket::pair`]) |
 //! | `zenoh:key/expr?connect=tcp/HOST:PORT` | `zenoh` (off by default) | `zenoh` (`ipc-zenoh`) |
 //!
-//! A transport whose feature is off is an [`Error::InvalidSpec`] that names the feature.
+//! | `SCHEME:...` of your own  | —       | your crate, [`register`]ed at start-up (see [`registry`](mod@registry)) |
+//!
+//! A transport whose feature is off is an [`Error::InvalidSpec`] that names the feature; a
+//! scheme nobody registered is one that lists the built-in and registered schemes. Every
+//! transport, built in or not, is opened through the same [`registry()`]: each backend crate
+//! exports its [`Scheme`]s, and the facade registers those its features build.
 //! The traits, errors and transport strings are those of `ipc-core`, re-exported here.
 //!
 //! [`sync`] (`ipc-sync`) is there whatever the features: the robust mutex, condvar and ring
