@@ -1,27 +1,46 @@
-//! Anonymous pipes: ours is `ipc::pipe`, the baseline `write`/`read` on a pipe of the same
+//! Anonymous pipes: ours is `ipc::pipe` (`pipe`, and `pipe-spin` with receivers that poll
+//! before they sleep, `wait=spin`), the baseline `write`/`read` on a pipe of the same
 //! capacity. The peer inherits its two ends as descriptors.
 
 use std::os::fd::{AsFd, BorrowedFd};
 
 use ipc::pipe::{End, PipeConfig, channel, raw};
-use ipc::{Address, TransportSpec};
+use ipc::{Address, TransportSpec, WaitStrategy};
 
 use crate::protocol::Variant;
 use crate::raw::fd_ends;
 use crate::transport::{BenchTransport, Ends, Link, Peer, Setup};
 
-pub struct Pipe;
+pub struct Pipe {
+    name: &'static str,
+    /// How ours receives (the raw baseline always blocks in `read`).
+    wait: WaitStrategy,
+}
+
+pub static PIPE: Pipe = Pipe {
+    name: "pipe",
+    wait: WaitStrategy::Park,
+};
+
+pub static PIPE_SPIN: Pipe = Pipe {
+    name: "pipe-spin",
+    wait: WaitStrategy::Spin,
+};
 
 impl BenchTransport for Pipe {
     fn name(&self) -> &'static str {
-        "pipe"
+        self.name
     }
 
     fn connect(&self, setup: Setup<'_>) -> ipc::Result<Link> {
         let (variant, size, mut cmd) = (setup.variant, setup.size, setup.cmd);
         match variant {
             Variant::Ours => {
-                let config = config(size);
+                let config = PipeConfig {
+                    wait: self.wait,
+                    ..config(size)
+                };
+                // The peer's strings carry `wait` with the rest of the configuration.
                 let (to_peer, peer_rx) = channel(&config)?;
                 let (peer_tx, from_peer) = channel(&config)?;
                 let peer_rx = peer_rx.inherit(&mut cmd)?;

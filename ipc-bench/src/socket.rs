@@ -9,7 +9,7 @@ use std::process::Command;
 
 use ipc::pipe::raw::InheritedFd;
 use ipc::socket::{SocketConfig, TcpReceiver, pair};
-use ipc::{Receiver, Sender};
+use ipc::{Receiver, Sender, WaitStrategy};
 
 use crate::protocol::{OPEN_TIMEOUT, Variant};
 use crate::raw::{
@@ -21,28 +21,57 @@ use crate::transport::{BenchTransport, Ends, Link, Peer, Setup, announce};
 /// `unix:` (on paths in the bench's private directory) or `socketpair:` (one pair each way):
 /// seqpacket sockets both, with one raw baseline and the same limits.
 pub struct Seqpacket {
+    name: &'static str,
     /// `unix:`, connected by a path, rather than `socketpair:`.
     named: bool,
+    /// How ours receives (the raw baseline always blocks).
+    wait: WaitStrategy,
 }
 
-pub static UNIX: Seqpacket = Seqpacket { named: true };
-pub static SOCKETPAIR: Seqpacket = Seqpacket { named: false };
+pub static UNIX: Seqpacket = Seqpacket {
+    name: "unix",
+    named: true,
+    wait: WaitStrategy::Park,
+};
+pub static UNIX_SPIN: Seqpacket = Seqpacket {
+    name: "unix-spin",
+    named: true,
+    wait: WaitStrategy::Spin,
+};
+pub static SOCKETPAIR: Seqpacket = Seqpacket {
+    name: "socketpair",
+    named: false,
+    wait: WaitStrategy::Park,
+};
 
 /// `tcp:` on 127.0.0.1.
-pub struct Tcp;
+pub struct Tcp {
+    name: &'static str,
+    /// How ours receives (the raw baseline always blocks).
+    wait: WaitStrategy,
+}
 
-/// The options of ours for `size`-byte messages; the open timeout bounds a sender's wait for a
-/// peer that died before listening.
-fn options(size: usize) -> String {
+pub static TCP: Tcp = Tcp {
+    name: "tcp",
+    wait: WaitStrategy::Park,
+};
+pub static TCP_SPIN: Tcp = Tcp {
+    name: "tcp-spin",
+    wait: WaitStrategy::Spin,
+};
+
+/// The options of ours for `size`-byte messages received as `wait` says; the open timeout
+/// bounds a sender's wait for a peer that died before listening.
+fn options(size: usize, wait: WaitStrategy) -> String {
     format!(
-        "message_size={size}&open_timeout={}ms",
+        "message_size={size}&open_timeout={}ms&wait={wait}",
         OPEN_TIMEOUT.as_millis()
     )
 }
 
 impl BenchTransport for Seqpacket {
     fn name(&self) -> &'static str {
-        if self.named { "unix" } else { "socketpair" }
+        self.name
     }
 
     fn unsupported(&self, size: usize) -> Option<String> {
@@ -52,8 +81,8 @@ impl BenchTransport for Seqpacket {
     fn connect(&self, setup: Setup<'_>) -> ipc::Result<Link> {
         match (setup.variant, self.named) {
             (Variant::Raw, _) => raw_pair_link(setup.size, setup.cmd),
-            (Variant::Ours, true) => unix_link(setup),
-            (Variant::Ours, false) => pair_link(setup.size, setup.cmd),
+            (Variant::Ours, true) => unix_link(setup, self.wait),
+            (Variant::Ours, false) => pair_link(setup.size, setup.cmd, self.wait),
         }
     }
 
@@ -65,8 +94,8 @@ impl BenchTransport for Seqpacket {
 }
 
 /// Ours on `unix:`: a receiver listening on a path each way.
-fn unix_link(setup: Setup<'_>) -> ipc::Result<Link> {
-    let spec = |path: &str| format!("unix:{path}?{}", options(setup.size));
+fn unix_link(setup: Setup<'_>, wait: WaitStrategy) -> ipc::Result<Link> {
+    let spec = |path: &str| format!("unix:{path}?{}", options(setup.size, wait));
     let to_peer_path = spec(&setup.scratch.unique_path("to-peer")?);
     let from_peer_path = spec(&setup.scratch.unique_path("from-peer")?);
     // Ours listens first; the peer's sender connects to it, and ours retries until the peer
@@ -78,10 +107,11 @@ fn unix_link(setup: Setup<'_>) -> ipc::Result<Link> {
 }
 
 /// Ours on `socketpair:`: a pair each way, the peer's ends inherited.
-fn pair_link(size: usize, mut cmd: Command) -> ipc::Result<Link> {
+fn pair_link(size: usize, mut cmd: Command, wait: WaitStrategy) -> ipc::Result<Link> {
     let config = SocketConfig {
         message_size: size,
         capacity: None,
+        wait,
     };
     let (to_peer, peer_rx) = pair::channel(&config)?;
     let (from_peer, peer_tx) = pair::channel(&config)?;
@@ -113,14 +143,14 @@ const PEER_LISTENS: &str = "tcp:127.0.0.1:0";
 
 impl BenchTransport for Tcp {
     fn name(&self) -> &'static str {
-        "tcp"
+        self.name
     }
 
     fn connect(&self, setup: Setup<'_>) -> ipc::Result<Link> {
         let (size, mut cmd) = (setup.size, setup.cmd);
         match setup.variant {
             Variant::Ours => {
-                let spec = |address: &str| format!("{address}?{}", options(size));
+                let spec = |address: &str| format!("{address}?{}", options(size, self.wait));
                 // Listening before the peer starts: its sender finds us at once.
                 let from_peer = TcpReceiver::open(&spec(PEER_LISTENS).parse()?)?;
                 cmd.arg("--rx").arg(spec(PEER_LISTENS));

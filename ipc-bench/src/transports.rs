@@ -8,7 +8,8 @@ use crate::{fifo, file_shm, pipe, posix_mq, posix_shm, socket, sysv_mq, sysv_shm
 /// The transports `ipc bench` knows, in the order it runs them. A new transport is one more
 /// entry here.
 pub(crate) static TRANSPORTS: &[&dyn BenchTransport] = &[
-    &pipe::Pipe,
+    &pipe::PIPE,
+    &pipe::PIPE_SPIN,
     &fifo::Fifo,
     &Queues(posix_mq::PosixMq),
     &posix_shm::BUSY,
@@ -19,7 +20,9 @@ pub(crate) static TRANSPORTS: &[&dyn BenchTransport] = &[
     &sysv_shm::SysvShm,
     &file_shm::FileShm,
     &socket::UNIX,
-    &socket::Tcp,
+    &socket::UNIX_SPIN,
+    &socket::TCP,
+    &socket::TCP_SPIN,
     &socket::SOCKETPAIR,
     #[cfg(feature = "zenoh")]
     &crate::zenoh::Zenoh,

@@ -43,4 +43,4 @@ pub use spec::{
 };
 pub use stream::Framing;
 pub use sysctl::sysctl;
-pub use wait::Wait;
+pub use wait::{SPIN_FOR, Wait, poll_before_sleep};

@@ -29,7 +29,7 @@
 //! | `mode`         | octal, `0000`..=`0777`              | all but `pipe`, `tcp`, `socketpair`, `zenoh` |
 //! | `create`       | `always`, `never`, `if_missing`     | all but `pipe`, `tcp`, `socketpair`, `zenoh` |
 //! | `open_timeout` | duration (`500ms`, `10s`)           | `fifo`, the rings (`*-shm`), `unix`, `tcp`, `zenoh` |
-//! | `wait`         | [`WaitStrategy`]: `busy`, `spin`, `park` | the rings                    |
+//! | `wait`         | [`WaitStrategy`]: `busy`, `spin`, `park` | the rings (default `spin`); `pipe`, `fifo`, `unix`, `tcp`, `socketpair`: how a receiver waits for data (default `park`) |
 //! | `producers`    | [`Producers`]: `single`, `multi`    | the rings                         |
 //! | `framing`      | [`Framing`]: `frames`, `lines`, `raw` | `pipe`, `fifo`                  |
 //! | `owner`        | `any`, uid or user name             | all but `pipe`, `tcp`, `socketpair`, `zenoh` (`unix`: the peer's uid) |
@@ -197,7 +197,8 @@ impl Transport {
         match self {
             Transport::Registered(scheme) => scheme.options(),
             // Byte streams choose how messages are laid on them (`framing`).
-            Transport::Pipe => &["capacity", "message_size", "framing"],
+            // Byte streams and sockets: how a receiver waits for data (`wait`).
+            Transport::Pipe => &["capacity", "message_size", "framing", "wait"],
             Transport::Fifo => &[
                 "capacity",
                 "message_size",
@@ -207,6 +208,7 @@ impl Transport {
                 "owner",
                 "group",
                 "framing",
+                "wait",
             ],
             Transport::PosixMq | Transport::SysvMq => &[
                 "capacity",
@@ -240,9 +242,10 @@ impl Transport {
                 "open_timeout",
                 "owner",
                 "group",
+                "wait",
             ],
-            Transport::Tcp => &["capacity", "message_size", "open_timeout"],
-            Transport::SocketPair => &["capacity", "message_size"],
+            Transport::Tcp => &["capacity", "message_size", "open_timeout", "wait"],
+            Transport::SocketPair => &["capacity", "message_size", "wait"],
             // A subscriber's queue counts messages; `mode` is Zenoh's (peer or client), not
             // permissions: nothing of ours has a mode on the network.
             Transport::Zenoh => &[
@@ -312,15 +315,17 @@ pub enum Producers {
     Multi,
 }
 
-/// How an endpoint waits for its peer.
+/// How an endpoint waits for its peer: on a ring, a sender for room and a receiver for data;
+/// on a pipe, FIFO or socket, a receiver for data (a sender sleeps in the kernel at once).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum WaitStrategy {
     /// Poll without ever sleeping: lowest latency, one core busy while waiting.
     Busy,
-    /// Poll for a few microseconds, then park on a futex (the default).
+    /// Poll for [`SPIN_FOR`](crate::SPIN_FOR), then sleep (a ring's default).
     #[default]
     Spin,
-    /// Park on a futex at once: no CPU while waiting, a system call per wake-up.
+    /// Sleep at once (a futex, or the kernel's own wait in `read`): no CPU while waiting, a
+    /// wake-up per message that finds the peer asleep (the default but on rings).
     Park,
 }
 
@@ -478,7 +483,9 @@ pub struct Options {
     /// (shared-memory sender), e.g. `500ms`, `10s`.
     pub open_timeout: Option<Duration>,
     /// How a shared-memory ring endpoint waits for its peer (`busy`, `spin` or `park`; default
-    /// `spin`). Per endpoint: the two ends may differ.
+    /// `spin`). Per endpoint: the two ends may differ. On pipes, FIFOs and sockets, how a
+    /// receiver waits for data before sleeping in the kernel (default `park`: at once; see
+    /// [`poll_before_sleep`](crate::poll_before_sleep)).
     pub wait: Option<WaitStrategy>,
     /// How many producers a shared-memory ring admits (`single` or `multi`; default `single`).
     /// Fixed by whoever creates the ring; an opener that names it must match.
@@ -1591,13 +1598,14 @@ mod tests {
     #[test]
     fn ring_options_are_refused_elsewhere_and_checked() {
         let table: &[(&str, &str, &str)] = &[
-            ("fifo:/x?wait=busy", "wait", "does not apply to fifo"),
+            ("posix-mq:/q?wait=busy", "wait", "does not apply to posix-mq"),
+            ("zenoh:k?wait=spin", "wait", "does not apply to zenoh"),
             (
                 "posix-mq:/q?producers=multi",
                 "producers",
                 "does not apply to posix-mq",
             ),
-            ("pipe:?wait=park", "wait", "does not apply to pipe"),
+            ("pipe:?wait=fast", "wait=fast", "busy, spin or park"),
             ("posix-shm:/t?wait=fast", "wait=fast", "busy, spin or park"),
             ("posix-shm:/t?producers=3", "producers=3", "single or multi"),
             ("posix-shm:/t?wait=busy&wait=spin", "wait=spin", "twice"),
@@ -1606,6 +1614,18 @@ mod tests {
             let (spec, reason) = reason(input);
             assert_eq!(&spec, part, "{input}");
             assert!(reason.contains(why), "{input}: {reason}");
+        }
+        // Pipes, FIFOs and sockets take `wait` for their receivers.
+        for text in [
+            "pipe:fd=3?wait=spin",
+            "fifo:/x?wait=busy",
+            "unix:@u?wait=spin",
+            "tcp:127.0.0.1:1?wait=park",
+            "socketpair:fd=4?wait=spin",
+        ] {
+            let spec: TransportSpec = text.parse().unwrap();
+            assert!(spec.options.wait.is_some(), "{text}");
+            assert_eq!(spec.to_string(), text);
         }
         // Set by hand rather than parsed: validate still refuses it.
         let mut spec: TransportSpec = "posix-mq:/q".parse().unwrap();

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::Error;
+use crate::{Error, Result, WaitStrategy};
 
 /// How long a blocking call may wait. The `try_`, plain and `_timeout` forms of the
 /// [`Sender`](crate::Sender) and [`Receiver`](crate::Receiver) methods map onto these.
@@ -75,9 +75,91 @@ impl Wait {
     }
 }
 
+/// How long an endpoint that spins ([`WaitStrategy::Spin`]) polls before it sleeps: long enough
+/// to catch a peer that is awake and answering, short against the wake-up a sleep costs (a
+/// futex or a pipe's wait queue, several microseconds, tens on some placements of this VM).
+pub const SPIN_FOR: Duration = Duration::from_micros(20);
+
+/// The polling phase of a receive that found nothing, for the transports that otherwise sleep
+/// in the kernel at once (pipes, FIFOs, sockets): retries `attempt` (a non-blocking receive,
+/// `Ok(None)` when nothing came) as `strategy` says, before the caller's blocking wait.
+///
+/// - [`WaitStrategy::Park`]: no polling, `Ok(None)` at once.
+/// - [`WaitStrategy::Spin`]: for up to [`SPIN_FOR`], or until the deadline if sooner.
+/// - [`WaitStrategy::Busy`]: until the deadline (for ever for [`Wait::Forever`], until
+///   `attempt` succeeds or fails, as a closed peer makes it).
+///
+/// `Ok(None)` means "go on and wait in the kernel" (whose own deadline check then says
+/// `Timeout` if it has passed); an error of `attempt` is returned as it is.
+pub fn poll_before_sleep<T>(
+    strategy: WaitStrategy,
+    wait: Wait,
+    mut attempt: impl FnMut() -> Result<Option<T>>,
+) -> Result<Option<T>> {
+    let spin_until = match strategy {
+        WaitStrategy::Park => return Ok(None),
+        WaitStrategy::Spin => Some(Instant::now() + SPIN_FOR),
+        WaitStrategy::Busy => None,
+    };
+    let until = match (spin_until, wait) {
+        (_, Wait::Never) => return Ok(None),
+        (Some(spin), Wait::Until(deadline)) => Some(spin.min(deadline)),
+        (None, Wait::Until(deadline)) => Some(deadline),
+        (spin, Wait::Forever) => spin,
+    };
+    loop {
+        if let Some(got) = attempt()? {
+            return Ok(Some(got));
+        }
+        std::hint::spin_loop();
+        if until.is_some_and(|until| Instant::now() >= until) {
+            return Ok(None);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn park_never_polls_and_spin_gives_up_after_its_time() {
+        let mut calls = 0;
+        let got: Option<()> = poll_before_sleep(WaitStrategy::Park, Wait::Forever, || {
+            calls += 1;
+            Ok(None)
+        })
+        .unwrap();
+        assert_eq!((got, calls), (None, 0));
+        let started = Instant::now();
+        let got: Option<()> =
+            poll_before_sleep(WaitStrategy::Spin, Wait::Forever, || Ok(None)).unwrap();
+        assert_eq!(got, None);
+        assert!(started.elapsed() >= SPIN_FOR);
+        let got: Option<()> =
+            poll_before_sleep(WaitStrategy::Busy, Wait::Never, || unreachable!()).unwrap();
+        assert_eq!(got, None);
+    }
+
+    #[test]
+    fn busy_polls_until_its_deadline_or_an_answer() {
+        let deadline = Instant::now() + Duration::from_millis(5);
+        let got: Option<()> =
+            poll_before_sleep(WaitStrategy::Busy, Wait::Until(deadline), || Ok(None)).unwrap();
+        assert_eq!(got, None);
+        assert!(Instant::now() >= deadline);
+        let mut calls = 0;
+        let got = poll_before_sleep(WaitStrategy::Busy, Wait::Forever, || {
+            calls += 1;
+            Ok((calls == 1000).then_some(calls))
+        })
+        .unwrap();
+        assert_eq!(got, Some(1000));
+        let err = poll_before_sleep::<()>(WaitStrategy::Spin, Wait::Forever, || {
+            Err(Error::Disconnected)
+        });
+        assert!(matches!(err, Err(Error::Disconnected)));
+    }
 
     #[test]
     fn poll_timeout_rounds_up_and_never_is_zero() {

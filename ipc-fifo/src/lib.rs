@@ -125,7 +125,8 @@ impl FifoReceiver {
         });
         target.config.apply(fd.as_fd())?;
         Ok(FifoReceiver {
-            stream: StreamReceiver::new_fifo(fd, target.config.message_size, target.config.framing),
+            stream: StreamReceiver::new_fifo(fd, target.config.message_size, target.config.framing)
+                .with_wait(target.config.wait),
             _created: created,
             path: target.path,
         })

@@ -110,7 +110,9 @@ use std::process::Command;
 
 use ipc_core::framing::{MAX_PAYLOAD, frame_len};
 use ipc_core::registry::Scheme;
-use ipc_core::{Address, Error, Framing, Options, Result, Transport, TransportSpec, Wait};
+use ipc_core::{
+    Address, Error, Framing, Options, Result, Transport, TransportSpec, Wait, WaitStrategy,
+};
 
 pub use raw::End;
 pub use stream::{StreamReceiver, StreamSender};
@@ -142,6 +144,11 @@ pub struct PipeConfig {
     /// How messages are laid on the pipe (`framing=`): frames by default; `lines` or `raw` to
     /// talk to programs that do not use this crate (see [`ipc_core::stream`]).
     pub framing: Framing,
+    /// How a receiver waits for data (`wait=`): sleeps in `read` at once (`park`, the
+    /// default), polls for [`SPIN_FOR`](ipc_core::SPIN_FOR) first (`spin`), or never sleeps
+    /// (`busy`). Spinning turns a round trip of tens of microseconds (a wake-up each way) into
+    /// one or two, for up to 20 µs of CPU each time the pipe runs dry.
+    pub wait: WaitStrategy,
 }
 
 impl Default for PipeConfig {
@@ -150,6 +157,7 @@ impl Default for PipeConfig {
             message_size: DEFAULT_MESSAGE_SIZE,
             capacity: None,
             framing: Framing::Frames,
+            wait: WaitStrategy::Park,
         }
     }
 }
@@ -197,6 +205,7 @@ impl PipeConfig {
             message_size: message_size as usize,
             capacity,
             framing: options.framing.unwrap_or_default(),
+            wait: options.wait.unwrap_or(WaitStrategy::Park),
         })
     }
 
@@ -223,7 +232,7 @@ impl PipeConfig {
     }
 
     /// Adds the options that differ from the defaults to `options`, so a peer opened from the
-    /// resulting string frames messages the same way.
+    /// resulting string frames messages (and waits for them) the same way.
     fn write_options(&self, options: &mut Options) {
         if self.message_size != DEFAULT_MESSAGE_SIZE {
             options.message_size = Some(self.message_size as u64);
@@ -231,6 +240,9 @@ impl PipeConfig {
         options.capacity = self.capacity.map(|c| c as u64);
         if self.framing != Framing::Frames {
             options.framing = Some(self.framing);
+        }
+        if self.wait != WaitStrategy::Park {
+            options.wait = Some(self.wait);
         }
     }
 }
@@ -256,7 +268,8 @@ pub fn channel(config: &PipeConfig) -> Result<(PipeSender, PipeReceiver)> {
             config: *config,
         },
         PipeReceiver {
-            stream: StreamReceiver::new(read, config.message_size, config.framing),
+            stream: StreamReceiver::new(read, config.message_size, config.framing)
+                .with_wait(config.wait),
             config: *config,
         },
     ))
@@ -275,7 +288,7 @@ pub fn open_sender(spec: &TransportSpec) -> Result<PipeSender> {
 pub fn open_receiver(spec: &TransportSpec) -> Result<PipeReceiver> {
     let (fd, config) = adopt(spec, End::Read)?;
     Ok(PipeReceiver {
-        stream: StreamReceiver::new(fd, config.message_size, config.framing),
+        stream: StreamReceiver::new(fd, config.message_size, config.framing).with_wait(config.wait),
         config,
     })
 }

@@ -27,7 +27,10 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use ipc_core::framing::{StreamIo, join_small};
 use ipc_core::stream::{StreamReader, StreamWriter};
-use ipc_core::{Error, Framing, Interest, Readiness, Receiver, Result, Sender, Wait};
+use ipc_core::{
+    Error, Framing, Interest, Readiness, Receiver, Result, Sender, Wait, WaitStrategy,
+    poll_before_sleep,
+};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
@@ -47,6 +50,9 @@ pub(crate) struct FdIo {
     /// Where the parts of a small frame (or of a batch's group) are joined into one buffer:
     /// one segment costs the kernel less than three. Empty until the first such write.
     staging: Vec<u8>,
+    /// How a receive waits for data before sleeping in the kernel (see
+    /// [`poll_before_sleep`]); senders always sleep at once.
+    wait: WaitStrategy,
 }
 
 /// How a call tells the kernel not to wait.
@@ -72,6 +78,7 @@ impl FdIo {
             },
             plain_write: sys::sigpipe_ignored(),
             staging: Vec::new(),
+            wait: WaitStrategy::Park,
         }
     }
 
@@ -175,6 +182,24 @@ impl StreamIo for FdIo {
         {
             return Ok(None);
         }
+        if block && self.no_wait != NoWait::PollFirst {
+            // Non-blocking reads rather than `poll`: measured, they let the writer through
+            // as well and catch its frame sooner.
+            let nowait = self.prepare(false)?;
+            let fd = self.fd.as_fd();
+            let polled = poll_before_sleep(self.wait, Wait::Forever, || {
+                match sys::read(fd, buf, nowait) {
+                    Ok(n) => Ok(Some(n)),
+                    Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) => {
+                        Ok(None)
+                    }
+                    Err(e) => Err(Error::io("read from pipe", e)),
+                }
+            })?;
+            if polled.is_some() {
+                return Ok(polled);
+            }
+        }
         let nowait = self.prepare(block)?;
         loop {
             match sys::read(self.fd.as_fd(), buf, nowait) {
@@ -193,7 +218,10 @@ impl StreamIo for FdIo {
     }
 
     fn wait_readable(&mut self, wait: Wait) -> Result<bool> {
-        let ready = self.poll(PollFlags::POLLIN, wait)?;
+        let polled = poll_before_sleep(self.wait, wait, || {
+            Ok(self.poll(PollFlags::POLLIN, Wait::Never)?.then_some(()))
+        })?;
+        let ready = polled.is_some() || self.poll(PollFlags::POLLIN, wait)?;
         if ready {
             self.awaiting_first_writer = false;
         }
@@ -315,6 +343,13 @@ impl StreamReceiver {
             io: FdIo::new(fd, false, false),
             reader: StreamReader::new(framing, message_size),
         }
+    }
+
+    /// Waits for data as `wait` says before sleeping in the kernel (see
+    /// [`PipeConfig::wait`](crate::PipeConfig::wait)); `park` unless set.
+    pub fn with_wait(mut self, wait: WaitStrategy) -> StreamReceiver {
+        self.io.wait = wait;
+        self
     }
 
     /// Reads from a FIFO this process opened before any writer came: its open file is ours

@@ -176,7 +176,7 @@ use std::time::Duration;
 
 use ipc_core::framing::MAX_PAYLOAD;
 use ipc_core::registry::Scheme;
-use ipc_core::{Error, Options, Result, Transport};
+use ipc_core::{Error, Options, Result, Transport, WaitStrategy};
 
 pub use credit::TCP_HELLO_MAGIC;
 pub use pair::SocketPairEnd;
@@ -221,6 +221,10 @@ pub struct SocketConfig {
     /// default the kernel's, grown to hold one message. For a TCP sender, its window in bytes
     /// of frames (see the crate documentation); a TCP receiver ignores it.
     pub capacity: Option<usize>,
+    /// How a receiver waits for a message (`wait=`): sleeps in the kernel at once (`park`, the
+    /// default), polls for [`SPIN_FOR`](ipc_core::SPIN_FOR) first (`spin`), or never sleeps
+    /// (`busy`); see [`poll_before_sleep`](ipc_core::poll_before_sleep). A sender ignores it.
+    pub wait: WaitStrategy,
 }
 
 impl Default for SocketConfig {
@@ -228,6 +232,7 @@ impl Default for SocketConfig {
         SocketConfig {
             message_size: DEFAULT_MESSAGE_SIZE,
             capacity: None,
+            wait: WaitStrategy::Park,
         }
     }
 }
@@ -257,15 +262,19 @@ impl SocketConfig {
         Ok(SocketConfig {
             message_size: message_size as usize,
             capacity,
+            wait: options.wait.unwrap_or(WaitStrategy::Park),
         })
     }
 
     /// Adds the options that differ from the defaults to `options`, so a peer opened from the
-    /// resulting string sizes messages the same way.
+    /// resulting string sizes messages (and waits for them) the same way.
     fn write_options(&self, options: &mut Options) {
         if self.message_size != DEFAULT_MESSAGE_SIZE {
             options.message_size = Some(self.message_size as u64);
         }
         options.capacity = self.capacity.map(|c| c as u64);
+        if self.wait != WaitStrategy::Park {
+            options.wait = Some(self.wait);
+        }
     }
 }

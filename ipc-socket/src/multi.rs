@@ -24,7 +24,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsFd, BorrowedFd};
 
-use ipc_core::{Error, Interest, Readiness, Receiver, Result, Wait};
+use ipc_core::{
+    Error, Interest, Readiness, Receiver, Result, Wait, WaitStrategy, poll_before_sleep,
+};
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
@@ -63,6 +65,8 @@ pub(crate) struct Multi<L: Listen> {
     served: u32,
     ever_connected: bool,
     max: usize,
+    /// How a receive polls before it sleeps in `epoll_wait`.
+    wait: WaitStrategy,
 }
 
 impl<L: Listen> std::fmt::Debug for Multi<L> {
@@ -95,7 +99,14 @@ impl<L: Listen> Multi<L> {
             served: 0,
             ever_connected: false,
             max,
+            wait: WaitStrategy::Park,
         })
+    }
+
+    /// Polls for a message as `wait` says before sleeping in `epoll_wait` (`park` unless set).
+    pub(crate) fn with_wait(mut self, wait: WaitStrategy) -> Multi<L> {
+        self.wait = wait;
+        self
     }
 
     pub(crate) fn listener(&self) -> &L {
@@ -222,6 +233,7 @@ impl<L: Listen> Multi<L> {
     }
 
     fn recv(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
+        let mut polled = false;
         loop {
             match self.try_recv(buf) {
                 Err(Error::Empty) => {}
@@ -229,6 +241,16 @@ impl<L: Listen> Multi<L> {
             }
             if wait == Wait::Never {
                 return Err(Error::Empty);
+            }
+            if !std::mem::replace(&mut polled, true) {
+                let strategy = self.wait;
+                let got = poll_before_sleep(strategy, wait, || match self.try_recv(buf) {
+                    Err(Error::Empty) => Ok(None),
+                    done => done.map(Some),
+                })?;
+                if let Some(len) = got {
+                    return Ok(len);
+                }
             }
             if !self.poll(wait)? {
                 return Err(Error::Timeout);

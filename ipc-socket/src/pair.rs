@@ -159,7 +159,7 @@ impl Receiver for SocketPairEnd {
     }
 
     fn recv_with(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
-        self.sock.recv(buf, wait)
+        self.sock.recv(buf, wait, self.config.wait)
     }
 
     fn readiness(&mut self) -> Option<&mut dyn Readiness> {
@@ -221,6 +221,7 @@ mod tests {
         let config = SocketConfig {
             message_size: 16,
             capacity: None,
+            ..SocketConfig::default()
         };
         let (mut a, mut b) = channel(&config).unwrap();
         let mut buf = [0u8; 16];

@@ -13,7 +13,7 @@
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-use ipc_core::{Error, Result, Wait};
+use ipc_core::{Error, Result, Wait, WaitStrategy, poll_before_sleep};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{MsgFlags, getsockopt, recvmsg, send, sendmsg, setsockopt, sockopt};
@@ -198,23 +198,38 @@ impl SeqSocket {
         }
     }
 
-    /// Receives one message.
-    pub fn recv(&self, buf: &mut [u8], wait: Wait) -> Result<usize> {
+    /// Receives one message, polling for it first as `strategy` says before sleeping in
+    /// `poll`.
+    pub fn recv(&self, buf: &mut [u8], wait: Wait, strategy: WaitStrategy) -> Result<usize> {
+        let mut polled = false;
         loop {
-            match self.try_recv_record(buf) {
-                Ok((TAG_MESSAGE, len)) => return Ok(len),
-                Ok((tag, _)) => {
-                    return Err(Error::corrupted(format!(
-                        "a record with tag {tag:#04x} on a message socket: the peer does not \
-                         speak ipc-socket's record format"
-                    )));
-                }
+            match self.try_recv_message(buf) {
                 Err(Error::Empty) => {}
-                Err(e) => return Err(e),
+                done => return done,
+            }
+            if !std::mem::replace(&mut polled, true) {
+                let got = poll_before_sleep(strategy, wait, || match self.try_recv_message(buf) {
+                    Err(Error::Empty) => Ok(None),
+                    done => done.map(Some),
+                })?;
+                if let Some(len) = got {
+                    return Ok(len);
+                }
             }
             if wait == Wait::Never || !poll_fd(self.fd.as_fd(), PollFlags::POLLIN, wait)? {
                 return Err(wait.empty_error());
             }
+        }
+    }
+
+    /// One message if one is there ([`Error::Empty`] if not).
+    fn try_recv_message(&self, buf: &mut [u8]) -> Result<usize> {
+        match self.try_recv_record(buf)? {
+            (TAG_MESSAGE, len) => Ok(len),
+            (tag, _) => Err(Error::corrupted(format!(
+                "a record with tag {tag:#04x} on a message socket: the peer does not speak \
+                 ipc-socket's record format"
+            ))),
         }
     }
 

@@ -392,7 +392,8 @@ impl TcpReceiver {
                     name,
                 },
                 config.message_size,
-            )?,
+            )?
+            .with_wait(config.wait),
             spec,
         })
     }

@@ -262,7 +262,7 @@ impl AsFd for UnixConn {
 
 impl Conn for UnixConn {
     fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
-        self.0.recv(buf, Wait::Never)
+        self.0.recv(buf, Wait::Never, ipc_core::WaitStrategy::Park)
     }
 }
 
@@ -344,7 +344,8 @@ impl UnixReceiver {
                     refused: Vec::new(),
                 },
                 max,
-            )?,
+            )?
+            .with_wait(target.config.wait),
             _created: created,
         })
     }

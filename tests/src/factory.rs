@@ -25,6 +25,9 @@ pub struct Cfg {
     /// How a byte stream lays messages (`framing=`); `None`: the default (frames). Only pipes
     /// and FIFOs take it.
     pub framing: Option<ipc::Framing>,
+    /// How a receiver waits (`wait=`); `None`: the transport's default. Set for every test by
+    /// a [`WaitingFactory`](crate::WaitingFactory).
+    pub wait: Option<ipc::WaitStrategy>,
 }
 
 impl Default for Cfg {
@@ -33,6 +36,7 @@ impl Default for Cfg {
             message_size: 64 * 1024,
             capacity: None,
             framing: None,
+            wait: None,
         }
     }
 }
@@ -54,6 +58,9 @@ impl Cfg {
         }
         if let Some(f) = self.framing {
             q.push_str(&format!("&framing={f}"));
+        }
+        if let Some(w) = self.wait {
+            q.push_str(&format!("&wait={w}"));
         }
         q
     }
@@ -142,6 +149,7 @@ impl PipeFactory {
             message_size: cfg.message_size,
             capacity: cfg.capacity,
             framing: cfg.framing.unwrap_or_default(),
+            wait: cfg.wait.unwrap_or(ipc::WaitStrategy::Park),
         }
     }
 }

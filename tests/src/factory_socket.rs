@@ -153,6 +153,7 @@ impl SocketPairFactory {
         ipc::socket::pair::channel(&SocketConfig {
             message_size: cfg.message_size,
             capacity: cfg.capacity,
+            wait: cfg.wait.unwrap_or(ipc::WaitStrategy::Park),
         })
     }
 }

@@ -146,6 +146,7 @@ pub mod shm_ring;
 pub mod signals;
 pub mod suite;
 pub mod via;
+pub mod waiting;
 
 pub use factory::{
     Cfg, Factory, FifoFactory, MqFactory, Pair, PipeFactory, RingFactory, RingPlace, ShmFactory,
@@ -155,6 +156,7 @@ pub use fixtures::{
     Cleanup, MqGuard, PathGuard, ShmGuard, mq_exists, shm_exists, unique_name, unique_path,
 };
 pub use via::{Via, ViaFactory};
+pub use waiting::WaitingFactory;
 
 /// Stamps out one `#[test]` per generic test of [`suite`] for the transport of `$factory` (a
 /// `'static` value implementing [`Factory`]), in an integration test file.

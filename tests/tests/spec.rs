@@ -332,7 +332,7 @@ fn malformed_strings_are_invalid_spec_naming_the_part() {
         ("posix-mq:/q?open_timeout=1s".into(), "open_timeout".into()),
         ("posix-mq:/q?wait=busy".into(), "wait".into()),
         (format!("fifo:{p}?producers=multi"), "producers".into()),
-        ("pipe:fd=3?wait=park".into(), "wait".into()),
+        ("sysv-mq:key=0x1234?wait=park".into(), "wait".into()),
         (
             "posix-shm:/q?wait=sometimes".into(),
             "wait=sometimes".into(),

@@ -21,10 +21,9 @@ use ipc_core::{Error, Result, Wait};
 use super::WaitStrategy;
 use crate::sys::futex;
 
-/// How long a spinning endpoint polls before it parks: long enough to catch a peer that is
-/// awake and answering (a round trip is well under a microsecond), short against the
-/// ~10 µs a futex wake-up costs.
-pub const SPIN_FOR: Duration = Duration::from_micros(20);
+/// How long a spinning endpoint polls before it parks: the figure of every transport (a ring's
+/// round trip is well under a microsecond, a futex wake-up ~10 µs).
+pub use ipc_core::SPIN_FOR;
 
 /// Longest single sleep: a parked endpoint wakes at least this often to check its peer's
 /// liveness, which bounds how late a dead peer is noticed.

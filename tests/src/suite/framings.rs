@@ -19,6 +19,7 @@ fn cfg(framing: Framing, message_size: usize, capacity: Option<usize>) -> Cfg {
         message_size,
         capacity,
         framing: Some(framing),
+        wait: None,
     }
 }
 
