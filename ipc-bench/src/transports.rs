@@ -25,7 +25,9 @@ pub(crate) static TRANSPORTS: &[&dyn BenchTransport] = &[
     &socket::TCP_SPIN,
     &socket::SOCKETPAIR,
     #[cfg(feature = "zenoh")]
-    &crate::zenoh::Zenoh,
+    &crate::zenoh::ZENOH,
+    #[cfg(feature = "zenoh")]
+    &crate::zenoh::ZENOH_SPIN,
 ];
 
 /// The transport called `name` (as the peer's command line names it).

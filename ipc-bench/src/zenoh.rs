@@ -14,7 +14,7 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 
-use ipc::{Receiver, Sender};
+use ipc::{Receiver, Sender, WaitStrategy};
 
 use crate::interrupt::fresh_name;
 use crate::made::Made;
@@ -27,17 +27,31 @@ use crate::watch;
 /// which is also the depth of Zenoh's default FIFO channel.
 const CAPACITY: usize = ipc::zenoh::DEFAULT_CAPACITY;
 
-pub struct Zenoh;
+pub struct Zenoh {
+    name: &'static str,
+    /// How our receivers wait for a message (Zenoh's channel in the baseline always blocks).
+    wait: WaitStrategy,
+}
+
+pub static ZENOH: Zenoh = Zenoh {
+    name: "zenoh",
+    wait: WaitStrategy::Park,
+};
+
+pub static ZENOH_SPIN: Zenoh = Zenoh {
+    name: "zenoh-spin",
+    wait: WaitStrategy::Spin,
+};
 
 impl BenchTransport for Zenoh {
     fn name(&self) -> &'static str {
-        "zenoh"
+        self.name
     }
 
     fn connect(&self, setup: Setup<'_>) -> ipc::Result<Link> {
         let (variant, size, mut cmd) = (setup.variant, setup.size, setup.cmd);
-        let to_peer = Channel::new(size, "to-peer")?;
-        let from_peer = Channel::new(size, "from-peer")?;
+        let to_peer = Channel::new(size, "to-peer", self.wait)?;
+        let from_peer = Channel::new(size, "from-peer", self.wait)?;
         cmd.arg("--rx").arg(to_peer.receiver());
         cmd.arg("--tx").arg(from_peer.sender());
         match variant {
@@ -108,14 +122,16 @@ struct Channel {
     key: String,
     port: u16,
     size: usize,
+    wait: WaitStrategy,
 }
 
 impl Channel {
-    fn new(size: usize, direction: &str) -> ipc::Result<Channel> {
+    fn new(size: usize, direction: &str, wait: WaitStrategy) -> ipc::Result<Channel> {
         Ok(Channel {
             key: format!("ipc-bench/{}/{direction}", fresh_name("link")),
             port: free_port()?,
             size,
+            wait,
         })
     }
 
@@ -127,7 +143,7 @@ impl Channel {
     }
 
     fn receiver(&self) -> String {
-        self.spec("listen")
+        format!("{}&wait={}", self.spec("listen"), self.wait)
     }
 
     /// A sender waits for the receiver's subscriber, not longer than any of the bench's opens.

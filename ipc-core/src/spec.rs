@@ -29,7 +29,7 @@
 //! | `mode`         | octal, `0000`..=`0777`              | all but `pipe`, `tcp`, `socketpair`, `zenoh` |
 //! | `create`       | `always`, `never`, `if_missing`     | all but `pipe`, `tcp`, `socketpair`, `zenoh` |
 //! | `open_timeout` | duration (`500ms`, `10s`)           | `fifo`, the rings (`*-shm`), `unix`, `tcp`, `zenoh` |
-//! | `wait`         | [`WaitStrategy`]: `busy`, `spin`, `park` | the rings (default `spin`); `pipe`, `fifo`, `unix`, `tcp`, `socketpair`: how a receiver waits for data (default `park`) |
+//! | `wait`         | [`WaitStrategy`]: `busy`, `spin`, `park` | the rings (default `spin`); `pipe`, `fifo`, `unix`, `tcp`, `socketpair`, `zenoh`: how a receiver waits for data (default `park`) |
 //! | `producers`    | [`Producers`]: `single`, `multi`    | the rings                         |
 //! | `framing`      | [`Framing`]: `frames`, `lines`, `raw` | `pipe`, `fifo`                  |
 //! | `owner`        | `any`, uid or user name             | all but `pipe`, `tcp`, `socketpair`, `zenoh` (`unix`: the peer's uid) |
@@ -256,6 +256,7 @@ impl Transport {
                 "connect",
                 "listen",
                 "scouting",
+                "wait",
             ],
         }
     }
@@ -1598,8 +1599,11 @@ mod tests {
     #[test]
     fn ring_options_are_refused_elsewhere_and_checked() {
         let table: &[(&str, &str, &str)] = &[
-            ("posix-mq:/q?wait=busy", "wait", "does not apply to posix-mq"),
-            ("zenoh:k?wait=spin", "wait", "does not apply to zenoh"),
+            (
+                "posix-mq:/q?wait=busy",
+                "wait",
+                "does not apply to posix-mq",
+            ),
             (
                 "posix-mq:/q?producers=multi",
                 "producers",
@@ -1622,6 +1626,7 @@ mod tests {
             "unix:@u?wait=spin",
             "tcp:127.0.0.1:1?wait=park",
             "socketpair:fd=4?wait=spin",
+            "zenoh:k?wait=spin",
         ] {
             let spec: TransportSpec = text.parse().unwrap();
             assert!(spec.options.wait.is_some(), "{text}");

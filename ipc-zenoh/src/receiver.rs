@@ -2,9 +2,13 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::os::fd::BorrowedFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
-use ipc_core::{Error, Interest, Readiness, Receiver, Result, TransportSpec, Wait};
+use ipc_core::{
+    Error, Interest, Readiness, Receiver, Result, TransportSpec, Wait, WaitStrategy,
+    poll_before_sleep,
+};
 use zenoh::Wait as _;
 use zenoh::bytes::ZBytes;
 use zenoh::pubsub::Subscriber;
@@ -52,6 +56,9 @@ struct Inbox {
     /// A message was taken, or the receiver closed.
     room: Condvar,
     notifier: Notifier,
+    /// Bumped (after the state changed) at every message and every sender change, so that a
+    /// receiver polling before it sleeps (`wait=spin`) sees news without taking the lock.
+    news: AtomicU64,
 }
 
 impl Inbox {
@@ -81,6 +88,7 @@ impl Inbox {
         let receiver_waits = state.receiver_waits;
         let armed = std::mem::take(&mut state.armed);
         drop(state);
+        self.news.fetch_add(1, Ordering::Release);
         if receiver_waits {
             self.arrived.notify_one();
         }
@@ -104,6 +112,7 @@ impl Inbox {
         }
         let gone = state.disconnected();
         drop(state);
+        self.news.fetch_add(1, Ordering::Release);
         if gone {
             self.arrived.notify_all();
             self.notifier.signal();
@@ -118,6 +127,8 @@ pub struct ZenohReceiver {
     session: Option<zenoh::Session>,
     inbox: Arc<Inbox>,
     max: usize,
+    /// How a receive that finds the queue empty waits (`wait=`; default `park`).
+    wait: WaitStrategy,
 }
 
 impl std::fmt::Debug for ZenohReceiver {
@@ -146,6 +157,7 @@ impl ZenohReceiver {
             arrived: Condvar::new(),
             room: Condvar::new(),
             notifier: Notifier::new().map_err(|e| Error::io("eventfd", e))?,
+            news: AtomicU64::new(0),
         });
         let session = session::open(spec)?;
         let declare = || -> zenoh::Result<(Subscriber<()>, Subscriber<()>)> {
@@ -171,6 +183,7 @@ impl ZenohReceiver {
                 session: Some(session),
                 inbox,
                 max: max_message_size(spec),
+                wait: spec.options.wait.unwrap_or(WaitStrategy::Park),
             }),
             Err(e) => {
                 session::close(session, ());
@@ -186,6 +199,8 @@ impl Receiver for ZenohReceiver {
     }
 
     fn recv_with(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
+        let mut news = self.inbox.news.load(Ordering::Acquire);
+        let mut polled = self.wait == WaitStrategy::Park;
         let mut state = self.inbox.lock();
         loop {
             if let Some(front) = state.queue.front() {
@@ -216,6 +231,17 @@ impl Receiver for ZenohReceiver {
             let left = wait.remaining();
             if left.is_some_and(|left| left.is_zero()) {
                 return Err(wait.empty_error());
+            }
+            if !std::mem::replace(&mut polled, true) {
+                // Without the lock, so that the callbacks push meanwhile; then look again.
+                drop(state);
+                let inbox = &self.inbox;
+                poll_before_sleep(self.wait, wait, || {
+                    let now = inbox.news.load(Ordering::Acquire);
+                    Ok((now != news).then(|| news = now))
+                })?;
+                state = self.inbox.lock();
+                continue;
             }
             state.receiver_waits = true;
             state = match left {

@@ -35,6 +35,24 @@ ipc_tests::conformance_tests!(@each
     sigpipe_default_child_gets_disconnected,
     batches_cross_from_a_child_process_whole_once_in_order,
 );
+/// The receivers poll before they sleep (`wait=spin`): what arrives, and when a receive gives
+/// up or sees its sender go, must not change.
+mod spin {
+    use ipc_tests::WaitingFactory;
+    use ipc_tests::factory_zenoh::ZenohFactory;
+
+    ipc_tests::conformance_tests!(@ctx WaitingFactory::new(ZenohFactory, ipc::WaitStrategy::Spin));
+    ipc_tests::conformance_tests!(@each
+        random_messages_arrive_whole_once_in_order,
+        try_recv_on_empty_is_empty,
+        recv_timeout_waits_out_its_deadline,
+        messages_cross_from_a_child_process,
+        signals_do_not_shorten_recv_timeout,
+        blocked_recv_wakes_when_sender_dropped,
+        exited_sender_disconnects_after_its_messages,
+    );
+}
+
 ipc_tests::conformance_tests!(@ignored "zenoh's put has no deadline and no Full: it blocks while the link is congested":
     try_send_on_full_is_full_and_send_timeout_waits,
     timed_out_send_is_never_delivered,
