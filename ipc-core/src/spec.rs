@@ -98,6 +98,21 @@ macro_rules! keywords {
 }
 pub(crate) use keywords;
 
+/// The options of every ring (`posix-shm`, `sysv-shm`, `file-shm`), for a registered scheme
+/// of a ring of its own too: a sender waits for the segment (`open_timeout`), each end picks
+/// how it waits for the other (`wait`), the creator fixes how many may send (`producers`).
+pub const RING_OPTIONS: &[&str] = &[
+    "capacity",
+    "message_size",
+    "mode",
+    "create",
+    "open_timeout",
+    "wait",
+    "producers",
+    "owner",
+    "group",
+];
+
 /// Longest name component the kernel accepts for POSIX objects (`NAME_MAX`).
 pub const NAME_MAX: usize = 255;
 
@@ -218,19 +233,7 @@ impl Transport {
                 "owner",
                 "group",
             ],
-            // Rings: a sender waits for the segment (`open_timeout`), each end picks how it
-            // waits for the other (`wait`), the creator fixes how many may send (`producers`).
-            Transport::PosixShm | Transport::SysvShm | Transport::FileShm => &[
-                "capacity",
-                "message_size",
-                "mode",
-                "create",
-                "open_timeout",
-                "wait",
-                "producers",
-                "owner",
-                "group",
-            ],
+            Transport::PosixShm | Transport::SysvShm | Transport::FileShm => RING_OPTIONS,
             // Sockets: `capacity` sizes the socket buffers (tcp: the sender's window); the
             // peer's uid is checked on unix sockets (`owner`, `group`), the socket file's mode
             // set (`mode`, `create`).
@@ -1152,23 +1155,14 @@ const COMMON_OPTIONS: [&str; 10] = [
     "framing",
 ];
 
-/// Every option of the built-in transports: the common ones and Zenoh's. A registered scheme
-/// that declares one of Zenoh's gets it as written, in [`Options::extra`].
-const OPTION_NAMES: [&str; 13] = [
-    "capacity",
-    "message_size",
-    "mode",
-    "create",
-    "open_timeout",
-    "wait",
-    "producers",
-    "owner",
-    "group",
-    "framing",
-    "connect",
-    "listen",
-    "scouting",
-];
+/// Zenoh's own options. A registered scheme that declares one gets it as written, in
+/// [`Options::extra`].
+const ZENOH_OPTIONS: [&str; 3] = ["connect", "listen", "scouting"];
+
+/// Whether `name` is an option of some built-in transport.
+fn is_option_name(name: &str) -> bool {
+    COMMON_OPTIONS.contains(&name) || ZENOH_OPTIONS.contains(&name)
+}
 
 fn parse_option(transport: Transport, pair: &str, o: &mut Options) -> Result<()> {
     let (name, value) = pair
@@ -1192,7 +1186,7 @@ fn parse_option(transport: Transport, pair: &str, o: &mut Options) -> Result<()>
         o.extra.push((name.to_owned(), value.to_owned()));
         return Ok(());
     }
-    if !OPTION_NAMES.contains(&name) {
+    if !is_option_name(name) {
         return Err(Error::invalid_spec(
             pair,
             format!(

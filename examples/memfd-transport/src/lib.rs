@@ -56,23 +56,14 @@ use ipc::{
 
 pub use handover::MemfdSegment;
 
-/// `memfd:/absolute/socket/path`, taking the options of the other rings.
+/// `memfd:/absolute/socket/path`, taking the options of the other rings
+/// ([`RING_OPTIONS`](ipc::spec::RING_OPTIONS)).
 pub static SCHEME: Scheme = Scheme::new(
     "memfd",
     |spec| Ok(Box::new(MemfdSender::open(spec)?)),
     |spec| Ok(Box::new(MemfdReceiver::open(spec)?)),
 )
-.with_options(&[
-    "capacity",
-    "message_size",
-    "mode",
-    "create",
-    "open_timeout",
-    "wait",
-    "producers",
-    "owner",
-    "group",
-])
+.with_options(ipc::spec::RING_OPTIONS)
 .with_address(check_address);
 
 /// Registers [`SCHEME`] for the whole process (see [`ipc::register`]): call it once at
