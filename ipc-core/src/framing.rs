@@ -347,8 +347,11 @@ impl FrameWriter {
                 // Sent ones stay sent; the error comes back on the next call.
                 Err(_) => break,
             }
-            // Short of the group: the wait ran out (a frame in part, if any, is owed).
-            if outcome.is_ok_and(|n| n < tried) {
+            // Short of the group: the stream took part of it (a TCP sender's window, say), and
+            // the frame it cut was finished as far as `wait` allows. Go on while time is left
+            // and nothing is owed: a blocking batch sends every message.
+            let short = outcome.is_ok_and(|n| n < tried);
+            if short && (self.debt.is_some() || wait == Wait::Never || wait.expired()) {
                 break;
             }
         }
@@ -775,6 +778,27 @@ pub(crate) mod tests {
             let n = r.recv(&mut pipe, &mut out, Wait::Never).unwrap();
             assert_eq!(&out[..n], &msg[..]);
         }
+    }
+
+    #[test]
+    fn a_blocking_batch_sends_every_message_when_the_stream_takes_part_of_each_write() {
+        // A TCP sender's window cuts writes anywhere, as this pipe does.
+        let mut pipe = MemPipe::new(1 << 20);
+        pipe.write_chunk = 1000;
+        let mut w = FrameWriter::new(1000);
+        let msgs: Vec<Vec<u8>> = (0..100u8).map(|i| vec![i; 64]).collect();
+        let batch: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+        assert_eq!(w.send_batch(&mut pipe, &batch, Wait::Forever).unwrap(), 100);
+        let mut r = FrameReader::new(1000);
+        let mut out = [0u8; 1000];
+        for msg in &msgs {
+            let n = r.recv(&mut pipe, &mut out, Wait::Never).unwrap();
+            assert_eq!(&out[..n], &msg[..]);
+        }
+        assert!(matches!(
+            r.recv(&mut pipe, &mut out, Wait::Never),
+            Err(Error::Empty)
+        ));
     }
 
     #[test]
