@@ -106,6 +106,7 @@ pub trait StreamIo {
 /// `PIPE_BUF` bytes: the kernel copies one segment faster than several (0.1–0.3 µs of a 64-byte
 /// frame's write here), and such a write is as atomic on a pipe as the parts written together.
 /// `None` when the parts are better written as they are.
+#[inline]
 pub fn join_small<'a>(bufs: &[IoSlice<'_>], staging: &'a mut Vec<u8>) -> Option<&'a [u8]> {
     let total: usize = bufs.iter().map(|b| b.len()).sum();
     if bufs.len() < 2 || total > PIPE_BUF {
@@ -136,6 +137,7 @@ enum Payload<'a> {
 }
 
 impl<'a> Frame<'a> {
+    #[inline]
     fn new(payload: Payload<'a>, trailer: u8) -> Frame<'a> {
         let len = match payload {
             Payload::Bytes(b) => b.len(),
@@ -152,15 +154,18 @@ impl<'a> Frame<'a> {
         }
     }
 
+    #[inline]
     fn header(&self) -> &[u8] {
         &self.header[..header_len(self.payload_len)]
     }
 
+    #[inline]
     fn len(&self) -> usize {
         frame_len(self.payload_len)
     }
 
     /// The unwritten rest of the frame from `offset`, as up to three slices.
+    #[inline]
     fn slices_from(&'a self, offset: usize) -> ([IoSlice<'a>; 3], usize) {
         let payload: &[u8] = match self.payload {
             Payload::Bytes(b) => b,
@@ -199,6 +204,7 @@ impl<'a> Frame<'a> {
 
 /// Writes `frame` from `*written` until done (`Ok(true)`) or `wait` expires (`Ok(false)`),
 /// advancing `*written` by what went out.
+#[inline]
 fn write_frame(
     io: &mut impl StreamIo,
     frame: &Frame<'_>,
@@ -217,6 +223,7 @@ fn write_frame(
 
 /// One write of a prefix of `bufs`, waiting for room as `wait` allows; `None` once it expired
 /// with no room.
+#[inline]
 fn write_waiting(
     io: &mut impl StreamIo,
     bufs: &[IoSlice<'_>],
@@ -272,6 +279,7 @@ impl FrameWriter {
     }
 
     /// Sends `msg` as one frame. `Full`/`Timeout` mean that the receiver will never see it.
+    #[inline]
     pub fn send(&mut self, io: &mut impl StreamIo, msg: &[u8], wait: Wait) -> Result<()> {
         self.check_len(msg)?;
         self.settle(io, wait)?;
@@ -414,6 +422,7 @@ impl FrameWriter {
         Ok(whole)
     }
 
+    #[inline]
     fn check_len(&self, msg: &[u8]) -> Result<()> {
         if msg.len() > self.max {
             return Err(Error::MessageTooLarge {
@@ -426,6 +435,7 @@ impl FrameWriter {
 
     /// Starts writing `msg` as a new frame (nothing may be owed); `Ok(false)` if `wait` expired
     /// first, the part written being owed (`resumable` or as an aborted frame).
+    #[inline]
     fn write_new(
         &mut self,
         io: &mut impl StreamIo,
@@ -445,6 +455,7 @@ impl FrameWriter {
 
     /// Writes the owed rest of `frame` (the frame of the debt, or its filler); clears the debt
     /// when done (`Ok(true)`) or when nothing of it was written after all.
+    #[inline]
     fn write_owed(
         &mut self,
         io: &mut impl StreamIo,
@@ -474,6 +485,7 @@ impl FrameWriter {
     /// [`ABORT`] trailer), waiting as `wait` allows; `Full`/`Timeout` if it could not finish.
     /// [`FrameWriter::send`] does this first; call it directly before handing the stream to
     /// someone else.
+    #[inline]
     pub fn settle(&mut self, io: &mut impl StreamIo, wait: Wait) -> Result<()> {
         self.give_up_pending();
         let Some(debt) = self.debt else {

@@ -92,6 +92,7 @@ impl StreamWriter {
     }
 
     /// See [`FrameWriter::send`] and, for lines and raw, the [module documentation](self).
+    #[inline]
     pub fn send(&mut self, io: &mut impl StreamIo, msg: &[u8], wait: Wait) -> Result<()> {
         match self {
             StreamWriter::Frames(w) => w.send(io, msg, wait),
