@@ -389,12 +389,17 @@ impl Registry {
     }
 
     fn names(&self) -> String {
-        let names: Vec<_> = self.schemes.iter().map(|s| s.name()).collect();
-        if names.is_empty() {
-            "none".to_owned()
-        } else {
-            names.join(", ")
-        }
+        name_list(self.schemes().map(Scheme::name))
+    }
+}
+
+/// `names` for an error message: comma-separated, or "none".
+pub(crate) fn name_list<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<_> = names.collect();
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
     }
 }
 

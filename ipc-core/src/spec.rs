@@ -68,7 +68,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::registry::{Registry, Scheme};
+use crate::registry::{Registry, Scheme, name_list};
 use crate::{Error, Framing, Result};
 
 /// `FromStr` and `Display` for an option whose value is one of a few keywords: each variant
@@ -289,22 +289,18 @@ fn transport_named(name: &str, registry: &Registry) -> Result<Transport> {
     if let Some(scheme) = registry.get(name) {
         return Ok(scheme.transport());
     }
-    let built_in: Vec<_> = Transport::ALL.iter().map(|t| t.scheme()).collect();
-    let registered: Vec<_> = registry
-        .schemes()
-        .map(Scheme::name)
-        .filter(|n| !built_in.contains(n))
-        .collect();
-    let registered = if registered.is_empty() {
-        "none".to_owned()
-    } else {
-        registered.join(", ")
-    };
+    let built_in = || Transport::ALL.iter().map(|t| t.scheme());
+    let registered = name_list(
+        registry
+            .schemes()
+            .map(Scheme::name)
+            .filter(|n| !built_in().any(|b| b == *n)),
+    );
     Err(Error::invalid_spec(
         name,
         format!(
             "unknown transport `{name}` (built in: {}; registered: {registered})",
-            built_in.join(", ")
+            name_list(built_in())
         ),
     ))
 }
@@ -702,7 +698,7 @@ impl TransportSpec {
         }
         for (name, value) in &o.extra {
             let well_formed = !value.is_empty() && !value.contains(['&', '?']);
-            if !allowed.contains(&name.as_str()) || COMMON_OPTIONS.contains(&name.as_str()) {
+            if !allowed.contains(&name.as_str()) || is_common_option(name) {
                 return Err(not_applicable(name, self.transport));
             }
             if !well_formed {
@@ -1140,20 +1136,12 @@ pub fn check_posix_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// The options every transport may take, with the same syntax everywhere; a registered scheme
-/// that declares one gets it parsed into its field of [`Options`].
-const COMMON_OPTIONS: [&str; 10] = [
-    "capacity",
-    "message_size",
-    "mode",
-    "create",
-    "open_timeout",
-    "wait",
-    "producers",
-    "owner",
-    "group",
-    "framing",
-];
+/// Whether `name` is one of the options every transport may take, with the same syntax
+/// everywhere (the rings' and `framing`); a registered scheme that declares one gets it parsed
+/// into its field of [`Options`].
+fn is_common_option(name: &str) -> bool {
+    RING_OPTIONS.contains(&name) || name == "framing"
+}
 
 /// Zenoh's own options. A registered scheme that declares one gets it as written, in
 /// [`Options::extra`].
@@ -1161,7 +1149,7 @@ const ZENOH_OPTIONS: [&str; 3] = ["connect", "listen", "scouting"];
 
 /// Whether `name` is an option of some built-in transport.
 fn is_option_name(name: &str) -> bool {
-    COMMON_OPTIONS.contains(&name) || ZENOH_OPTIONS.contains(&name)
+    is_common_option(name) || ZENOH_OPTIONS.contains(&name)
 }
 
 fn parse_option(transport: Transport, pair: &str, o: &mut Options) -> Result<()> {
@@ -1174,8 +1162,7 @@ fn parse_option(transport: Transport, pair: &str, o: &mut Options) -> Result<()>
             format!("option `{name}` has no value"),
         ));
     }
-    let registered_own =
-        matches!(transport, Transport::Registered(_)) && !COMMON_OPTIONS.contains(&name);
+    let registered_own = matches!(transport, Transport::Registered(_)) && !is_common_option(name);
     if registered_own && transport.options().contains(&name) {
         if o.extra.iter().any(|(n, _)| n == name) {
             return Err(Error::invalid_spec(

@@ -203,7 +203,7 @@ impl StreamIo for FdIo {
         {
             return Ok(None);
         }
-        if block && self.no_wait != NoWait::PollFirst {
+        if block && self.wait != WaitStrategy::Park && self.no_wait != NoWait::PollFirst {
             // Non-blocking reads rather than `poll`: measured, they let the writer through
             // as well and catch its frame sooner.
             let nowait = self.prepare(false)?;

@@ -30,6 +30,8 @@ use ipc_core::{
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
+use crate::seq::nothing_yet;
+
 /// A connection as the receiver sees it.
 pub(crate) trait Conn: AsFd + Send {
     /// One message without waiting: `Empty` when none is whole yet, `Disconnected` when the
@@ -233,27 +235,22 @@ impl<L: Listen> Multi<L> {
     }
 
     fn recv(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
-        let mut polled = false;
+        if let Some(len) = nothing_yet(self.try_recv(buf))? {
+            return Ok(len);
+        }
+        if wait == Wait::Never {
+            return Err(Error::Empty);
+        }
+        let strategy = self.wait;
+        if let Some(len) = poll_before_sleep(strategy, wait, || nothing_yet(self.try_recv(buf)))? {
+            return Ok(len);
+        }
         loop {
-            match self.try_recv(buf) {
-                Err(Error::Empty) => {}
-                done => return done,
-            }
-            if wait == Wait::Never {
-                return Err(Error::Empty);
-            }
-            if !std::mem::replace(&mut polled, true) {
-                let strategy = self.wait;
-                let got = poll_before_sleep(strategy, wait, || match self.try_recv(buf) {
-                    Err(Error::Empty) => Ok(None),
-                    done => done.map(Some),
-                })?;
-                if let Some(len) = got {
-                    return Ok(len);
-                }
-            }
             if !self.poll(wait)? {
                 return Err(Error::Timeout);
+            }
+            if let Some(len) = nothing_yet(self.try_recv(buf))? {
+                return Ok(len);
             }
         }
     }

@@ -50,6 +50,15 @@ pub(crate) fn poll_fd(fd: BorrowedFd<'_>, events: PollFlags, wait: Wait) -> Resu
     }
 }
 
+/// A receive that found nothing yet ([`Error::Empty`]) as `None`: what [`poll_before_sleep`]
+/// polls with.
+pub(crate) fn nothing_yet<T>(received: Result<T>) -> Result<Option<T>> {
+    match received {
+        Err(Error::Empty) => Ok(None),
+        done => done.map(Some),
+    }
+}
+
 /// Sizes the send buffer of `fd` so that one record of `message_size` fits (and to `capacity`
 /// bytes if asked). Past `net.core.wmem_max`, root may force it (`SO_SNDBUFFORCE`); otherwise
 /// a message that cannot fit is [`Error::LimitExceeded`] naming the limit.
@@ -212,23 +221,19 @@ impl SeqSocket {
     /// Receives one message, polling for it first as `strategy` says before sleeping in
     /// `poll`.
     pub fn recv(&self, buf: &mut [u8], wait: Wait, strategy: WaitStrategy) -> Result<usize> {
-        let mut polled = false;
+        let mut attempt = || nothing_yet(self.try_recv_message(buf));
+        if let Some(len) = attempt()? {
+            return Ok(len);
+        }
+        if let Some(len) = poll_before_sleep(strategy, wait, &mut attempt)? {
+            return Ok(len);
+        }
         loop {
-            match self.try_recv_message(buf) {
-                Err(Error::Empty) => {}
-                done => return done,
-            }
-            if !std::mem::replace(&mut polled, true) {
-                let got = poll_before_sleep(strategy, wait, || match self.try_recv_message(buf) {
-                    Err(Error::Empty) => Ok(None),
-                    done => done.map(Some),
-                })?;
-                if let Some(len) = got {
-                    return Ok(len);
-                }
-            }
             if wait == Wait::Never || !poll_fd(self.fd.as_fd(), PollFlags::POLLIN, wait)? {
                 return Err(wait.empty_error());
+            }
+            if let Some(len) = attempt()? {
+                return Ok(len);
             }
         }
     }

@@ -199,7 +199,6 @@ impl Receiver for ZenohReceiver {
     }
 
     fn recv_with(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
-        let mut news = self.inbox.news.load(Ordering::Acquire);
         let mut polled = self.wait == WaitStrategy::Park;
         let mut state = self.inbox.lock();
         loop {
@@ -233,6 +232,9 @@ impl Receiver for ZenohReceiver {
                 return Err(wait.empty_error());
             }
             if !std::mem::replace(&mut polled, true) {
+                // Read with the queue found empty under the lock: a bump from a push already
+                // taken may still come, which costs one more look, never a missed message.
+                let mut news = self.inbox.news.load(Ordering::Acquire);
                 // Without the lock, so that the callbacks push meanwhile; then look again.
                 drop(state);
                 let inbox = &self.inbox;
