@@ -270,6 +270,25 @@ impl ProducerCore {
         self.geo.capacity - (self.tail - self.head_seen)
     }
 
+    /// The common case of [`reserve`](Self::reserve), with nothing to decide or write: the
+    /// record fits before the end of the ring, in space already known to be free. `None`
+    /// leaves every other case (a pad, a look at the consumer's head, an error) to `reserve`.
+    #[inline(always)]
+    pub fn reserve_fast(&mut self, len: usize) -> Option<Slot> {
+        let need = record_size(len);
+        if len > self.geo.max_message
+            || need > self.geo.capacity - self.tail_off
+            || self.free() < need + HEADER
+        {
+            return None;
+        }
+        self.padded = false;
+        Some(Slot {
+            record: self.tail_off,
+            len,
+        })
+    }
+
     /// Reserves room for a `len`-byte payload, writing a pad first if the record would not fit
     /// before the end of the ring. `Ok(None)`: not enough space now.
     #[inline]
@@ -349,6 +368,12 @@ impl Corruption {
         }
     }
 
+    /// Whether no failure was met.
+    #[inline]
+    pub fn is_clear(&self) -> bool {
+        self.0.is_none()
+    }
+
     /// Keeps `err` if it is [`Error::Corrupted`] (the first one met), and hands it back.
     pub fn keep(&mut self, err: Error) -> Error {
         if let Error::Corrupted { what } = &err {
@@ -400,6 +425,34 @@ impl ConsumerCore {
 
     fn corrupt(&mut self, what: String) -> Error {
         self.corruption.keep(Error::corrupted(what))
+    }
+
+    /// The common case of [`peek`](Self::peek): a record is there and passes every check.
+    /// `None` leaves every other case (nothing yet, a pad, a failed check) to `peek`, which
+    /// looks again and reports it.
+    #[inline(always)]
+    pub fn peek_fast<M: RingMem>(&self, mem: &M) -> Option<Found> {
+        if !self.corruption.is_clear() {
+            return None;
+        }
+        let word = mem.word_load(self.head_off, Ordering::Acquire);
+        let len = word as u32;
+        if word == 0
+            || len == PAD
+            || (word >> 32) as u32 != check(self.head, len)
+            || len as usize > self.geo.max_message
+        {
+            return None;
+        }
+        let size = record_size(len as usize);
+        if self.head_off + size > self.geo.capacity {
+            return None;
+        }
+        Some(Found {
+            payload: self.head_off + HEADER,
+            len: len as usize,
+            size,
+        })
     }
 
     /// The next committed record, skipping pads, or `None` if there is none yet. Once the ring

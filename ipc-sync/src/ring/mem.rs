@@ -75,26 +75,37 @@ impl SegmentMem {
 }
 
 impl SegmentMem {
-    /// After committing: wakes the consumer if it is parked or waits on its doorbell.
-    #[inline]
+    /// After committing: wakes the consumer if it is parked or waits on its doorbell. Against
+    /// a busy-polling consumer this is one load, inlined into the message path.
+    #[inline(always)]
     pub fn wake_consumer(&self) {
         if wait::may_wait(self.ctl32(ctl::CONSUMER_PARKS)) {
-            wait::wake_waiter(self.ctl32(ctl::DATA_WAIT), || {
-                self.ring_slot(ctl::CONSUMER, ctl::CONSUMER_BIT)
-            });
+            self.wake_consumer_waiting();
         }
     }
 
+    #[inline(never)]
+    fn wake_consumer_waiting(&self) {
+        wait::wake_waiter(self.ctl32(ctl::DATA_WAIT), || {
+            self.ring_slot(ctl::CONSUMER, ctl::CONSUMER_BIT)
+        });
+    }
+
     /// After releasing space: wakes the producers parked on a full ring or waiting on their
-    /// doorbells.
-    #[inline]
+    /// doorbells. Against busy-polling producers this is one load, inlined.
+    #[inline(always)]
     pub fn wake_producers(&self) {
         if wait::may_wait(self.ctl32(ctl::PRODUCERS_PARK)) {
-            wait::wake_waiter(self.ctl32(ctl::SPACE_WAIT), || {});
-            // Same line as the wait word: no extra miss.
-            if self.ctl32(ctl::SPACE_BELLS).load(Ordering::Relaxed) != 0 {
-                self.ring_space_bells();
-            }
+            self.wake_producers_waiting();
+        }
+    }
+
+    #[inline(never)]
+    fn wake_producers_waiting(&self) {
+        wait::wake_waiter(self.ctl32(ctl::SPACE_WAIT), || {});
+        // Same line as the wait word: no extra miss.
+        if self.ctl32(ctl::SPACE_BELLS).load(Ordering::Relaxed) != 0 {
+            self.ring_space_bells();
         }
     }
 

@@ -352,6 +352,7 @@ impl SlotWatch {
         Ok(self.judge(shared, owner, force))
     }
 
+    #[inline]
     fn judge(&mut self, shared: &Shared, owner: u64, force: bool) -> Peer {
         let now = coarse_now_ns();
         if !force
@@ -364,6 +365,12 @@ impl SlotWatch {
                 Peer::Gone
             };
         }
+        self.look(shared, owner, now)
+    }
+
+    /// Looks at the process recorded in the slot now.
+    #[inline(never)]
+    fn look(&mut self, shared: &Shared, owner: u64, now: u64) -> Peer {
         self.last_check = now;
         let (_, start, pidns) = self.slot.words(shared);
         let seen = (

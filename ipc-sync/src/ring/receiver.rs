@@ -79,12 +79,14 @@ impl RingReceiver {
     }
 
     /// The next record, read in place, waiting as long as it takes.
+    #[inline(always)]
     pub fn recv_in_place(&mut self) -> Result<Record<'_>> {
         self.recv_in_place_with(Wait::Forever)
     }
 
     /// The next record, read in place inside the segment; it is released (its space given back
     /// to the producers) when the [`Record`] is dropped.
+    #[inline(always)]
     pub fn recv_in_place_with(&mut self, wait: Wait) -> Result<Record<'_>> {
         let found = self.next(wait)?;
         Ok(Record {
@@ -94,8 +96,18 @@ impl RingReceiver {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn next(&mut self, wait: Wait) -> Result<Found> {
+        // A record waiting is the common case of a busy stream; the polling machinery, out of
+        // line, would move every result through memory.
+        match self.core.peek_fast(&self.mem) {
+            Some(found) => Ok(found),
+            None => self.wait_next(wait),
+        }
+    }
+
+    #[inline(never)]
+    fn wait_next(&mut self, wait: Wait) -> Result<Found> {
         let RingReceiver {
             mem,
             core,
@@ -268,7 +280,7 @@ impl Deref for Record<'_> {
 }
 
 impl Drop for Record<'_> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         self.core.release(self.mem, self.found.size);
         self.mem.wake_producers();

@@ -131,6 +131,7 @@ impl RingSender {
     }
 
     /// Reserves `len` bytes inside the segment, waiting for space as long as it takes.
+    #[inline(always)]
     pub fn loan(&mut self, len: usize) -> Result<Loan<'_>> {
         self.loan_with(len, Wait::Forever)
     }
@@ -139,7 +140,33 @@ impl RingSender {
     /// message into the returned [`Loan`], then [`Loan::commit`] it; dropping it uncommitted
     /// publishes nothing. On a multi-producer ring the loan holds the producers' lock: other
     /// producers wait until it is committed or dropped.
+    #[inline(always)]
     pub fn loan_with(&mut self, len: usize, wait: Wait) -> Result<Loan<'_>> {
+        // The common case of a single producer with room, kept small enough to inline: the
+        // general path below moves every intermediate result through memory.
+        if self.lock.is_none()
+            && !self.disconnected
+            && !self.recheck_peers
+            && self.corruption.is_clear()
+            && matches!(
+                self.consumer.check(self.mem.shared(), false),
+                Ok(Peer::Alive | Peer::Absent)
+            )
+        {
+            if let Some(slot) = self.core.reserve_fast(len) {
+                return Ok(Loan {
+                    mem: &self.mem,
+                    core: &mut self.core,
+                    slot,
+                    lock: None,
+                });
+            }
+        }
+        self.loan_slow(len, wait)
+    }
+
+    #[inline(never)]
+    fn loan_slow(&mut self, len: usize, wait: Wait) -> Result<Loan<'_>> {
         if len > self.max_message {
             return Err(Error::MessageTooLarge {
                 len,
@@ -369,6 +396,7 @@ pub struct Loan<'a> {
 
 impl Loan<'_> {
     /// Publishes the whole loaned length.
+    #[inline(always)]
     pub fn commit(mut self) {
         let len = self.slot.len;
         self.publish(len);
@@ -387,7 +415,7 @@ impl Loan<'_> {
         Ok(())
     }
 
-    #[inline]
+    #[inline(always)]
     fn publish(&mut self, len: usize) {
         self.core.commit(self.mem, self.slot, len);
         // The next producer may start before the consumer is woken.

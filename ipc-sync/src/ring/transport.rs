@@ -254,12 +254,14 @@ impl<K: SegmentKind> ShmRingSender<K> {
     /// Reserves `len` bytes inside the segment, waiting for room as long as it takes. Write
     /// the message into the [`Loan`] and [`commit`](Loan::commit) it; see
     /// [`RingSender::loan_with`].
+    #[inline(always)]
     pub fn loan(&mut self, len: usize) -> Result<Loan<'_>> {
         self.ring.loan(len)
     }
 
     /// [`ShmRingSender::loan`], waiting for room as `wait` says (`Full` / `Timeout` when it
     /// ends).
+    #[inline(always)]
     pub fn loan_with(&mut self, len: usize, wait: Wait) -> Result<Loan<'_>> {
         self.ring.loan_with(len, wait)
     }
@@ -355,12 +357,14 @@ impl<K: SegmentKind> ShmRingReceiver<K> {
 
     /// The next message, read in place inside the segment, waiting as long as it takes; its
     /// space goes back to the senders when the [`Record`] is dropped.
+    #[inline(always)]
     pub fn recv_in_place(&mut self) -> Result<Record<'_>> {
         self.ring.recv_in_place()
     }
 
     /// [`ShmRingReceiver::recv_in_place`], waiting as `wait` says (`Empty` / `Timeout` when
     /// it ends).
+    #[inline(always)]
     pub fn recv_in_place_with(&mut self, wait: Wait) -> Result<Record<'_>> {
         self.ring.recv_in_place_with(wait)
     }
