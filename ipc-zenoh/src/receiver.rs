@@ -1,10 +1,15 @@
-//! The receiving end: a Zenoh subscriber whose callback fills a bounded queue.
+//! The receiving end: a Zenoh subscriber whose callback feeds a bounded channel.
+//!
+//! The channel is `flume`, the one Zenoh's own `FifoChannel` handler is built on: a mutex and
+//! two condition variables of ours, shared by the callback thread and the receiver, cost about
+//! twice Zenoh's own loop per 64-byte message (lock hand-overs between the two threads).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::os::fd::BorrowedFd;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::sync::{Arc, Mutex, PoisonError};
 
+use flume::{RecvTimeoutError, TryRecvError};
 use ipc_core::{
     Error, Interest, Readiness, Receiver, Result, TransportSpec, Wait, WaitStrategy,
     poll_before_sleep,
@@ -18,103 +23,65 @@ use crate::notify::Notifier;
 use crate::session::{self, zenoh_error};
 use crate::{DEFAULT_CAPACITY, key_expr, max_message_size, sender_tokens};
 
+/// What the callbacks put in the channel.
+enum Item {
+    /// A payload as Zenoh handed it (reference-counted slices of its receive buffers): `recv`
+    /// copies it once, into the caller's buffer.
+    Message(ZBytes),
+    /// The last sender left: wakes a receiver blocked on the channel, to look again.
+    SendersGone,
+}
+
+/// The liveliness tokens of the senders.
 #[derive(Debug, Default)]
-struct State {
-    /// The payloads as Zenoh handed them (reference-counted slices of its receive buffers):
-    /// `recv` copies each once, into the caller's buffer.
-    queue: VecDeque<ZBytes>,
-    /// Whether `recv` waits on `arrived`, and how many callbacks wait on `room`: a condvar
-    /// is only notified when someone waits, since notifying costs a system call (futex)
-    /// per message, which on a stream of small messages was most of the receiving side.
-    receiver_waits: bool,
-    callbacks_wait: usize,
-    /// Whether a reader said it is about to sleep on the eventfd (`prepare_wait` found the
-    /// queue empty): only then does a message signal it. A write to the eventfd per message
-    /// cost as much again as that futex, and a blocking `recv` never looks at the eventfd.
-    armed: bool,
-    /// Liveliness tokens of the senders alive now.
-    senders: HashSet<String>,
+struct Senders {
+    alive: HashSet<String>,
     /// Whether a sender was ever seen: before that, no sender is not a disconnection.
-    seen_sender: bool,
-    /// The receiver is gone: callbacks stop waiting for room and drop what they get.
-    closed: bool,
+    seen: bool,
 }
 
-impl State {
-    fn disconnected(&self) -> bool {
-        self.seen_sender && self.senders.is_empty()
-    }
-}
-
-/// What Zenoh's callbacks and the receiver share.
+/// What Zenoh's callbacks and the receiver share besides the channel.
 #[derive(Debug)]
 struct Inbox {
-    state: Mutex<State>,
-    capacity: usize,
-    /// A message arrived, or the last sender went.
-    arrived: Condvar,
-    /// A message was taken, or the receiver closed.
-    room: Condvar,
+    senders: Mutex<Senders>,
+    /// Every sender seen has gone (kept with `senders`, read without its lock).
+    gone: AtomicBool,
+    /// A reader said it is about to sleep on the eventfd (`prepare_wait` found nothing to
+    /// take): only then does a message signal it, a write per message costing as much as the
+    /// rest of the callback.
+    armed: AtomicBool,
     notifier: Notifier,
-    /// Bumped (after the state changed) at every message and every sender change, so that a
-    /// receiver polling before it sleeps (`wait=spin`) sees news without taking the lock.
-    news: AtomicU64,
 }
 
 impl Inbox {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The subscriber's callback. It blocks Zenoh's reception while the queue is full: that
-    /// is the back-pressure which, through TCP, ends up blocking the sender's `put`.
-    fn push(&self, sample: Sample) {
-        if sample.kind() != SampleKind::Put {
-            return;
-        }
-        let mut state = self.lock();
-        while state.queue.len() >= self.capacity && !state.closed {
-            state.callbacks_wait += 1;
-            state = self
-                .room
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
-            state.callbacks_wait -= 1;
-        }
-        if state.closed {
-            return;
-        }
-        state.queue.push_back(SampleFields::from(sample).payload);
-        let receiver_waits = state.receiver_waits;
-        let armed = std::mem::take(&mut state.armed);
-        drop(state);
-        self.news.fetch_add(1, Ordering::Release);
-        if receiver_waits {
-            self.arrived.notify_one();
-        }
-        if armed {
+    /// After a message went into the channel: signals the eventfd if a reader armed it. The
+    /// fence pairs with `prepare_wait`'s: either it sees the message, or this sees it armed.
+    fn message_in(&self) {
+        fence(Ordering::SeqCst);
+        if self.armed.load(Ordering::Relaxed) && self.armed.swap(false, Ordering::AcqRel) {
             self.notifier.signal();
         }
     }
 
     /// The liveliness subscriber's callback: a sender's token came or went.
-    fn sender_changed(&self, sample: Sample) {
+    fn sender_changed(&self, sample: Sample, wake: &flume::Sender<Item>) {
         let token = sample.key_expr().as_str().to_owned();
-        let mut state = self.lock();
+        let mut senders = self.senders.lock().unwrap_or_else(PoisonError::into_inner);
         match sample.kind() {
             SampleKind::Put => {
-                state.seen_sender = true;
-                state.senders.insert(token);
+                senders.seen = true;
+                senders.alive.insert(token);
             }
             SampleKind::Delete => {
-                state.senders.remove(&token);
+                senders.alive.remove(&token);
             }
         }
-        let gone = state.disconnected();
-        drop(state);
-        self.news.fetch_add(1, Ordering::Release);
+        let gone = senders.seen && senders.alive.is_empty();
+        self.gone.store(gone, Ordering::SeqCst);
+        drop(senders);
         if gone {
-            self.arrived.notify_all();
+            // A full channel has no receiver blocked on it to wake.
+            let _ = wake.try_send(Item::SendersGone);
             self.notifier.signal();
         }
     }
@@ -126,6 +93,11 @@ pub struct ZenohReceiver {
     declared: Option<(Subscriber<()>, Subscriber<()>)>,
     session: Option<zenoh::Session>,
     inbox: Arc<Inbox>,
+    queue: flume::Receiver<Item>,
+    capacity: usize,
+    /// A message taken from the channel that the caller's buffer was too small for: the next
+    /// receive delivers it first.
+    held: Option<ZBytes>,
     max: usize,
     /// How a receive that finds the queue empty waits (`wait=`; default `park`).
     wait: WaitStrategy,
@@ -135,7 +107,7 @@ impl std::fmt::Debug for ZenohReceiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ZenohReceiver")
             .field("max", &self.max)
-            .field("capacity", &self.inbox.capacity)
+            .field("capacity", &self.capacity)
             .finish_non_exhaustive()
     }
 }
@@ -152,28 +124,39 @@ impl ZenohReceiver {
             usize::try_from(c).unwrap_or(usize::MAX)
         });
         let inbox = Arc::new(Inbox {
-            state: Mutex::new(State::default()),
-            capacity,
-            arrived: Condvar::new(),
-            room: Condvar::new(),
+            senders: Mutex::new(Senders::default()),
+            gone: AtomicBool::new(false),
+            armed: AtomicBool::new(false),
             notifier: Notifier::new().map_err(|e| Error::io("eventfd", e))?,
-            news: AtomicU64::new(0),
         });
+        let (to_queue, queue) = flume::bounded(capacity);
         let session = session::open(spec)?;
         let declare = || -> zenoh::Result<(Subscriber<()>, Subscriber<()>)> {
             // Senders first, with those already there: a message is never taken for one
             // from a sender we do not know yet.
             let on_sender = Arc::clone(&inbox);
+            let wake = to_queue.clone();
             let senders = session
                 .liveliness()
                 .declare_subscriber(sender_tokens(&key))
                 .history(true)
-                .callback(move |sample| on_sender.sender_changed(sample))
+                .callback(move |sample| on_sender.sender_changed(sample, &wake))
                 .wait()?;
             let on_message = Arc::clone(&inbox);
             let messages = session
                 .declare_subscriber(key.clone())
-                .callback(move |sample| on_message.push(sample))
+                .callback(move |sample: Sample| {
+                    if sample.kind() != SampleKind::Put {
+                        return;
+                    }
+                    // Blocks Zenoh's reception while the channel is full: the back-pressure
+                    // which, through TCP, ends up blocking the sender's `put`. Fails once the
+                    // receiver is dropped, and the message goes with it.
+                    let payload = SampleFields::from(sample).payload;
+                    if to_queue.send(Item::Message(payload)).is_ok() {
+                        on_message.message_in();
+                    }
+                })
                 .wait()?;
             Ok((messages, senders))
         };
@@ -182,6 +165,9 @@ impl ZenohReceiver {
                 declared: Some(declared),
                 session: Some(session),
                 inbox,
+                queue,
+                capacity,
+                held: None,
                 max: max_message_size(spec),
                 wait: spec.options.wait.unwrap_or(WaitStrategy::Park),
             }),
@@ -193,6 +179,41 @@ impl ZenohReceiver {
     }
 }
 
+impl ZenohReceiver {
+    /// The next message already there, if any.
+    fn take_now(&mut self) -> Option<ZBytes> {
+        if let Some(payload) = self.held.take() {
+            return Some(payload);
+        }
+        loop {
+            match self.queue.try_recv() {
+                Ok(Item::Message(payload)) => return Some(payload),
+                Ok(Item::SendersGone) => continue,
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return None,
+            }
+        }
+    }
+
+    /// Copies `payload` into `buf`, or keeps it for a larger buffer.
+    fn deliver(&mut self, payload: ZBytes, buf: &mut [u8]) -> Result<usize> {
+        let n = payload.len();
+        let Some(dest) = buf.get_mut(..n) else {
+            self.held = Some(payload);
+            return Err(Error::BufferTooSmall {
+                len: buf.len(),
+                needed: n,
+            });
+        };
+        // A large message comes as the fragments Zenoh reassembled it from.
+        let mut at = 0;
+        for slice in payload.slices() {
+            dest[at..at + slice.len()].copy_from_slice(slice);
+            at += slice.len();
+        }
+        Ok(n)
+    }
+}
+
 impl Receiver for ZenohReceiver {
     fn max_message_size(&self) -> usize {
         self.max
@@ -200,67 +221,42 @@ impl Receiver for ZenohReceiver {
 
     fn recv_with(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
         let mut polled = self.wait == WaitStrategy::Park;
-        let mut state = self.inbox.lock();
         loop {
-            if let Some(front) = state.queue.front() {
-                let n = front.len();
-                let Some(dest) = buf.get_mut(..n) else {
-                    return Err(Error::BufferTooSmall {
-                        len: buf.len(),
-                        needed: n,
-                    });
-                };
-                // A large message comes as the fragments Zenoh reassembled it from.
-                let mut at = 0;
-                for slice in front.slices() {
-                    dest[at..at + slice.len()].copy_from_slice(slice);
-                    at += slice.len();
-                }
-                state.queue.pop_front();
-                let callbacks_wait = state.callbacks_wait > 0;
-                drop(state);
-                if callbacks_wait {
-                    self.inbox.room.notify_one();
-                }
-                return Ok(n);
+            if let Some(payload) = self.take_now() {
+                return self.deliver(payload, buf);
             }
-            if state.disconnected() {
-                return Err(Error::Disconnected);
+            if self.inbox.gone.load(Ordering::SeqCst) {
+                // A message put before its sender left is delivered first.
+                return match self.take_now() {
+                    Some(payload) => self.deliver(payload, buf),
+                    None => Err(Error::Disconnected),
+                };
             }
             let left = wait.remaining();
             if left.is_some_and(|left| left.is_zero()) {
                 return Err(wait.empty_error());
             }
             if !std::mem::replace(&mut polled, true) {
-                // Read with the queue found empty under the lock: a bump from a push already
-                // taken may still come, which costs one more look, never a missed message.
-                let mut news = self.inbox.news.load(Ordering::Acquire);
-                // Without the lock, so that the callbacks push meanwhile; then look again.
-                drop(state);
-                let inbox = &self.inbox;
+                let (queue, gone) = (&self.queue, &self.inbox.gone);
                 poll_before_sleep(self.wait, wait, || {
-                    let now = inbox.news.load(Ordering::Acquire);
-                    Ok((now != news).then(|| news = now))
+                    Ok((!queue.is_empty() || gone.load(Ordering::Acquire)).then_some(()))
                 })?;
-                state = self.inbox.lock();
                 continue;
             }
-            state.receiver_waits = true;
-            state = match left {
+            let item = match left {
                 None => self
-                    .inbox
-                    .arrived
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner),
-                Some(left) => {
-                    self.inbox
-                        .arrived
-                        .wait_timeout(state, left)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0
-                }
+                    .queue
+                    .recv()
+                    .map_err(|_| RecvTimeoutError::Disconnected),
+                Some(left) => self.queue.recv_timeout(left),
             };
-            state.receiver_waits = false;
+            match item {
+                Ok(Item::Message(payload)) => return self.deliver(payload, buf),
+                // Looked at on the next round, as is a deadline that passed.
+                Ok(Item::SendersGone) | Err(RecvTimeoutError::Timeout) => {}
+                // Only the callbacks hold the channel's sending side: gone with the session.
+                Err(RecvTimeoutError::Disconnected) => return Err(Error::Disconnected),
+            }
         }
     }
 
@@ -278,9 +274,14 @@ impl Readiness for ZenohReceiver {
     /// Arms the eventfd when there is nothing to take: the next message signals it (the
     /// readiness protocol calls this before every sleep, so no wake-up is lost).
     fn prepare_wait(&mut self) -> Result<bool> {
-        let mut state = self.inbox.lock();
-        let ready = !state.queue.is_empty() || state.disconnected();
-        state.armed = !ready;
+        // The fence pairs with the callback's (`Inbox::message_in`).
+        self.inbox.armed.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        let ready =
+            self.held.is_some() || !self.queue.is_empty() || self.inbox.gone.load(Ordering::SeqCst);
+        if ready {
+            self.inbox.armed.store(false, Ordering::Relaxed);
+        }
         Ok(ready)
     }
 
@@ -291,9 +292,9 @@ impl Readiness for ZenohReceiver {
 
 impl Drop for ZenohReceiver {
     fn drop(&mut self) {
-        // A callback blocked on a full queue would hold up the undeclaration.
-        self.inbox.lock().closed = true;
-        self.inbox.room.notify_all();
+        // A callback blocked on a full channel would hold up the undeclaration: without its
+        // receiving side, the channel refuses it at once.
+        drop(std::mem::replace(&mut self.queue, flume::bounded(1).1));
         if let Some(session) = self.session.take() {
             session::close(session, self.declared.take());
         }
