@@ -172,9 +172,11 @@ impl<L: Listen> Multi<L> {
         }
     }
 
-    /// One message without waiting, from the next connection in turn.
-    fn try_recv(&mut self, buf: &mut [u8]) -> Result<usize> {
-        let mut asked = false;
+    /// One message without waiting, from the next connection in turn. With `probe`, epoll is
+    /// asked (without waiting) when the line is empty; a caller about to wait in epoll anyway
+    /// passes `false`, saving that call.
+    fn try_recv(&mut self, buf: &mut [u8], probe: bool) -> Result<usize> {
+        let mut asked = !probe;
         if self.served >= POLL_EVERY {
             asked = true;
             self.poll(Wait::Never)?;
@@ -235,21 +237,26 @@ impl<L: Listen> Multi<L> {
     }
 
     fn recv(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
-        if let Some(len) = nothing_yet(self.try_recv(buf))? {
+        // A receive that parks waits in epoll next, which reports anything a probe would: one
+        // call fewer each time the line runs dry (a large message over TCP, in several reads).
+        let parks = wait != Wait::Never && self.wait == WaitStrategy::Park;
+        if let Some(len) = nothing_yet(self.try_recv(buf, !parks))? {
             return Ok(len);
         }
         if wait == Wait::Never {
             return Err(Error::Empty);
         }
         let strategy = self.wait;
-        if let Some(len) = poll_before_sleep(strategy, wait, || nothing_yet(self.try_recv(buf)))? {
+        if let Some(len) =
+            poll_before_sleep(strategy, wait, || nothing_yet(self.try_recv(buf, true)))?
+        {
             return Ok(len);
         }
         loop {
             if !self.poll(wait)? {
                 return Err(Error::Timeout);
             }
-            if let Some(len) = nothing_yet(self.try_recv(buf))? {
+            if let Some(len) = nothing_yet(self.try_recv(buf, false))? {
                 return Ok(len);
             }
         }

@@ -186,14 +186,19 @@ impl StreamIo for ConnIo {
 }
 
 /// Window of a TCP sender when the string gives no `capacity`, in bytes of frames (grown to
-/// one frame of `message_size`).
+/// four frames of `message_size`).
 pub const DEFAULT_TCP_WINDOW: usize = 256 * 1024;
 
-/// The window of a sender configured so: `capacity`, or the default grown to hold one frame.
+/// Frames of `message_size` the default window holds at least: while the receiver takes one
+/// out, the sender has others in flight (the acknowledgements come per half window).
+const FRAMES_IN_DEFAULT_WINDOW: usize = 4;
+
+/// The window of a sender configured so: `capacity`, or the default grown to hold
+/// [`FRAMES_IN_DEFAULT_WINDOW`] frames.
 fn window(config: &SocketConfig, spec: &TransportSpec) -> Result<u64> {
     let frame = frame_len(config.message_size);
     match config.capacity {
-        None => Ok(DEFAULT_TCP_WINDOW.max(frame) as u64),
+        None => Ok(DEFAULT_TCP_WINDOW.max(FRAMES_IN_DEFAULT_WINDOW * frame) as u64),
         Some(c) if c < frame => Err(Error::invalid_spec(
             spec.to_string(),
             format!(
