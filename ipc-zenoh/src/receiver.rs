@@ -221,9 +221,18 @@ impl Receiver for ZenohReceiver {
 
     fn recv_with(&mut self, buf: &mut [u8], wait: Wait) -> Result<usize> {
         let mut polled = self.wait == WaitStrategy::Park;
+        // A receive that would block at once blocks on the channel without looking first,
+        // which takes a message already there as well: one lock of the channel per message
+        // rather than two, as in Zenoh's own loop.
+        let mut look = !(polled && wait != Wait::Never);
         loop {
-            if let Some(payload) = self.take_now() {
+            if let Some(payload) = self.held.take() {
                 return self.deliver(payload, buf);
+            }
+            if std::mem::replace(&mut look, true) {
+                if let Some(payload) = self.take_now() {
+                    return self.deliver(payload, buf);
+                }
             }
             if self.inbox.gone.load(Ordering::SeqCst) {
                 // A message put before its sender left is delivered first.
