@@ -58,15 +58,16 @@
 //!
 //! `capacity` is the sender's *window*: the bytes of frames (a frame is its message and
 //! 5 bytes, 65 from 4092 bytes on; see [`framing`](ipc_core::framing)) it may have sent that
-//! the receiver has not yet taken out with a receive. Default [`DEFAULT_TCP_WINDOW`] (256 KiB),
-//! grown to four frames of `message_size` (with room for one frame only, each message waited
-//! for the acknowledgement of the one before: 1 MiB messages took twice the raw loop's time);
-//! a `capacity` smaller than one frame is [`Error::InvalidSpec`]. A receiver's `capacity` has no effect. When the window is used up,
-//! `try_send` is [`Error::Full`] and stays so until the receiver takes messages out (TCP's own
-//! window cannot promise that: the receiver's kernel merges small segments and reopens it with
-//! nobody reading); `send_timeout` and `send` wait for credit, asleep in `poll`. A frame that
-//! meets the end of the window goes in part, and is finished (or, after a timeout, abandoned)
-//! as any frame a full stream took in part.
+//! the receiver has not yet taken out with a receive. Default [`DEFAULT_TCP_WINDOW`] (1 MiB),
+//! grown to four frames of `message_size`: a sender with less in flight waits for
+//! acknowledgements while the connection idles (64 KiB messages in a 256 KiB window ran at
+//! 1.4–1.5× the raw loop's time; 1 MiB messages with room for one frame, at 2×). A
+//! `capacity` smaller than one frame is [`Error::InvalidSpec`]. A receiver's `capacity` has no
+//! effect. When the window is used up, `try_send` is [`Error::Full`] and stays so until the
+//! receiver takes messages out (TCP's own window cannot promise that: the receiver's kernel
+//! merges small segments and reopens it with nobody reading); `send_timeout` and `send` wait
+//! for credit, asleep in `poll`. A frame that meets the end of the window goes in part, and is
+//! finished (or, after a timeout, abandoned) as any frame a full stream took in part.
 //!
 //! ## Wire protocol (both ends are this crate; not for foreign programs)
 //!

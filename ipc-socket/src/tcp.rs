@@ -187,7 +187,7 @@ impl StreamIo for ConnIo {
 
 /// Window of a TCP sender when the string gives no `capacity`, in bytes of frames (grown to
 /// four frames of `message_size`).
-pub const DEFAULT_TCP_WINDOW: usize = 256 * 1024;
+pub const DEFAULT_TCP_WINDOW: usize = 1024 * 1024;
 
 /// Frames of `message_size` the default window holds at least: while the receiver takes one
 /// out, the sender has others in flight (the acknowledgements come per half window).
