@@ -39,7 +39,7 @@
 //! (default [`DEFAULT_MESSAGE_SIZE`]), `open_timeout` how long a sender waits for a receiver
 //! (default [`DEFAULT_OPEN_TIMEOUT`]), `wait` how a receiver that finds its queue empty waits
 //! (`park`, the default, sleeps at once; `spin` polls for 20 µs first, which saves the wake-up
-//! per message of a stream: 64 B throughput here went from 2.3–2.8× to 1.7–2.1× Zenoh's own
+//! per message of a stream: 64 B throughput here went from 1.2× to 0.9× Zenoh's own
 //! subscriber loop, but a round trip took 1.3× as long, the spinning thread holding a core
 //! that Zenoh's own threads wanted on this 2-core machine; `busy` never sleeps).
 //!

@@ -180,11 +180,8 @@ impl ZenohReceiver {
 }
 
 impl ZenohReceiver {
-    /// The next message already there, if any.
+    /// The next message already in the channel, if any.
     fn take_now(&mut self) -> Option<ZBytes> {
-        if let Some(payload) = self.held.take() {
-            return Some(payload);
-        }
         loop {
             match self.queue.try_recv() {
                 Ok(Item::Message(payload)) => return Some(payload),
@@ -224,7 +221,7 @@ impl Receiver for ZenohReceiver {
         // A receive that would block at once blocks on the channel without looking first,
         // which takes a message already there as well: one lock of the channel per message
         // rather than two, as in Zenoh's own loop.
-        let mut look = !(polled && wait != Wait::Never);
+        let mut look = wait == Wait::Never || !polled;
         loop {
             if let Some(payload) = self.held.take() {
                 return self.deliver(payload, buf);
@@ -284,7 +281,7 @@ impl Readiness for ZenohReceiver {
     /// readiness protocol calls this before every sleep, so no wake-up is lost).
     fn prepare_wait(&mut self) -> Result<bool> {
         // The fence pairs with the callback's (`Inbox::message_in`).
-        self.inbox.armed.store(true, Ordering::SeqCst);
+        self.inbox.armed.store(true, Ordering::Relaxed);
         fence(Ordering::SeqCst);
         let ready =
             self.held.is_some() || !self.queue.is_empty() || self.inbox.gone.load(Ordering::SeqCst);

@@ -393,6 +393,25 @@ pub struct ConsumerCore {
     pub corruption: Corruption,
 }
 
+/// A header word as `ConsumerCore::decode` reads it.
+enum Header {
+    /// Nothing committed here yet.
+    Empty,
+    /// A pad to the end of the ring: the next record is at offset 0.
+    Pad,
+    Record(Found),
+    Bad(BadHeader),
+}
+
+/// What is wrong with a header word (described by `ConsumerCore::describe`).
+#[derive(Clone, Copy)]
+enum BadHeader {
+    Check(u64),
+    PadAtStart,
+    TooLong(usize),
+    PastEnd(usize),
+}
+
 /// A committed record found by [`ConsumerCore::peek`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Found {
@@ -427,6 +446,40 @@ impl ConsumerCore {
         self.corruption.keep(Error::corrupted(what))
     }
 
+    /// What the header `word` at the consumer's position says, every check applied: the one
+    /// validation of what a producer wrote there, for [`peek`](Self::peek) and
+    /// [`peek_fast`](Self::peek_fast).
+    #[inline(always)]
+    fn decode(&self, word: u64) -> Header {
+        if word == 0 {
+            return Header::Empty;
+        }
+        let len = word as u32;
+        if (word >> 32) as u32 != check(self.head, len) {
+            return Header::Bad(BadHeader::Check(word));
+        }
+        if len == PAD {
+            return if self.head_off == 0 {
+                Header::Bad(BadHeader::PadAtStart)
+            } else {
+                Header::Pad
+            };
+        }
+        let len = len as usize;
+        if len > self.geo.max_message {
+            return Header::Bad(BadHeader::TooLong(len));
+        }
+        let size = record_size(len);
+        if self.head_off + size > self.geo.capacity {
+            return Header::Bad(BadHeader::PastEnd(len));
+        }
+        Header::Record(Found {
+            payload: self.head_off + HEADER,
+            len,
+            size,
+        })
+    }
+
     /// The common case of [`peek`](Self::peek): a record is there and passes every check.
     /// `None` leaves every other case (nothing yet, a pad, a failed check) to `peek`, which
     /// looks again and reports it.
@@ -435,24 +488,10 @@ impl ConsumerCore {
         if !self.corruption.is_clear() {
             return None;
         }
-        let word = mem.word_load(self.head_off, Ordering::Acquire);
-        let len = word as u32;
-        if word == 0
-            || len == PAD
-            || (word >> 32) as u32 != check(self.head, len)
-            || len as usize > self.geo.max_message
-        {
-            return None;
+        match self.decode(mem.word_load(self.head_off, Ordering::Acquire)) {
+            Header::Record(found) => Some(found),
+            _ => None,
         }
-        let size = record_size(len as usize);
-        if self.head_off + size > self.geo.capacity {
-            return None;
-        }
-        Some(Found {
-            payload: self.head_off + HEADER,
-            len: len as usize,
-            size,
-        })
     }
 
     /// The next committed record, skipping pads, or `None` if there is none yet. Once the ring
@@ -461,44 +500,38 @@ impl ConsumerCore {
     pub fn peek<M: RingMem>(&mut self, mem: &M) -> Result<Option<Found>> {
         self.corruption.check()?;
         loop {
-            let word = mem.word_load(self.head_off, Ordering::Acquire);
-            if word == 0 {
-                return Ok(None);
-            }
-            let len = word as u32;
-            if (word >> 32) as u32 != check(self.head, len) {
-                return Err(self.corrupt(format!(
-                    "ring record header {word:#018x} at position {} fails its check",
-                    self.head
-                )));
-            }
-            if len == PAD {
-                if self.head_off == 0 {
-                    return Err(self.corrupt("ring pad record at offset 0".into()));
+            match self.decode(mem.word_load(self.head_off, Ordering::Acquire)) {
+                Header::Empty => return Ok(None),
+                Header::Record(found) => return Ok(Some(found)),
+                Header::Pad => {
+                    let size = self.geo.capacity - self.head_off;
+                    self.release(mem, size);
                 }
-                let size = self.geo.capacity - self.head_off;
-                self.release(mem, size);
-                continue;
+                Header::Bad(bad) => {
+                    let what = self.describe(bad);
+                    return Err(self.corrupt(what));
+                }
             }
-            let len = len as usize;
-            if len > self.geo.max_message {
-                return Err(self.corrupt(format!(
-                    "ring record length {len} above the largest message {}",
-                    self.geo.max_message
-                )));
-            }
-            let size = record_size(len);
-            if self.head_off + size > self.geo.capacity {
-                return Err(self.corrupt(format!(
-                    "ring record of {len} bytes at offset {} runs past the end",
-                    self.head_off
-                )));
-            }
-            return Ok(Some(Found {
-                payload: self.head_off + HEADER,
-                len,
-                size,
-            }));
+        }
+    }
+
+    /// The report of a header that failed its checks.
+    #[cold]
+    fn describe(&self, bad: BadHeader) -> String {
+        match bad {
+            BadHeader::Check(word) => format!(
+                "ring record header {word:#018x} at position {} fails its check",
+                self.head
+            ),
+            BadHeader::PadAtStart => "ring pad record at offset 0".into(),
+            BadHeader::TooLong(len) => format!(
+                "ring record length {len} above the largest message {}",
+                self.geo.max_message
+            ),
+            BadHeader::PastEnd(len) => format!(
+                "ring record of {len} bytes at offset {} runs past the end",
+                self.head_off
+            ),
         }
     }
 
