@@ -593,7 +593,21 @@ impl FrameReader {
                 self.end = self.base + (self.end - self.start);
                 self.start = self.base;
             }
-            match io.read(&mut self.buf[self.end..], wait.is_forever())? {
+            // A receive that may wait reads at most one frame of the largest message, as a
+            // loop that knows its message sizes does; one that may not wait takes all there is
+            // room for. On a pipe, a reader that takes all there is empties the pipe and
+            // sleeps, and the writer then pays the wake-up for nearly every message: a 64 B
+            // stream took 1.3-1.55x the raw loop's time, its writer 0.51 instead of 0.39 us a
+            // message. A batch (its first receive waits, the rest do not) and an event loop's
+            // `try_recv` still read many frames a call.
+            let upto = if wait != Wait::Never {
+                (self.end + frame_len(self.max))
+                    .max(self.start + need)
+                    .min(self.buf.len())
+            } else {
+                self.buf.len()
+            };
+            match io.read(&mut self.buf[self.end..upto], wait.is_forever())? {
                 Some(0) => {
                     // A truncated frame at end of stream may be one its sender never finished
                     // (killed, or dropped after a timed-out send), which is dropped; bytes that
@@ -771,6 +785,27 @@ pub(crate) mod tests {
         }
         fn wait_readable(&mut self, _wait: Wait) -> Result<bool> {
             Ok(false)
+        }
+    }
+
+    #[test]
+    fn a_receive_that_may_wait_reads_one_frame_and_one_that_may_not_reads_all() {
+        let mut pipe = MemPipe::new(1 << 20);
+        let mut w = FrameWriter::new(64);
+        for i in 0..10u8 {
+            w.send(&mut pipe, &[i; 40], Wait::Never).unwrap();
+        }
+        let mut r = FrameReader::new(64);
+        let mut out = [0u8; 64];
+        // Frames of 40 bytes, read by the largest frame (of 64): one and part of the next.
+        assert_eq!(r.recv(&mut pipe, &mut out, Wait::Forever).unwrap(), 40);
+        assert_eq!(pipe.data.len(), 10 * frame_len(40) - frame_len(64));
+        assert_eq!(r.recv(&mut pipe, &mut out, Wait::Never).unwrap(), 40);
+        assert_eq!(out[0], 1);
+        assert!(pipe.data.is_empty(), "a receive that may not wait takes all there is");
+        for i in 2..10u8 {
+            assert_eq!(r.recv(&mut pipe, &mut out, Wait::Forever).unwrap(), 40);
+            assert_eq!(out[0], i);
         }
     }
 
