@@ -808,7 +808,10 @@ pub(crate) mod tests {
         assert_eq!(pipe.data.len(), 10 * frame_len(40) - frame_len(64));
         assert_eq!(r.recv(&mut pipe, &mut out, Wait::Never).unwrap(), 40);
         assert_eq!(out[0], 1);
-        assert!(pipe.data.is_empty(), "a receive that may not wait takes all there is");
+        assert!(
+            pipe.data.is_empty(),
+            "a receive that may not wait takes all there is"
+        );
         for i in 2..10u8 {
             assert_eq!(r.recv(&mut pipe, &mut out, Wait::Forever).unwrap(), 40);
             assert_eq!(out[0], i);
