@@ -83,7 +83,7 @@ pub struct RingConfig {
     /// For a stream of large messages, more than twice a core's L2 cache and well under the
     /// shared L3 (4 MiB on most current x86 servers): in a ring that fits in L2, each line
     /// crosses between the two cores' private caches twice per message, and 64 KiB messages
-    /// stream 2–3× slower than through a 4 MiB ring.
+    /// stream about 3× slower than through a 4 MiB ring.
     pub capacity: u64,
     /// Largest message; by default a quarter of the capacity.
     pub max_message: usize,
