@@ -607,9 +607,8 @@ impl FrameReader {
             // message. A batch (its first receive waits, the rest do not) and an event loop's
             // `try_recv` still read many frames a call.
             let upto = if wait != Wait::Never {
-                (self.end + frame_len(self.max))
-                    .max(self.start + need)
-                    .min(self.buf.len())
+                // Never short of `need`: it is at most a frame of `max`, and `end >= start`.
+                (self.end + frame_len(self.max)).min(self.buf.len())
             } else {
                 self.buf.len()
             };

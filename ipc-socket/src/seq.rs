@@ -235,8 +235,9 @@ impl SeqSocket {
         let room = buf.len();
         let ((got, _), record) = rustix::net::recv(&self.fd, &mut joined[..=room], flags)
             .map_err(|e| Errno::from_raw(e.raw_os_error()))?;
+        // The tag is the last byte received, when the whole record fitted.
         let payload = record.saturating_sub(1);
-        let tag = (record > 0 && payload <= room).then(|| got[payload]);
+        let tag = got.get(payload).copied();
         let copied = payload.min(room);
         buf[..copied].copy_from_slice(&got[..copied]);
         Ok((tag, record))
@@ -254,7 +255,6 @@ impl SeqSocket {
         let record = recvmsg::<()>(self.fd.as_raw_fd(), &mut iov, None, flags)?.bytes;
         let payload = record.saturating_sub(1);
         let tag = match payload.cmp(&room) {
-            _ if record == 0 => None,
             std::cmp::Ordering::Less => Some(buf[payload]),
             std::cmp::Ordering::Equal => Some(last[0]),
             std::cmp::Ordering::Greater => None,
