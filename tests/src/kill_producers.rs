@@ -28,7 +28,7 @@ use crate::shm_ring::{AnyReceiver, ShmTransport, TestRing};
 pub const PRODUCERS: usize = 3;
 /// Bytes of records of the trial's ring: small, so that producers also wait for room.
 pub const CAPACITY: &str = "16KiB";
-/// Largest message.
+/// Largest message, unless a trial says otherwise.
 pub const MESSAGE_SIZE: usize = 1024;
 
 /// The shape of one trial.
@@ -40,6 +40,9 @@ pub struct Trial {
     pub wait: &'static str,
     /// Messages each producer sends unless killed.
     pub per_producer: u64,
+    /// Largest message ([`MESSAGE_SIZE`] by default). At 4096, some copies take the ring's
+    /// large-copy path (from 2 KiB), so that kills land inside those too.
+    pub message_size: usize,
     /// No message for this long while producers remain: wedged.
     pub stall: Duration,
     /// Longest the whole trial may take before it counts as wedged.
@@ -250,8 +253,8 @@ fn run_into(exe: &PeerExe, trial: &Trial, started: Instant, out: &mut Outcome) {
         Err(e) => return harness(out, format!("create the board: {e}")),
     };
     let rx = match AnyReceiver::open(&ring.parsed(&format!(
-        "capacity={CAPACITY}&message_size={MESSAGE_SIZE}&producers=multi&create=always&wait={}",
-        trial.wait
+        "capacity={CAPACITY}&message_size={}&producers=multi&create=always&wait={}",
+        trial.message_size, trial.wait
     ))) {
         Ok(rx) => rx,
         Err(e) => return harness(out, format!("create the ring: {e}")),

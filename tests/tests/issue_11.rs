@@ -478,6 +478,7 @@ fn c2_survivors_of_a_killed_producer_never_wedge() {
                     transport: ShmTransport::ALL[n % ShmTransport::ALL.len()],
                     wait: waits[(n / ShmTransport::ALL.len()) % 3],
                     per_producer: 1000,
+                    message_size: kill_producers::MESSAGE_SIZE,
                     stall: Duration::from_secs(5),
                     limit: Duration::from_secs(10),
                     seed: splitmix64(&mut rng),

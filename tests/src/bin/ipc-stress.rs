@@ -2,14 +2,16 @@
 //!
 //! ```text
 //! ipc-stress kill-producers N [--transports posix-shm,sysv-shm,file-shm] [--waits busy,spin,park]
-//!                             [--seed S] [--per-producer M] [--stall-secs T] [--limit-secs L]
+//!                             [--seed S] [--per-producer M] [--message-size B]
+//!                             [--stall-secs T] [--limit-secs L]
 //! ```
 //!
 //! `kill-producers`: for each transport and wait strategy, `N` trials of
 //! [`ipc_tests::kill_producers`]: three producer processes stream self-checking messages into
 //! one `producers=multi` ring, this process consumes, one producer is SIGKILLed at a random
 //! moment, the survivors send their `M` messages (default 2000) and stop, the consumer
-//! drains. Each trial is classified: *wedged* (no message for `T` seconds, default 5, while
+//! drains. Messages are of up to `B` bytes (default 1024; from 2 KiB the ring copies in its
+//! own loop, not `memcpy`, so 4096 puts kills inside those copies too). Each trial is classified: *wedged* (no message for `T` seconds, default 5, while
 //! producers remain, or the trial not over after `L` seconds, default 30), *lost* (a committed
 //! message missing), *duplicated*, *torn* (damaged), *phantom* (more of the victim's messages
 //! than it could have committed). It prints, per combination and in total, one line per
@@ -38,8 +40,8 @@ use ipc_tests::shm_ring::ShmTransport;
 mod shm_peer;
 
 const USAGE: &str = "usage: ipc-stress kill-producers N [--transports posix-shm,sysv-shm,file-shm] \
-                     [--waits busy,spin,park] [--seed S] [--per-producer M] [--stall-secs T] \
-                     [--limit-secs L]";
+                     [--waits busy,spin,park] [--seed S] [--per-producer M] [--message-size B] \
+                     [--stall-secs T] [--limit-secs L]";
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -87,6 +89,7 @@ struct Options {
     waits: Vec<&'static str>,
     seed: u64,
     per_producer: u64,
+    message_size: usize,
     stall: Duration,
     limit: Duration,
 }
@@ -108,6 +111,7 @@ impl Options {
                 .map_or(0, |d| d.as_nanos() as u64)
                 ^ u64::from(std::process::id()) << 32,
             per_producer: 2000,
+            message_size: kill_producers::MESSAGE_SIZE,
             stall: Duration::from_secs(5),
             limit: Duration::from_secs(30),
         };
@@ -142,6 +146,7 @@ impl Options {
                 }
                 "--seed" => options.seed = number()?,
                 "--per-producer" => options.per_producer = number()?.max(2),
+                "--message-size" => options.message_size = number()? as usize,
                 "--stall-secs" => options.stall = Duration::from_secs(number()?.max(1)),
                 "--limit-secs" => options.limit = Duration::from_secs(number()?.max(1)),
                 other => return Err(format!("unknown option `{other}`")),
@@ -286,6 +291,7 @@ fn kill_producers_run(o: &Options) -> ExitCode {
                     transport,
                     wait,
                     per_producer: o.per_producer,
+                    message_size: o.message_size,
                     stall: o.stall,
                     limit: o.limit,
                     seed: splitmix64(&mut master),
