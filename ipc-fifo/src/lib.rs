@@ -625,6 +625,39 @@ mod tests {
         assert!(sender.join().unwrap() >= 2);
     }
 
+    fn nonblocking(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+        let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).unwrap());
+        flags.contains(OFlag::O_NONBLOCK)
+    }
+
+    /// A FIFO refuses `RWF_NOWAIT`, so each end switches its own `O_NONBLOCK`: a call that may
+    /// wait forever must find the descriptor blocking (one system call that sleeps, not a
+    /// failed call, a `poll` and another call), and one that may not, non-blocking.
+    #[test]
+    fn the_descriptor_blocks_exactly_for_calls_that_may_wait_forever() {
+        let path = TempPath::new();
+        let options = "?message_size=64";
+        let mut rx = FifoReceiver::open(&path.spec(options)).unwrap();
+        let mut tx = FifoSender::open(&path.spec(&format!("{options}&open_timeout=10s"))).unwrap();
+        let mut buf = [0u8; 64];
+
+        tx.send(b"blocking").unwrap();
+        assert!(!nonblocking(tx.as_fd()));
+        assert_eq!(rx.recv(&mut buf).unwrap(), 8);
+        assert!(!nonblocking(rx.as_fd()));
+
+        tx.try_send(b"try").unwrap();
+        assert!(nonblocking(tx.as_fd()));
+        assert_eq!(rx.try_recv(&mut buf).unwrap(), 3);
+        assert!(nonblocking(rx.as_fd()));
+        assert!(matches!(rx.try_recv(&mut buf), Err(Error::Empty)));
+
+        tx.send(b"again").unwrap();
+        assert!(!nonblocking(tx.as_fd()));
+        assert_eq!(rx.recv(&mut buf).unwrap(), 5);
+        assert!(!nonblocking(rx.as_fd()));
+    }
+
     #[test]
     fn second_writer_is_refused_above_pipe_buf_and_allowed_below() {
         let path = TempPath::new();

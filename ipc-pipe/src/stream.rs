@@ -63,8 +63,9 @@ pub(crate) struct FdIo {
 enum NoWait {
     /// `RWF_NOWAIT` per call: for open files shared with other processes.
     PerCall,
-    /// `O_NONBLOCK` on the open file, which is ours alone, set at the first call (`nonblocking`
-    /// says whether it is yet); blocking calls wait in `poll`.
+    /// `O_NONBLOCK` on the open file, which is ours alone, switched to suit each call
+    /// (`nonblocking` says how it is now): a call that may wait forever is then one blocking
+    /// system call, as a raw loop's. A FIFO needs this: it refuses `RWF_NOWAIT`.
     OwnFlag { nonblocking: bool },
     /// Neither is possible (a shared FIFO): `poll` first, then the blocking call.
     PollFirst,
@@ -114,10 +115,15 @@ impl FdIo {
             NoWait::PerCall => Ok(!block),
             NoWait::PollFirst => Ok(false),
             NoWait::OwnFlag { nonblocking } => {
-                if !nonblocking {
-                    sys::set_nonblocking(self.fd.as_fd(), true)
+                // A receiver that spins before sleeping reads without blocking, then sleeps in
+                // `poll`: switching the flag at every sleep would cost two more calls.
+                let wanted = !block || self.wait != WaitStrategy::Park;
+                if nonblocking != wanted {
+                    sys::set_nonblocking(self.fd.as_fd(), wanted)
                         .map_err(|e| Error::io("fcntl O_NONBLOCK", e))?;
-                    self.no_wait = NoWait::OwnFlag { nonblocking: true };
+                    self.no_wait = NoWait::OwnFlag {
+                        nonblocking: wanted,
+                    };
                 }
                 Ok(false)
             }
