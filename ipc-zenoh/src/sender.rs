@@ -51,7 +51,8 @@ impl Matching {
     }
 }
 
-/// What is declared on the session, dropped (undeclared) before it closes.
+/// What is declared on the session, dropped once it is closed (see
+/// [`session::close_then_drop`]).
 struct Declared {
     listener: MatchingListener<()>,
     publisher: Publisher<'static>,
@@ -185,12 +186,11 @@ impl Readiness for ZenohSender {
 impl Drop for ZenohSender {
     fn drop(&mut self) {
         if let Some(session) = self.session.take() {
-            // The token goes after the publisher: it follows our last message on the link.
             let declared = self
                 .declared
                 .take()
                 .map(|d| (d.listener, d.publisher, d.token));
-            session::close(session, declared);
+            session::close_then_drop(session, declared);
         }
     }
 }
