@@ -15,9 +15,8 @@ use ipc_core::{
     poll_before_sleep,
 };
 use zenoh::Wait as _;
-use zenoh::bytes::ZBytes;
 use zenoh::pubsub::Subscriber;
-use zenoh::sample::{Sample, SampleFields, SampleKind};
+use zenoh::sample::{Sample, SampleKind};
 
 use crate::notify::Notifier;
 use crate::session::{self, zenoh_error};
@@ -25,9 +24,11 @@ use crate::{DEFAULT_CAPACITY, key_expr, max_message_size, sender_tokens};
 
 /// What the callbacks put in the channel.
 enum Item {
-    /// A payload as Zenoh handed it (reference-counted slices of its receive buffers): `recv`
-    /// copies it once, into the caller's buffer.
-    Message(ZBytes),
+    /// A sample as Zenoh handed it, its payload reference-counted slices of Zenoh's receive
+    /// buffers: `recv` copies the payload once, into the caller's buffer. Whole, so that taking
+    /// it apart and dropping the rest (key, encoding) is done by the receiving thread, not by
+    /// Zenoh's, which carries every message of the session.
+    Message(Sample),
     /// The last sender left: wakes a receiver blocked on the channel, to look again.
     SendersGone,
 }
@@ -97,7 +98,7 @@ pub struct ZenohReceiver {
     capacity: usize,
     /// A message taken from the channel that the caller's buffer was too small for: the next
     /// receive delivers it first.
-    held: Option<ZBytes>,
+    held: Option<Sample>,
     max: usize,
     /// How a receive that finds the queue empty waits (`wait=`; default `park`).
     wait: WaitStrategy,
@@ -152,8 +153,7 @@ impl ZenohReceiver {
                     // Blocks Zenoh's reception while the channel is full: the back-pressure
                     // which, through TCP, ends up blocking the sender's `put`. Fails once the
                     // receiver is dropped, and the message goes with it.
-                    let payload = SampleFields::from(sample).payload;
-                    if to_queue.send(Item::Message(payload)).is_ok() {
+                    if to_queue.send(Item::Message(sample)).is_ok() {
                         on_message.message_in();
                     }
                 })
@@ -181,7 +181,7 @@ impl ZenohReceiver {
 
 impl ZenohReceiver {
     /// The next message already in the channel, if any.
-    fn take_now(&mut self) -> Option<ZBytes> {
+    fn take_now(&mut self) -> Option<Sample> {
         loop {
             match self.queue.try_recv() {
                 Ok(Item::Message(payload)) => return Some(payload),
@@ -192,10 +192,10 @@ impl ZenohReceiver {
     }
 
     /// Copies `payload` into `buf`, or keeps it for a larger buffer.
-    fn deliver(&mut self, payload: ZBytes, buf: &mut [u8]) -> Result<usize> {
-        let n = payload.len();
+    fn deliver(&mut self, sample: Sample, buf: &mut [u8]) -> Result<usize> {
+        let n = sample.payload().len();
         let Some(dest) = buf.get_mut(..n) else {
-            self.held = Some(payload);
+            self.held = Some(sample);
             return Err(Error::BufferTooSmall {
                 len: buf.len(),
                 needed: n,
@@ -203,7 +203,7 @@ impl ZenohReceiver {
         };
         // A large message comes as the fragments Zenoh reassembled it from.
         let mut at = 0;
-        for slice in payload.slices() {
+        for slice in sample.payload().slices() {
             dest[at..at + slice.len()].copy_from_slice(slice);
             at += slice.len();
         }
