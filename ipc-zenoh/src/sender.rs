@@ -51,8 +51,7 @@ impl Matching {
     }
 }
 
-/// What is declared on the session, dropped once it is closed (see
-/// [`session::close_then_drop`]).
+/// What is declared on the session, dropped (undeclared) before it closes.
 struct Declared {
     listener: MatchingListener<()>,
     publisher: Publisher<'static>,
@@ -186,11 +185,12 @@ impl Readiness for ZenohSender {
 impl Drop for ZenohSender {
     fn drop(&mut self) {
         if let Some(session) = self.session.take() {
+            // The token goes after the publisher: it follows our last message on the link.
             let declared = self
                 .declared
                 .take()
                 .map(|d| (d.listener, d.publisher, d.token));
-            session::close_then_drop(session, declared);
+            session::close(session, declared);
         }
     }
 }

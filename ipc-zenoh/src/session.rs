@@ -47,19 +47,6 @@ pub(crate) fn close<P: Send>(session: zenoh::Session, parts: P) {
     });
 }
 
-/// Closes `session`, then drops the entities declared on it (`parts`), off the caller's thread:
-/// for a sender, whose last messages may still wait in Zenoh's queue. Closing sends them, then
-/// closes the link, and a subscriber sees the sender's liveliness token go with the link, after
-/// its messages. Undeclared first, the token would overtake them: Zenoh sends declarations at
-/// its control priority, ahead of queued data, and the subscriber would take the sender for
-/// gone with its last messages still on their way.
-pub(crate) fn close_then_drop<P: Send>(session: zenoh::Session, parts: P) {
-    off_thread(move || {
-        let _ = session.close().wait();
-        drop(parts);
-    });
-}
-
 fn json_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
