@@ -60,9 +60,13 @@
 //!   `Disconnected` once every sender it saw has gone (dropped: its token is removed after its
 //!   last message, see below; killed or unreachable: when Zenoh closes the link, at once for a
 //!   closed TCP connection, after a lease of 60 s for a silent one) and everything received
-//!   is drained. A dropped sender's session sends what Zenoh still queues before closing
-//!   (for up to 15 s); a sender killed with SIGKILL loses what Zenoh had queued but not yet
-//!   written to the socket, which a pipe (where a write is in the kernel) does not. Before any sender came it is merely empty. A new sender makes it receive
+//!   is drained. A dropped sender first waits (up to 10 s) until every receiver has read
+//!   its messages off the link: each receiver answers a query the sender sends behind its
+//!   last message. Zenoh 1.10's own close may cut a batch it is writing into a full socket,
+//!   then write the next ones after it, which tears a message and loses the rest (see
+//!   `sender.rs`); after the answers, nothing of ours is left to write. A sender killed with
+//!   SIGKILL loses what Zenoh had queued but not yet written to the socket, which a pipe
+//!   (where a write is in the kernel) does not. Before any sender came it is merely empty. A new sender makes it receive
 //!   again. The sender sees `Disconnected` as soon as no subscriber matches.
 //! - **Back-pressure**: the receiver's queue holds `capacity` messages; when it is full, the
 //!   subscriber's callback waits, which stops Zenoh reading the link, and TCP's window then
@@ -164,3 +168,12 @@ fn sender_token(key: &KeyExpr<'_>, zid: &zenoh::session::ZenohId) -> String {
 fn sender_tokens(key: &KeyExpr<'_>) -> String {
     format!("{key}/ipc-sender/*")
 }
+
+/// Where a receiver answers a closing sender's flush query (see `sender::flush`). A verbatim
+/// chunk (`@`), which no wildcard of a user's queryable matches.
+fn flush_key(key: &KeyExpr<'_>) -> String {
+    format!("{key}/@ipc-flush")
+}
+
+/// How long a closing sender waits for its receivers to answer its flush query.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);

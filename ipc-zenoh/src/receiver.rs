@@ -15,12 +15,14 @@ use ipc_core::{
     poll_before_sleep,
 };
 use zenoh::Wait as _;
+use zenoh::bytes::ZBytes;
 use zenoh::pubsub::Subscriber;
+use zenoh::query::{Query, Queryable};
 use zenoh::sample::{Sample, SampleKind};
 
 use crate::notify::Notifier;
 use crate::session::{self, zenoh_error};
-use crate::{DEFAULT_CAPACITY, key_expr, max_message_size, sender_tokens};
+use crate::{DEFAULT_CAPACITY, flush_key, key_expr, max_message_size, sender_tokens};
 
 /// What the callbacks put in the channel.
 enum Item {
@@ -91,7 +93,7 @@ impl Inbox {
 /// A Zenoh subscriber on the key of a `zenoh:` string, with a queue of `capacity` messages.
 /// See the [crate documentation](crate) for what it promises.
 pub struct ZenohReceiver {
-    declared: Option<(Subscriber<()>, Subscriber<()>)>,
+    declared: Option<(Subscriber<()>, Subscriber<()>, Queryable<()>)>,
     session: Option<zenoh::Session>,
     inbox: Arc<Inbox>,
     queue: flume::Receiver<Item>,
@@ -132,7 +134,7 @@ impl ZenohReceiver {
         });
         let (to_queue, queue) = flume::bounded(capacity);
         let session = session::open(spec)?;
-        let declare = || -> zenoh::Result<(Subscriber<()>, Subscriber<()>)> {
+        let declare = || -> zenoh::Result<(Subscriber<()>, Subscriber<()>, Queryable<()>)> {
             // Senders first, with those already there: a message is never taken for one
             // from a sender we do not know yet.
             let on_sender = Arc::clone(&inbox);
@@ -158,7 +160,16 @@ impl ZenohReceiver {
                     }
                 })
                 .wait()?;
-            Ok((messages, senders))
+            // A closing sender's flush query comes behind its last message, and this callback
+            // runs after the messages' (which wait while the queue is full): the answer says
+            // that everything the sender published before is off the link.
+            let flush = session
+                .declare_queryable(flush_key(&key))
+                .callback(|query: Query| {
+                    let _ = query.reply(query.key_expr().clone(), ZBytes::new()).wait();
+                })
+                .wait()?;
+            Ok((messages, senders, flush))
         };
         match session::off_thread(declare) {
             Ok(declared) => Ok(ZenohReceiver {

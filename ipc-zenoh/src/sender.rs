@@ -9,10 +9,13 @@ use zenoh::liveliness::LivelinessToken;
 use zenoh::matching::MatchingListener;
 use zenoh::pubsub::Publisher;
 use zenoh::qos::CongestionControl;
+use zenoh::query::{ConsolidationMode, QueryTarget};
 
 use crate::notify::Notifier;
 use crate::session::{self, zenoh_error};
-use crate::{DEFAULT_OPEN_TIMEOUT, key_expr, max_message_size, sender_token};
+use crate::{
+    DEFAULT_OPEN_TIMEOUT, FLUSH_TIMEOUT, flush_key, key_expr, max_message_size, sender_token,
+};
 
 /// Whether a subscriber matches, as Zenoh's matching listener last said.
 #[derive(Debug)]
@@ -65,6 +68,8 @@ pub struct ZenohSender {
     session: Option<zenoh::Session>,
     matching: Arc<Matching>,
     max: usize,
+    /// Where the receivers answer this sender's flush query when it closes.
+    flush_key: String,
 }
 
 impl std::fmt::Debug for ZenohSender {
@@ -127,6 +132,7 @@ impl ZenohSender {
             session: Some(session),
             matching,
             max: max_message_size(spec),
+            flush_key: flush_key(&key),
         };
         if !sender.matching.wait(deadline) {
             return Err(Error::Timeout);
@@ -182,9 +188,34 @@ impl Readiness for ZenohSender {
     }
 }
 
+/// Waits (up to [`FLUSH_TIMEOUT`]) until every receiver has read off the link what we
+/// published: the query goes behind our last message (one queue on the link, see
+/// `session::config`) and each receiver answers it only after those messages.
+///
+/// Zenoh 1.10's close cancels a batch it is still writing into a full socket
+/// (`run_until_cancelled` around the send loop in zenoh-transport's `unicast/universal/link.rs`)
+/// and then writes the queued batches after the part that went out. The receiver takes the
+/// next batch's bytes for the rest of the cut one: a message torn, the link out of step, the
+/// rest lost. Once every receiver has answered, nothing of ours is queued or being written, and
+/// closing cuts nothing. A receiver that answers no more within the timeout (stuck, or gone
+/// without its link closing) leaves the old risk.
+fn flush(session: &zenoh::Session, key: &str) {
+    let asked = session
+        .get(key)
+        .target(QueryTarget::All)
+        .consolidation(ConsolidationMode::None)
+        .timeout(FLUSH_TIMEOUT)
+        .wait();
+    if let Ok(replies) = asked {
+        // Ends with the last answer, or when the timeout finalises the query.
+        while replies.recv().is_ok() {}
+    }
+}
+
 impl Drop for ZenohSender {
     fn drop(&mut self) {
         if let Some(session) = self.session.take() {
+            session::off_thread(|| flush(&session, &self.flush_key));
             // The token goes after the publisher: it follows our last message on the link.
             let declared = self
                 .declared

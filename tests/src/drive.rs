@@ -63,6 +63,24 @@ pub fn drain(rx: &mut dyn Receiver, check: &mut StreamCheck) -> Result<(), Strin
     }
 }
 
+/// [`drain`], pausing `pause` after each message: a reader slower than its writer, so that
+/// the writer's side of the link is full when it closes.
+pub fn drain_paced(
+    rx: &mut dyn Receiver,
+    check: &mut StreamCheck,
+    pause: std::time::Duration,
+) -> Result<(), String> {
+    let mut buf = vec![0; rx.max_message_size()];
+    loop {
+        match rx.recv(&mut buf) {
+            Ok(n) => check.accept(&buf[..n])?,
+            Err(Error::Disconnected) => return Ok(()),
+            Err(e) => return Err(format!("recv after {} messages: {e:?}", check.total())),
+        }
+        std::thread::sleep(pause);
+    }
+}
+
 /// Receives exactly `n` messages into `check` with blocking `recv`, for transports where the
 /// end of a stream need not show (see [`Factory::sees_peer_death`](crate::Factory)). Unbounded
 /// like [`drain`].

@@ -130,12 +130,15 @@ fn wait_for(line: &str) -> Outcome {
 
 /// Receives until the senders are gone; every writer must have sent `per_writer` intact
 /// messages, in order. With `end` = `count` (transports that do not show a sender's death),
-/// receives exactly the expected messages instead, and then there must be nothing more.
+/// receives exactly the expected messages instead, and then there must be nothing more. With
+/// `end` = `paced`, as the first, slowly.
 fn recv(per_writer: u64, writers: usize, end: &str) -> Outcome {
     let mut rx = open_receiver()?;
     let mut check = StreamCheck::new(writers);
     match end {
         "" | "disconnected" => drive::drain(&mut *rx, &mut check)?,
+        // A reader slower than the writer: 100 µs after each message.
+        "paced" => drive::drain_paced(&mut *rx, &mut check, Duration::from_micros(100))?,
         "count" => {
             drive::drain_exact(&mut *rx, &mut check, per_writer * writers as u64)?;
             // The last message is in: every send is done, so anything more is a duplicate.
