@@ -66,8 +66,9 @@
 //!   then write the next ones after it, which tears a message and loses the rest (see
 //!   `sender.rs`); after the answers, nothing of ours is left to write. A sender killed with
 //!   SIGKILL loses what Zenoh had queued but not yet written to the socket, which a pipe
-//!   (where a write is in the kernel) does not. Before any sender came it is merely empty. A new sender makes it receive
-//!   again. The sender sees `Disconnected` as soon as no subscriber matches.
+//!   (where a write is in the kernel) does not. Before any sender came it is merely empty. A
+//!   new sender makes it receive again. The sender sees `Disconnected` as soon as no
+//!   subscriber matches.
 //! - **Back-pressure**: the receiver's queue holds `capacity` messages; when it is full, the
 //!   subscriber's callback waits, which stops Zenoh reading the link, and TCP's window then
 //!   blocks the sender's `put`.

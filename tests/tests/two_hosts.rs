@@ -70,6 +70,15 @@ impl TwoHosts {
         Some(hosts)
     }
 
+    /// Socket buffers of at most `bytes` for TCP in `ns`, both ways (a namespace's own
+    /// setting, gone with it).
+    fn small_socket_buffers(&self, ns: &str, bytes: usize) {
+        for name in ["net.ipv4.tcp_wmem", "net.ipv4.tcp_rmem"] {
+            let setting = format!("{name}=4096 {bytes} {bytes}");
+            ip(&["netns", "exec", ns, "sysctl", "-q", "-w", &setting]).unwrap();
+        }
+    }
+
     /// The peer binary in `role`, run inside the namespace `ns` with the transport `spec`.
     fn peer(&self, ns: &str, spec: &str, args: &[&str]) -> Peer {
         let mut cmd = Command::new("ip");
@@ -102,26 +111,6 @@ impl TwoHosts {
         assert_eq!(received, MESSAGES.to_string(), "the receiver's count");
         sender.wait_success();
         receiver.wait_success();
-    }
-}
-
-impl TwoHosts {
-    /// Socket buffers of at most `bytes` for TCP in `ns`, both ways (a namespace's own
-    /// setting, gone with it).
-    fn small_socket_buffers(&self, ns: &str, bytes: usize) {
-        for (key, name) in [("wmem", "net.ipv4.tcp_wmem"), ("rmem", "net.ipv4.tcp_rmem")] {
-            let setting = format!("{name}=4096 {bytes} {bytes}");
-            let out = Command::new("ip")
-                .args(["netns", "exec", ns, "sysctl", "-q", "-w", &setting])
-                .stdin(Stdio::null())
-                .output()
-                .expect("run sysctl");
-            assert!(
-                out.status.success(),
-                "tcp_{key} in {ns}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
     }
 }
 
@@ -176,6 +165,22 @@ fn zenoh_sender_closing_on_a_full_link_loses_nothing() {
             "zenoh:ipc-test/full-link?connect=tcp/{RECEIVER_ADDR}:{port}&open_timeout={timeout}s\
              &message_size=4KiB"
         ),
+        "paced",
+    );
+}
+
+/// As [`zenoh_sender_closing_on_a_full_link_loses_nothing`], over `tcp:`: what the sender
+/// wrote is in its kernel, which sends it all before the connection's end.
+#[test]
+fn tcp_sender_closing_on_a_full_link_loses_nothing() {
+    let Some(hosts) = TwoHosts::new() else { return };
+    hosts.small_socket_buffers(&hosts.sender_ns, 16 * 1024);
+    hosts.small_socket_buffers(&hosts.receiver_ns, 32 * 1024);
+    let port = TCP_PORT;
+    let timeout = OPEN_TIMEOUT.as_secs();
+    hosts.carry_as(
+        &format!("tcp:{RECEIVER_ADDR}:{port}?message_size=4KiB"),
+        &format!("tcp:{RECEIVER_ADDR}:{port}?open_timeout={timeout}s&message_size=4KiB"),
         "paced",
     );
 }
