@@ -53,14 +53,7 @@ pub fn fill_with(tx: &mut dyn Sender, len: usize) -> Result<u64, String> {
 /// Receives into `check` with blocking `recv` until the senders are gone. Unbounded: run it
 /// under a watchdog (the tests use [`drain_bounded`]; a peer is killed by its test).
 pub fn drain(rx: &mut dyn Receiver, check: &mut StreamCheck) -> Result<(), String> {
-    let mut buf = vec![0; rx.max_message_size()];
-    loop {
-        match rx.recv(&mut buf) {
-            Ok(n) => check.accept(&buf[..n])?,
-            Err(Error::Disconnected) => return Ok(()),
-            Err(e) => return Err(format!("recv after {} messages: {e:?}", check.total())),
-        }
-    }
+    drain_paced(rx, check, std::time::Duration::ZERO)
 }
 
 /// [`drain`], pausing `pause` after each message: a reader slower than its writer, so that
@@ -77,7 +70,9 @@ pub fn drain_paced(
             Err(Error::Disconnected) => return Ok(()),
             Err(e) => return Err(format!("recv after {} messages: {e:?}", check.total())),
         }
-        std::thread::sleep(pause);
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
     }
 }
 
