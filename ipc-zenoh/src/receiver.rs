@@ -195,14 +195,14 @@ impl ZenohReceiver {
     fn take_now(&mut self) -> Option<Sample> {
         loop {
             match self.queue.try_recv() {
-                Ok(Item::Message(payload)) => return Some(payload),
+                Ok(Item::Message(sample)) => return Some(sample),
                 Ok(Item::SendersGone) => continue,
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => return None,
             }
         }
     }
 
-    /// Copies `payload` into `buf`, or keeps it for a larger buffer.
+    /// Copies the sample's payload into `buf`, or keeps the sample for a larger buffer.
     fn deliver(&mut self, sample: Sample, buf: &mut [u8]) -> Result<usize> {
         let n = sample.payload().len();
         let Some(dest) = buf.get_mut(..n) else {
@@ -234,18 +234,18 @@ impl Receiver for ZenohReceiver {
         // rather than two, as in Zenoh's own loop.
         let mut look = wait == Wait::Never || !polled;
         loop {
-            if let Some(payload) = self.held.take() {
-                return self.deliver(payload, buf);
+            if let Some(sample) = self.held.take() {
+                return self.deliver(sample, buf);
             }
             if std::mem::replace(&mut look, true) {
-                if let Some(payload) = self.take_now() {
-                    return self.deliver(payload, buf);
+                if let Some(sample) = self.take_now() {
+                    return self.deliver(sample, buf);
                 }
             }
             if self.inbox.gone.load(Ordering::SeqCst) {
                 // A message put before its sender left is delivered first.
                 return match self.take_now() {
-                    Some(payload) => self.deliver(payload, buf),
+                    Some(sample) => self.deliver(sample, buf),
                     None => Err(Error::Disconnected),
                 };
             }
@@ -268,7 +268,7 @@ impl Receiver for ZenohReceiver {
                 Some(left) => self.queue.recv_timeout(left),
             };
             match item {
-                Ok(Item::Message(payload)) => return self.deliver(payload, buf),
+                Ok(Item::Message(sample)) => return self.deliver(sample, buf),
                 // Looked at on the next round, as is a deadline that passed.
                 Ok(Item::SendersGone) | Err(RecvTimeoutError::Timeout) => {}
                 // Only the callbacks hold the channel's sending side: gone with the session.

@@ -11,10 +11,11 @@
 //! one `producers=multi` ring, this process consumes, one producer is SIGKILLed at a random
 //! moment, the survivors send their `M` messages (default 2000) and stop, the consumer
 //! drains. Messages are of up to `B` bytes (default 1024; from 2 KiB the ring copies in its
-//! own loop, not `memcpy`, so 4096 puts kills inside those copies too). Each trial is classified: *wedged* (no message for `T` seconds, default 5, while
-//! producers remain, or the trial not over after `L` seconds, default 30), *lost* (a committed
-//! message missing), *duplicated*, *torn* (damaged), *phantom* (more of the victim's messages
-//! than it could have committed). It prints, per combination and in total, one line per
+//! own loop, not `memcpy`, so 4096 puts kills inside those copies too). Each trial is
+//! classified: *wedged* (no message for `T` seconds, default 5, while producers remain, or the
+//! trial not over after `L` seconds, default 30), *lost* (a committed message missing),
+//! *duplicated*, *torn* (damaged), *phantom* (more of the victim's messages than it could
+//! have committed). It prints, per combination and in total, one line per
 //! class (`wedged 0`, `lost 0`, ...), and exits 1 if any is not zero. The seed is printed
 //! first; `--seed` replays the same choices (timing, and so where kills land, still varies).
 //!
