@@ -191,6 +191,7 @@ impl Readiness for SocketPairEnd {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
     use std::os::fd::{IntoRawFd, RawFd};
 
     fn spec(fd: RawFd) -> TransportSpec {
@@ -259,5 +260,43 @@ mod tests {
             Sender::send(&mut b, b"x"),
             Err(Error::Disconnected)
         ));
+    }
+
+    /// Whether thread `tid` of this process is asleep (state `S` in its `stat`).
+    fn sleeping(tid: nix::unistd::Pid) -> bool {
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+        // The state follows the command name, which is in parentheses and may hold spaces.
+        let after_name = &stat[stat.rfind(')').unwrap() + 1..];
+        after_name.split_whitespace().next() == Some("S")
+    }
+
+    /// A receive that may wait forever waits in the kernel; on a descriptor someone set to
+    /// `O_NONBLOCK` (a parent, before handing it down) it still waits, in `poll`.
+    #[test]
+    fn a_receive_that_may_wait_forever_waits_in_blocking_and_nonblocking_mode() {
+        for nonblocking in [false, true] {
+            let (mut a, mut b) = channel(&SocketConfig::default()).unwrap();
+            if nonblocking {
+                let fd = a.as_fd();
+                let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).unwrap());
+                fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).unwrap();
+            }
+            let receiver = nix::unistd::gettid();
+            let sender = std::thread::spawn(move || {
+                // Sent once the receiver sleeps, so that the receive has to wait for it.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                while !sleeping(receiver) {
+                    assert!(std::time::Instant::now() < deadline, "receiver never slept");
+                    std::thread::yield_now();
+                }
+                Sender::send(&mut b, b"late").unwrap();
+                b
+            });
+            let mut buf = [0u8; 16];
+            let got = Receiver::recv(&mut a, &mut buf);
+            assert!(matches!(got, Ok(4)), "nonblocking {nonblocking}: {got:?}");
+            assert_eq!(&buf[..4], b"late");
+            drop(sender.join().unwrap());
+        }
     }
 }

@@ -10,9 +10,12 @@
 //! (measured: 1 MiB records took 2.5–2.9× the raw loop, all of it in that copy).
 //!
 //! The kernel sends a record whole or not at all, so `try_send` and `send_timeout` are exact
-//! with nothing to withdraw. Every call passes `MSG_DONTWAIT` and waits in `poll(2)` with the
-//! caller's deadline: the descriptor's own `O_NONBLOCK` (shared with a child that inherited a
-//! socket pair end) is never relied on.
+//! with nothing to withdraw. A call with a deadline (or none to wait) passes `MSG_DONTWAIT` and
+//! waits in `poll(2)` with the caller's deadline. A call that may wait forever is one blocking
+//! system call, as a raw loop's: a send that found the socket full was `send`, `poll`, `send`
+//! (three calls where a raw loop makes one). The descriptor's own `O_NONBLOCK` (shared with a
+//! child that inherited a socket pair end) is never relied on either way: with it set, such a
+//! call gets `EAGAIN` and waits in `poll` as a call with a deadline does.
 
 use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
@@ -24,9 +27,15 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{MsgFlags, getsockopt, recvmsg, send, sendmsg, setsockopt, sockopt};
 use rustix::net::RecvFlags;
 
-/// Every send: waits are ours (`poll` with the caller's deadline), and a closed peer is an
-/// error, not a `SIGPIPE`.
-const SEND_FLAGS: MsgFlags = MsgFlags::MSG_DONTWAIT.union(MsgFlags::MSG_NOSIGNAL);
+/// Flags of a send: a closed peer is an error, not a `SIGPIPE`; only a send that may wait
+/// forever leaves the wait to the kernel (see the module documentation).
+fn send_flags(wait: Wait) -> MsgFlags {
+    if wait.is_forever() {
+        MsgFlags::MSG_NOSIGNAL
+    } else {
+        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL
+    }
+}
 
 /// Last byte of a record carrying a message.
 pub const TAG_MESSAGE: u8 = 0x4d;
@@ -59,6 +68,14 @@ pub(crate) fn poll_fd(fd: BorrowedFd<'_>, events: PollFlags, wait: Wait) -> Resu
             Err(e) => return Err(Error::io("poll on socket", e.into())),
         }
     }
+}
+
+/// Clears `O_NONBLOCK` on a descriptor whose open file is this process's alone (one it just
+/// made), so that a call without `MSG_DONTWAIT` waits in the kernel.
+pub(crate) fn clear_nonblocking(fd: BorrowedFd<'_>) -> nix::Result<()> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
+    fcntl(fd, FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK)).map(drop)
 }
 
 /// A receive that found nothing yet ([`Error::Empty`]) as `None`: what [`poll_before_sleep`]
@@ -125,15 +142,16 @@ impl SeqSocket {
 
     /// Sends one record: `msg`, then `tag`.
     pub(crate) fn send_record(&self, tag: u8, msg: &[u8], wait: Wait) -> Result<()> {
+        let flags = send_flags(wait);
         loop {
             let sent = if msg.len() < JOIN_SMALL {
-                self.send_joined::<JOIN_SMALL>(tag, msg)
+                self.send_joined::<JOIN_SMALL>(tag, msg, flags)
             } else if msg.len() <= JOIN_UP_TO {
-                self.send_joined::<{ JOIN_UP_TO + 1 }>(tag, msg)
+                self.send_joined::<{ JOIN_UP_TO + 1 }>(tag, msg, flags)
             } else {
                 let tag = [tag];
                 let iov = [IoSlice::new(msg), IoSlice::new(&tag)];
-                sendmsg::<()>(self.fd.as_raw_fd(), &iov, &[], SEND_FLAGS, None).map(drop)
+                sendmsg::<()>(self.fd.as_raw_fd(), &iov, &[], flags, None).map(drop)
             };
             match sent {
                 Ok(_) => return Ok(()),
@@ -158,11 +176,11 @@ impl SeqSocket {
     }
 
     /// One `send` of `msg` and `tag` joined in an `N`-byte buffer (`msg` is shorter than `N`).
-    fn send_joined<const N: usize>(&self, tag: u8, msg: &[u8]) -> nix::Result<()> {
+    fn send_joined<const N: usize>(&self, tag: u8, msg: &[u8], flags: MsgFlags) -> nix::Result<()> {
         let mut joined = [0u8; N];
         joined[..msg.len()].copy_from_slice(msg);
         joined[msg.len()] = tag;
-        send(self.fd.as_raw_fd(), &joined[..=msg.len()], SEND_FLAGS).map(drop)
+        send(self.fd.as_raw_fd(), &joined[..=msg.len()], flags).map(drop)
     }
 
     /// Sends one message.
@@ -176,15 +194,16 @@ impl SeqSocket {
         self.send_record(TAG_MESSAGE, msg, wait)
     }
 
-    /// Receives one record without waiting: its tag and the length of its payload, written to
-    /// `buf`. `Empty` when none is there, `Disconnected` at the end of the connection. A record
-    /// longer than `buf` stays queued ([`Error::BufferTooSmall`]); one longer than `max` is
-    /// dropped ([`Error::MessageTooLarge`]).
-    pub(crate) fn try_recv_record(&self, buf: &mut [u8]) -> Result<(u8, usize)> {
+    /// Receives one record without waiting (unless `block`: then in the kernel, for as long as
+    /// it takes): its tag and the length of its payload, written to `buf`. `Empty` when none is
+    /// there, `Disconnected` at the end of the connection. A record longer than `buf` stays
+    /// queued ([`Error::BufferTooSmall`]); one longer than `max` is dropped
+    /// ([`Error::MessageTooLarge`]).
+    pub(crate) fn try_recv_record(&self, buf: &mut [u8], block: bool) -> Result<(u8, usize)> {
         let room = buf.len().min(self.max);
         if room < self.max {
             // Learn the length first, so that a record the buffer cannot take stays queued.
-            let len = self.recv_raw(&mut [], true)?.1;
+            let len = self.recv_raw(&mut [], true, block)?.1;
             if len <= self.max && len > buf.len() {
                 return Err(Error::BufferTooSmall {
                     len: buf.len(),
@@ -192,7 +211,7 @@ impl SeqSocket {
                 });
             }
         }
-        match self.recv_raw(&mut buf[..room], false)? {
+        match self.recv_raw(&mut buf[..room], false, block)? {
             (Some(tag), len) => Ok((tag, len)),
             // Only a peer with a larger message_size sends more than `max`: the rest was cut
             // off and is gone, so say how long it was.
@@ -200,16 +219,23 @@ impl SeqSocket {
         }
     }
 
-    /// One receive (`MSG_DONTWAIT | MSG_TRUNC`, and `MSG_PEEK` with `peek`) into `buf` and one
-    /// byte after it: the tag (`None` if the record was longer than that, so its last byte was
-    /// cut off) and the payload's full length. The tag lands in `buf` right after a shorter
-    /// payload.
-    fn recv_raw(&self, buf: &mut [u8], peek: bool) -> Result<(Option<u8>, usize)> {
+    /// One receive (`MSG_TRUNC`, with `MSG_PEEK` if `peek`, `MSG_DONTWAIT` unless `block`) into
+    /// `buf` and one byte after it: the tag (`None` if the record was longer than that, so its
+    /// last byte was cut off) and the payload's full length. The tag lands in `buf` right after
+    /// a shorter payload.
+    fn recv_raw(&self, buf: &mut [u8], peek: bool, block: bool) -> Result<(Option<u8>, usize)> {
+        let mut flags = RecvFlags::TRUNC;
+        if peek {
+            flags |= RecvFlags::PEEK;
+        }
+        if !block {
+            flags |= RecvFlags::DONTWAIT;
+        }
         loop {
             let received = if buf.len() <= JOIN_UP_TO {
-                self.recv_joined(buf, peek)
+                self.recv_joined(buf, flags)
             } else {
-                self.recv_split(buf, peek)
+                self.recv_split(buf, flags)
             };
             match received {
                 Ok((_, 0)) => return Err(Error::Disconnected),
@@ -226,11 +252,7 @@ impl SeqSocket {
 
     /// [`SeqSocket::recv_raw`] through one `recv` into a buffer of our own, then copied: the
     /// tag and the record's full length.
-    fn recv_joined(&self, buf: &mut [u8], peek: bool) -> nix::Result<(Option<u8>, usize)> {
-        let mut flags = RecvFlags::DONTWAIT | RecvFlags::TRUNC;
-        if peek {
-            flags |= RecvFlags::PEEK;
-        }
+    fn recv_joined(&self, buf: &mut [u8], flags: RecvFlags) -> nix::Result<(Option<u8>, usize)> {
         let mut joined = [MaybeUninit::<u8>::uninit(); JOIN_UP_TO + 1];
         let room = buf.len();
         let ((got, _), record) = rustix::net::recv(&self.fd, &mut joined[..=room], flags)
@@ -244,11 +266,9 @@ impl SeqSocket {
     }
 
     /// [`SeqSocket::recv_raw`] through one `recvmsg` into `buf` and a byte of its own.
-    fn recv_split(&self, buf: &mut [u8], peek: bool) -> nix::Result<(Option<u8>, usize)> {
-        let mut flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC;
-        if peek {
-            flags |= MsgFlags::MSG_PEEK;
-        }
+    fn recv_split(&self, buf: &mut [u8], flags: RecvFlags) -> nix::Result<(Option<u8>, usize)> {
+        // The same bits in both crates' types: they are the kernel's `MSG_*`.
+        let flags = MsgFlags::from_bits_truncate(flags.bits() as i32);
         let mut last = [0u8; 1];
         let room = buf.len();
         let mut iov = [IoSliceMut::new(buf), IoSliceMut::new(&mut last)];
@@ -265,10 +285,13 @@ impl SeqSocket {
     /// Receives one message, polling for it first as `strategy` says before sleeping in
     /// `poll`.
     pub fn recv(&self, buf: &mut [u8], wait: Wait, strategy: WaitStrategy) -> Result<usize> {
-        let mut attempt = || nothing_yet(self.try_recv_message(buf));
-        if let Some(len) = attempt()? {
+        // One blocking call when it may wait forever and would sleep at once anyway (see the
+        // module documentation); `Empty` from it means a descriptor in `O_NONBLOCK`.
+        let block = wait.is_forever() && strategy == WaitStrategy::Park;
+        if let Some(len) = nothing_yet(self.try_recv_message(buf, block))? {
             return Ok(len);
         }
+        let mut attempt = || nothing_yet(self.try_recv_message(buf, false));
         if let Some(len) = poll_before_sleep(strategy, wait, &mut attempt)? {
             return Ok(len);
         }
@@ -283,8 +306,8 @@ impl SeqSocket {
     }
 
     /// One message if one is there ([`Error::Empty`] if not).
-    fn try_recv_message(&self, buf: &mut [u8]) -> Result<usize> {
-        match self.try_recv_record(buf)? {
+    fn try_recv_message(&self, buf: &mut [u8], block: bool) -> Result<usize> {
+        match self.try_recv_record(buf, block)? {
             (TAG_MESSAGE, len) => Ok(len),
             (tag, _) => Err(Error::corrupted(format!(
                 "a record with tag {tag:#04x} on a message socket: the peer does not speak \
@@ -297,7 +320,7 @@ impl SeqSocket {
     /// us, as [`Error::PermissionDenied`]; else `Disconnected`.
     pub(crate) fn why_closed(&self, object: &str) -> Error {
         let mut reason = [0u8; 1024];
-        match self.try_recv_record(&mut reason) {
+        match self.try_recv_record(&mut reason, false) {
             Ok((TAG_REFUSED, len)) => Error::PermissionDenied {
                 object: format!(
                     "{object}: {}",

@@ -19,7 +19,7 @@ use nix::sys::socket::{
 use nix::sys::stat::{FileStat, lstat};
 
 use crate::multi::{Conn, Listen, Multi};
-use crate::seq::{SeqSocket, TAG_REFUSED, size_send_buffer};
+use crate::seq::{SeqSocket, TAG_REFUSED, clear_nonblocking, size_send_buffer};
 use crate::{DEFAULT_OPEN_TIMEOUT, MAX_BACKOFF, SocketConfig, sys};
 
 /// Permissions of a socket file we create when the string gives no `mode`.
@@ -431,6 +431,9 @@ impl UnixSender {
             target.config.message_size,
             target.config.capacity,
         )?;
+        // Connected: a send that may wait forever can now wait in the kernel (see `seq`).
+        clear_nonblocking(fd.as_fd())
+            .map_err(|e| Error::from_os("fcntl O_NONBLOCK", &target.name, e.into()))?;
         Ok(UnixSender {
             sock: SeqSocket::new(fd, target.config.message_size),
             name: target.name,
@@ -472,4 +475,35 @@ impl Readiness for UnixSender {
     }
 
     fn after_wake(&mut self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn unique_abstract_name() -> String {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        format!("unix:@ipc-socket-unit-{}-{n}", std::process::id())
+    }
+
+    /// A connected sender's socket is in blocking mode, so that `send` waits in the kernel;
+    /// `try_send` and `send_timeout` still return at once / at their deadline.
+    #[test]
+    fn a_connected_sender_blocks_in_the_kernel_only_for_sends_that_may_wait_forever() {
+        let spec: TransportSpec = format!("{}?message_size=1024", unique_abstract_name())
+            .parse()
+            .unwrap();
+        let _receiver = UnixReceiver::open(&spec).unwrap();
+        let mut sender = UnixSender::open(&spec).unwrap();
+        let flags = OFlag::from_bits_truncate(fcntl(sender.as_fd(), FcntlArg::F_GETFL).unwrap());
+        assert!(!flags.contains(OFlag::O_NONBLOCK));
+        // The receiver never reads: the socket fills up.
+        let full = (0..1_000_000).find_map(|_| sender.try_send(&[7; 1024]).err());
+        assert!(matches!(full, Some(Error::Full)), "{full:?}");
+        let late = sender.send_timeout(&[7; 1024], Duration::from_millis(20));
+        assert!(matches!(late, Err(Error::Timeout)), "{late:?}");
+    }
 }
