@@ -480,6 +480,7 @@ impl Readiness for UnixSender {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ipc_core::Receiver;
     use nix::fcntl::{FcntlArg, OFlag, fcntl};
     use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -505,5 +506,62 @@ mod tests {
         assert!(matches!(full, Some(Error::Full)), "{full:?}");
         let late = sender.send_timeout(&[7; 1024], Duration::from_millis(20));
         assert!(matches!(late, Err(Error::Timeout)), "{late:?}");
+    }
+
+    /// Whether `fd` turns readable within 10 s.
+    fn readable_soon(fd: BorrowedFd<'_>) -> bool {
+        crate::seq::poll_fd(
+            fd,
+            nix::poll::PollFlags::POLLIN,
+            Wait::timeout(Duration::from_secs(10)),
+        )
+        .unwrap()
+    }
+
+    /// A connection accepted while the receiver waited with `poll` joins the epoll set once an
+    /// event loop asks for it, and the set then shows that connection's messages.
+    #[test]
+    fn the_readiness_descriptor_shows_connections_accepted_before_it_was_asked_for() {
+        let spec: TransportSpec = unique_abstract_name().parse().unwrap();
+        let mut receiver = UnixReceiver::open(&spec).unwrap();
+        let mut sender = UnixSender::open(&spec).unwrap();
+        let mut buf = [0u8; 64];
+        sender.send(b"first").unwrap();
+        assert_eq!(receiver.recv(&mut buf).unwrap(), 5);
+        assert_eq!(receiver.connections(), 1);
+        let readiness = receiver.readiness().unwrap();
+        let (fd, _) = readiness.ready_fd().unwrap();
+        let fd = fd.try_clone_to_owned().unwrap();
+        sender.send(b"second").unwrap();
+        assert!(
+            readable_soon(fd.as_fd()),
+            "the epoll set missed the message"
+        );
+        assert_eq!(receiver.try_recv(&mut buf).unwrap(), 6);
+    }
+
+    /// Past `POLL_LIMIT` senders the connections move into the epoll set; none of their
+    /// messages is lost on the way, those sent before the move or after.
+    #[test]
+    fn many_senders_are_all_heard_before_and_after_they_outgrow_poll() {
+        let spec: TransportSpec = unique_abstract_name().parse().unwrap();
+        let mut receiver = UnixReceiver::open(&spec).unwrap();
+        let mut senders: Vec<UnixSender> =
+            (0..40).map(|_| UnixSender::open(&spec).unwrap()).collect();
+        let mut buf = [0u8; 64];
+        for round in 0..2u8 {
+            for (i, sender) in senders.iter_mut().enumerate() {
+                sender.send(&[round, i as u8]).unwrap();
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            while seen.len() < senders.len() {
+                let n = receiver
+                    .recv_timeout(&mut buf, Duration::from_secs(10))
+                    .unwrap();
+                assert_eq!((n, buf[0]), (2, round));
+                assert!(seen.insert(buf[1]), "sender {} twice", buf[1]);
+            }
+        }
+        assert_eq!(receiver.connections(), 40);
     }
 }
