@@ -11,10 +11,10 @@
 //! the kernel runs epoll's callback (two locks with interrupts off) on each arrival. A `unix:`
 //! stream of 64 B messages took 1.1-1.3x the raw loop's time that way, against 1.0x for a
 //! socket pair, and a C model of one seqpacket pair was 5-21% slower with the reader's socket
-//! merely registered. So connections join the epoll set only once the set is handed out (as
-//! the readiness descriptor, or by `as_fd`), or once there are more than [`POLL_LIMIT`] of
-//! them; until then a receive that must sleep waits in `poll(2)` on the listener and the
-//! connections, which hooks them only for that call.
+//! merely registered (`docs/measurements/epoll-registered.md`). So connections join the epoll
+//! set only once the set is handed out (as the readiness descriptor, or by `as_fd`), or once
+//! there are more than [`POLL_LIMIT`] of them; until then a receive that must sleep waits in
+//! `poll(2)` on the listener and the connections, which hooks them only for that call.
 //!
 //! # Turns and order
 //!
