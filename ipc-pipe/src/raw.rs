@@ -32,6 +32,12 @@ pub fn set_pipe_size(fd: BorrowedFd<'_>, bytes: usize) -> Result<usize> {
     })
 }
 
+/// `O_NONBLOCK` on or off, for a descriptor whose open file is the caller's alone (one it made):
+/// the flag belongs to the open file, so it changes for everyone sharing that.
+pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> Result<()> {
+    sys::set_nonblocking(fd, on).map_err(|e| Error::io("fcntl O_NONBLOCK", e))
+}
+
 /// `fcntl(F_GETPIPE_SZ)`: the pipe's buffer size in bytes.
 pub fn pipe_size(fd: BorrowedFd<'_>) -> Result<usize> {
     sys::pipe_size(fd).map_err(|e| Error::io("F_GETPIPE_SZ", e))

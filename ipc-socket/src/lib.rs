@@ -112,9 +112,10 @@
 //!
 //! A unix or TCP receiver owns its listening socket and every connection it accepted; its
 //! readiness descriptor is one epoll set of them all. Senders take turns (one message each
-//! from those ready, then the kernel is asked again); each sender's messages arrive in order. As with a FIFO, a receiver that never had a
-//! sender waits; once one has connected, [`Error::Disconnected`] comes when every sender has
-//! gone and its messages were received. Senders that come later are received from again.
+//! from those ready, then the kernel is asked again); each sender's messages arrive in order.
+//! As with a FIFO, a receiver that never had a sender waits; once one has connected,
+//! [`Error::Disconnected`] comes when every sender has gone and its messages were received.
+//! Senders that come later are received from again.
 //!
 //! # `socketpair:` — a pipe in both directions
 //!

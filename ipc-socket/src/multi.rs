@@ -40,10 +40,10 @@ use ipc_core::{
     Error, Interest, Readiness, Receiver, Result, Wait, WaitStrategy, poll_before_sleep,
 };
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::poll::{PollFd, PollFlags};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
-use crate::seq::nothing_yet;
+use crate::seq::{nothing_yet, poll_fds};
 
 /// A connection as the receiver sees it.
 pub(crate) trait Conn: AsFd + Send {
@@ -75,6 +75,14 @@ const POLL_LIMIT: usize = 15;
 /// What epoll watches on a connection.
 fn conn_event(token: u64) -> EpollEvent {
     EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP, token)
+}
+
+/// Puts `token` in `line` of those ready, unless it is there already (received from last, it
+/// went back).
+fn queue_ready(line: &mut VecDeque<u64>, token: u64) {
+    if !line.contains(&token) {
+        line.push_back(token);
+    }
 }
 
 /// The listener, its connections, and whose turn it is.
@@ -217,24 +225,15 @@ impl<L: Listen> Multi<L> {
             fds[n] = PollFd::new(conn.as_fd(), PollFlags::POLLIN);
             n += 1;
         }
-        loop {
-            let timeout = PollTimeout::try_from(wait.poll_timeout_ms()).unwrap_or(PollTimeout::MAX);
-            match nix::poll::poll(&mut fds[..n], timeout) {
-                Ok(0) if wait == Wait::Never || wait.expired() => return Ok(false),
-                // poll rounds to milliseconds: go round again until the deadline has passed.
-                Ok(0) | Err(Errno::EINTR) => continue,
-                Ok(_) => {
-                    for (fd, &token) in fds[..n].iter().zip(&tokens) {
-                        let ready = fd.revents().is_some_and(|r| !r.is_empty());
-                        if ready && !self.ready.contains(&token) {
-                            self.ready.push_back(token);
-                        }
-                    }
-                    return Ok(true);
-                }
-                Err(e) => return Err(Error::io("poll", e.into())),
+        if !poll_fds(&mut fds[..n], wait)? {
+            return Ok(false);
+        }
+        for (fd, &token) in fds[..n].iter().zip(&tokens) {
+            if fd.revents().is_some_and(|r| !r.is_empty()) {
+                queue_ready(&mut self.ready, token);
             }
         }
+        Ok(true)
     }
 
     /// [`Multi::poll`] through `epoll_wait`.
@@ -248,11 +247,8 @@ impl<L: Listen> Multi<L> {
                 // epoll rounds to milliseconds: go round again until the deadline has passed.
                 Ok(0) | Err(Errno::EINTR) => continue,
                 Ok(n) => {
-                    for token in events[..n].iter().map(|e| e.data()) {
-                        // Already in line when it was received from last.
-                        if !self.ready.contains(&token) {
-                            self.ready.push_back(token);
-                        }
+                    for event in &events[..n] {
+                        queue_ready(&mut self.ready, event.data());
                     }
                     return Ok(true);
                 }

@@ -57,10 +57,15 @@ const JOIN_SMALL: usize = 256;
 /// Waits until `fd` reports one of `events` (or an error or hang-up); `Ok(false)` once `wait`
 /// has expired. `EINTR` is retried within the deadline.
 pub(crate) fn poll_fd(fd: BorrowedFd<'_>, events: PollFlags, wait: Wait) -> Result<bool> {
+    poll_fds(&mut [PollFd::new(fd, events)], wait)
+}
+
+/// [`poll_fd`] on several descriptors at once: `Ok(true)` when any reports, their `revents`
+/// saying which.
+pub(crate) fn poll_fds(fds: &mut [PollFd<'_>], wait: Wait) -> Result<bool> {
     loop {
-        let mut fds = [PollFd::new(fd, events)];
         let timeout = PollTimeout::try_from(wait.poll_timeout_ms()).unwrap_or(PollTimeout::MAX);
-        match nix::poll::poll(&mut fds, timeout) {
+        match nix::poll::poll(fds, timeout) {
             Ok(0) if wait.expired() => return Ok(false),
             // poll rounds to milliseconds: go round again until the deadline has passed.
             Ok(0) | Err(Errno::EINTR) => continue,
@@ -68,14 +73,6 @@ pub(crate) fn poll_fd(fd: BorrowedFd<'_>, events: PollFlags, wait: Wait) -> Resu
             Err(e) => return Err(Error::io("poll on socket", e.into())),
         }
     }
-}
-
-/// Clears `O_NONBLOCK` on a descriptor whose open file is this process's alone (one it just
-/// made), so that a call without `MSG_DONTWAIT` waits in the kernel.
-pub(crate) fn clear_nonblocking(fd: BorrowedFd<'_>) -> nix::Result<()> {
-    use nix::fcntl::{FcntlArg, OFlag, fcntl};
-    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
-    fcntl(fd, FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK)).map(drop)
 }
 
 /// A receive that found nothing yet ([`Error::Empty`]) as `None`: what [`poll_before_sleep`]

@@ -19,7 +19,7 @@ use nix::sys::socket::{
 use nix::sys::stat::{FileStat, lstat};
 
 use crate::multi::{Conn, Listen, Multi};
-use crate::seq::{SeqSocket, TAG_REFUSED, clear_nonblocking, size_send_buffer};
+use crate::seq::{SeqSocket, TAG_REFUSED, size_send_buffer};
 use crate::{DEFAULT_OPEN_TIMEOUT, MAX_BACKOFF, SocketConfig, sys};
 
 /// Permissions of a socket file we create when the string gives no `mode`.
@@ -431,9 +431,9 @@ impl UnixSender {
             target.config.message_size,
             target.config.capacity,
         )?;
-        // Connected: a send that may wait forever can now wait in the kernel (see `seq`).
-        clear_nonblocking(fd.as_fd())
-            .map_err(|e| Error::from_os("fcntl O_NONBLOCK", &target.name, e.into()))?;
+        // Connected: a send that may wait forever can now wait in the kernel (see `seq`); the
+        // socket is ours alone.
+        ipc_pipe::raw::set_nonblocking(fd.as_fd(), false)?;
         Ok(UnixSender {
             sock: SeqSocket::new(fd, target.config.message_size),
             name: target.name,
