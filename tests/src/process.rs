@@ -256,10 +256,15 @@ impl ProcThread {
     /// Whether the thread is blocked in one of the system calls `nrs` now (the first field of
     /// its `syscall` file is the number of the call it is blocked in).
     pub fn blocked_in(&self, nrs: &[i64]) -> bool {
+        self.syscall().is_some_and(|nr| nrs.contains(&nr))
+    }
+
+    /// The number of the system call the thread is blocked in now (`None` while it runs in
+    /// user space, or once it is gone).
+    pub fn syscall(&self) -> Option<i64> {
         std::fs::read_to_string(format!("{}/syscall", self.dir))
             .ok()
             .and_then(|s| s.split_whitespace().next()?.parse::<i64>().ok())
-            .is_some_and(|nr| nrs.contains(&nr))
     }
 
     /// How many times the thread has blocked so far (`voluntary_ctxt_switches`); 0 once it
