@@ -39,7 +39,10 @@
 //! # Waiting for the other side
 //!
 //! Opening never hangs: the receiver opens without waiting, and its first receive waits (within
-//! its deadline) for a writer. A sender waits up to `open_timeout` (default 10 s) for the FIFO to
+//! its deadline) for a writer. It learns of it from an inotify watch on the path (one
+//! descriptor, until a writer has come), not by polling the FIFO: the first `poll` of a pipe
+//! makes every later write on it costlier (see [`ipc_pipe::WriterWatch`]). Where inotify is
+//! not available (`fs.inotify.max_user_instances` reached), the receiver polls. A sender waits up to `open_timeout` (default 10 s) for the FIFO to
 //! exist and a reader to open it, then gives [`Error::NotFound`] (never created) or
 //! [`Error::Timeout`] (no reader). Linux gives no notification for either, so the sender retries
 //! with a backoff of up to 10 ms.
@@ -80,7 +83,7 @@ use ipc_core::{
     Address, Adoption, Create, Error, FileKind, Owner, Removable, Result, Transport, TransportSpec,
     Wait,
 };
-use ipc_pipe::{ATOMIC_MESSAGE_MAX, PipeConfig, StreamReceiver, StreamSender};
+use ipc_pipe::{ATOMIC_MESSAGE_MAX, PipeConfig, StreamReceiver, StreamSender, WriterWatch};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::stat::{FileStat, Mode, fstat, lstat};
@@ -116,6 +119,8 @@ impl FifoReceiver {
     pub fn open(spec: &TransportSpec) -> Result<FifoReceiver> {
         let target = Target::from_spec(spec, Create::IfMissing)?;
         let created = target.create_if_asked()?;
+        // Before the open: from then on, writers may come.
+        let watch = WriterWatch::on(&target.path);
         let fd = target.open_checked(OFlag::O_RDONLY)?;
         let created = created.map(|identity| {
             Owner::new(FifoPath {
@@ -125,8 +130,13 @@ impl FifoReceiver {
         });
         target.config.apply(fd.as_fd())?;
         Ok(FifoReceiver {
-            stream: StreamReceiver::new_fifo(fd, target.config.message_size, target.config.framing)
-                .with_wait(target.config.wait),
+            stream: StreamReceiver::new_fifo(
+                fd,
+                target.config.message_size,
+                target.config.framing,
+                watch,
+            )
+            .with_wait(target.config.wait),
             _created: created,
             path: target.path,
         })
@@ -564,6 +574,62 @@ mod tests {
         assert!(wait_ready(rx.readiness().unwrap(), DEADLINE));
         let mut buf = [0u8; 64];
         assert!(matches!(rx.try_recv(&mut buf), Err(Error::Disconnected)));
+    }
+
+    /// Runs `recv` on a thread of its own and gives what it returned, or panics if it did not
+    /// return within `DEADLINE` (a receive that waits forever and missed its wake-up).
+    fn bounded<T: Send + 'static>(recv: impl FnOnce() -> T + Send + 'static) -> T {
+        let (done, result) = std::sync::mpsc::channel();
+        thread::spawn(move || done.send(recv()));
+        result
+            .recv_timeout(DEADLINE)
+            .expect("the receive never returned")
+    }
+
+    /// The receiver learns of its first writer from an inotify watch and reads; a writer that
+    /// opens between the read and the sleep must still wake it. Seen in the bench before the
+    /// watch's open events counted: the receiver slept with the writer blocked on a full FIFO.
+    #[test]
+    fn a_first_receive_that_waits_forever_wakes_for_a_writer_however_close_the_race() {
+        for round in 0..300 {
+            let path = TempPath::new();
+            let spec = path.spec("?message_size=64&open_timeout=10s");
+            let mut rx = FifoReceiver::open(&path.spec("?message_size=64")).unwrap();
+            let sender = thread::spawn(move || {
+                // Spread the open over the receiver's read, look at the watch and sleep.
+                for _ in 0..round % 50 {
+                    std::hint::spin_loop();
+                }
+                let mut tx = FifoSender::open(&spec).unwrap();
+                tx.send(b"first").unwrap();
+                tx
+            });
+            let got = bounded(move || {
+                let mut buf = [0u8; 64];
+                rx.recv(&mut buf).map(|n| buf[..n].to_vec())
+            });
+            assert_eq!(got.unwrap(), b"first", "round {round}");
+            drop(sender.join().unwrap());
+        }
+    }
+
+    #[test]
+    fn a_receive_waiting_for_its_first_writer_sees_it_leave_without_writing() {
+        for forever in [true, false] {
+            let path = TempPath::new();
+            let mut rx = FifoReceiver::open(&path.spec("?message_size=64")).unwrap();
+            let receiving = thread::spawn(move || {
+                let mut buf = [0u8; 64];
+                if forever {
+                    rx.recv(&mut buf)
+                } else {
+                    rx.recv_timeout(&mut buf, DEADLINE)
+                }
+            });
+            drop(FifoSender::open(&path.spec("?message_size=64&open_timeout=10s")).unwrap());
+            let got = bounded(move || receiving.join().unwrap());
+            assert!(matches!(got, Err(Error::Disconnected)), "{got:?}");
+        }
     }
 
     #[test]

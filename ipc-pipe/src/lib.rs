@@ -101,6 +101,7 @@
 //! `pipe(7)`, `pipe2(2)`, `fcntl(2)` (`F_SETPIPE_SZ`), `preadv2(2)` (`RWF_NOWAIT`).
 #![deny(unsafe_code)]
 
+mod first_writer;
 pub mod raw;
 mod stream;
 mod sys;
@@ -114,6 +115,7 @@ use ipc_core::{
     Address, Error, Framing, Options, Result, Transport, TransportSpec, Wait, WaitStrategy,
 };
 
+pub use first_writer::WriterWatch;
 pub use raw::End;
 pub use stream::{StreamReceiver, StreamSender};
 

@@ -18,6 +18,11 @@
 //!   makes the blocking call. That is exact for the (single) reader and for frames up to
 //!   `PIPE_BUF`; a larger frame may then wait for the reader to drain part of it.
 //!
+//! A FIFO receiver opened before any writer reads end of file until one comes. It learns of
+//! that writer from a [`WriterWatch`] rather than by polling the FIFO, which would make every
+//! later write wake the readers' queue (see [`crate::WriterWatch`]); without one, it waits in
+//! `poll` as before.
+//!
 //! # Readiness
 //!
 //! Each end is its own [`Readiness`] on its descriptor (see the crate documentation, "Event
@@ -37,15 +42,16 @@ use ipc_core::{
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
+use crate::first_writer::{Seen, WriterWatch};
 use crate::sys;
 
 /// One end of a pipe as the framing sees it.
 #[derive(Debug)]
 pub(crate) struct FdIo {
     fd: OwnedFd,
-    /// A FIFO reader opened before any writer sees end-of-file on `read` until one comes;
-    /// `poll` does not report that hang-up, so we wait in `poll` until the first writer.
-    awaiting_first_writer: bool,
+    /// A FIFO reader opened before any writer reads end of file until one comes; this says
+    /// whether one has (see [`FirstWriter`]).
+    first_writer: FirstWriter,
     no_wait: NoWait,
     /// `SIGPIPE` was ignored when the endpoint was made: a blocking write may be a plain
     /// `write(2)`, cheaper than `pwritev2` with `RWF_NOSIGNAL` (see [`FdIo::write`]).
@@ -56,6 +62,28 @@ pub(crate) struct FdIo {
     /// How a receive waits for data before sleeping in the kernel (see
     /// [`poll_before_sleep`]); senders always sleep at once.
     wait: WaitStrategy,
+}
+
+/// Whether the writer a FIFO receiver waits for has come, and how it will learn of it.
+#[derive(Debug)]
+enum FirstWriter {
+    /// One has (or the descriptor never waited for one: an anonymous pipe, a FIFO sender).
+    Came,
+    /// None yet; the watch tells of opens and of writers' closes, so the FIFO is never polled
+    /// (see [`WriterWatch`]).
+    Watched(WriterWatch),
+    /// None yet, and only `poll` on the FIFO can tell (inotify refused).
+    Polled,
+}
+
+/// What a FIFO receiver found looking for its first writer.
+enum Arrival {
+    /// The first bytes, read into the caller's buffer.
+    Data(usize),
+    /// A writer holds the FIFO open, or one came and went: read as usual.
+    Came,
+    /// No writer yet, and the call may not wait.
+    NotYet,
 }
 
 /// How a call tells the kernel not to wait.
@@ -72,10 +100,10 @@ enum NoWait {
 }
 
 impl FdIo {
-    fn new(fd: OwnedFd, private_open_file: bool, awaiting_first_writer: bool) -> FdIo {
+    fn new(fd: OwnedFd, private_open_file: bool, first_writer: FirstWriter) -> FdIo {
         FdIo {
             fd,
-            awaiting_first_writer,
+            first_writer,
             no_wait: if private_open_file {
                 NoWait::OwnFlag { nonblocking: false }
             } else {
@@ -149,17 +177,74 @@ impl FdIo {
     }
 
     fn poll(&self, events: PollFlags, wait: Wait) -> Result<bool> {
+        poll_fd(self.fd.as_fd(), events, wait)
+    }
+
+    /// Looks for the first writer of a FIFO (see [`FirstWriter`]), waiting for it with
+    /// `block`.
+    fn await_first_writer(&mut self, buf: &mut [u8], block: bool) -> Result<Arrival> {
         loop {
-            let mut fds = [PollFd::new(self.fd.as_fd(), events)];
-            let timeout = PollTimeout::try_from(wait.poll_timeout_ms()).unwrap_or(PollTimeout::MAX);
-            match nix::poll::poll(&mut fds, timeout) {
-                Ok(0) if wait.expired() => return Ok(false),
-                // poll rounds to milliseconds: go round again until the deadline has passed.
-                Ok(0) => continue,
-                Ok(_) => return Ok(true),
-                Err(Errno::EINTR) => continue,
-                Err(e) => return Err(Error::io("poll on pipe", e.into())),
+            // A read that does not wait tells all but one case (below).
+            let nowait = match self.first_writer {
+                FirstWriter::Watched(_) => self.prepare(false)?,
+                _ => false,
+            };
+            let watch = match std::mem::replace(&mut self.first_writer, FirstWriter::Came) {
+                FirstWriter::Came => return Ok(Arrival::Came),
+                FirstWriter::Polled => {
+                    let wait = if block { Wait::Forever } else { Wait::Never };
+                    if !self.poll(PollFlags::POLLIN, wait)? {
+                        self.first_writer = FirstWriter::Polled;
+                        return Ok(Arrival::NotYet);
+                    }
+                    return Ok(Arrival::Came);
+                }
+                FirstWriter::Watched(watch) => watch,
+            };
+            // Data, `EAGAIN` (a writer has the FIFO open) or end of file (none has).
+            match sys::read(self.fd.as_fd(), buf, nowait) {
+                Ok(0) => {}
+                Ok(n) => return Ok(Arrival::Data(n)),
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return Ok(Arrival::Came),
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {
+                    self.first_writer = FirstWriter::Watched(watch);
+                    continue;
+                }
+                Err(e) => return Err(Error::io("read from pipe", e)),
             }
+            // The case a read cannot tell: a writer that came and went before we looked,
+            // told by its close. An open since the last look may be a writer's that came
+            // after the read: read again rather than sleep through it.
+            match watch.take_events() {
+                Some(Seen::WriterClosed) => return Ok(Arrival::Came),
+                Some(Seen::Opened) => self.first_writer = FirstWriter::Watched(watch),
+                Some(Seen::Nothing) if !block => {
+                    self.first_writer = FirstWriter::Watched(watch);
+                    return Ok(Arrival::NotYet);
+                }
+                Some(Seen::Nothing) => {
+                    let waited = poll_fd(watch.as_fd(), PollFlags::POLLIN, Wait::Forever);
+                    self.first_writer = FirstWriter::Watched(watch);
+                    waited?;
+                }
+                None => self.first_writer = FirstWriter::Polled,
+            }
+        }
+    }
+}
+
+/// Waits (within `wait`) until `fd` reports one of `events`; `Ok(false)` once `wait` expired.
+fn poll_fd(fd: BorrowedFd<'_>, events: PollFlags, wait: Wait) -> Result<bool> {
+    loop {
+        let mut fds = [PollFd::new(fd, events)];
+        let timeout = PollTimeout::try_from(wait.poll_timeout_ms()).unwrap_or(PollTimeout::MAX);
+        match nix::poll::poll(&mut fds, timeout) {
+            Ok(0) if wait.expired() => return Ok(false),
+            // poll rounds to milliseconds: go round again until the deadline has passed.
+            Ok(0) => continue,
+            Ok(_) => return Ok(true),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(Error::io("poll on pipe", e.into())),
         }
     }
 }
@@ -196,12 +281,16 @@ impl StreamIo for FdIo {
     }
 
     fn read(&mut self, buf: &mut [u8], block: bool) -> Result<Option<usize>> {
-        if self.awaiting_first_writer {
-            let wait = if block { Wait::Forever } else { Wait::Never };
-            if !self.poll(PollFlags::POLLIN, wait)? {
-                return Ok(None);
+        if !matches!(self.first_writer, FirstWriter::Came) {
+            match self.await_first_writer(buf, block)? {
+                Arrival::Data(n) => {
+                    // As the next call of its kind will want the descriptor (once).
+                    self.prepare(block)?;
+                    return Ok(Some(n));
+                }
+                Arrival::NotYet => return Ok(None),
+                Arrival::Came => {}
             }
-            self.awaiting_first_writer = false;
         }
         if !block
             && self.no_wait == NoWait::PollFirst
@@ -246,12 +335,18 @@ impl StreamIo for FdIo {
     }
 
     fn wait_readable(&mut self, wait: Wait) -> Result<bool> {
+        if let FirstWriter::Watched(watch) = &self.first_writer {
+            // Not on the FIFO (see `FirstWriter`): an open or a writer's close is what can
+            // change what a read finds, and the next read looks.
+            return poll_fd(watch.as_fd(), PollFlags::POLLIN, wait);
+        }
         let polled = poll_before_sleep(self.wait, wait, || {
             Ok(self.poll(PollFlags::POLLIN, Wait::Never)?.then_some(()))
         })?;
         let ready = polled.is_some() || self.poll(PollFlags::POLLIN, wait)?;
         if ready {
-            self.awaiting_first_writer = false;
+            // Data, or the hang-up of a writer that came and went.
+            self.first_writer = FirstWriter::Came;
         }
         Ok(ready)
     }
@@ -269,7 +364,7 @@ impl StreamSender {
     /// `framing`.
     pub fn new(fd: OwnedFd, message_size: usize, framing: Framing) -> StreamSender {
         StreamSender {
-            io: FdIo::new(fd, false, false),
+            io: FdIo::new(fd, false, FirstWriter::Came),
             writer: StreamWriter::new(framing, message_size),
         }
     }
@@ -278,7 +373,7 @@ impl StreamSender {
     /// FIFO this process opened): its `O_NONBLOCK` flag may be switched.
     pub fn new_private(fd: OwnedFd, message_size: usize, framing: Framing) -> StreamSender {
         StreamSender {
-            io: FdIo::new(fd, true, false),
+            io: FdIo::new(fd, true, FirstWriter::Came),
             writer: StreamWriter::new(framing, message_size),
         }
     }
@@ -369,7 +464,7 @@ impl StreamReceiver {
     /// `framing`.
     pub fn new(fd: OwnedFd, message_size: usize, framing: Framing) -> StreamReceiver {
         StreamReceiver {
-            io: FdIo::new(fd, false, false),
+            io: FdIo::new(fd, false, FirstWriter::Came),
             reader: StreamReader::new(framing, message_size),
         }
     }
@@ -383,9 +478,22 @@ impl StreamReceiver {
 
     /// Reads from a FIFO this process opened before any writer came: its open file is ours
     /// alone, and end of file is not taken for a disconnection until a writer has come.
-    pub fn new_fifo(fd: OwnedFd, message_size: usize, framing: Framing) -> StreamReceiver {
+    ///
+    /// `watch`, made on the FIFO's path before it was opened, tells of the first writer
+    /// without polling the FIFO, which would slow every later write (see [`WriterWatch`]);
+    /// without one, the first receive waits for it in `poll`.
+    pub fn new_fifo(
+        fd: OwnedFd,
+        message_size: usize,
+        framing: Framing,
+        watch: Option<WriterWatch>,
+    ) -> StreamReceiver {
         StreamReceiver {
-            io: FdIo::new(fd, true, true),
+            io: FdIo::new(
+                fd,
+                true,
+                watch.map_or(FirstWriter::Polled, FirstWriter::Watched),
+            ),
             reader: StreamReader::new(framing, message_size),
         }
     }
