@@ -58,6 +58,12 @@ pub struct Args {
     /// measured in every round too.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub(crate) repeat: u32,
+    /// Measures the raw loop in place of ours too (an A/A run; the blocking rows of the
+    /// transports that have a raw loop): the ratios then show only the bench's own spread on
+    /// this machine, the yardstick for a difference in a normal run. Here, two identical raw
+    /// loops' median ratio over 5 rounds came out anywhere in 0.89–1.17x.
+    #[arg(long)]
+    pub(crate) raw_twice: bool,
 }
 
 /// The default `--budget-ms`.

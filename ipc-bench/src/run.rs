@@ -49,7 +49,13 @@ pub fn run(args: Args) -> Result<(), Error> {
         scratch: &scratch,
         peer_cpu: cpu::pin_apart(),
         budget: Duration::from_millis(args.budget_ms) / 4,
+        raw_twice: args.raw_twice,
     };
+    if args.raw_twice {
+        eprintln!(
+            "ipc bench: --raw-twice: the `ours` figures of the blocking rows are the raw loop's"
+        );
+    }
     let extra = |transport: &dyn BenchTransport| -> &'static [Api] {
         if args.readiness {
             transport.readiness_apis()
@@ -194,6 +200,8 @@ struct Bench<'a> {
     peer_cpu: Option<usize>,
     /// Time for each of the four runs of a cell, warm-up included.
     budget: Duration,
+    /// The blocking row measures the raw loop in place of ours (`--raw-twice`).
+    raw_twice: bool,
 }
 
 impl Bench<'_> {
@@ -223,7 +231,10 @@ impl Bench<'_> {
         } else {
             None
         };
-        let ours = measure(Variant::Ours, Api::Blocking)?;
+        let ours = match raw {
+            Some(_) if self.raw_twice => measure(Variant::Raw, Api::Blocking)?,
+            _ => measure(Variant::Ours, Api::Blocking)?,
+        };
         let blocking = Baseline::of(&ours);
         let mut rows = vec![Row {
             transport: transport.name(),
