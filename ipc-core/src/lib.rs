@@ -43,4 +43,4 @@ pub use spec::{
 };
 pub use stream::Framing;
 pub use sysctl::sysctl;
-pub use wait::{SPIN_FOR, Wait, poll_before_sleep};
+pub use wait::{SPIN_FOR, Wait, poll_before_sleep, poll_fd, poll_fds};

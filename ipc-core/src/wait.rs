@@ -1,6 +1,10 @@
 //! How long a call may wait: the one notion of a deadline that every transport shares.
 
+use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
 
 use crate::{Error, Result, WaitStrategy};
 
@@ -79,6 +83,26 @@ impl Wait {
 /// to catch a peer that is awake and answering, short against the wake-up a sleep costs (a
 /// futex or a pipe's wait queue, several microseconds, tens on some placements of this VM).
 pub const SPIN_FOR: Duration = Duration::from_micros(20);
+
+/// `poll(2)` on `fds` within `wait`: `Ok(true)` once any of them reports (their `revents` say
+/// which), `Ok(false)` once `wait` has expired. `EINTR` is retried within the deadline, and so
+/// is a timeout that `poll`'s rounding to milliseconds ended before it.
+pub fn poll_fds(fds: &mut [PollFd<'_>], wait: Wait) -> Result<bool> {
+    loop {
+        let timeout = PollTimeout::try_from(wait.poll_timeout_ms()).unwrap_or(PollTimeout::MAX);
+        match nix::poll::poll(fds, timeout) {
+            Ok(0) if wait.expired() => return Ok(false),
+            Ok(0) | Err(Errno::EINTR) => continue,
+            Ok(_) => return Ok(true),
+            Err(e) => return Err(Error::io("poll", e.into())),
+        }
+    }
+}
+
+/// [`poll_fds`] on one descriptor, for `events` (an error or a hang-up reports too).
+pub fn poll_fd(fd: BorrowedFd<'_>, events: PollFlags, wait: Wait) -> Result<bool> {
+    poll_fds(&mut [PollFd::new(fd, events)], wait)
+}
 
 /// The polling phase of a receive that found nothing, for the transports that otherwise sleep
 /// in the kernel at once (pipes, FIFOs, sockets): retries `attempt` (a non-blocking receive,

@@ -37,13 +37,13 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use ipc_core::{
-    Error, Interest, Readiness, Receiver, Result, Wait, WaitStrategy, poll_before_sleep,
+    Error, Interest, Readiness, Receiver, Result, Wait, WaitStrategy, poll_before_sleep, poll_fds,
 };
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
-use crate::seq::{nothing_yet, poll_fds};
+use crate::seq::nothing_yet;
 
 /// A connection as the receiver sees it.
 pub(crate) trait Conn: AsFd + Send {

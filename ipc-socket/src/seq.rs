@@ -21,9 +21,9 @@ use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-use ipc_core::{Error, Result, Wait, WaitStrategy, poll_before_sleep};
+use ipc_core::{Error, Result, Wait, WaitStrategy, poll_before_sleep, poll_fd};
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::poll::PollFlags;
 use nix::sys::socket::{MsgFlags, getsockopt, recvmsg, send, sendmsg, setsockopt, sockopt};
 use rustix::net::RecvFlags;
 
@@ -53,27 +53,6 @@ const JOIN_UP_TO: usize = 4096;
 
 /// The joined buffer of a small record: small messages do not pay for clearing a page.
 const JOIN_SMALL: usize = 256;
-
-/// Waits until `fd` reports one of `events` (or an error or hang-up); `Ok(false)` once `wait`
-/// has expired. `EINTR` is retried within the deadline.
-pub(crate) fn poll_fd(fd: BorrowedFd<'_>, events: PollFlags, wait: Wait) -> Result<bool> {
-    poll_fds(&mut [PollFd::new(fd, events)], wait)
-}
-
-/// [`poll_fd`] on several descriptors at once: `Ok(true)` when any reports, their `revents`
-/// saying which.
-pub(crate) fn poll_fds(fds: &mut [PollFd<'_>], wait: Wait) -> Result<bool> {
-    loop {
-        let timeout = PollTimeout::try_from(wait.poll_timeout_ms()).unwrap_or(PollTimeout::MAX);
-        match nix::poll::poll(fds, timeout) {
-            Ok(0) if wait.expired() => return Ok(false),
-            // poll rounds to milliseconds: go round again until the deadline has passed.
-            Ok(0) | Err(Errno::EINTR) => continue,
-            Ok(_) => return Ok(true),
-            Err(e) => return Err(Error::io("poll on socket", e.into())),
-        }
-    }
-}
 
 /// A receive that found nothing yet ([`Error::Empty`]) as `None`: what [`poll_before_sleep`]
 /// polls with.

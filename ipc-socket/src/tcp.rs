@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ipc_core::framing::{FrameReader, FrameWriter, StreamIo, frame_len, join_small};
 use ipc_core::{
-    Address, Error, Interest, Readiness, Result, Sender, Transport, TransportSpec, Wait,
+    Address, Error, Interest, Readiness, Result, Sender, Transport, TransportSpec, Wait, poll_fd,
 };
 use nix::errno::Errno;
 use nix::poll::PollFlags;
@@ -19,7 +19,6 @@ use nix::sys::socket::{MsgFlags, recv, sendmsg, setsockopt, sockopt};
 
 use crate::credit::{ACK_LEN, Acks, Credit, HELLO_LEN, hello, parse_hello};
 use crate::multi::{Conn, Listen, Multi};
-use crate::seq::poll_fd;
 use crate::{DEFAULT_OPEN_TIMEOUT, MAX_BACKOFF, SocketConfig};
 
 /// Writes a prefix of `bufs` on `fd`, waiting for room only with `block` (`MSG_DONTWAIT`

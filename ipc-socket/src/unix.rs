@@ -510,7 +510,7 @@ mod tests {
 
     /// Whether `fd` turns readable within 10 s.
     fn readable_soon(fd: BorrowedFd<'_>) -> bool {
-        crate::seq::poll_fd(
+        ipc_core::poll_fd(
             fd,
             nix::poll::PollFlags::POLLIN,
             Wait::timeout(Duration::from_secs(10)),
