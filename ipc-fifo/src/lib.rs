@@ -42,10 +42,10 @@
 //! its deadline) for a writer. It learns of it from an inotify watch on the path (one
 //! descriptor, until a writer has come), not by polling the FIFO: the first `poll` of a pipe
 //! makes every later write on it costlier (see [`ipc_pipe::WriterWatch`]). Where inotify is
-//! not available (`fs.inotify.max_user_instances` reached), the receiver polls. A sender waits up to `open_timeout` (default 10 s) for the FIFO to
-//! exist and a reader to open it, then gives [`Error::NotFound`] (never created) or
-//! [`Error::Timeout`] (no reader). Linux gives no notification for either, so the sender retries
-//! with a backoff of up to 10 ms.
+//! not available (`fs.inotify.max_user_instances` reached), the receiver polls. A sender
+//! waits up to `open_timeout` (default 10 s) for the FIFO to exist and a reader to open it,
+//! then gives [`Error::NotFound`] (never created) or [`Error::Timeout`] (no reader). Linux
+//! gives no notification for either, so the sender retries with a backoff of up to 10 ms.
 //!
 //! # Several writers, disconnection
 //!

@@ -37,10 +37,10 @@ use ipc_core::framing::{StreamIo, join_small};
 use ipc_core::stream::{StreamReader, StreamWriter};
 use ipc_core::{
     Error, Framing, Interest, Readiness, Receiver, Result, Sender, Wait, WaitStrategy,
-    poll_before_sleep,
+    poll_before_sleep, poll_fd,
 };
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::poll::PollFlags;
 
 use crate::first_writer::{Seen, WriterWatch};
 use crate::sys;
@@ -183,68 +183,70 @@ impl FdIo {
     /// Looks for the first writer of a FIFO (see [`FirstWriter`]), waiting for it with
     /// `block`.
     fn await_first_writer(&mut self, buf: &mut [u8], block: bool) -> Result<Arrival> {
-        loop {
-            // A read that does not wait tells all but one case (below).
-            let nowait = match self.first_writer {
-                FirstWriter::Watched(_) => self.prepare(false)?,
-                _ => false,
-            };
-            let watch = match std::mem::replace(&mut self.first_writer, FirstWriter::Came) {
-                FirstWriter::Came => return Ok(Arrival::Came),
-                FirstWriter::Polled => {
-                    let wait = if block { Wait::Forever } else { Wait::Never };
-                    if !self.poll(PollFlags::POLLIN, wait)? {
-                        self.first_writer = FirstWriter::Polled;
-                        return Ok(Arrival::NotYet);
-                    }
-                    return Ok(Arrival::Came);
+        match std::mem::replace(&mut self.first_writer, FirstWriter::Came) {
+            FirstWriter::Came => Ok(Arrival::Came),
+            FirstWriter::Polled => {
+                let wait = if block { Wait::Forever } else { Wait::Never };
+                let came = self.poll(PollFlags::POLLIN, wait);
+                if !matches!(came, Ok(true)) {
+                    self.first_writer = FirstWriter::Polled;
                 }
-                FirstWriter::Watched(watch) => watch,
-            };
-            // Data, `EAGAIN` (a writer has the FIFO open) or end of file (none has).
+                Ok(if came? {
+                    Arrival::Came
+                } else {
+                    Arrival::NotYet
+                })
+            }
+            FirstWriter::Watched(watch) => match self.watch_for_writer(&watch, buf, block) {
+                Ok(Some(Arrival::NotYet)) => {
+                    self.first_writer = FirstWriter::Watched(watch);
+                    Ok(Arrival::NotYet)
+                }
+                Ok(Some(arrival)) => Ok(arrival),
+                // The watch lost track: `poll` tells from now on.
+                Ok(None) => {
+                    self.first_writer = FirstWriter::Polled;
+                    self.await_first_writer(buf, block)
+                }
+                Err(e) => {
+                    self.first_writer = FirstWriter::Watched(watch);
+                    Err(e)
+                }
+            },
+        }
+    }
+
+    /// [`FdIo::await_first_writer`] through `watch`; `None` once the watch can no longer be
+    /// trusted.
+    fn watch_for_writer(
+        &mut self,
+        watch: &WriterWatch,
+        buf: &mut [u8],
+        block: bool,
+    ) -> Result<Option<Arrival>> {
+        loop {
+            // A read that does not wait tells data, `EAGAIN` (a writer has the FIFO open) or
+            // end of file (none has).
+            let nowait = self.prepare(false)?;
             match sys::read(self.fd.as_fd(), buf, nowait) {
                 Ok(0) => {}
-                Ok(n) => return Ok(Arrival::Data(n)),
-                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return Ok(Arrival::Came),
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {
-                    self.first_writer = FirstWriter::Watched(watch);
-                    continue;
-                }
+                Ok(n) => return Ok(Some(Arrival::Data(n))),
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return Ok(Some(Arrival::Came)),
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
                 Err(e) => return Err(Error::io("read from pipe", e)),
             }
             // The case a read cannot tell: a writer that came and went before we looked,
             // told by its close. An open since the last look may be a writer's that came
             // after the read: read again rather than sleep through it.
             match watch.take_events() {
-                Some(Seen::WriterClosed) => return Ok(Arrival::Came),
-                Some(Seen::Opened) => self.first_writer = FirstWriter::Watched(watch),
-                Some(Seen::Nothing) if !block => {
-                    self.first_writer = FirstWriter::Watched(watch);
-                    return Ok(Arrival::NotYet);
-                }
+                None => return Ok(None),
+                Some(Seen::WriterClosed) => return Ok(Some(Arrival::Came)),
+                Some(Seen::Opened) => {}
+                Some(Seen::Nothing) if !block => return Ok(Some(Arrival::NotYet)),
                 Some(Seen::Nothing) => {
-                    let waited = poll_fd(watch.as_fd(), PollFlags::POLLIN, Wait::Forever);
-                    self.first_writer = FirstWriter::Watched(watch);
-                    waited?;
+                    poll_fd(watch.as_fd(), PollFlags::POLLIN, Wait::Forever)?;
                 }
-                None => self.first_writer = FirstWriter::Polled,
             }
-        }
-    }
-}
-
-/// Waits (within `wait`) until `fd` reports one of `events`; `Ok(false)` once `wait` expired.
-fn poll_fd(fd: BorrowedFd<'_>, events: PollFlags, wait: Wait) -> Result<bool> {
-    loop {
-        let mut fds = [PollFd::new(fd, events)];
-        let timeout = PollTimeout::try_from(wait.poll_timeout_ms()).unwrap_or(PollTimeout::MAX);
-        match nix::poll::poll(&mut fds, timeout) {
-            Ok(0) if wait.expired() => return Ok(false),
-            // poll rounds to milliseconds: go round again until the deadline has passed.
-            Ok(0) => continue,
-            Ok(_) => return Ok(true),
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(Error::io("poll on pipe", e.into())),
         }
     }
 }
