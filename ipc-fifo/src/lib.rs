@@ -83,7 +83,7 @@ use ipc_core::{
     Address, Adoption, Create, Error, FileKind, Owner, Removable, Result, Transport, TransportSpec,
     Wait,
 };
-use ipc_pipe::{ATOMIC_MESSAGE_MAX, PipeConfig, StreamReceiver, StreamSender, WriterWatch};
+use ipc_pipe::{PipeConfig, StreamReceiver, StreamSender, WriterWatch};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::stat::{FileStat, Mode, fstat, lstat};
@@ -177,7 +177,7 @@ impl FifoSender {
             })
         });
         let fd = target.open_writer_waiting(wait)?;
-        let exclusive = target.config.message_size > ATOMIC_MESSAGE_MAX;
+        let exclusive = !target.config.atomic();
         match sys::try_flock(fd.as_fd(), exclusive) {
             Ok(()) => {}
             Err(Errno::EWOULDBLOCK) => {
@@ -193,7 +193,7 @@ impl FifoSender {
                 fd,
                 target.config.message_size,
                 target.config.framing,
-            ),
+            )?,
             _created: created,
         })
     }

@@ -111,6 +111,7 @@ use std::process::Command;
 
 use ipc_core::framing::{MAX_PAYLOAD, frame_len};
 use ipc_core::registry::Scheme;
+use ipc_core::stream::PACKET_MAX;
 use ipc_core::{
     Address, Error, Framing, Options, Result, Transport, TransportSpec, Wait, WaitStrategy,
 };
@@ -180,13 +181,13 @@ impl PipeConfig {
                 )
             })
         };
-        let message_size = options.message_size.unwrap_or(DEFAULT_MESSAGE_SIZE as u64);
-        if let Some(e) = too_big(
-            "message_size",
-            message_size,
-            MAX_PAYLOAD,
-            "the largest frame",
-        ) {
+        let framing = options.framing.unwrap_or_default();
+        let (default_size, largest, why) = match framing {
+            Framing::Packets => (PACKET_MAX, PACKET_MAX, "PIPE_BUF, the largest packet"),
+            _ => (DEFAULT_MESSAGE_SIZE, MAX_PAYLOAD, "the largest frame"),
+        };
+        let message_size = options.message_size.unwrap_or(default_size as u64);
+        if let Some(e) = too_big("message_size", message_size, largest, why) {
             return Err(e);
         }
         let capacity = match options.capacity {
@@ -206,9 +207,15 @@ impl PipeConfig {
         Ok(PipeConfig {
             message_size: message_size as usize,
             capacity,
-            framing: options.framing.unwrap_or_default(),
+            framing,
             wait: options.wait.unwrap_or(WaitStrategy::Park),
         })
+    }
+
+    /// Whether every message is written with one atomic write, so that several writers' messages
+    /// never interleave: frames (and lines, raw bytes) up to `PIPE_BUF`, and every packet.
+    pub fn atomic(&self) -> bool {
+        self.framing == Framing::Packets || self.message_size <= ATOMIC_MESSAGE_MAX
     }
 
     /// The pipe buffer size to ask the kernel for: the capacity asked for, else one whole
@@ -236,7 +243,8 @@ impl PipeConfig {
     /// Adds the options that differ from the defaults to `options`, so a peer opened from the
     /// resulting string frames messages (and waits for them) the same way.
     fn write_options(&self, options: &mut Options) {
-        if self.message_size != DEFAULT_MESSAGE_SIZE {
+        // Always said for packets: their default differs.
+        if self.message_size != DEFAULT_MESSAGE_SIZE || self.framing == Framing::Packets {
             options.message_size = Some(self.message_size as u64);
         }
         options.capacity = self.capacity.map(|c| c as u64);
@@ -266,7 +274,7 @@ pub fn channel(config: &PipeConfig) -> Result<(PipeSender, PipeReceiver)> {
     config.apply(read.as_fd())?;
     Ok((
         PipeSender {
-            stream: StreamSender::new(write, config.message_size, config.framing),
+            stream: StreamSender::new(write, config.message_size, config.framing)?,
             config: *config,
         },
         PipeReceiver {
@@ -281,7 +289,7 @@ pub fn channel(config: &PipeConfig) -> Result<(PipeSender, PipeReceiver)> {
 pub fn open_sender(spec: &TransportSpec) -> Result<PipeSender> {
     let (fd, config) = adopt(spec, End::Write)?;
     Ok(PipeSender {
-        stream: StreamSender::new(fd, config.message_size, config.framing),
+        stream: StreamSender::new(fd, config.message_size, config.framing)?,
         config,
     })
 }
@@ -351,7 +359,7 @@ impl PipeSender {
     /// Another sender on the same pipe (`dup`). Only for pipes whose messages are written
     /// atomically (`message_size <= ATOMIC_MESSAGE_MAX`); else [`Error::LimitExceeded`].
     pub fn try_clone(&self) -> Result<PipeSender> {
-        if self.config.message_size > ATOMIC_MESSAGE_MAX {
+        if !self.config.atomic() {
             return Err(several_writers_refused(self.config.message_size));
         }
         let fd = self
@@ -360,7 +368,7 @@ impl PipeSender {
             .try_clone_to_owned()
             .map_err(|e| Error::io("dup pipe", e))?;
         Ok(PipeSender {
-            stream: StreamSender::new(fd, self.config.message_size, self.config.framing),
+            stream: StreamSender::new(fd, self.config.message_size, self.config.framing)?,
             config: self.config,
         })
     }

@@ -364,20 +364,35 @@ pub struct StreamSender {
 impl StreamSender {
     /// Writes messages of up to `message_size` bytes onto `fd`, a pipe's write end, in
     /// `framing`.
-    pub fn new(fd: OwnedFd, message_size: usize, framing: Framing) -> StreamSender {
-        StreamSender {
-            io: FdIo::new(fd, false, FirstWriter::Came),
-            writer: StreamWriter::new(framing, message_size),
-        }
+    ///
+    /// With [`Framing::Packets`] the descriptor's open file is put in packet mode (`O_DIRECT`),
+    /// for every process that shares it.
+    pub fn new(fd: OwnedFd, message_size: usize, framing: Framing) -> Result<StreamSender> {
+        StreamSender::with_io(
+            FdIo::new(fd, false, FirstWriter::Came),
+            message_size,
+            framing,
+        )
     }
 
     /// As [`StreamSender::new`], for a descriptor whose open file no other process shares (a
     /// FIFO this process opened): its `O_NONBLOCK` flag may be switched.
-    pub fn new_private(fd: OwnedFd, message_size: usize, framing: Framing) -> StreamSender {
-        StreamSender {
-            io: FdIo::new(fd, true, FirstWriter::Came),
-            writer: StreamWriter::new(framing, message_size),
+    pub fn new_private(fd: OwnedFd, message_size: usize, framing: Framing) -> Result<StreamSender> {
+        StreamSender::with_io(
+            FdIo::new(fd, true, FirstWriter::Came),
+            message_size,
+            framing,
+        )
+    }
+
+    fn with_io(io: FdIo, message_size: usize, framing: Framing) -> Result<StreamSender> {
+        if framing == Framing::Packets {
+            sys::set_packet_mode(io.fd.as_fd()).map_err(|e| Error::io("fcntl O_DIRECT", e))?;
         }
+        Ok(StreamSender {
+            io,
+            writer: StreamWriter::new(framing, message_size),
+        })
     }
 
     /// The descriptor.

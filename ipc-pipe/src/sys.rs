@@ -81,6 +81,15 @@ pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// Puts the open file of a pipe's writing end in packet mode (`O_DIRECT`, `pipe(7)`): each write
+/// of up to `PIPE_BUF` bytes becomes a packet that a read takes alone.
+pub fn set_packet_mode(fd: BorrowedFd<'_>) -> io::Result<()> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).map_err(io::Error::from)?);
+    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_DIRECT)).map_err(io::Error::from)?;
+    Ok(())
+}
+
 fn pwritev2(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>], flags: libc::c_int) -> io::Result<usize> {
     let count = bufs.len().min(libc::UIO_MAXIOV as usize) as libc::c_int;
     // SAFETY:
@@ -297,7 +306,8 @@ mod tests {
     fn a_send_to_a_closed_pipe_is_disconnected_whatever_the_disposition() {
         use ipc_core::{Error, Framing, Sender};
         let send_to_closed = || {
-            let mut tx = crate::StreamSender::new(closed_pipe_write_end(), 64, Framing::Frames);
+            let mut tx =
+                crate::StreamSender::new(closed_pipe_write_end(), 64, Framing::Frames).unwrap();
             assert!(matches!(tx.send(b"x"), Err(Error::Disconnected)));
             let batch: [&[u8]; 2] = [b"y", b"z"];
             assert!(matches!(
