@@ -1,7 +1,8 @@
 /* What the frame format costs a raw loop: write(2)/read(2) of N-byte messages on an anonymous
  * pipe and on a FIFO, for N = a message's size and N = the size of its frame (64 -> 69 bytes,
- * 4096 -> 4161: see framing.rs). Rounds are interleaved; prints each loop's median and best
- * msg/s and the ratio of the plain loop's median to the framed loop's.
+ * 4096 -> 4161: see framing.rs), and the message's size again with the writer in packet mode
+ * (O_DIRECT, framing=packets). Rounds are interleaved; prints each loop's median and best
+ * msg/s and the ratios of the plain loop's median to the framed and packet loops'.
  *
  *   cc -O2 -Wall -o /tmp/frame-bytes docs/measurements/frame-bytes.c && /tmp/frame-bytes [rounds]
  */
@@ -24,8 +25,9 @@ static double now(void) {
 }
 
 /* Messages per second through one pipe (fifo = 0) or FIFO (fifo = 1), one writer process and
- * one reader (this one), each message one write and as many reads as it takes. */
-static double loop(int fifo, size_t size) {
+ * one reader (this one), each message one write and as many reads as it takes; with packet,
+ * the writer's open file is in packet mode. */
+static double loop(int fifo, size_t size, int packet) {
 	static char buf[8192];
 	int fds[2];
 	char path[64];
@@ -41,6 +43,10 @@ static double loop(int fifo, size_t size) {
 		exit(1);
 	}
 	if (fds[0] < 0 || fds[1] < 0) { perror("open"); exit(1); }
+	if (packet && fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_DIRECT) != 0) {
+		perror("fcntl O_DIRECT");
+		exit(1);
+	}
 	double start = now();
 	pid_t writer = fork();
 	if (writer == 0) {
@@ -72,23 +78,27 @@ int main(int argc, char **argv) {
 	if (rounds < 1 || rounds > MAX_ROUNDS) { fprintf(stderr, "rounds: 1 to %d\n", MAX_ROUNDS); return 2; }
 	static const size_t sizes[][2] = {{64, 69}, {4096, 4161}};
 	static const char *kinds[] = {"pipe", "fifo"};
-	double rate[2][2][2][MAX_ROUNDS]; /* kind, size pair, plain/framed, round */
+	double rate[2][2][3][MAX_ROUNDS]; /* kind, size pair, plain/framed/packet, round */
 	for (int r = 0; r < rounds; r++)
 		for (int k = 0; k < 2; k++)
 			for (int s = 0; s < 2; s++)
-				for (int f = 0; f < 2; f++)
-					rate[k][s][f][r] = loop(k, sizes[s][f]);
-	printf("%-5s %6s %22s %22s %8s\n", "", "bytes", "plain k msg/s med/best", "framed k msg/s med/best", "ratio");
+				for (int f = 0; f < 3; f++)
+					rate[k][s][f][r] = loop(k, sizes[s][f == 1], f == 2);
+	printf("%-5s %6s %18s %18s %18s %7s %7s\n", "", "bytes", "plain k msg/s", "framed", "packet",
+	       "framed", "packet");
+	printf("%-5s %6s %18s %18s %18s %7s %7s\n", "", "", "median / best", "median / best",
+	       "median / best", "ratio", "ratio");
 	for (int k = 0; k < 2; k++)
 		for (int s = 0; s < 2; s++) {
-			double med[2], best[2];
-			for (int f = 0; f < 2; f++) {
+			double med[3], best[3];
+			for (int f = 0; f < 3; f++) {
 				qsort(rate[k][s][f], rounds, sizeof(double), by_value);
 				med[f] = rate[k][s][f][rounds / 2];
 				best[f] = rate[k][s][f][rounds - 1];
 			}
-			printf("%-5s %6zu %12.0f / %-8.0f %12.0f / %-8.0f %7.2fx\n", kinds[k], sizes[s][0],
-			       med[0] / 1e3, best[0] / 1e3, med[1] / 1e3, best[1] / 1e3, med[0] / med[1]);
+			printf("%-5s %6zu %9.0f / %-6.0f %9.0f / %-6.0f %9.0f / %-6.0f %6.2fx %6.2fx\n",
+			       kinds[k], sizes[s][0], med[0] / 1e3, best[0] / 1e3, med[1] / 1e3,
+			       best[1] / 1e3, med[2] / 1e3, best[2] / 1e3, med[0] / med[1], med[0] / med[2]);
 		}
 	return 0;
 }

@@ -1,20 +1,26 @@
 //! Pipes and FIFOs against textbook C programs that do not use `ipc` (issue 13): both ways,
-//! with `framing=lines` and `raw`, and the README's C reader of `frames` against `ipc send`.
+//! with `framing=lines` and `raw`, and the README's C reader of `frames` against `ipc send`;
+//! `framing=packets` both ways, against a C writer in packet mode (and one that is not) and a
+//! Python reader that does one `read` per message.
 //!
 //! The C sources are in `tests/c/` (the reader is taken from the README itself, so the README
 //! cannot drift from what is tested). They are compiled with `cc` from `PATH` when the tests
-//! run; without a compiler each test says so and passes.
+//! run; without a compiler each test says so and passes, as do those that need `python3`
+//! without it.
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ipc::pipe::{PipeConfig, channel};
 use ipc::{Address, Error, Framing, Sender};
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::sys::stat::Mode;
 
 mod common;
 
-use common::{Running, ipc, text};
+use common::{Running, ipc, run, text};
 
 /// A compiled C program, removed when the test is done with it.
 struct Built(PathBuf);
@@ -298,4 +304,177 @@ fn the_readme_c_reader_reads_what_ipc_send_frames() {
     assert!(send.status.success(), "send: {}", text(&send.stderr));
     assert!(read.status.success(), "reader: {}", text(&read.stderr));
     assert_eq!(text(&read.stdout), format!("hello\n\n{big}\ntwo words\n"));
+}
+
+/// Message sizes of the `framing=packets` tests: the smallest and the largest packet, and sizes
+/// either side of a page. Eight packets take eight pages, half a default pipe, so a writer never
+/// waits for the reader.
+const PACKET_SIZES: [usize; 8] = [1, 4096, 10, 4095, 64, 4096, 2, 1000];
+
+/// Message `i` of the packet tests, as `packet_writer` writes it: `size` bytes of `'a' + i % 26`.
+fn record(i: usize, size: usize) -> String {
+    char::from(b'a' + (i % 26) as u8).to_string().repeat(size)
+}
+
+/// All the messages of the packet tests, in order.
+fn records() -> Vec<String> {
+    PACKET_SIZES
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| record(i, size))
+        .collect()
+}
+
+/// The FIFO's reading end, opened without waiting for a writer. Holding it lets a writer open
+/// the FIFO and write everything before the reader under test starts, and keeps what was
+/// written after the writer closed (a FIFO drops its contents when nobody has it open).
+fn hold_open(fifo: &TempFifo) -> OwnedFd {
+    nix::fcntl::open(
+        &fifo.0,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .unwrap()
+}
+
+/// Checks that `out` holds `expected`, one message per line: lengths first, so that a failure
+/// shows where the boundaries went rather than pages of letters.
+fn assert_messages(what: &str, out: &str, expected: &[String]) {
+    let got: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        got.iter().map(|m| m.len()).collect::<Vec<_>>(),
+        expected.iter().map(String::len).collect::<Vec<_>>(),
+        "{what}: message lengths"
+    );
+    assert!(
+        got == expected,
+        "{what}: the lengths match, the bytes do not"
+    );
+}
+
+/// Runs `tests/c/packet_writer.c` in `mode` (`packets` or `bytes`) to its end: every record of
+/// [`PACKET_SIZES`] written into `fifo`, back to back, without waiting for a reader.
+fn write_records(writer: &Built, mode: &str, fifo: &TempFifo) {
+    let sizes = PACKET_SIZES.map(|size| size.to_string());
+    let wrote = Running::spawn(
+        Command::new(&**writer)
+            .arg(mode)
+            .arg(&fifo.0)
+            .args(&sizes)
+            .stderr(Stdio::piped()),
+    )
+    .output();
+    assert!(
+        wrote.status.success(),
+        "writer {mode}: {}",
+        text(&wrote.stderr)
+    );
+}
+
+#[test]
+fn a_c_writer_in_packet_mode_has_each_record_received_apart() {
+    let Some(writer) = c_program("packet_writer") else {
+        return;
+    };
+    let fifo = TempFifo::new();
+    fifo.make();
+    let held = hold_open(&fifo);
+    // The writer finishes before anyone reads, so every record waits in the FIFO at once: only
+    // the packets keep them apart (in byte mode a read would take several).
+    write_records(&writer, "packets", &fifo);
+    // Without --count, `ipc recv` exits 0 only at end of stream (3 if the timeout passes).
+    let recv = run(ipc().args(["recv", &fifo.spec("framing=packets"), "--timeout", "30s"]));
+    drop(held);
+    assert!(recv.status.success(), "recv: {}", text(&recv.stderr));
+    assert_messages("ipc recv", &text(&recv.stdout), &records());
+}
+
+#[test]
+fn a_writer_not_in_packet_mode_has_its_records_run_together() {
+    let Some(writer) = c_program("packet_writer") else {
+        return;
+    };
+    let fifo = TempFifo::new();
+    fifo.make();
+    let held = hold_open(&fifo);
+    write_records(&writer, "bytes", &fifo);
+    let recv = run(ipc().args(["recv", &fifo.spec("framing=packets"), "--timeout", "30s"]));
+    drop(held);
+    assert!(recv.status.success(), "recv: {}", text(&recv.stderr));
+    // The receiver cannot tell (stream.rs, "`packets`"): each receive is one read of up to
+    // 4096 bytes of the stream, and the whole stream is in the FIFO, so every read is full.
+    let stream = records().concat();
+    let reads: Vec<String> = stream.as_bytes().chunks(4096).map(text).collect();
+    assert_messages("ipc recv", &text(&recv.stdout), &reads);
+}
+
+/// Reads standard input as a C loop of `read(fd, buf, 4096)` would, printing what each read
+/// got on a line, until end of stream.
+const ONE_READ_PER_MESSAGE: &str = "import os, sys
+while True:
+    got = os.read(0, 4096)
+    if not got:
+        break
+    sys.stdout.write(got.decode() + '\\n')
+";
+
+/// `python3` running [`ONE_READ_PER_MESSAGE`] on `stdin`; `None` (and a message) without
+/// `python3` on `PATH`.
+fn read_per_message(stdin: impl Into<Stdio>) -> Option<Output> {
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", ONE_READ_PER_MESSAGE])
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    match Command::new("python3").arg("--version").output() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("skipping: no `python3` on PATH");
+            None
+        }
+        Err(e) => panic!("running python3: {e}"),
+        Ok(_) => Some(Running::spawn(&mut cmd).output()),
+    }
+}
+
+#[test]
+fn ipc_send_packets_into_a_fifo_are_what_a_reader_gets_one_read_each() {
+    let messages = records();
+    // The test holds the FIFO open for reading so that `ipc send` can open it, write every
+    // message and exit before the reader reads at all: in byte mode a read would take several.
+    let fifo = TempFifo::new();
+    fifo.make();
+    let held = hold_open(&fifo);
+    let send = run(ipc()
+        .args(["send", &fifo.spec("framing=packets&open_timeout=30s")])
+        .args(&messages));
+    assert!(send.status.success(), "send: {}", text(&send.stderr));
+    // Blocking reads from here: with the sender gone, the last one is end of stream.
+    let flags = OFlag::from_bits_truncate(fcntl(&held, FcntlArg::F_GETFL).unwrap());
+    fcntl(&held, FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK)).unwrap();
+    let Some(read) = read_per_message(held) else {
+        return;
+    };
+    assert!(read.status.success(), "reader: {}", text(&read.stderr));
+    assert_messages("fifo", &text(&read.stdout), &messages);
+}
+
+#[test]
+fn ipc_send_packets_into_a_pipe_are_what_a_reader_gets_one_read_each() {
+    let messages = records();
+    // `ipc send`'s stdout: it writes every message and exits before the reader gets the pipe.
+    let mut send = Running::spawn(
+        ipc()
+            .args(["send", "pipe:fd=1?framing=packets"])
+            .args(&messages)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let pipe = send.child().stdout.take().unwrap();
+    let send = send.output();
+    assert!(send.status.success(), "send: {}", text(&send.stderr));
+    let Some(read) = read_per_message(pipe) else {
+        return;
+    };
+    assert!(read.status.success(), "reader: {}", text(&read.stderr));
+    assert_messages("pipe", &text(&read.stdout), &messages);
 }

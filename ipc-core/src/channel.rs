@@ -10,7 +10,8 @@
 //! arrive as one receive and one send as several; the bytes keep their order. It exists to talk
 //! to programs that write or read plain bytes (see [`crate::stream`]). `framing=lines` keeps
 //! boundaries but refuses messages holding `\n`
-//! ([`Error::InvalidMessage`](crate::Error::InvalidMessage)).
+//! ([`Error::InvalidMessage`](crate::Error::InvalidMessage)), and `framing=packets` refuses the
+//! empty message (a pipe makes no packet of a zero-byte write).
 //!
 //! Each transport implements one method per direction ([`Sender::send_with`],
 //! [`Receiver::recv_with`]) taking a [`Wait`]; the blocking, `try_` and `_timeout` forms are

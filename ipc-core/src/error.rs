@@ -48,7 +48,8 @@ pub enum Error {
         max: usize,
     },
     /// The message cannot be carried as it is by this transport's encoding (e.g. a `\n` inside
-    /// a message of `framing=lines`, where `\n` ends a message). Nothing was sent.
+    /// a message of `framing=lines`, where `\n` ends a message, or an empty message of
+    /// `framing=packets`). Nothing was sent.
     #[error("message cannot be sent: {reason}")]
     InvalidMessage {
         /// What in the message the encoding cannot carry, and where.

@@ -1482,7 +1482,7 @@ mod tests {
         assert!(why.contains("does not apply to posix-mq"), "{why}");
         let (part, why) = reason("fifo:/tmp/f?framing=text");
         assert_eq!(part, "framing=text");
-        assert!(why.contains("frames, lines or raw"), "{why}");
+        assert!(why.contains("frames, lines, raw or packets"), "{why}");
     }
 
     #[test]

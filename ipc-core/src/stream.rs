@@ -33,8 +33,9 @@
 //! later; `pipe(7)`) keeps every `write` of up to `PIPE_BUF` (4096) bytes apart as a packet, and
 //! a `read` takes one packet at most. A message is one packet, with no header: a 4 KiB message
 //! fills one page of the pipe and is read straight into the caller's buffer, as in a raw loop,
-//! where its 4161-byte frame spans two pages and is copied out of the reader's buffer (stop
-//! 27's bench: `pipe` 1.08–1.22× the raw loop at 4 KiB, `pipe-packets` 1.0×).
+//! where its 4161-byte frame spans two pages and is copied out of the reader's buffer
+//! (`docs/measurements/pipe-packets.md`: a raw loop of 4161-byte writes is itself about 1.2×
+//! slower than one of 4096-byte writes).
 //!
 //! What it costs:
 //! - messages are 1 to 4096 bytes: `message_size` is at most `PIPE_BUF` (and is `PIPE_BUF`
@@ -42,7 +43,7 @@
 //!   no packet of a zero-byte write;
 //! - every message takes a page of the pipe whatever its size, so the pipe holds `capacity /
 //!   4096` of them (16 by default) and a receiver reads one per system call: small messages go
-//!   faster as frames (64 B: about 0.8× the speed of a byte-mode pipe, `docs/measurements`);
+//!   faster as frames (64 B packets ran at about 0.8× the speed of 64 B writes in byte mode);
 //! - the receiver cannot see whether a writer is in packet mode. Ours put their descriptor in it
 //!   (a `pipe:` sender's end is shared with whoever inherited it); a foreign writer must do so
 //!   too (`fcntl(fd, F_SETFL, flags | O_DIRECT)`, or `pipe2(fds, O_DIRECT)`), or its writes run

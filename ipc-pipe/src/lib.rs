@@ -3,7 +3,10 @@
 //! A pipe (`pipe2(2)`) is a byte stream; messages are framed on it by
 //! [`ipc_core::framing`], or laid on it as text lines or raw bytes with `framing=lines` /
 //! `framing=raw` ([`PipeConfig::framing`], [`ipc_core::stream`]) so that a program that does
-//! not use this crate (a C child reading its stdin, a shell) can be the other end. It lives as
+//! not use this crate (a C child reading its stdin, a shell) can be the other end. With
+//! `framing=packets` the pipe is in packet mode and each message of up to 4096 bytes is one
+//! packet, without a header: as fast as a plain `write`/`read` loop for messages of about a
+//! page, and readable by one `read` per message. It lives as
 //! long as a descriptor to it is open, so there is nothing to clean up, and it connects a
 //! process with the children it spawns.
 //!
@@ -145,7 +148,8 @@ pub struct PipeConfig {
     /// frame of `message_size` (so that `try_send` can always succeed on an empty pipe).
     pub capacity: Option<usize>,
     /// How messages are laid on the pipe (`framing=`): frames by default; `lines` or `raw` to
-    /// talk to programs that do not use this crate (see [`ipc_core::stream`]).
+    /// talk to programs that do not use this crate; `packets` for messages of 1 to 4096 bytes
+    /// as packets of a packet-mode pipe (see [`ipc_core::stream`]).
     pub framing: Framing,
     /// How a receiver waits for data (`wait=`): sleeps in `read` at once (`park`, the
     /// default), polls for [`SPIN_FOR`](ipc_core::SPIN_FOR) first (`spin`), or never sleeps

@@ -207,7 +207,7 @@ macro_rules! conformance_tests {
             }
         )*
     };
-    // What `framing=lines` and `raw` still promise (see `suite::framings`): for the byte
+    // What `framing=lines`, `raw` and `packets` still promise (see `suite::framings`): for the byte
     // streams, which alone take the option.
     (@framings) => {
         $crate::conformance_tests!(@framings_each
@@ -217,6 +217,9 @@ macro_rules! conformance_tests {
             a_long_line_cut_by_its_deadline_arrives_whole_before_the_next,
             lines_read_ahead_show_through_readiness,
             raw_delivers_the_bytes_in_order,
+            packets_arrive_whole_once_in_order,
+            an_empty_packet_is_refused_and_sends_nothing,
+            packets_try_send_on_full_is_exact,
         );
     };
     (@framings_each $($name:ident),* $(,)?) => {

@@ -120,7 +120,8 @@ fn framing() -> impl Strategy<Value = Framing> {
     prop_oneof![
         Just(Framing::Frames),
         Just(Framing::Lines),
-        Just(Framing::Raw)
+        Just(Framing::Raw),
+        Just(Framing::Packets)
     ]
 }
 

@@ -1,10 +1,12 @@
-//! What `framing=lines` and `framing=raw` promise on a byte stream (pipes, FIFOs), stamped by
-//! `conformance_tests!(@framings)` for the transports that take the option.
+//! What `framing=lines`, `framing=raw` and `framing=packets` promise on a byte stream (pipes,
+//! FIFOs), stamped by `conformance_tests!(@framings)` for the transports that take the option.
 //!
 //! The main suite sends arbitrary bytes, which lines cannot carry (a `\n` would split a message)
-//! and raw does not keep apart; these properties are the part of its promises each framing
-//! still makes: lines arrive whole, once and in order, a line cut short by a deadline is
-//! completed rather than torn, and raw keeps the bytes and their order.
+//! and raw does not keep apart, and messages of any size from empty up, which packets cannot
+//! carry (1 to 4096 bytes); these properties are the part of its promises each framing still
+//! makes: lines arrive whole, once and in order, a line cut short by a deadline is completed
+//! rather than torn, raw keeps the bytes and their order, and packets arrive whole, once and
+//! in order, sent exactly or not at all.
 
 use std::thread;
 
@@ -254,4 +256,90 @@ pub fn raw_delivers_the_bytes_in_order(ctx: &Ctx) {
     let got = receiver.join().unwrap();
     assert!(got.iter().all(|r| r.len() <= max && !r.is_empty()));
     assert!(got.concat() == sent, "{}: raw bytes differ", ctx.name());
+}
+
+/// Packets of every size from 1 to `PIPE_BUF`, many in the pipe at once, arrive whole, once
+/// and in order: the kernel keeps them apart.
+pub fn packets_arrive_whole_once_in_order(ctx: &Ctx) {
+    let Pair {
+        mut tx,
+        rx,
+        cleanup: _cleanup,
+    } = ctx.pair(&cfg(Framing::Packets, 4096, None));
+    let receiver = collect(rx);
+    let sizes = [1, 4096, 2, 4095, 64, 100, 4094, 3, 1000, 4096];
+    let sent: Vec<Vec<u8>> = (0..300u64)
+        .map(|i| {
+            let mut msg = vec![0; sizes[i as usize % sizes.len()]];
+            message::fill(i, &mut msg);
+            msg
+        })
+        .collect();
+    for (i, msg) in sent.iter().enumerate() {
+        tx.send(msg)
+            .unwrap_or_else(|e| panic!("{}: send {i}: {e}", ctx.name()));
+    }
+    drop(tx);
+    let got = receiver.join().unwrap();
+    assert_eq!(got.len(), sent.len(), "{}", ctx.name());
+    assert!(got == sent, "{}: packets differ", ctx.name());
+}
+
+/// An empty message cannot be a packet (a zero-byte write makes none): refused in every form,
+/// it sends nothing, and the next message arrives alone.
+pub fn an_empty_packet_is_refused_and_sends_nothing(ctx: &Ctx) {
+    let Pair {
+        mut tx,
+        mut rx,
+        cleanup: _cleanup,
+    } = ctx.pair(&cfg(Framing::Packets, 100, None));
+    for result in [tx.send(b""), tx.try_send(b""), tx.try_send_part(b"", false)] {
+        assert!(
+            matches!(result, Err(Error::InvalidMessage { .. })),
+            "{}: {result:?}",
+            ctx.name()
+        );
+    }
+    tx.send(b"ok").unwrap();
+    let mut buf = [0; 100];
+    let n = rx.recv_timeout(&mut buf, WATCHDOG).unwrap();
+    assert_eq!(&buf[..n], b"ok");
+    assert!(matches!(rx.try_recv(&mut buf), Err(Error::Empty)));
+}
+
+/// A packet is written whole or not at all, so `try_send` on a full pipe is exact: `Full`
+/// sent nothing, `Ok` is delivered whole.
+pub fn packets_try_send_on_full_is_exact(ctx: &Ctx) {
+    let Pair {
+        mut tx,
+        mut rx,
+        cleanup: _cleanup,
+    } = ctx.pair(&cfg(Framing::Packets, 4096, None));
+    let mut accepted = Vec::new();
+    for i in 0.. {
+        assert!(i < 100_000, "{}: never full", ctx.name());
+        let mut msg = vec![0; 1 + (i as usize * 997) % 4096];
+        message::fill(i, &mut msg);
+        match tx.try_send(&msg) {
+            Ok(()) => accepted.push(msg),
+            Err(Error::Full) => break,
+            Err(e) => panic!("{}: {e}", ctx.name()),
+        }
+    }
+    let mut buf = vec![0; 4096];
+    let mut got = Vec::new();
+    loop {
+        match rx.try_recv(&mut buf) {
+            Ok(n) => got.push(buf[..n].to_vec()),
+            Err(Error::Empty) => break,
+            Err(e) => panic!("{}: {e}", ctx.name()),
+        }
+    }
+    assert!(
+        got == accepted,
+        "{}: {} of {}",
+        ctx.name(),
+        got.len(),
+        accepted.len()
+    );
 }
