@@ -6,11 +6,12 @@ use std::path::PathBuf;
 ///
 /// Round-trip latency (ping-pong) and one-way throughput for each transport and message size,
 /// each beside the same figure for a plain loop of the underlying system calls. A size a
-/// transport cannot carry on this machine (posix-mq above fs.mqueue.msgsize_max) is skipped:
-/// "n/a" in the table, a note on stderr with --json. Round trips: p50, p99 and p99.9; each
-/// side's CPU time per one-way message (busy-polling shows there). With posix-shm, the report
-/// ends with single-process memcpy speed and the spin and futex floors (the raw mailbox's
-/// 64 B round trips). A progress bar goes to stderr when it is a terminal.
+/// transport cannot carry (posix-mq above this machine's fs.mqueue.msgsize_max; pipe-packets
+/// and fifo-packets above PIPE_BUF, 4096) is skipped: "n/a" in the table, a note on stderr
+/// with --json. Round trips: p50, p99 and p99.9; each side's CPU time per one-way message
+/// (busy-polling shows there). With posix-shm, the report ends with single-process memcpy
+/// speed and the spin and futex floors (the raw mailbox's 64 B round trips). A progress bar
+/// goes to stderr when it is a terminal.
 #[derive(clap::Args)]
 pub struct Args {
     /// Transports to measure, comma separated; a leading part of names selects every one it
@@ -49,7 +50,7 @@ pub struct Args {
     /// Also measure one-way throughput with 32 messages per call: `send_batch` on the sender,
     /// `recv_batch` on the receiver (rows `+batch`, one more run a cell), against the raw
     /// per-message loop (its ratio column). Pipes, FIFOs and tcp write many small frames per
-    /// writev; the other transports loop over their single calls.
+    /// writev; the other transports (and packets, one write each) loop over their single calls.
     #[arg(long)]
     pub(crate) batch: bool,
     /// Runs every transport × size N times, in N rounds of each cell once (so that a change of

@@ -1,21 +1,41 @@
-//! Named pipes: ours is `ipc::fifo`, the baseline `write`/`read` on FIFOs made with `mkfifo`.
-//! Both FIFOs of a link live in the bench's private directory.
+//! Named pipes: ours is `ipc::fifo` (`fifo`; `fifo-packets` with one message per packet,
+//! `framing=packets`), the baseline `write`/`read` on FIFOs made with `mkfifo`, the same for
+//! both (see [`crate::pipe`] for why packets get the byte-mode loop). Both FIFOs of a link live
+//! in the bench's private directory.
 
 use std::os::fd::AsFd;
 
-use ipc::TransportSpec;
+use ipc::{Framing, TransportSpec};
 use nix::sys::stat::Mode;
 
-use crate::pipe::size_like_ours;
+use crate::pipe::{framing_unsupported, size_like_ours};
 use crate::protocol::{OPEN_TIMEOUT, Variant};
 use crate::raw::{fd_ends, open_fifo, wait_readable};
 use crate::transport::{BenchTransport, Ends, Link, Peer, Setup};
 
-pub struct Fifo;
+pub struct Fifo {
+    name: &'static str,
+    /// How ours lays messages on the FIFO (the raw baseline writes them as they are).
+    framing: Framing,
+}
+
+pub static FIFO: Fifo = Fifo {
+    name: "fifo",
+    framing: Framing::Frames,
+};
+
+pub static FIFO_PACKETS: Fifo = Fifo {
+    name: "fifo-packets",
+    framing: Framing::Packets,
+};
 
 impl BenchTransport for Fifo {
     fn name(&self) -> &'static str {
-        "fifo"
+        self.name
+    }
+
+    fn unsupported(&self, size: usize) -> Option<String> {
+        framing_unsupported(self.framing, size)
     }
 
     fn connect(&self, setup: Setup<'_>) -> ipc::Result<Link> {
@@ -25,9 +45,14 @@ impl BenchTransport for Fifo {
         let from_peer_path = scratch.unique_path("from-peer")?;
         match variant {
             Variant::Ours => {
+                // Frames are the default: their strings read as they always did.
+                let framing = match self.framing {
+                    Framing::Frames => String::new(),
+                    other => format!("&framing={other}"),
+                };
                 let spec = |path: &str| {
                     format!(
-                        "fifo:{path}?message_size={size}&open_timeout={}ms",
+                        "fifo:{path}?message_size={size}&open_timeout={}ms{framing}",
                         OPEN_TIMEOUT.as_millis()
                     )
                 };

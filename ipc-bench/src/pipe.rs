@@ -1,11 +1,16 @@
-//! Anonymous pipes: ours is `ipc::pipe` (`pipe`, and `pipe-spin` with receivers that poll
-//! before they sleep, `wait=spin`), the baseline `write`/`read` on a pipe of the same
-//! capacity. The peer inherits its two ends as descriptors.
+//! Anonymous pipes: ours is `ipc::pipe` (`pipe`; `pipe-spin` with receivers that poll before
+//! they sleep, `wait=spin`; `pipe-packets` with one message per packet of a packet-mode pipe,
+//! `framing=packets`), the baseline `write`/`read` on a pipe of the same capacity. The peer
+//! inherits its two ends as descriptors.
+//!
+//! The baseline of `pipe-packets` is the byte-mode loop of `pipe`: it is the floor for moving
+//! those bytes through a pipe, which is what packets are meant to reach.
 
 use std::os::fd::{AsFd, BorrowedFd};
 
 use ipc::pipe::{End, PipeConfig, channel, raw};
-use ipc::{Address, TransportSpec, WaitStrategy};
+use ipc::stream::PACKET_MAX;
+use ipc::{Address, Framing, TransportSpec, WaitStrategy};
 
 use crate::protocol::Variant;
 use crate::raw::fd_ends;
@@ -15,21 +20,35 @@ pub struct Pipe {
     name: &'static str,
     /// How ours receives (the raw baseline always blocks in `read`).
     wait: WaitStrategy,
+    /// How ours lays messages on the pipe (the raw baseline writes them as they are).
+    framing: Framing,
 }
 
 pub static PIPE: Pipe = Pipe {
     name: "pipe",
     wait: WaitStrategy::Park,
+    framing: Framing::Frames,
 };
 
 pub static PIPE_SPIN: Pipe = Pipe {
     name: "pipe-spin",
     wait: WaitStrategy::Spin,
+    framing: Framing::Frames,
+};
+
+pub static PIPE_PACKETS: Pipe = Pipe {
+    name: "pipe-packets",
+    wait: WaitStrategy::Park,
+    framing: Framing::Packets,
 };
 
 impl BenchTransport for Pipe {
     fn name(&self) -> &'static str {
         self.name
+    }
+
+    fn unsupported(&self, size: usize) -> Option<String> {
+        framing_unsupported(self.framing, size)
     }
 
     fn connect(&self, setup: Setup<'_>) -> ipc::Result<Link> {
@@ -38,9 +57,11 @@ impl BenchTransport for Pipe {
             Variant::Ours => {
                 let config = PipeConfig {
                     wait: self.wait,
+                    framing: self.framing,
                     ..config(size)
                 };
-                // The peer's strings carry `wait` with the rest of the configuration.
+                // The peer's strings carry `wait` and `framing` with the rest of the
+                // configuration.
                 let (to_peer, peer_rx) = channel(&config)?;
                 let (peer_tx, from_peer) = channel(&config)?;
                 let peer_rx = peer_rx.inherit(&mut cmd)?;
@@ -76,6 +97,13 @@ impl BenchTransport for Pipe {
         let tx = raw::adopt_fd(fd_number(tx)?, End::Write)?;
         Ok(fd_ends(rx, tx, size))
     }
+}
+
+/// Why ours in `framing` cannot carry `size`-byte messages, if it cannot: a packet is one
+/// atomic write, so packets end at `PIPE_BUF`.
+pub fn framing_unsupported(framing: Framing, size: usize) -> Option<String> {
+    (framing == Framing::Packets && size > PACKET_MAX)
+        .then(|| format!("packets carry at most PIPE_BUF = {PACKET_MAX} bytes"))
 }
 
 /// Ours for `size`-byte messages: the capacity is left to the transport.

@@ -10,7 +10,9 @@ use crate::{fifo, file_shm, pipe, posix_mq, posix_shm, socket, sysv_mq, sysv_shm
 pub(crate) static TRANSPORTS: &[&dyn BenchTransport] = &[
     &pipe::PIPE,
     &pipe::PIPE_SPIN,
-    &fifo::Fifo,
+    &pipe::PIPE_PACKETS,
+    &fifo::FIFO,
+    &fifo::FIFO_PACKETS,
     &Queues(posix_mq::PosixMq),
     &posix_shm::BUSY,
     &posix_shm::SPIN,
@@ -75,4 +77,61 @@ fn unknown(name: &str) -> Error {
          selects every one it begins)",
         known.join(", ")
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(transports: &[&dyn BenchTransport]) -> Vec<&'static str> {
+        transports.iter().map(|t| t.name()).collect()
+    }
+
+    #[test]
+    fn names_are_unique_and_each_looks_up_itself() {
+        let all = names(TRANSPORTS);
+        for (i, name) in all.iter().enumerate() {
+            assert!(!all[..i].contains(name), "{name} twice");
+            assert_eq!(lookup(name).map(|t| t.name()).ok(), Some(*name));
+        }
+        assert!(lookup("carrier-pigeon").is_err());
+    }
+
+    #[test]
+    fn a_whole_name_selects_itself_and_a_leading_part_its_group() {
+        let selected = |name| names(&select(name).unwrap());
+        assert_eq!(selected("pipe"), ["pipe"]);
+        assert_eq!(selected("fifo"), ["fifo"]);
+        assert_eq!(selected("pipe-packets"), ["pipe-packets"]);
+        assert_eq!(
+            selected("posix-shm"),
+            [
+                "posix-shm-busy",
+                "posix-shm-spin",
+                "posix-shm-park",
+                "posix-shm-multi"
+            ]
+        );
+        assert!(select("pip").is_err());
+    }
+
+    #[test]
+    fn packets_skip_sizes_above_pipe_buf_and_frames_skip_none() {
+        for packets in [
+            &pipe::PIPE_PACKETS as &dyn BenchTransport,
+            &fifo::FIFO_PACKETS,
+        ] {
+            assert_eq!(packets.unsupported(1), None);
+            assert_eq!(packets.unsupported(4096), None);
+            let why = packets.unsupported(4097).expect("4097 B is not a packet");
+            assert!(why.contains("PIPE_BUF"), "{why}");
+        }
+        for frames in [
+            &pipe::PIPE as &dyn BenchTransport,
+            &pipe::PIPE_SPIN,
+            &fifo::FIFO,
+        ] {
+            assert_eq!(frames.unsupported(64 << 20), None);
+        }
+    }
 }
