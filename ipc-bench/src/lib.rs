@@ -57,6 +57,7 @@ mod report;
 mod ring;
 mod run;
 mod socket;
+mod stall;
 mod sysv_mq;
 mod sysv_shm;
 pub mod text;

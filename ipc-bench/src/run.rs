@@ -11,7 +11,7 @@ use crate::protocol::{Api, PeerReport, Role, Variant};
 use crate::report::{self, Baseline, Floors, Format, Layout, Measurement, Report, Row};
 use crate::transport::{BenchTransport, Link, Scratch, Setup};
 use crate::transports::{TRANSPORTS, select};
-use crate::{cpu, interrupt, memcpy, peer, pingpong, plot, posix_shm, repeat, throughput};
+use crate::{cpu, interrupt, memcpy, peer, pingpong, plot, posix_shm, repeat, stall, throughput};
 
 /// Runs `ipc bench` with `args`: the table (or JSON lines) on stdout, the plot if asked.
 pub fn run(args: Args) -> Result<(), Error> {
@@ -297,8 +297,23 @@ impl Bench<'_> {
             })
             .and_then(|link| link.through(api))
             .map_err(doing(what))?;
+        let limit = stall::limit(self.budget);
+        let deadline = stall::arm(what(), link.peer_process(), limit)
+            .map_err(|e| Error::Runtime(format!("{}: arming its deadline: {e}", what())))?;
         let result = link.await_ready().and_then(|()| workload(&mut link));
         let peer = link.finish(result.is_ok());
+        if deadline.disarm() {
+            let cause = match (&result, &peer) {
+                (Err(e), _) => format!(" ({e})"),
+                (_, Err(peer)) => format!(" ({peer})"),
+                _ => String::new(),
+            };
+            return Err(Error::Runtime(format!(
+                "{}: had not ended after {} s, so its peer was killed{cause}",
+                what(),
+                limit.as_secs()
+            )));
+        }
         match (result, peer) {
             (Ok(value), Ok(peer)) => Ok((value, peer)),
             (Ok(_), Err(peer)) => Err(Error::Runtime(format!("{}: {peer}", what()))),

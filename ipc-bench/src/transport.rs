@@ -193,6 +193,11 @@ impl Link {
         recv_message(&mut *self.rx, &mut buf).map(drop)
     }
 
+    /// The peer process, not reaped before [`Link::finish`].
+    pub fn peer_process(&self) -> &std::process::Child {
+        &self.peer.child
+    }
+
     /// Closes both ends, then waits for the peer. After a successful run it exits on its own
     /// (its receiver sees the end of the stream); after a failed one it may be blocked, so it is
     /// killed first and only an exit status of its own is reported.
