@@ -57,7 +57,7 @@ fn collect(mut rx: Box<dyn Receiver>) -> thread::JoinHandle<Vec<Vec<u8>>> {
 pub fn lines_arrive_whole_once_in_order(ctx: &Ctx) {
     let max = 64 * 1024;
     let Pair {
-        mut tx,
+        tx,
         rx,
         cleanup: _cleanup,
     } = ctx.pair(&cfg(Framing::Lines, max, None));
@@ -79,6 +79,16 @@ pub fn lines_arrive_whole_once_in_order(ctx: &Ctx) {
     let sent: Vec<Vec<u8>> = (0..200u64)
         .map(|i| line(i, sizes[i as usize % sizes.len()]))
         .collect();
+    arrive_whole_once_in_order(ctx, tx, receiver, &sent);
+}
+
+/// Sends `sent` one by one, then leaves: `receiver` got exactly them.
+fn arrive_whole_once_in_order(
+    ctx: &Ctx,
+    mut tx: Box<dyn Sender>,
+    receiver: thread::JoinHandle<Vec<Vec<u8>>>,
+    sent: &[Vec<u8>],
+) {
     for (i, msg) in sent.iter().enumerate() {
         tx.send(msg)
             .unwrap_or_else(|e| panic!("{}: send {i}: {e}", ctx.name()));
@@ -86,21 +96,27 @@ pub fn lines_arrive_whole_once_in_order(ctx: &Ctx) {
     drop(tx);
     let got = receiver.join().unwrap();
     assert_eq!(got.len(), sent.len(), "{}", ctx.name());
-    assert!(got == sent, "{}: lines differ", ctx.name());
+    assert!(got == sent, "{}: messages differ", ctx.name());
 }
 
 /// A message holding `\n` is refused in every form and sends nothing; the next one arrives
 /// alone.
 pub fn a_line_holding_a_newline_is_refused_and_sends_nothing(ctx: &Ctx) {
+    refused_in_every_form(ctx, Framing::Lines, [b"two\nlines", b"\n", b"x\n"]);
+}
+
+/// `bad` (one message per form: `send`, `try_send`, `try_send_part`) is
+/// [`Error::InvalidMessage`] and sends nothing: the next message arrives alone.
+fn refused_in_every_form(ctx: &Ctx, framing: Framing, bad: [&[u8]; 3]) {
     let Pair {
         mut tx,
         mut rx,
         cleanup: _cleanup,
-    } = ctx.pair(&cfg(Framing::Lines, 100, None));
+    } = ctx.pair(&cfg(framing, 100, None));
     for result in [
-        tx.send(b"two\nlines"),
-        tx.try_send(b"\n"),
-        tx.try_send_part(b"x\n", false),
+        tx.send(bad[0]),
+        tx.try_send(bad[1]),
+        tx.try_send_part(bad[2], false),
     ] {
         assert!(
             matches!(result, Err(Error::InvalidMessage { .. })),
@@ -118,22 +134,30 @@ pub fn a_line_holding_a_newline_is_refused_and_sends_nothing(ctx: &Ctx) {
 /// Lines of up to `PIPE_BUF` are written atomically, so `try_send` on a full pipe is exact:
 /// `Full` sent nothing, `Ok` is delivered whole.
 pub fn lines_try_send_on_full_is_exact(ctx: &Ctx) {
+    try_send_on_full_is_exact(ctx, &cfg(Framing::Lines, 100, Some(4096)), |i| {
+        line(i, 1 + (i as usize * 7) % 100)
+    });
+}
+
+/// `try_send`s message `i` of `message(i)` until `Full`, then receives until `Empty`: what
+/// was received is exactly what was accepted.
+fn try_send_on_full_is_exact(ctx: &Ctx, cfg: &Cfg, message: impl Fn(u64) -> Vec<u8>) {
     let Pair {
         mut tx,
         mut rx,
         cleanup: _cleanup,
-    } = ctx.pair(&cfg(Framing::Lines, 100, Some(4096)));
+    } = ctx.pair(cfg);
     let mut accepted = Vec::new();
     for i in 0.. {
         assert!(i < 100_000, "{}: never full", ctx.name());
-        let msg = line(i, 1 + (i as usize * 7) % 100);
+        let msg = message(i);
         match tx.try_send(&msg) {
             Ok(()) => accepted.push(msg),
             Err(Error::Full) => break,
             Err(e) => panic!("{}: {e}", ctx.name()),
         }
     }
-    let mut buf = [0; 100];
+    let mut buf = vec![0; cfg.message_size];
     let mut got = Vec::new();
     loop {
         match rx.try_recv(&mut buf) {
@@ -262,7 +286,7 @@ pub fn raw_delivers_the_bytes_in_order(ctx: &Ctx) {
 /// and in order: the kernel keeps them apart.
 pub fn packets_arrive_whole_once_in_order(ctx: &Ctx) {
     let Pair {
-        mut tx,
+        tx,
         rx,
         cleanup: _cleanup,
     } = ctx.pair(&cfg(Framing::Packets, 4096, None));
@@ -275,71 +299,21 @@ pub fn packets_arrive_whole_once_in_order(ctx: &Ctx) {
             msg
         })
         .collect();
-    for (i, msg) in sent.iter().enumerate() {
-        tx.send(msg)
-            .unwrap_or_else(|e| panic!("{}: send {i}: {e}", ctx.name()));
-    }
-    drop(tx);
-    let got = receiver.join().unwrap();
-    assert_eq!(got.len(), sent.len(), "{}", ctx.name());
-    assert!(got == sent, "{}: packets differ", ctx.name());
+    arrive_whole_once_in_order(ctx, tx, receiver, &sent);
 }
 
 /// An empty message cannot be a packet (a zero-byte write makes none): refused in every form,
 /// it sends nothing, and the next message arrives alone.
 pub fn an_empty_packet_is_refused_and_sends_nothing(ctx: &Ctx) {
-    let Pair {
-        mut tx,
-        mut rx,
-        cleanup: _cleanup,
-    } = ctx.pair(&cfg(Framing::Packets, 100, None));
-    for result in [tx.send(b""), tx.try_send(b""), tx.try_send_part(b"", false)] {
-        assert!(
-            matches!(result, Err(Error::InvalidMessage { .. })),
-            "{}: {result:?}",
-            ctx.name()
-        );
-    }
-    tx.send(b"ok").unwrap();
-    let mut buf = [0; 100];
-    let n = rx.recv_timeout(&mut buf, WATCHDOG).unwrap();
-    assert_eq!(&buf[..n], b"ok");
-    assert!(matches!(rx.try_recv(&mut buf), Err(Error::Empty)));
+    refused_in_every_form(ctx, Framing::Packets, [b"", b"", b""]);
 }
 
 /// A packet is written whole or not at all, so `try_send` on a full pipe is exact: `Full`
 /// sent nothing, `Ok` is delivered whole.
 pub fn packets_try_send_on_full_is_exact(ctx: &Ctx) {
-    let Pair {
-        mut tx,
-        mut rx,
-        cleanup: _cleanup,
-    } = ctx.pair(&cfg(Framing::Packets, 4096, None));
-    let mut accepted = Vec::new();
-    for i in 0.. {
-        assert!(i < 100_000, "{}: never full", ctx.name());
+    try_send_on_full_is_exact(ctx, &cfg(Framing::Packets, 4096, None), |i| {
         let mut msg = vec![0; 1 + (i as usize * 997) % 4096];
         message::fill(i, &mut msg);
-        match tx.try_send(&msg) {
-            Ok(()) => accepted.push(msg),
-            Err(Error::Full) => break,
-            Err(e) => panic!("{}: {e}", ctx.name()),
-        }
-    }
-    let mut buf = vec![0; 4096];
-    let mut got = Vec::new();
-    loop {
-        match rx.try_recv(&mut buf) {
-            Ok(n) => got.push(buf[..n].to_vec()),
-            Err(Error::Empty) => break,
-            Err(e) => panic!("{}: {e}", ctx.name()),
-        }
-    }
-    assert!(
-        got == accepted,
-        "{}: {} of {}",
-        ctx.name(),
-        got.len(),
-        accepted.len()
-    );
+        msg
+    });
 }
