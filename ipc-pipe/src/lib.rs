@@ -26,6 +26,31 @@
 //! # }
 //! ```
 //!
+//! Messages of up to a page as packets (`pipe:fd=N?framing=packets` in a transport string):
+//!
+//! ```
+//! use ipc_core::{Framing, Receiver, Sender};
+//! use ipc_pipe::PipeConfig;
+//!
+//! # fn main() -> Result<(), ipc_core::Error> {
+//! let config = PipeConfig {
+//!     message_size: 4096,
+//!     framing: Framing::Packets,
+//!     ..PipeConfig::default()
+//! };
+//! let (mut tx, mut rx) = ipc_pipe::channel(&config)?;
+//! tx.send(&[1; 4096])?;
+//! tx.send(b"short")?;
+//! // Both wait in the pipe; the kernel keeps them apart, and a receive takes one.
+//! let mut buf = vec![0; 4096];
+//! assert_eq!(rx.recv(&mut buf)?, 4096);
+//! assert_eq!(rx.recv(&mut buf)?, 5);
+//! // A zero-byte write makes no packet.
+//! assert!(matches!(tx.send(b""), Err(ipc_core::Error::InvalidMessage { .. })));
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Handing an end to a child
 //!
 //! [`PipeReceiver::inherit`] (or [`PipeSender::inherit`]) arranges for the child that a
@@ -36,8 +61,9 @@
 //! both ends must agree on (`message_size`, `framing`).
 //!
 //! A child that does not use this crate reads or writes the descriptor directly: give the
-//! pipe `framing=lines` or `framing=raw`, and pass the descriptor number (the `fd=N` of the
-//! string) or make it the child's stdin/stdout yourself.
+//! pipe `framing=lines`, `framing=raw` or `framing=packets` (one `read` per message), and pass
+//! the descriptor number (the `fd=N` of the string) or make it the child's stdin/stdout
+//! yourself.
 //!
 //! ```no_run
 //! use std::process::Command;
