@@ -14,9 +14,10 @@ use std::path::PathBuf;
 /// goes to stderr when it is a terminal.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Transports to measure, comma separated; a leading part of names selects every one it
-    /// begins, e.g. `posix-shm` for posix-shm-busy, -spin, -park and -multi [default: every built-in
-    /// one]
+    /// Transports to measure, comma separated. A transport's whole name selects it alone (`pipe`
+    /// is not also pipe-spin and pipe-packets); a leading part that is no transport's name
+    /// selects every one it begins, e.g. `posix-shm` for posix-shm-busy, -spin, -park and -multi
+    /// [default: every built-in one]
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub(crate) transports: Vec<String>,
     /// Message sizes in bytes, comma separated (units accepted: 64KiB), at most 64 MiB
