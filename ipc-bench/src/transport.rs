@@ -7,12 +7,13 @@ use std::io::{self, Read};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use ipc::{Receiver, Sender};
 
 use crate::interrupt::Named;
-use crate::protocol::{Api, PeerReport, Variant, recv_message};
+use crate::protocol::{Api, OPEN_TIMEOUT, PeerReport, Variant, recv_message};
+use crate::raw::wait_readable;
 
 /// One entry of the bench table ([`crate::transports::TRANSPORTS`]): how to connect this process to a peer
 /// process over the transport (ours), and over a plain loop of its system calls (raw).
@@ -271,17 +272,22 @@ impl Peer {
     }
 
     /// The next line the peer [announces](announce), without its newline. A peer that fails
-    /// exits, which ends the wait.
+    /// exits, which ends the wait; one alive but stuck is `Timeout` after [`OPEN_TIMEOUT`]
+    /// (this wait comes before the run's deadline is armed).
     pub fn read_line(&mut self) -> ipc::Result<String> {
         let out = self
             .child
             .stdout
             .as_mut()
             .ok_or_else(|| ipc::Error::corrupted("the peer's stdout is not ours to read"))?;
+        let deadline = Instant::now() + OPEN_TIMEOUT;
         // A byte at a time: what follows the line is the report, read by `wait`.
         let mut line = Vec::new();
         let mut byte = [0];
         loop {
+            if !wait_readable(&*out, deadline.saturating_duration_since(Instant::now()))? {
+                return Err(ipc::Error::Timeout);
+            }
             match out.read(&mut byte) {
                 Ok(0) => return Err(ipc::Error::Disconnected),
                 Ok(_) if byte[0] == b'\n' => break,
