@@ -34,7 +34,7 @@
 //! a `read` takes one packet at most. A message is one packet, with no header: a 4 KiB message
 //! fills one page of the pipe and is read straight into the caller's buffer, as in a raw loop,
 //! where its 4161-byte frame spans two pages and is copied out of the reader's buffer
-//! (`docs/measurements/pipe-packets.md`: a raw loop of 4161-byte writes is itself about 1.2×
+//! (`docs/measurements/frame-bytes.md`: a raw loop of 4161-byte writes is itself about 1.2×
 //! slower than one of 4096-byte writes).
 //!
 //! What it costs:
