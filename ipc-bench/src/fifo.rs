@@ -5,12 +5,13 @@
 
 use std::os::fd::AsFd;
 
-use ipc::{Framing, TransportSpec};
+use ipc::{Framing, TransportSpec, Wait};
+use nix::poll::PollFlags;
 use nix::sys::stat::Mode;
 
 use crate::pipe::{framing_unsupported, size_like_ours};
 use crate::protocol::{OPEN_TIMEOUT, Variant};
-use crate::raw::{fd_ends, open_fifo, wait_readable};
+use crate::raw::{fd_ends, open_fifo};
 use crate::transport::{BenchTransport, Ends, Link, Peer, Setup};
 
 pub struct Fifo {
@@ -81,8 +82,10 @@ impl BenchTransport for Fifo {
                 cmd.arg("--tx").arg(format!("fifo:{from_peer_path}"));
                 let peer = Peer::spawn(cmd)?;
                 // The peer opens its reader, then its writer, then sends: once there is
-                // something to read, both its ends are open.
-                if !wait_readable(&from_peer, OPEN_TIMEOUT)? {
+                // something to read, both its ends are open. (On a FIFO that no writer has
+                // opened yet, `read` returns end of file at once while `poll` waits.)
+                let opened = Wait::timeout(OPEN_TIMEOUT);
+                if !ipc::poll_fd(from_peer.as_fd(), PollFlags::POLLIN, opened)? {
                     return Err(ipc::Error::Timeout);
                 }
                 drop(stand_in);

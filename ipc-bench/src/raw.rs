@@ -14,7 +14,7 @@ use std::time::Duration;
 use ipc::{Address, Receiver, Sender, TransportSpec, Wait};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::PollFlags;
 use nix::sys::socket::{
     AddressFamily, MsgFlags, SockFlag, SockType, getsockopt, send, setsockopt, socketpair, sockopt,
 };
@@ -104,23 +104,6 @@ pub fn fd_ends(rx: OwnedFd, tx: OwnedFd, size: usize) -> (Box<dyn Receiver>, Box
         Box::new(FdReceiver::new(rx, size)),
         Box::new(FdSender::new(tx, size)),
     )
-}
-
-/// Waits until `fd` has data or its writer came and went; false after `timeout`.
-///
-/// On a FIFO that no writer has opened yet, `read` returns end of file at once while `poll`
-/// waits: this is how the parent waits for its peer to open the FIFO.
-pub fn wait_readable(fd: impl AsFd, timeout: Duration) -> ipc::Result<bool> {
-    let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
-    loop {
-        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, timeout) {
-            Ok(n) => return Ok(n > 0),
-            // Restarting with the whole timeout only lengthens a wait that already failed.
-            Err(Errno::EINTR) => {}
-            Err(e) => return Err(ipc::Error::io("poll", e.into())),
-        }
-    }
 }
 
 /// Opens a FIFO without blocking, then makes the descriptor blocking for the measured loop.
@@ -233,7 +216,7 @@ pub fn tcp_connect(spec: &str) -> ipc::Result<OwnedFd> {
 
 /// Accepts the one connection `listener` waits for, within `timeout`.
 pub fn tcp_accept(listener: &TcpListener, timeout: Duration) -> ipc::Result<OwnedFd> {
-    if !wait_readable(listener, timeout)? {
+    if !ipc::poll_fd(listener.as_fd(), PollFlags::POLLIN, Wait::timeout(timeout))? {
         return Err(ipc::Error::Timeout);
     }
     let (stream, _) = listener.accept().map_err(|e| ipc::Error::io("accept", e))?;

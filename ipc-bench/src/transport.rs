@@ -4,16 +4,17 @@ use std::any::Any;
 use std::cell::Cell;
 use std::fs::DirBuilder;
 use std::io::{self, Read};
+use std::os::fd::AsFd;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use ipc::{Receiver, Sender};
+use ipc::{Receiver, Sender, Wait};
+use nix::poll::PollFlags;
 
 use crate::interrupt::Named;
 use crate::protocol::{Api, OPEN_TIMEOUT, PeerReport, Variant, recv_message};
-use crate::raw::wait_readable;
 
 /// One entry of the bench table ([`crate::transports::TRANSPORTS`]): how to connect this process to a peer
 /// process over the transport (ours), and over a plain loop of its system calls (raw).
@@ -295,12 +296,12 @@ impl Peer {
             .stdout
             .as_mut()
             .ok_or_else(|| ipc::Error::corrupted("the peer's stdout is not ours to read"))?;
-        let deadline = Instant::now() + OPEN_TIMEOUT;
+        let announced = Wait::timeout(OPEN_TIMEOUT);
         // A byte at a time: what follows the line is the report, read by `wait`.
         let mut line = Vec::new();
         let mut byte = [0];
         loop {
-            if !wait_readable(&*out, deadline.saturating_duration_since(Instant::now()))? {
+            if !ipc::poll_fd(out.as_fd(), PollFlags::POLLIN, announced)? {
                 return Err(ipc::Error::Timeout);
             }
             match out.read(&mut byte) {
