@@ -85,20 +85,22 @@ fn watch(
 impl Deadline {
     /// Ends the watch; whether the deadline had passed (and the peer was killed).
     pub fn disarm(mut self) -> bool {
+        self.stop_watching();
+        self.fired.load(Ordering::Acquire)
+    }
+
+    fn stop_watching(&mut self) {
         drop(self.stop.take());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-        self.fired.load(Ordering::Acquire)
     }
 }
 
+/// A run that unwinds stops the watch too.
 impl Drop for Deadline {
     fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.stop_watching();
     }
 }
 
@@ -120,7 +122,11 @@ mod tests {
         let deadline = arm("test run".into(), &peer, Duration::from_millis(50)).unwrap();
         // Ends by the deadline's kill, else after a minute, failing.
         let status = peer.wait().unwrap();
-        assert_eq!(status.signal(), Some(libc_sigkill()), "{status}");
+        assert_eq!(
+            status.signal(),
+            Some(nix::sys::signal::Signal::SIGKILL as i32),
+            "{status}"
+        );
         assert!(deadline.disarm());
     }
 
@@ -132,9 +138,5 @@ mod tests {
         assert_eq!(peer.try_wait().unwrap(), None, "the peer was signalled");
         peer.kill().unwrap();
         peer.wait().unwrap();
-    }
-
-    fn libc_sigkill() -> i32 {
-        nix::sys::signal::Signal::SIGKILL as i32
     }
 }

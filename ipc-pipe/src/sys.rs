@@ -70,23 +70,22 @@ pub fn sigpipe_ignored() -> bool {
 
 /// `O_NONBLOCK` on or off, for descriptors whose open file is this process's alone.
 pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
-    use nix::fcntl::{FcntlArg, OFlag, fcntl};
-    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).map_err(io::Error::from)?);
-    let flags = if on {
-        flags | OFlag::O_NONBLOCK
-    } else {
-        flags - OFlag::O_NONBLOCK
-    };
-    fcntl(fd, FcntlArg::F_SETFL(flags)).map_err(io::Error::from)?;
-    Ok(())
+    set_status_flag(fd, nix::fcntl::OFlag::O_NONBLOCK, on)
 }
 
 /// Puts the open file of a pipe's writing end in packet mode (`O_DIRECT`, `pipe(7)`): each write
 /// of up to `PIPE_BUF` bytes becomes a packet that a read takes alone.
 pub fn set_packet_mode(fd: BorrowedFd<'_>) -> io::Result<()> {
+    set_status_flag(fd, nix::fcntl::OFlag::O_DIRECT, true)
+}
+
+/// Sets or clears `flag` among the open file's status flags, keeping the others.
+fn set_status_flag(fd: BorrowedFd<'_>, flag: nix::fcntl::OFlag, on: bool) -> io::Result<()> {
     use nix::fcntl::{FcntlArg, OFlag, fcntl};
-    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).map_err(io::Error::from)?);
-    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_DIRECT)).map_err(io::Error::from)?;
+    let mut flags =
+        OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).map_err(io::Error::from)?);
+    flags.set(flag, on);
+    fcntl(fd, FcntlArg::F_SETFL(flags)).map_err(io::Error::from)?;
     Ok(())
 }
 
