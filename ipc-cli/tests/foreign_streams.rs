@@ -371,41 +371,42 @@ fn write_records(writer: &Built, mode: &str, fifo: &TempFifo) {
     );
 }
 
-#[test]
-fn a_c_writer_in_packet_mode_has_each_record_received_apart() {
-    let Some(writer) = c_program("packet_writer") else {
-        return;
-    };
+/// What `ipc recv fifo:…?framing=packets` prints of the records `packet_writer` wrote in `mode`
+/// to the end before the receiver started; `None` without a C compiler.
+///
+/// The writer finishes before anyone reads, so every record waits in the FIFO at once: only
+/// packets keep them apart (in byte mode a read would take several).
+fn received_from_c_writer(mode: &str) -> Option<String> {
+    let writer = c_program("packet_writer")?;
     let fifo = TempFifo::new();
     fifo.make();
     let held = hold_open(&fifo);
-    // The writer finishes before anyone reads, so every record waits in the FIFO at once: only
-    // the packets keep them apart (in byte mode a read would take several).
-    write_records(&writer, "packets", &fifo);
+    write_records(&writer, mode, &fifo);
     // Without --count, `ipc recv` exits 0 only at end of stream (3 if the timeout passes).
     let recv = run(ipc().args(["recv", &fifo.spec("framing=packets"), "--timeout", "30s"]));
     drop(held);
     assert!(recv.status.success(), "recv: {}", text(&recv.stderr));
-    assert_messages("ipc recv", &text(&recv.stdout), &records());
+    Some(text(&recv.stdout))
+}
+
+#[test]
+fn a_c_writer_in_packet_mode_has_each_record_received_apart() {
+    let Some(received) = received_from_c_writer("packets") else {
+        return;
+    };
+    assert_messages("ipc recv", &received, &records());
 }
 
 #[test]
 fn a_writer_not_in_packet_mode_has_its_records_run_together() {
-    let Some(writer) = c_program("packet_writer") else {
+    let Some(received) = received_from_c_writer("bytes") else {
         return;
     };
-    let fifo = TempFifo::new();
-    fifo.make();
-    let held = hold_open(&fifo);
-    write_records(&writer, "bytes", &fifo);
-    let recv = run(ipc().args(["recv", &fifo.spec("framing=packets"), "--timeout", "30s"]));
-    drop(held);
-    assert!(recv.status.success(), "recv: {}", text(&recv.stderr));
     // The receiver cannot tell (stream.rs, "`packets`"): each receive is one read of up to
     // 4096 bytes of the stream, and the whole stream is in the FIFO, so every read is full.
     let stream = records().concat();
     let reads: Vec<String> = stream.as_bytes().chunks(4096).map(text).collect();
-    assert_messages("ipc recv", &text(&recv.stdout), &reads);
+    assert_messages("ipc recv", &received, &reads);
 }
 
 /// Reads standard input as a C loop of `read(fd, buf, 4096)` would, printing what each read
