@@ -125,6 +125,22 @@ pub fn join_small<'a>(bufs: &[IoSlice<'_>], staging: &'a mut Vec<u8>) -> Option<
     Some(staging)
 }
 
+/// Frames up to this long are laid out in one buffer on the stack and written from it: a small
+/// message's frame then costs one copy and one segment, without the slices of a [`Frame`] or
+/// the join of [`join_small`].
+const SMALL_FRAME: usize = 128;
+
+/// The frame of `msg` (whose frame is at most [`SMALL_FRAME`] bytes) laid out in `bytes`.
+#[inline]
+fn small_frame<'a>(msg: &[u8], bytes: &'a mut [u8; SMALL_FRAME]) -> &'a [u8] {
+    let len = frame_len(msg.len());
+    let prefix = u32::try_from(msg.len()).expect("a small frame's payload fits in u32");
+    bytes[..HEADER_LEN].copy_from_slice(&prefix.to_le_bytes());
+    bytes[HEADER_LEN..len - 1].copy_from_slice(msg);
+    bytes[len - 1] = COMMIT;
+    &bytes[..len]
+}
+
 /// Source of an abandoned frame's filler.
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
@@ -450,10 +466,20 @@ impl FrameWriter {
         resumable: bool,
     ) -> Result<bool> {
         debug_assert!(self.debt.is_none(), "a new frame after an unpaid one");
+        let mut written = 0;
+        if frame_len(msg.len()) <= SMALL_FRAME {
+            let mut bytes = [0; SMALL_FRAME];
+            let frame = small_frame(msg, &mut bytes);
+            match write_waiting(io, &[IoSlice::new(frame)], wait)? {
+                None => return Ok(false),
+                Some(n) if n == frame.len() => return Ok(true),
+                Some(n) => written = n,
+            }
+        }
         let frame = Frame::new(Payload::Bytes(msg), COMMIT);
         self.debt = Some(Debt {
             payload_len: msg.len(),
-            written: 0,
+            written,
             resumable,
         });
         self.write_owed(io, &frame, wait)
@@ -952,6 +978,55 @@ pub(crate) mod tests {
         assert!(sent);
         assert_eq!(r.recv(&mut pipe, &mut out, Wait::Never).unwrap(), 6);
         assert_eq!(&out[..6], b"second");
+    }
+
+    /// A small frame goes out of a buffer of its own (`SMALL_FRAME`); cut short by the
+    /// stream, it is finished or owed as any frame is.
+    #[test]
+    fn a_small_frame_the_stream_takes_in_part_is_finished_or_aborted() {
+        let mut pipe = MemPipe::new(1000);
+        pipe.write_chunk = 10;
+        let mut w = FrameWriter::new(1000);
+        let mut r = FrameReader::new(1000);
+        let mut out = [0u8; 1000];
+        let msg: Vec<u8> = (0..64).collect();
+        // A send that may wait writes on, ten bytes a call, to the end.
+        w.send(&mut pipe, &msg, Wait::Forever).unwrap();
+        assert_eq!(pipe.writes, frame_len(64).div_ceil(10));
+        assert_eq!(r.recv(&mut pipe, &mut out, Wait::Never).unwrap(), 64);
+        assert_eq!(&out[..64], &msg[..]);
+        assert!(!w.owes());
+        // One that may not, on a stream with room for ten bytes, owes the rest as aborted.
+        let mut pipe = MemPipe::new(10);
+        assert!(matches!(
+            w.send(&mut pipe, &msg, Wait::Never),
+            Err(Error::Full)
+        ));
+        assert!(w.owes());
+        assert_eq!(pipe.data.len(), 10);
+        let mut sent = false;
+        for _ in 0..100 {
+            match w.send(&mut pipe, b"next", Wait::Never) {
+                Ok(()) => {
+                    sent = true;
+                    break;
+                }
+                Err(Error::Full) => {
+                    assert!(matches!(
+                        r.recv(&mut pipe, &mut out, Wait::Never),
+                        Err(Error::Empty)
+                    ));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(sent);
+        assert_eq!(r.recv(&mut pipe, &mut out, Wait::Never).unwrap(), 4);
+        assert_eq!(&out[..4], b"next");
+        assert!(matches!(
+            r.recv(&mut pipe, &mut out, Wait::Never),
+            Err(Error::Empty)
+        ));
     }
 
     #[test]
