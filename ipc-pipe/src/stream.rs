@@ -251,8 +251,42 @@ impl FdIo {
     }
 }
 
+/// Most bytes one `write` puts in a pipe. Linux (6.15 on) keeps two spare pages per pipe: a
+/// write of at most two pages takes its pages from there, and the reader puts them back as it
+/// empties them, where a larger write takes the rest from the page allocator (charged to the
+/// memory cgroup) and the reader frees them again. A large message written in pieces of two
+/// pages went through a pipe 1.5-2.3x as fast as written at once, from 16 KiB to 1 MiB
+/// (`docs/measurements/pipe-write-chunks.md`). Frames of up to `PIPE_BUF` are never cut, so
+/// they stay atomic.
+const WRITE_CHUNK: usize = 8192;
+
+/// The first [`WRITE_CHUNK`] bytes of `bufs`, in `room`, if `bufs` holds more; else `bufs`.
+fn first_chunk<'a>(bufs: &'a [IoSlice<'a>], room: &'a mut [IoSlice<'a>; 3]) -> &'a [IoSlice<'a>] {
+    let mut total = 0;
+    if bufs.iter().all(|b| {
+        total += b.len();
+        total <= WRITE_CHUNK
+    }) {
+        return bufs;
+    }
+    let mut left = WRITE_CHUNK;
+    let mut n = 0;
+    for b in bufs.iter().take(room.len()) {
+        if left == 0 {
+            break;
+        }
+        let take = b.len().min(left);
+        room[n] = IoSlice::new(&b[..take]);
+        n += 1;
+        left -= take;
+    }
+    &room[..n]
+}
+
 impl StreamIo for FdIo {
     fn write(&mut self, bufs: &[IoSlice<'_>], block: bool) -> Result<Option<usize>> {
+        let mut room = [IoSlice::new(&[]); 3];
+        let bufs = first_chunk(bufs, &mut room);
         if !block
             && self.no_wait == NoWait::PollFirst
             && !self.poll(PollFlags::POLLOUT, Wait::Never)?
@@ -572,4 +606,49 @@ impl Readiness for StreamReceiver {
     }
 
     fn after_wake(&mut self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lens(bufs: &[IoSlice<'_>]) -> Vec<usize> {
+        bufs.iter().map(|b| b.len()).collect()
+    }
+
+    #[test]
+    fn a_large_frame_is_written_two_pages_at_a_time_and_a_small_one_whole() {
+        let header = [0u8; 64];
+        let payload = vec![1u8; 100_000];
+        let trailer = [2u8];
+        let frame = [
+            IoSlice::new(&header),
+            IoSlice::new(&payload),
+            IoSlice::new(&trailer),
+        ];
+        let mut room = [IoSlice::new(&[]); 3];
+        let first = first_chunk(&frame, &mut room);
+        assert_eq!(lens(first), [64, WRITE_CHUNK - 64]);
+        assert_eq!(&first[1][..], &payload[..WRITE_CHUNK - 64]);
+
+        // The rest of a frame from inside its payload: payload, then the trailer once it fits.
+        let rest = [IoSlice::new(&payload[99_000..]), IoSlice::new(&trailer)];
+        let mut room = [IoSlice::new(&[]); 3];
+        assert_eq!(lens(first_chunk(&rest, &mut room)), [1000, 1]);
+
+        // Up to WRITE_CHUNK (so every frame of up to PIPE_BUF, and every batch) goes as it is.
+        let whole = [
+            IoSlice::new(&header),
+            IoSlice::new(&payload[..WRITE_CHUNK - 65]),
+            IoSlice::new(&trailer),
+        ];
+        let mut room = [IoSlice::new(&[]); 3];
+        assert_eq!(
+            lens(first_chunk(&whole, &mut room)),
+            [64, WRITE_CHUNK - 65, 1]
+        );
+        let many: Vec<IoSlice<'_>> = (0..192).map(|_| IoSlice::new(&header[..21])).collect();
+        let mut room = [IoSlice::new(&[]); 3];
+        assert_eq!(first_chunk(&many, &mut room).len(), 192);
+    }
 }
