@@ -251,13 +251,13 @@ impl FdIo {
     }
 }
 
-/// Most bytes one `write` puts in a pipe. Linux (6.15 on) keeps two spare pages per pipe: a
-/// write of at most two pages takes its pages from there, and the reader puts them back as it
-/// empties them, where a larger write takes the rest from the page allocator (charged to the
-/// memory cgroup) and the reader frees them again. A large message written in pieces of two
-/// pages went through a pipe 1.5-2.3x as fast as written at once, from 16 KiB to 1 MiB
-/// (`docs/measurements/pipe-write-chunks.md`). Frames of up to `PIPE_BUF` are never cut, so
-/// they stay atomic.
+/// Most bytes one `write` puts in a pipe. Linux keeps two spare pages per pipe (since 2025; one
+/// before): a write of at most two pages takes its pages from there, and the reader puts them
+/// back as it empties them, where a larger write takes the rest from the page allocator,
+/// memory-cgroup charging included, under the pipe's lock, and the reader frees them again.
+/// Large messages written in pieces of two pages went through 1.6-2.5x as fast as written at
+/// once, from 16 KiB to 1 MiB (`docs/measurements/pipe-write-chunks.md`). Frames of up to
+/// `PIPE_BUF` are never cut, so they stay atomic.
 const WRITE_CHUNK: usize = 8192;
 
 /// The first [`WRITE_CHUNK`] bytes of `bufs`, in `room`, if `bufs` holds more; else `bufs`.
