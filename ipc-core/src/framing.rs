@@ -945,6 +945,27 @@ pub(crate) mod tests {
         ));
     }
 
+    /// Sends `msg` without waiting, trying again as the reader drains the stream, which must
+    /// find no message while the writer's debt is being paid.
+    fn send_after_debt(
+        w: &mut FrameWriter,
+        r: &mut FrameReader,
+        pipe: &mut MemPipe,
+        out: &mut [u8],
+        msg: &[u8],
+    ) {
+        for _ in 0..100 {
+            match w.send(pipe, msg, Wait::Never) {
+                Ok(()) => return,
+                Err(Error::Full) => {
+                    assert!(matches!(r.recv(pipe, out, Wait::Never), Err(Error::Empty)));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("not sent in 100 tries");
+    }
+
     #[test]
     fn abandoned_frame_is_never_delivered() {
         let mut pipe = MemPipe::new(100);
@@ -959,23 +980,7 @@ pub(crate) mod tests {
         ));
         assert_eq!(r.recv(&mut pipe, &mut out, Wait::Never).unwrap(), 5);
         // Paying the debt takes several rounds as the reader drains.
-        let mut sent = false;
-        for _ in 0..100 {
-            match w.send(&mut pipe, b"second", Wait::Never) {
-                Ok(()) => {
-                    sent = true;
-                    break;
-                }
-                Err(Error::Full) => {
-                    assert!(matches!(
-                        r.recv(&mut pipe, &mut out, Wait::Never),
-                        Err(Error::Empty)
-                    ));
-                }
-                Err(e) => panic!("{e}"),
-            }
-        }
-        assert!(sent);
+        send_after_debt(&mut w, &mut r, &mut pipe, &mut out, b"second");
         assert_eq!(r.recv(&mut pipe, &mut out, Wait::Never).unwrap(), 6);
         assert_eq!(&out[..6], b"second");
     }
@@ -1004,23 +1009,7 @@ pub(crate) mod tests {
         ));
         assert!(w.owes());
         assert_eq!(pipe.data.len(), 10);
-        let mut sent = false;
-        for _ in 0..100 {
-            match w.send(&mut pipe, b"next", Wait::Never) {
-                Ok(()) => {
-                    sent = true;
-                    break;
-                }
-                Err(Error::Full) => {
-                    assert!(matches!(
-                        r.recv(&mut pipe, &mut out, Wait::Never),
-                        Err(Error::Empty)
-                    ));
-                }
-                Err(e) => panic!("{e}"),
-            }
-        }
-        assert!(sent);
+        send_after_debt(&mut w, &mut r, &mut pipe, &mut out, b"next");
         assert_eq!(r.recv(&mut pipe, &mut out, Wait::Never).unwrap(), 4);
         assert_eq!(&out[..4], b"next");
         assert!(matches!(
