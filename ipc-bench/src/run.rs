@@ -90,9 +90,10 @@ pub fn run(args: Args) -> Result<(), Error> {
     progress.suspend(|| report.start());
     let mut floors = Vec::new();
     let mut memcpys = Vec::new();
-    // Each row's measurement of every round, in the order of the first round's rows (every
-    // round measures the same rows in the same order); printed as measured with one round.
-    let mut measured: Vec<Vec<Row>> = Vec::new();
+    // Each row's measurement of every round, and each skipped cell, in the order of the first
+    // round (every round measures the same rows in the same order); printed as measured with
+    // one round, in that order after the last round with several.
+    let mut measured: Vec<Cell> = Vec::new();
     // Once standard output's reader has left (`ipc bench | head -3`), nobody reads the rest of
     // the table: stop between cells (every peer has exited then), unless the rows also go
     // into a --plot. The peers' stdout is theirs, not ours, so this never cuts a run short.
@@ -115,9 +116,13 @@ pub fn run(args: Args) -> Result<(), Error> {
                 progress.set_message(format!("{} {size} B{of_rounds}", transport.name()));
                 match transport.unsupported(size) {
                     Some(reason) if round == 0 => {
-                        progress.suspend(|| report.skipped(transport.name(), size, &reason))
+                        if rounds == 1 {
+                            progress.suspend(|| report.skipped(transport.name(), size, &reason));
+                        }
+                        measured.push(Cell::Skipped(transport.name().to_string(), size, reason));
+                        index += 1;
                     }
-                    Some(_) => {}
+                    Some(_) => index += 1,
                     None => {
                         for row in bench.cell(transport, size, extra(transport), args.batch)? {
                             shm_measured |= posix_shm::is_one(transport);
@@ -126,8 +131,11 @@ pub fn run(args: Args) -> Result<(), Error> {
                                 progress.suspend(|| report.row(&row));
                             }
                             match measured.get_mut(index) {
-                                Some(row_rounds) => row_rounds.push(row),
-                                None => measured.push(vec![row]),
+                                Some(Cell::Rounds(row_rounds)) => row_rounds.push(row),
+                                Some(Cell::Skipped(..)) => {
+                                    unreachable!("every round measures the same cells in order")
+                                }
+                                None => measured.push(Cell::Rounds(vec![row])),
                             }
                             index += 1;
                         }
@@ -144,18 +152,23 @@ pub fn run(args: Args) -> Result<(), Error> {
         }
         floors.push(round_floors);
     }
-    let rows: Vec<Row> = if rounds == 1 {
-        measured.into_iter().flatten().collect()
-    } else {
-        measured
-            .iter()
-            .map(|row_rounds| {
-                let median = repeat::median_row(row_rounds);
-                progress.suspend(|| report.row_of_rounds(&median, row_rounds));
-                median
-            })
-            .collect()
-    };
+    let rows: Vec<Row> = measured
+        .into_iter()
+        .filter_map(|cell| match cell {
+            Cell::Rounds(mut row_rounds) if rounds == 1 => row_rounds.pop(),
+            Cell::Rounds(row_rounds) => {
+                let median = repeat::median_row(&row_rounds);
+                progress.suspend(|| report.row_of_rounds(&median, &row_rounds));
+                Some(median)
+            }
+            Cell::Skipped(transport, size, reason) => {
+                if rounds > 1 {
+                    progress.suspend(|| report.skipped(&transport, size, &reason));
+                }
+                None
+            }
+        })
+        .collect();
     if !memcpys.is_empty() {
         let memcpy = repeat::median_memcpy(&memcpys);
         progress.suspend(|| report.memcpy(&memcpy));
@@ -173,6 +186,14 @@ pub fn run(args: Args) -> Result<(), Error> {
     }
     report.finish(started.elapsed());
     Ok(())
+}
+
+/// One row of the table over the rounds of `--repeat`.
+enum Cell {
+    /// A row's measurement in each round.
+    Rounds(Vec<Row>),
+    /// A transport × size the transport cannot carry, and why.
+    Skipped(String, usize, String),
 }
 
 /// A bar of the cells measured, on stderr when it is a terminal; hidden otherwise (and never

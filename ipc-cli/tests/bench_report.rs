@@ -446,6 +446,36 @@ fn batch_rows_are_one_way_with_their_ratio_to_the_raw_loop() {
 }
 
 #[test]
+fn with_repeat_a_skipped_cell_keeps_its_place_in_the_table() {
+    let stdout = bench(&[
+        "--transports",
+        "pipe-packets",
+        "--sizes",
+        "64,65536",
+        "--repeat",
+        "2",
+    ]);
+    let lines: Vec<_> = stdout.lines().collect();
+    assert!(
+        lines[1].starts_with("pipe-packets ") && lines[1].contains(" 64 "),
+        "{stdout}"
+    );
+    assert!(
+        lines[2].trim_start().starts_with("min–max of 2"),
+        "{stdout}"
+    );
+    assert!(
+        lines[3].starts_with("pipe-packets ") && lines[3].contains("65536  n/a ("),
+        "{stdout}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.contains("n/a")).count(),
+        1,
+        "{stdout}"
+    );
+}
+
+#[test]
 fn repeat_gives_medians_of_interleaved_rounds_with_their_ranges() {
     let rows = bench_json(&[
         "--transports",
