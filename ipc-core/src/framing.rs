@@ -134,11 +134,18 @@ const SMALL_FRAME: usize = 128;
 #[inline]
 fn small_frame<'a>(msg: &[u8], bytes: &'a mut [u8; SMALL_FRAME]) -> &'a [u8] {
     let len = frame_len(msg.len());
-    let prefix = u32::try_from(msg.len()).expect("a small frame's payload fits in u32");
-    bytes[..HEADER_LEN].copy_from_slice(&prefix.to_le_bytes());
+    bytes[..HEADER_LEN].copy_from_slice(&length_prefix(msg.len()));
     bytes[HEADER_LEN..len - 1].copy_from_slice(msg);
     bytes[len - 1] = COMMIT;
     &bytes[..len]
+}
+
+/// The length field of a frame carrying `payload` bytes.
+#[inline]
+fn length_prefix(payload: usize) -> [u8; HEADER_LEN] {
+    u32::try_from(payload)
+        .expect("payload length checked against MAX_PAYLOAD")
+        .to_le_bytes()
 }
 
 /// Source of an abandoned frame's filler.
@@ -166,8 +173,7 @@ impl<'a> Frame<'a> {
             Payload::Zeros(n) => n,
         };
         let mut header = [0; ALIGNED_HEADER_LEN];
-        let prefix = u32::try_from(len).expect("payload length checked against MAX_PAYLOAD");
-        header[..HEADER_LEN].copy_from_slice(&prefix.to_le_bytes());
+        header[..HEADER_LEN].copy_from_slice(&length_prefix(len));
         Frame {
             header,
             payload_len: len,

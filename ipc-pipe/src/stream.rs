@@ -261,6 +261,8 @@ impl FdIo {
 const WRITE_CHUNK: usize = 8192;
 
 /// The first [`WRITE_CHUNK`] bytes of `bufs`, in `room`, if `bufs` holds more; else `bufs`.
+/// Only a frame's slices (three at most) or a message and its newline can hold more; of any
+/// longer list, a prefix of its first three slices.
 fn first_chunk<'a>(bufs: &'a [IoSlice<'a>], room: &'a mut [IoSlice<'a>; 3]) -> &'a [IoSlice<'a>] {
     let mut total = 0;
     if bufs.iter().all(|b| {
