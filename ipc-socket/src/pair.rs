@@ -192,6 +192,7 @@ impl Readiness for SocketPairEnd {
 mod tests {
     use super::*;
     use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    use nix::sys::socket::Shutdown;
     use std::os::fd::{IntoRawFd, RawFd};
 
     fn spec(fd: RawFd) -> TransportSpec {
@@ -260,6 +261,59 @@ mod tests {
             Sender::send(&mut b, b"x"),
             Err(Error::Disconnected)
         ));
+    }
+
+    /// A receive that polls must not take the end of the connection for the end of the
+    /// messages: Linux's non-blocking `SOCK_SEQPACKET` receive can find the queue empty, then
+    /// find the peer gone, when the peer's last record and its close land between the two
+    /// looks. A thread sends, since the race is the kernel's and a child process per trial
+    /// would make the thousands of trials it takes too slow.
+    #[test]
+    fn a_polling_receive_sees_the_last_record_before_the_end() {
+        const TRIALS: usize = 60_000;
+        let config = SocketConfig {
+            message_size: 16,
+            capacity: None,
+            ..SocketConfig::default()
+        };
+        let (hand_over, senders) = std::sync::mpsc::channel::<SocketPairEnd>();
+        let sender = std::thread::spawn(move || {
+            for mut tx in senders {
+                Sender::send(&mut tx, b"last").unwrap();
+                // Closer to the record than the close of a drop: the race comes about twice as
+                // often (measured).
+                nix::sys::socket::shutdown(tx.as_fd().as_raw_fd(), Shutdown::Write).unwrap();
+            }
+        });
+        let mut lost = 0;
+        let mut buf = [0u8; 16];
+        for _ in 0..TRIALS {
+            let (tx, mut rx) = channel(&config).unwrap();
+            hand_over.send(tx).unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            let received = loop {
+                match Receiver::try_recv(&mut rx, &mut buf) {
+                    Ok(_) => break 1,
+                    Err(Error::Empty) => {}
+                    Err(Error::Disconnected) => break 0,
+                    Err(e) => panic!("{e}"),
+                }
+                assert!(std::time::Instant::now() < deadline, "no record, no end");
+            };
+            if received == 1 {
+                assert!(matches!(
+                    Receiver::recv(&mut rx, &mut buf),
+                    Err(Error::Disconnected)
+                ));
+            }
+            lost += 1 - received;
+        }
+        drop(hand_over);
+        sender.join().unwrap();
+        assert_eq!(
+            lost, 0,
+            "records lost to the end of the connection in {TRIALS} trials"
+        );
     }
 
     /// Whether thread `tid` of this process is asleep (state `S` in its `stat`).
