@@ -192,7 +192,7 @@ impl Readiness for SocketPairEnd {
 mod tests {
     use super::*;
     use nix::fcntl::{FcntlArg, OFlag, fcntl};
-    use nix::sys::socket::Shutdown;
+    use nix::sys::socket::{MsgFlags, Shutdown};
     use std::os::fd::{IntoRawFd, RawFd};
 
     fn spec(fd: RawFd) -> TransportSpec {
@@ -314,6 +314,35 @@ mod tests {
             lost, 0,
             "records lost to the end of the connection in {TRIALS} trials"
         );
+    }
+
+    /// A record of no bytes (a foreign peer's: ours always carry a tag) reads as 0, as the
+    /// end does; with the peer still there it is `Corrupted`, not `Disconnected`.
+    #[test]
+    fn an_empty_record_from_a_connected_peer_is_corrupted_not_the_end() {
+        let config = SocketConfig {
+            message_size: 16,
+            capacity: None,
+            ..SocketConfig::default()
+        };
+        let (mut a, mut b) = channel(&config).unwrap();
+        let send_empty = |end: &SocketPairEnd| {
+            nix::sys::socket::send(end.as_fd().as_raw_fd(), &[], MsgFlags::empty()).unwrap();
+        };
+        // A buffer of `max` reads the record itself; a smaller one peeks at it first.
+        for room in [16, 4] {
+            send_empty(&a);
+            let mut buf = [0u8; 16];
+            let e = Receiver::try_recv(&mut b, &mut buf[..room]).unwrap_err();
+            assert!(matches!(e, Error::Corrupted { .. }), "room {room}: {e}");
+            if room == 16 {
+                Sender::send(&mut a, b"next").unwrap();
+                assert_eq!(Receiver::recv(&mut b, &mut buf).unwrap(), 4);
+            }
+        }
+        drop(a);
+        let e = Receiver::recv(&mut b, &mut [0u8; 16]).unwrap_err();
+        assert!(matches!(e, Error::Disconnected), "{e}");
     }
 
     /// Whether thread `tid` of this process is asleep (state `S` in its `stat`).

@@ -219,8 +219,21 @@ impl SeqSocket {
                 // peer is gone, and says end of stream if so: a last record and the close that
                 // land between the two looks are taken for the end (seen in about 1 in 10,000
                 // polls racing a send and close). The close follows its records, so a look
-                // after it sees them all.
-                Ok((_, 0)) if !seen_end => seen_end = true,
+                // after it sees them all. A record of no bytes reads as 0 too, with the peer
+                // still there: that is not our format (we always send the tag).
+                Ok((_, 0)) if !seen_end => {
+                    if !poll_fd(
+                        self.fd.as_fd(),
+                        PollFlags::from_bits_retain(libc::POLLRDHUP),
+                        Wait::Never,
+                    )? {
+                        return Err(Error::corrupted(
+                            "an empty record on a message socket: the peer does not speak \
+                             ipc-socket's record format",
+                        ));
+                    }
+                    seen_end = true;
+                }
                 Ok((_, 0)) => return Err(Error::Disconnected),
                 Ok((tag, record)) => return Ok((tag, record - 1)),
                 Err(Errno::EINTR) => {}
