@@ -40,6 +40,19 @@
 //! ours; a receiver listening there is [`Error::AlreadyExists`]; anything else at the path (a
 //! regular file, a directory, another user's socket) is [`Error::Incompatible`] and left alone.
 //!
+//! Other programs speak it directly: each record is the message followed by one tag byte,
+//! `M` (`0x4d`), so a record of the tag alone is an empty message and never reads as the end of
+//! the connection. A record of no bytes is not this format and is [`Error::Corrupted`] (the
+//! receiver drops that connection). A sender the receiver refuses gets one record before the
+//! close: the reason, then `R`. From Python (`ipc-cli/tests/foreign_sockets.rs` runs such a
+//! client):
+//!
+//! ```text
+//! s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+//! s.connect("/run/app.sock")       # ipc recv unix:/run/app.sock
+//! s.send(b"hello" + b"M")
+//! ```
+//!
 //! A sender retries connecting until `open_timeout` (default 10 s) while nobody listens, then
 //! gives [`Error::NotFound`]. `capacity` is the sender's socket buffer in bytes (at least one
 //! message); `message_size` (default 64 KiB) must fit it, within `net.core.wmem_max` for

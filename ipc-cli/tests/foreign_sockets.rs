@@ -1,0 +1,131 @@
+//! `unix:` sockets against a program we did not write: a Python client speaking the record
+//! format of the crate documentation (each `SOCK_SEQPACKET` record is the message, then the
+//! tag byte `M`) to `ipc recv`. Without `python3` on `PATH` each test says so and passes.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+mod common;
+
+use common::{Running, ipc, text};
+
+/// A socket path unique to this test, removed when the test ends (the receiver removes its own
+/// file; this covers a receiver killed first).
+struct SocketPath(String);
+
+impl SocketPath {
+    fn new() -> SocketPath {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        SocketPath(format!(
+            "/tmp/ipc-test-foreign-{}-{}.sock",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ))
+    }
+}
+
+impl Drop for SocketPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Connects to the socket at `argv[1]` (retrying for up to 10 s while `ipc recv` is not
+/// listening yet), sends each of `argv[2:]` (hex) as one record as it is, then waits for the
+/// receiver to close the connection (at most 10 s) before it closes its own end.
+const CLIENT: &str = "
+import socket, sys, time
+path, records = sys.argv[1], [bytes.fromhex(r) for r in sys.argv[2:]]
+deadline = time.monotonic() + 10
+while True:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        s.connect(path)
+        break
+    except (FileNotFoundError, ConnectionRefusedError):
+        s.close()
+        if time.monotonic() > deadline:
+            raise
+        time.sleep(0.01)
+for r in records:
+    s.send(r)
+s.settimeout(10)
+try:
+    s.recv(1)
+except (socket.timeout, ConnectionResetError):
+    pass
+";
+
+/// `ipc recv` on a fresh `unix:` socket, `args` after the transport string, fed by the Python
+/// client sending `records`; `None` (and a message) without `python3`.
+fn receive_from_python(records: &[&[u8]], args: &[&str]) -> Option<Output> {
+    if let Err(e) = Command::new("python3").arg("--version").output() {
+        assert_eq!(
+            e.kind(),
+            std::io::ErrorKind::NotFound,
+            "running python3: {e}"
+        );
+        eprintln!("skipping: no `python3` on PATH");
+        return None;
+    }
+    let path = SocketPath::new();
+    let recv = Running::spawn(
+        ipc()
+            .arg("recv")
+            .arg(format!("unix:{}", path.0))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let hex: Vec<String> = records
+        .iter()
+        .map(|r| r.iter().map(|b| format!("{b:02x}")).collect())
+        .collect();
+    let client = Running::spawn(
+        Command::new("python3")
+            .args(["-c", CLIENT, &path.0])
+            .args(&hex)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let received = recv.output();
+    let client = client.output();
+    assert!(
+        client.status.success(),
+        "python client: {}",
+        text(&client.stderr)
+    );
+    assert!(
+        !Path::new(&path.0).exists(),
+        "ipc recv left its socket file"
+    );
+    Some(received)
+}
+
+#[test]
+fn records_a_python_client_sends_are_the_messages_ipc_recv_prints() {
+    let long = [b'x'; 3000];
+    let records: [&[u8]; 3] = [b"hello M", b"M", &[&long[..], b"M"].concat()];
+    let Some(out) = receive_from_python(&records, &["--count", "3"]) else {
+        return;
+    };
+    assert!(out.status.success(), "ipc recv: {}", text(&out.stderr));
+    let expected = format!("hello \n\n{}\n", "x".repeat(3000));
+    assert_eq!(text(&out.stdout), expected);
+}
+
+/// A record of no bytes reads as 0, as the end of the connection does: from a peer still
+/// connected it is not our format, and must not pass for the end (which would lose what the
+/// peer sends next, or hide that it speaks something else).
+#[test]
+fn an_empty_record_from_a_python_client_is_corrupted_not_the_end() {
+    let records: [&[u8]; 3] = [b"oneM", b"", b"twoM"];
+    let Some(out) = receive_from_python(&records, &["--count", "2"]) else {
+        return;
+    };
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "ipc recv: {stderr}");
+    assert_eq!(text(&out.stdout), "one\n");
+    assert!(stderr.contains("empty record"), "{stderr}");
+}
