@@ -1,6 +1,7 @@
-//! `unix:` sockets against a program we did not write: a Python client speaking the record
+//! `unix:` and `socketpair:` against a program we did not write: Python speaking the record
 //! format of the crate documentation (each `SOCK_SEQPACKET` record is the message, then the
-//! tag byte `M`) to `ipc recv`. Without `python3` on `PATH` each test says so and passes.
+//! tag byte `M`) to `ipc recv` and `ipc send`. Without `python3` on `PATH` each test says so
+//! and passes.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -31,9 +32,26 @@ impl Drop for SocketPath {
     }
 }
 
+/// Whether `python3` is on `PATH` (if not, says that the test is skipped).
+fn python3_found() -> bool {
+    match Command::new("python3").arg("--version").output() {
+        Ok(_) => true,
+        Err(e) => {
+            assert_eq!(
+                e.kind(),
+                std::io::ErrorKind::NotFound,
+                "running python3: {e}"
+            );
+            eprintln!("skipping: no `python3` on PATH");
+            false
+        }
+    }
+}
+
 /// Connects to the socket at `argv[1]` (retrying for up to 10 s while `ipc recv` is not
-/// listening yet), sends each of `argv[2:]` (hex) as one record as it is, then waits for the
-/// receiver to close the connection (at most 10 s) before it closes its own end.
+/// listening yet), sends each of `argv[2:]` (hex) as one record as it is (until the receiver
+/// drops the connection), then waits for the receiver to close it (at most 10 s) before it
+/// closes its own end.
 const CLIENT: &str = "
 import socket, sys, time
 path, records = sys.argv[1], [bytes.fromhex(r) for r in sys.argv[2:]]
@@ -49,7 +67,10 @@ while True:
             raise
         time.sleep(0.01)
 for r in records:
-    s.send(r)
+    try:
+        s.send(r)
+    except (BrokenPipeError, ConnectionResetError):
+        break  # the receiver dropped us (a record it refused)
 s.settimeout(10)
 try:
     s.recv(1)
@@ -60,13 +81,7 @@ except (socket.timeout, ConnectionResetError):
 /// `ipc recv` on a fresh `unix:` socket, `args` after the transport string, fed by the Python
 /// client sending `records`; `None` (and a message) without `python3`.
 fn receive_from_python(records: &[&[u8]], args: &[&str]) -> Option<Output> {
-    if let Err(e) = Command::new("python3").arg("--version").output() {
-        assert_eq!(
-            e.kind(),
-            std::io::ErrorKind::NotFound,
-            "running python3: {e}"
-        );
-        eprintln!("skipping: no `python3` on PATH");
+    if !python3_found() {
         return None;
     }
     let path = SocketPath::new();
@@ -128,4 +143,44 @@ fn an_empty_record_from_a_python_client_is_corrupted_not_the_end() {
     assert_eq!(out.status.code(), Some(1), "ipc recv: {stderr}");
     assert_eq!(text(&out.stdout), "one\n");
     assert!(stderr.contains("empty record"), "{stderr}");
+}
+
+/// Makes a socket pair and hands one end to `ipc` (`argv[1]`) as `socketpair:fd=N`, twice:
+/// `ipc recv` of two records it sends, then `ipc send` of one it reads. Prints what `ipc recv`
+/// printed, then the payload of the record it read.
+const PAIR_PARENT: &str = "
+import socket, subprocess, sys
+ipc = sys.argv[1]
+def handed(args):
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    child = subprocess.Popen([ipc] + [a.replace('FD', str(theirs.fileno())) for a in args],
+                             pass_fds=(theirs.fileno(),), stdout=subprocess.PIPE)
+    theirs.close()
+    ours.settimeout(10)
+    return ours, child
+ours, child = handed(['recv', 'socketpair:fd=FD', '--count', '2'])
+ours.send(b'from pythonM')
+ours.send(b'M')
+out, _ = child.communicate(timeout=10)
+assert child.returncode == 0, child.returncode
+sys.stdout.write(out.decode())
+ours, child = handed(['send', 'socketpair:fd=FD', 'to python'])
+record = ours.recv(100)
+assert record.endswith(b'M'), record
+print(record[:-1].decode())
+child.communicate(timeout=10)
+assert child.returncode == 0, child.returncode
+";
+
+/// A socket pair made by a Python parent: `ipc recv` and `ipc send` on the end it hands down
+/// read and write the records Python writes and reads.
+#[test]
+fn a_python_parent_talks_to_ipc_through_a_socket_pair_it_hands_down() {
+    if !python3_found() {
+        return;
+    }
+    let out =
+        common::run(Command::new("python3").args(["-c", PAIR_PARENT, env!("CARGO_BIN_EXE_ipc")]));
+    assert!(out.status.success(), "python parent: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "from python\n\nto python\n");
 }
