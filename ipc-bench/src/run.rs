@@ -119,7 +119,7 @@ pub fn run(args: Args) -> Result<(), Error> {
                         if rounds == 1 {
                             progress.suspend(|| report.skipped(transport.name(), size, &reason));
                         }
-                        measured.push(Cell::Skipped(transport.name().to_string(), size, reason));
+                        measured.push(Cell::Skipped(transport.name(), size, reason));
                         index += 1;
                     }
                     Some(_) => index += 1,
@@ -163,7 +163,7 @@ pub fn run(args: Args) -> Result<(), Error> {
             }
             Cell::Skipped(transport, size, reason) => {
                 if rounds > 1 {
-                    progress.suspend(|| report.skipped(&transport, size, &reason));
+                    progress.suspend(|| report.skipped(transport, size, &reason));
                 }
                 None
             }
@@ -193,7 +193,7 @@ enum Cell {
     /// A row's measurement in each round.
     Rounds(Vec<Row>),
     /// A transport × size the transport cannot carry, and why.
-    Skipped(String, usize, String),
+    Skipped(&'static str, usize, String),
 }
 
 /// A bar of the cells measured, on stderr when it is a terminal; hidden otherwise (and never

@@ -3,34 +3,11 @@
 //! tag byte `M`) to `ipc recv` and `ipc send`. Without `python3` on `PATH` each test says so
 //! and passes.
 
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod common;
 
-use common::{Running, ipc, text};
-
-/// A socket path unique to this test, removed when the test ends (the receiver removes its own
-/// file; this covers a receiver killed first).
-struct SocketPath(String);
-
-impl SocketPath {
-    fn new() -> SocketPath {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        SocketPath(format!(
-            "/tmp/ipc-test-foreign-{}-{}.sock",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ))
-    }
-}
-
-impl Drop for SocketPath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
+use common::{Running, TempPath, ipc, text};
 
 /// Whether `python3` is on `PATH` (if not, says that the test is skipped).
 fn python3_found() -> bool {
@@ -84,11 +61,12 @@ fn receive_from_python(records: &[&[u8]], args: &[&str]) -> Option<Output> {
     if !python3_found() {
         return None;
     }
-    let path = SocketPath::new();
+    // The receiver removes its own socket file; this covers a receiver killed first.
+    let path = TempPath::new(".sock");
     let recv = Running::spawn(
         ipc()
             .arg("recv")
-            .arg(format!("unix:{}", path.0))
+            .arg(format!("unix:{}", path.path().display()))
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),
@@ -99,7 +77,8 @@ fn receive_from_python(records: &[&[u8]], args: &[&str]) -> Option<Output> {
         .collect();
     let client = Running::spawn(
         Command::new("python3")
-            .args(["-c", CLIENT, &path.0])
+            .args(["-c", CLIENT])
+            .arg(path.path())
             .args(&hex)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),
@@ -111,10 +90,7 @@ fn receive_from_python(records: &[&[u8]], args: &[&str]) -> Option<Output> {
         "python client: {}",
         text(&client.stderr)
     );
-    assert!(
-        !Path::new(&path.0).exists(),
-        "ipc recv left its socket file"
-    );
+    assert!(!path.path().exists(), "ipc recv left its socket file");
     Some(received)
 }
 

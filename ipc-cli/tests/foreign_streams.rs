@@ -20,7 +20,7 @@ use nix::sys::stat::Mode;
 
 mod common;
 
-use common::{Running, ipc, run, text};
+use common::{Running, TempPath, ipc, run, text};
 
 /// A compiled C program, removed when the test is done with it.
 struct Built(PathBuf);
@@ -71,32 +71,25 @@ fn c_program(name: &str) -> Option<Built> {
 }
 
 /// A FIFO path no other test (or test run) uses, removed at the end whatever happened.
-struct TempFifo(PathBuf);
+struct TempFifo(TempPath);
 
 impl TempFifo {
     fn new() -> TempFifo {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        TempFifo(PathBuf::from(format!(
-            "/tmp/ipc-foreign-{}-{n}.fifo",
-            std::process::id()
-        )))
+        TempFifo(TempPath::new(".fifo"))
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
     }
 
     /// Makes the FIFO, as the C server would, so that a C client can open it.
     fn make(&self) {
-        nix::unistd::mkfifo(&self.0, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        nix::unistd::mkfifo(self.path(), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     }
 
     fn spec(&self, options: &str) -> String {
         let sep = if options.is_empty() { "" } else { "?" };
-        format!("fifo:{}{sep}{options}", self.0.display())
-    }
-}
-
-impl Drop for TempFifo {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        format!("fifo:{}{sep}{options}", self.path().display())
     }
 }
 
@@ -116,7 +109,7 @@ fn a_c_client_writes_lines_that_ipc_recv_reads_with_framing_lines() {
     // The client's open blocks until the receiver has opened the FIFO: no sleep needed.
     let client = Running::spawn(
         Command::new(&*client)
-            .arg(&fifo.0)
+            .arg(fifo.path())
             .args(["hello", "", "two words"])
             .stderr(Stdio::piped()),
     )
@@ -142,7 +135,7 @@ fn lines_into_a_framed_receiver_are_corrupted_with_a_hint_never_lost() {
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped()),
         );
-        let client = Running::spawn(Command::new(&*client).arg(&fifo.0).arg(line)).output();
+        let client = Running::spawn(Command::new(&*client).arg(fifo.path()).arg(line)).output();
         assert!(client.status.success());
         let recv = recv.output();
         let stderr = text(&recv.stderr);
@@ -163,7 +156,7 @@ fn ipc_send_writes_lines_that_a_c_server_reads() {
     // The server makes the FIFO; `ipc send` waits for it and its reader (open_timeout).
     let server = Running::spawn(
         Command::new(&*server)
-            .arg(&fifo.0)
+            .arg(fifo.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),
     );
@@ -330,7 +323,7 @@ fn records() -> Vec<String> {
 /// written after the writer closed (a FIFO drops its contents when nobody has it open).
 fn hold_open(fifo: &TempFifo) -> OwnedFd {
     nix::fcntl::open(
-        &fifo.0,
+        fifo.path(),
         OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
@@ -359,7 +352,7 @@ fn write_records(writer: &Built, mode: &str, fifo: &TempFifo) {
     let wrote = Running::spawn(
         Command::new(&**writer)
             .arg(mode)
-            .arg(&fifo.0)
+            .arg(fifo.path())
             .args(&sizes)
             .stderr(Stdio::piped()),
     )

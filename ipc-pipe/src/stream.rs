@@ -264,11 +264,7 @@ const WRITE_CHUNK: usize = 8192;
 /// Only a frame's slices (three at most) or a message and its newline can hold more; of any
 /// longer list, a prefix of its first three slices.
 fn first_chunk<'a>(bufs: &'a [IoSlice<'a>], room: &'a mut [IoSlice<'a>; 3]) -> &'a [IoSlice<'a>] {
-    let mut total = 0;
-    if bufs.iter().all(|b| {
-        total += b.len();
-        total <= WRITE_CHUNK
-    }) {
+    if bufs.iter().map(|b| b.len()).sum::<usize>() <= WRITE_CHUNK {
         return bufs;
     }
     let mut left = WRITE_CHUNK;

@@ -195,6 +195,14 @@ mod tests {
     use nix::sys::socket::{MsgFlags, Shutdown};
     use std::os::fd::{IntoRawFd, RawFd};
 
+    /// Messages of up to 16 bytes, the rest as by default.
+    fn small_messages() -> SocketConfig {
+        SocketConfig {
+            message_size: 16,
+            ..SocketConfig::default()
+        }
+    }
+
     fn spec(fd: RawFd) -> TransportSpec {
         format!("socketpair:fd={fd}").parse().unwrap()
     }
@@ -220,12 +228,7 @@ mod tests {
 
     #[test]
     fn both_directions_and_the_other_end_going_is_disconnected() {
-        let config = SocketConfig {
-            message_size: 16,
-            capacity: None,
-            ..SocketConfig::default()
-        };
-        let (mut a, mut b) = channel(&config).unwrap();
+        let (mut a, mut b) = channel(&small_messages()).unwrap();
         let mut buf = [0u8; 16];
         assert!(matches!(
             Receiver::try_recv(&mut a, &mut buf),
@@ -271,11 +274,6 @@ mod tests {
     #[test]
     fn a_polling_receive_sees_the_last_record_before_the_end() {
         const TRIALS: usize = 60_000;
-        let config = SocketConfig {
-            message_size: 16,
-            capacity: None,
-            ..SocketConfig::default()
-        };
         let (hand_over, senders) = std::sync::mpsc::channel::<SocketPairEnd>();
         let sender = std::thread::spawn(move || {
             for mut tx in senders {
@@ -288,7 +286,7 @@ mod tests {
         let mut lost = 0;
         let mut buf = [0u8; 16];
         for _ in 0..TRIALS {
-            let (tx, mut rx) = channel(&config).unwrap();
+            let (tx, mut rx) = channel(&small_messages()).unwrap();
             hand_over.send(tx).unwrap();
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
             let received = loop {
@@ -320,12 +318,7 @@ mod tests {
     /// end does; with the peer still there it is `Corrupted`, not `Disconnected`.
     #[test]
     fn an_empty_record_from_a_connected_peer_is_corrupted_not_the_end() {
-        let config = SocketConfig {
-            message_size: 16,
-            capacity: None,
-            ..SocketConfig::default()
-        };
-        let (mut a, mut b) = channel(&config).unwrap();
+        let (mut a, mut b) = channel(&small_messages()).unwrap();
         let send_empty = |end: &SocketPairEnd| {
             nix::sys::socket::send(end.as_fd().as_raw_fd(), &[], MsgFlags::empty()).unwrap();
         };

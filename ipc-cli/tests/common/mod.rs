@@ -3,7 +3,9 @@
 //! part of it.
 #![allow(dead_code)]
 
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -72,6 +74,31 @@ impl Drop for Running {
 /// Runs `cmd` to its end (bounded by [`HUNG`]), its stdout and stderr piped.
 pub fn run(cmd: &mut Command) -> Output {
     Running::spawn(cmd.stdout(Stdio::piped()).stderr(Stdio::piped())).output()
+}
+
+/// A path under `/tmp` unique to this process and call, ending in `suffix`; whatever the test
+/// made there is removed when this is dropped (also when the test fails).
+pub struct TempPath(PathBuf);
+
+impl TempPath {
+    pub fn new(suffix: &str) -> TempPath {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        TempPath(PathBuf::from(format!(
+            "/tmp/ipc-foreign-{}-{n}{suffix}",
+            std::process::id()
+        )))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// A POSIX shared-memory name (`/name`, a segment or a plain file under `/dev/shm`), removed
