@@ -2,14 +2,18 @@
 //! checksum, so a receiver in any process can tell a lost, duplicated, reordered, truncated or
 //! interleaved message from a good one without being told what to expect.
 //!
-//! Layout: `writer: u32 LE`, `seq: u64 LE`, body, `fnv1a64(everything before): u64 LE`. The
-//! body is a pseudo-random function of `(writer, seq)`, so the receiver regenerates it and
-//! compares byte for byte: the checksum catches corruption cheaply, the regeneration catches
-//! a well-formed message delivered to the wrong place.
+//! Layout: `writer: u32 LE`, `seq: u64 LE`, body, `seal: u64 LE`. The body is a pseudo-random
+//! function of `(writer, seq)` and the seal one of `(writer, seq, length)`, so the receiver
+//! regenerates both and compares every byte: a damaged header, body or seal, a message cut short
+//! or run on, and a well-formed message delivered to the wrong place all show.
+//!
+//! No checksum runs over the bytes: the suite is built unoptimised, where a byte-at-a-time hash
+//! of the megabyte messages was most of what the slowest tests spent. The comparison is one
+//! `memcmp`.
 
 use crate::process::Progress;
 
-/// Bytes of a message that are not body: writer, sequence number and checksum.
+/// Bytes of a message that are not body: writer, sequence number and seal.
 pub const OVERHEAD: usize = 4 + 8 + 8;
 
 /// The seed of a randomised test: the environment variable `var` if set, else one from the
@@ -37,24 +41,38 @@ pub fn splitmix64(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Fills `out` with the pseudo-random bytes of stream `seed`.
+/// Fills `out` with the bytes of stream `seed`: a block of [`BLOCK`] pseudo-random bytes, then
+/// copies of it, each with its first 8 bytes replaced by a pseudo-random function of the seed and
+/// the copy's place. So every byte depends on the seed, and a block moved, lost or repeated shows.
+/// Copying blocks rather than drawing every word keeps megabyte messages cheap unoptimised.
 pub fn fill(seed: u64, out: &mut [u8]) {
+    let (block, copies) = out.split_at_mut(out.len().min(BLOCK));
     let mut state = seed;
-    for chunk in out.chunks_mut(8) {
-        let word = splitmix64(&mut state).to_le_bytes();
-        chunk.copy_from_slice(&word[..chunk.len()]);
+    let mut words = block.chunks_exact_mut(8);
+    for word in &mut words {
+        word.copy_from_slice(&splitmix64(&mut state).to_le_bytes());
+    }
+    let tail = words.into_remainder();
+    tail.copy_from_slice(&splitmix64(&mut state).to_le_bytes()[..tail.len()]);
+    for copy in copies.chunks_mut(BLOCK) {
+        copy.copy_from_slice(&block[..copy.len()]);
+        let mark = splitmix64(&mut state).to_le_bytes();
+        let n = copy.len().min(8);
+        copy[..n].copy_from_slice(&mark[..n]);
     }
 }
 
-/// FNV-1a, 64 bits.
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xCBF2_9CE4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3)
-    })
-}
+/// The length of the pseudo-random block that [`fill`] repeats.
+const BLOCK: usize = 1024;
 
 fn body_seed(writer: u32, seq: u64) -> u64 {
     (u64::from(writer) << 48) ^ seq.wrapping_mul(0xA24B_AED4_963E_E407)
+}
+
+/// The last 8 bytes of message `seq` of `writer`, `len` bytes long.
+fn seal(writer: u32, seq: u64, len: usize) -> u64 {
+    let mut state = body_seed(writer, seq) ^ (len as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    splitmix64(&mut state)
 }
 
 /// The length of message `seq` of `writer` for a transport carrying at most `max` bytes
@@ -82,13 +100,12 @@ pub fn size_for(writer: u32, seq: u64, max: usize) -> usize {
 /// Writes message `seq` of `writer`, `len` bytes long (`len >= OVERHEAD`), into `out`.
 pub fn encode(writer: u32, seq: u64, len: usize, out: &mut Vec<u8>) {
     assert!(len >= OVERHEAD);
-    out.clear();
-    out.resize(len, 0);
+    // A fresh zeroed buffer, not `resize`: unoptimised, `resize` stores the zeros one by one.
+    *out = vec![0; len];
     out[..4].copy_from_slice(&writer.to_le_bytes());
     out[4..12].copy_from_slice(&seq.to_le_bytes());
     fill(body_seed(writer, seq), &mut out[12..len - 8]);
-    let sum = fnv1a64(&out[..len - 8]);
-    out[len - 8..].copy_from_slice(&sum.to_le_bytes());
+    out[len - 8..].copy_from_slice(&seal(writer, seq, len).to_le_bytes());
 }
 
 /// Checks a received message and returns its `(writer, seq)`.
@@ -97,16 +114,15 @@ pub fn decode(msg: &[u8]) -> Result<(u32, u64), String> {
     if len < OVERHEAD {
         return Err(format!("message of {len} bytes is shorter than a header"));
     }
-    let (head, sum) = msg.split_at(len - 8);
-    let sum = u64::from_le_bytes(sum.try_into().expect("8 bytes"));
-    if fnv1a64(head) != sum {
+    let writer = u32::from_le_bytes(msg[..4].try_into().expect("4 bytes"));
+    let seq = u64::from_le_bytes(msg[4..12].try_into().expect("8 bytes"));
+    let found = u64::from_le_bytes(msg[len - 8..].try_into().expect("8 bytes"));
+    if found != seal(writer, seq, len) {
         return Err(format!(
-            "checksum mismatch in a message of {len} bytes (starts {:02x?})",
+            "bad seal in a message of {len} bytes: header, length or end damaged (starts {:02x?})",
             &msg[..len.min(16)]
         ));
     }
-    let writer = u32::from_le_bytes(msg[..4].try_into().expect("4 bytes"));
-    let seq = u64::from_le_bytes(msg[4..12].try_into().expect("8 bytes"));
     let mut expected = vec![0; len - OVERHEAD];
     fill(body_seed(writer, seq), &mut expected);
     if expected != msg[12..len - 8] {
@@ -212,11 +228,41 @@ mod tests {
             encode(3, seq, len, &mut buf);
             assert_eq!(decode(&buf), Ok((3, seq)));
         }
+        // A flipped bit in the writer, the sequence number, the body or the seal.
+        for at in [0, 5, 50, 95] {
+            encode(1, 7, 100, &mut buf);
+            buf[at] ^= 1;
+            assert!(decode(&buf).is_err(), "damage at byte {at} passed");
+        }
         encode(1, 7, 100, &mut buf);
-        buf[50] ^= 1;
-        assert!(decode(&buf).is_err());
-        encode(1, 7, 100, &mut buf);
-        assert!(decode(&buf[..99]).is_err());
+        assert!(decode(&buf[..99]).is_err(), "a message cut short passed");
+        buf.push(0);
+        assert!(decode(&buf).is_err(), "a message run on passed");
+        // Message 8's body is not message 7's, even under message 7's header and seal.
+        encode(1, 8, 100, &mut buf);
+        buf[4..12].copy_from_slice(&7u64.to_le_bytes());
+        buf[92..].copy_from_slice(&seal(1, 7, 100).to_le_bytes());
+        assert!(
+            decode(&buf).is_err(),
+            "a message under another's header passed"
+        );
+    }
+
+    #[test]
+    fn a_block_of_the_body_out_of_place_is_caught() {
+        let mut buf = Vec::new();
+        let len = OVERHEAD + 4 * BLOCK;
+        let block = |k: usize| 12 + k * BLOCK..12 + (k + 1) * BLOCK;
+        // Two copies of the repeated block swapped, then one in place of another.
+        encode(2, 3, len, &mut buf);
+        let (first, second) = (buf[block(1)].to_vec(), buf[block(2)].to_vec());
+        buf[block(1)].copy_from_slice(&second);
+        buf[block(2)].copy_from_slice(&first);
+        assert!(decode(&buf).is_err(), "swapped blocks passed");
+        encode(2, 3, len, &mut buf);
+        let third = buf[block(3)].to_vec();
+        buf[block(2)].copy_from_slice(&third);
+        assert!(decode(&buf).is_err(), "a repeated block passed");
     }
 
     #[test]
