@@ -61,7 +61,7 @@ pub struct Outcome {
     pub lost: u64,
     /// Messages that arrived again, or out of order.
     pub duplicated: u64,
-    /// Messages that arrived damaged: bad checksum, wrong length, unknown writer.
+    /// Messages that arrived damaged: bad seal or body, wrong length, unknown writer.
     pub torn: u64,
     /// Messages of the victim beyond what it could have committed.
     pub phantom: u64,

@@ -12,7 +12,7 @@
 //! - [`process`] runs the peer binary (`ipc-test-peer`, a fresh exec, not a fork) and keeps
 //!   every test bounded: peers are killed when dropped, waits have deadlines. [`peer`] is that
 //!   binary's body, so that another crate's peer binary is the same in two lines.
-//! - [`message`] makes messages that check themselves (writer, sequence number, checksum).
+//! - [`message`] makes messages that check themselves (writer, sequence number, seal).
 //! - [`fixtures`] names objects uniquely and removes them even when a test fails.
 //! - [`shm_ring`] opens the rings of every shared-memory transport, maps a live segment for a test
 //!   playing the hostile peer, and reads its region table; [`board`] is where `ipc-shm-peer`

@@ -1,5 +1,5 @@
-//! Self-checking messages: each one says who sent it and its sequence number, and carries a
-//! checksum, so a receiver in any process can tell a lost, duplicated, reordered, truncated or
+//! Self-checking messages: each one says who sent it and its sequence number, and ends with a
+//! seal, so a receiver in any process can tell a lost, duplicated, reordered, truncated or
 //! interleaved message from a good one without being told what to expect.
 //!
 //! Layout: `writer: u32 LE`, `seq: u64 LE`, body, `seal: u64 LE`. The body is a pseudo-random

@@ -14,7 +14,7 @@
 //!
 //! - `produce` sends `COUNT` messages (0: until told to stop) of writer `WRITER`, numbered from
 //!   0, in the self-checking format of [`ipc_tests::message`] (writer, sequence number, body,
-//!   checksum; sizes from [`message::size_for`]). `STYLE` picks the path: `copy` (`send`),
+//!   seal; sizes from [`message::size_for`]). `STYLE` picks the path: `copy` (`send`),
 //!   `loan` (`loan`, write the payload byte by byte a few times over, `commit`; one loan in
 //!   four asks for the largest message and publishes only the message with `commit_len`), or
 //!   `mixed` (either, at random). The byte-by-byte writing keeps the process between reserve
