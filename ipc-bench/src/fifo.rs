@@ -76,8 +76,8 @@ impl BenchTransport for Fifo {
                 // it goes once the peer has its own.
                 let stand_in = open_fifo(&to_peer_path, false)?;
                 let to_peer = open_fifo(&to_peer_path, true)?;
-                size_like_ours(to_peer.as_fd(), size)?;
-                size_like_ours(from_peer.as_fd(), size)?;
+                size_like_ours(to_peer.as_fd(), size, self.framing)?;
+                size_like_ours(from_peer.as_fd(), size, self.framing)?;
                 cmd.arg("--rx").arg(format!("fifo:{to_peer_path}"));
                 cmd.arg("--tx").arg(format!("fifo:{from_peer_path}"));
                 let peer = Peer::spawn(cmd)?;

@@ -76,8 +76,8 @@ impl BenchTransport for Pipe {
             Variant::Raw => {
                 let (peer_rx, to_peer) = raw::pipe()?;
                 let (from_peer, peer_tx) = raw::pipe()?;
-                size_like_ours(to_peer.as_fd(), size)?;
-                size_like_ours(from_peer.as_fd(), size)?;
+                size_like_ours(to_peer.as_fd(), size, self.framing)?;
+                size_like_ours(from_peer.as_fd(), size, self.framing)?;
                 let peer_rx = raw::inherit_fd(peer_rx, &mut cmd);
                 let peer_tx = raw::inherit_fd(peer_tx, &mut cmd);
                 cmd.arg("--rx")
@@ -115,11 +115,16 @@ fn config(size: usize) -> PipeConfig {
     }
 }
 
-/// Gives a raw pipe (or FIFO) the capacity ours gets for `size`-byte messages, by the very
-/// rule ours uses (grown, if need be, to hold one frame), so that both block as often. Only
-/// 64 KiB messages need more than the default 64 KiB: their frame is 5 bytes larger.
-pub fn size_like_ours(fd: BorrowedFd<'_>, size: usize) -> ipc::Result<()> {
-    config(size).apply(fd)
+/// Gives a raw pipe (or FIFO) the capacity ours gets for `size`-byte messages in `framing`,
+/// by the very rule ours uses (`PipeConfig::pipe_size`), so that both hold as much: in frames,
+/// 128 KiB from 4 KiB messages (a frame over a page) and one whole frame from 64 KiB; packets
+/// keep the default 64 KiB.
+pub fn size_like_ours(fd: BorrowedFd<'_>, size: usize, framing: Framing) -> ipc::Result<()> {
+    PipeConfig {
+        framing,
+        ..config(size)
+    }
+    .apply(fd)
 }
 
 fn fd_number(spec: &str) -> ipc::Result<i32> {

@@ -555,6 +555,8 @@ pub struct FrameReader {
     corrupted: Option<String>,
     /// Any frame may be cut short by the writer's death (see [`FrameReader::over_socket`]).
     any_frame_cut: bool,
+    /// Most bytes a receive that may wait reads in one call (see [`FrameReader::recv`]).
+    waiting_read: usize,
 }
 
 impl FrameReader {
@@ -565,6 +567,7 @@ impl FrameReader {
     pub fn over_socket(max: usize) -> FrameReader {
         FrameReader {
             any_frame_cut: true,
+            waiting_read: frame_len(max),
             ..FrameReader::new(max)
         }
     }
@@ -575,6 +578,15 @@ impl FrameReader {
         let capacity = frame_len(max).max(MIN_READ_BUFFER);
         let buf = vec![0; capacity + ALIGNED_HEADER_LEN - 1].into_boxed_slice();
         let base = buf.as_ptr().align_offset(ALIGNED_HEADER_LEN);
+        // A pipe keeps a frame of more than a page in two page buffers, so one frame per read
+        // of 4 KiB messages cost 1.2-1.3x a raw loop of 4096-byte reads; a reader that takes
+        // all there is, from a pipe twice the default size (`ipc-pipe`'s `pipe_size`), ran at
+        // 0.98-1.07x (`docs/measurements/frame-bytes.md`).
+        let waiting_read = if frame_len(max) > PIPE_BUF {
+            capacity
+        } else {
+            frame_len(max)
+        };
         FrameReader {
             buf,
             base,
@@ -584,6 +596,7 @@ impl FrameReader {
             end_of_stream: false,
             corrupted: None,
             any_frame_cut: false,
+            waiting_read,
         }
     }
 
@@ -632,15 +645,15 @@ impl FrameReader {
                 self.start = self.base;
             }
             // A receive that may wait reads at most one frame of the largest message, as a
-            // loop that knows its message sizes does; one that may not wait takes all there is
-            // room for. On a pipe, a reader that takes all there is empties the pipe and
-            // sleeps, and the writer then pays the wake-up for nearly every message: a 64 B
-            // stream took 1.3-1.55x the raw loop's time, its writer 0.51 instead of 0.39 us a
-            // message. A batch (its first receive waits, the rest do not) and an event loop's
-            // `try_recv` still read many frames a call.
+            // loop that knows its message sizes does, while such a frame fits a page; one that
+            // may not wait takes all there is room for. On a pipe, a reader that takes all
+            // there is empties the pipe and sleeps, and the writer then pays the wake-up for
+            // nearly every message: a 64 B stream took 1.3-1.55x the raw loop's time, its
+            // writer 0.51 instead of 0.39 us a message. A batch (its first receive waits, the
+            // rest do not) and an event loop's `try_recv` still read many frames a call.
             let upto = if wait != Wait::Never {
                 // Never short of `need`: it is at most a frame of `max`, and `end >= start`.
-                (self.end + frame_len(self.max)).min(self.buf.len())
+                (self.end + self.waiting_read).min(self.buf.len())
             } else {
                 self.buf.len()
             };
@@ -847,6 +860,33 @@ pub(crate) mod tests {
             assert_eq!(r.recv(&mut pipe, &mut out, Wait::Forever).unwrap(), 40);
             assert_eq!(out[0], i);
         }
+    }
+
+    #[test]
+    fn a_waiting_receive_takes_all_there_is_once_a_frame_may_exceed_a_page() {
+        let mut pipe = MemPipe::new(1 << 20);
+        let mut w = FrameWriter::new(4096);
+        for i in 0..10u8 {
+            w.send(&mut pipe, &[i; 4096], Wait::Never).unwrap();
+        }
+        let mut r = FrameReader::new(4096);
+        let mut out = [0u8; 4096];
+        assert_eq!(r.recv(&mut pipe, &mut out, Wait::Forever).unwrap(), 4096);
+        assert!(
+            pipe.data.is_empty(),
+            "10 frames of 4161 bytes fit the buffer: one read takes them all"
+        );
+        for i in 1..10u8 {
+            assert_eq!(r.recv(&mut pipe, &mut out, Wait::Forever).unwrap(), 4096);
+            assert_eq!(out[0], i);
+        }
+        // Over a socket, a waiting receive still reads one frame at a time.
+        for i in 0..3u8 {
+            w.send(&mut pipe, &[i; 4096], Wait::Never).unwrap();
+        }
+        let mut r = FrameReader::over_socket(4096);
+        assert_eq!(r.recv(&mut pipe, &mut out, Wait::Forever).unwrap(), 4096);
+        assert_eq!(pipe.data.len(), 2 * frame_len(4096));
     }
 
     #[test]

@@ -170,13 +170,19 @@ pub const ATOMIC_MESSAGE_MAX: usize = PIPE_BUF - ipc_core::framing::FRAME_OVERHE
 /// `message_size` when the transport string gives none.
 pub const DEFAULT_MESSAGE_SIZE: usize = 64 * 1024;
 
+/// The least pipe size, unless a `capacity` is given, for frames that may exceed a page
+/// (`message_size` above [`ATOMIC_MESSAGE_MAX`], `framing=frames`): twice the kernel's default. The default
+/// `message_size` gets it anyway, its 64 KiB frame being rounded up to a power of two pages.
+pub const LARGE_FRAME_PIPE_SIZE: usize = 128 * 1024;
+
 /// How a pipe (or FIFO) is sized, from a transport string's options.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PipeConfig {
     /// Largest message in bytes.
     pub message_size: usize,
     /// Pipe buffer size in bytes, if asked for; by default the smallest that holds one whole
-    /// frame of `message_size` (so that `try_send` can always succeed on an empty pipe).
+    /// frame of `message_size` (so that `try_send` can always succeed on an empty pipe), and
+    /// at least [`LARGE_FRAME_PIPE_SIZE`] when that frame may exceed a page.
     pub capacity: Option<usize>,
     /// How messages are laid on the pipe (`framing=`): frames by default; `lines` or `raw` to
     /// talk to programs that do not use this crate; `packets` for messages of 1 to 4096 bytes
@@ -256,9 +262,21 @@ impl PipeConfig {
     /// The pipe buffer size to ask the kernel for: the capacity asked for, else one whole
     /// frame, but no more than `fs.pipe-max-size` (a frame larger than the pipe is written in
     /// pieces as the reader drains it; only `try_send` of it then needs a reader that keeps up).
+    ///
+    /// A frame of more than a page takes two of the pipe's page buffers, or one and a share of
+    /// another, so a default pipe of 16 pages holds about 10 of 4 KiB messages' frames against
+    /// 16 raw 4096-byte writes: such pipes get at least [`LARGE_FRAME_PIPE_SIZE`]. A packet is
+    /// at most a page, so packets keep the kernel's default.
     pub fn pipe_size(&self) -> usize {
-        self.capacity
-            .unwrap_or_else(|| frame_len(self.message_size).min(pipe_max_size()))
+        self.capacity.unwrap_or_else(|| {
+            let frame = frame_len(self.message_size);
+            let floor = if frame > PIPE_BUF && self.framing != Framing::Packets {
+                LARGE_FRAME_PIPE_SIZE
+            } else {
+                0
+            };
+            frame.max(floor).min(pipe_max_size())
+        })
     }
 
     /// Sizes the pipe behind `fd`. Grows it only when needed unless a capacity was asked for,
@@ -461,6 +479,28 @@ mod tests {
     use super::*;
     use ipc_core::{Receiver, Sender};
     use std::os::fd::IntoRawFd;
+
+    #[test]
+    fn frames_over_a_page_get_a_larger_pipe_unless_a_capacity_is_given() {
+        let size_of = |message_size, framing, capacity| {
+            let config = PipeConfig {
+                message_size,
+                capacity,
+                framing,
+                ..PipeConfig::default()
+            };
+            let (tx, _rx) = channel(&config).unwrap();
+            raw::pipe_size(tx.stream.fd()).unwrap()
+        };
+        let default = size_of(64, Framing::Frames, None);
+        assert_eq!(size_of(ATOMIC_MESSAGE_MAX, Framing::Frames, None), default);
+        assert_eq!(
+            size_of(ATOMIC_MESSAGE_MAX + 1, Framing::Frames, None),
+            LARGE_FRAME_PIPE_SIZE.max(default)
+        );
+        assert_eq!(size_of(4096, Framing::Packets, None), default);
+        assert_eq!(size_of(4096, Framing::Frames, Some(8192)), 8192);
+    }
 
     #[test]
     fn capacity_sets_the_pipe_size_and_default_fits_one_frame() {
