@@ -41,7 +41,7 @@ pub fn splitmix64(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Fills `out` with the bytes of stream `seed`: a block of [`BLOCK`] pseudo-random bytes, then
+/// Fills `out` with the bytes of stream `seed`: a block of 1 KiB of pseudo-random bytes, then
 /// copies of it, each with its first 8 bytes replaced by a pseudo-random function of the seed and
 /// the copy's place. So every byte depends on the seed, and a block moved, lost or repeated shows.
 /// Copying blocks rather than drawing every word keeps megabyte messages cheap unoptimised.
