@@ -57,8 +57,7 @@ impl BenchTransport for Pipe {
             Variant::Ours => {
                 let config = PipeConfig {
                     wait: self.wait,
-                    framing: self.framing,
-                    ..config(size)
+                    ..config(size, self.framing)
                 };
                 // The peer's strings carry `wait` and `framing` with the rest of the
                 // configuration.
@@ -106,11 +105,12 @@ pub fn framing_unsupported(framing: Framing, size: usize) -> Option<String> {
         .then(|| format!("packets carry at most PIPE_BUF = {PACKET_MAX} bytes"))
 }
 
-/// Ours for `size`-byte messages: the capacity is left to the transport.
-fn config(size: usize) -> PipeConfig {
+/// Ours for `size`-byte messages in `framing`: the capacity is left to the transport.
+fn config(size: usize, framing: Framing) -> PipeConfig {
     PipeConfig {
         message_size: size,
         capacity: None,
+        framing,
         ..PipeConfig::default()
     }
 }
@@ -120,11 +120,7 @@ fn config(size: usize) -> PipeConfig {
 /// 128 KiB from 4 KiB messages (a frame over a page) and one whole frame from 64 KiB; packets
 /// keep the default 64 KiB.
 pub fn size_like_ours(fd: BorrowedFd<'_>, size: usize, framing: Framing) -> ipc::Result<()> {
-    PipeConfig {
-        framing,
-        ..config(size)
-    }
-    .apply(fd)
+    config(size, framing).apply(fd)
 }
 
 fn fd_number(spec: &str) -> ipc::Result<i32> {

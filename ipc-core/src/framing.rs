@@ -579,9 +579,9 @@ impl FrameReader {
         let buf = vec![0; capacity + ALIGNED_HEADER_LEN - 1].into_boxed_slice();
         let base = buf.as_ptr().align_offset(ALIGNED_HEADER_LEN);
         // A pipe keeps a frame of more than a page in two page buffers, so one frame per read
-        // of 4 KiB messages cost 1.2-1.3x a raw loop of 4096-byte reads; a reader that takes
+        // of 4 KiB messages cost 1.15-1.3x a raw loop of 4096-byte reads; a reader that takes
         // all there is, from a pipe twice the default size (`ipc-pipe`'s `pipe_size`), ran at
-        // 0.98-1.07x (`docs/measurements/frame-bytes.md`).
+        // 0.90-1.18x, medians 0.95-1.05x (`docs/measurements/frame-bytes.md`).
         let waiting_read = if frame_len(max) > PIPE_BUF {
             capacity
         } else {
@@ -838,13 +838,20 @@ pub(crate) mod tests {
         }
     }
 
+    /// A roomy in-memory pipe holding `count` messages of `len` bytes (message `i` all `i`s),
+    /// framed for receivers of up to `max`.
+    fn pipe_holding(count: u8, len: usize, max: usize) -> MemPipe {
+        let mut pipe = MemPipe::new(1 << 20);
+        let mut w = FrameWriter::new(max);
+        for i in 0..count {
+            w.send(&mut pipe, &vec![i; len], Wait::Never).unwrap();
+        }
+        pipe
+    }
+
     #[test]
     fn a_receive_that_may_wait_reads_one_frame_and_one_that_may_not_reads_all() {
-        let mut pipe = MemPipe::new(1 << 20);
-        let mut w = FrameWriter::new(64);
-        for i in 0..10u8 {
-            w.send(&mut pipe, &[i; 40], Wait::Never).unwrap();
-        }
+        let mut pipe = pipe_holding(10, 40, 64);
         let mut r = FrameReader::new(64);
         let mut out = [0u8; 64];
         // Frames of 40 bytes, read by the largest frame (of 64): one and part of the next.
@@ -864,11 +871,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_waiting_receive_takes_all_there_is_once_a_frame_may_exceed_a_page() {
-        let mut pipe = MemPipe::new(1 << 20);
-        let mut w = FrameWriter::new(4096);
-        for i in 0..10u8 {
-            w.send(&mut pipe, &[i; 4096], Wait::Never).unwrap();
-        }
+        let mut pipe = pipe_holding(10, 4096, 4096);
         let mut r = FrameReader::new(4096);
         let mut out = [0u8; 4096];
         assert_eq!(r.recv(&mut pipe, &mut out, Wait::Forever).unwrap(), 4096);
@@ -881,9 +884,7 @@ pub(crate) mod tests {
             assert_eq!(out[0], i);
         }
         // Over a socket, a waiting receive still reads one frame at a time.
-        for i in 0..3u8 {
-            w.send(&mut pipe, &[i; 4096], Wait::Never).unwrap();
-        }
+        let mut pipe = pipe_holding(3, 4096, 4096);
         let mut r = FrameReader::over_socket(4096);
         assert_eq!(r.recv(&mut pipe, &mut out, Wait::Forever).unwrap(), 4096);
         assert_eq!(pipe.data.len(), 2 * frame_len(4096));

@@ -171,8 +171,9 @@ pub const ATOMIC_MESSAGE_MAX: usize = PIPE_BUF - ipc_core::framing::FRAME_OVERHE
 pub const DEFAULT_MESSAGE_SIZE: usize = 64 * 1024;
 
 /// The least pipe size, unless a `capacity` is given, for frames that may exceed a page
-/// (`message_size` above [`ATOMIC_MESSAGE_MAX`], `framing=frames`): twice the kernel's default. The default
-/// `message_size` gets it anyway, its 64 KiB frame being rounded up to a power of two pages.
+/// (`message_size` above [`ATOMIC_MESSAGE_MAX`], not packets): twice the kernel's default. The
+/// default `message_size` gets it anyway, its 64 KiB frame being rounded up to a power of two
+/// pages.
 pub const LARGE_FRAME_PIPE_SIZE: usize = 128 * 1024;
 
 /// How a pipe (or FIFO) is sized, from a transport string's options.
@@ -269,13 +270,12 @@ impl PipeConfig {
     /// at most a page, so packets keep the kernel's default.
     pub fn pipe_size(&self) -> usize {
         self.capacity.unwrap_or_else(|| {
-            let frame = frame_len(self.message_size);
-            let floor = if frame > PIPE_BUF && self.framing != Framing::Packets {
-                LARGE_FRAME_PIPE_SIZE
-            } else {
+            let floor = if self.atomic() {
                 0
+            } else {
+                LARGE_FRAME_PIPE_SIZE
             };
-            frame.max(floor).min(pipe_max_size())
+            frame_len(self.message_size).max(floor).min(pipe_max_size())
         })
     }
 
