@@ -7,23 +7,7 @@ use std::process::{Command, Output, Stdio};
 
 mod common;
 
-use common::{Running, TempPath, ipc, text};
-
-/// Whether `python3` is on `PATH` (if not, says that the test is skipped).
-fn python3_found() -> bool {
-    match Command::new("python3").arg("--version").output() {
-        Ok(_) => true,
-        Err(e) => {
-            assert_eq!(
-                e.kind(),
-                std::io::ErrorKind::NotFound,
-                "running python3: {e}"
-            );
-            eprintln!("skipping: no `python3` on PATH");
-            false
-        }
-    }
-}
+use common::{Running, TempPath, ipc, python3_found, text};
 
 /// Connects to the socket at `argv[1]` (retrying for up to 10 s while `ipc recv` is not
 /// listening yet), sends each of `argv[2:]` (hex) as one record as it is (until the receiver

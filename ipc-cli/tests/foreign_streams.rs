@@ -1,7 +1,8 @@
 //! Pipes and FIFOs against textbook C programs that do not use `ipc` (issue 13): both ways,
 //! with `framing=lines` and `raw`, and the README's C reader of `frames` against `ipc send`;
 //! `framing=packets` both ways, against a C writer in packet mode (and one that is not) and a
-//! Python reader that does one `read` per message.
+//! Python reader that does one `read` per message; and a Python writer of frames over a page
+//! (`message_size=4096`) into `ipc recv`.
 //!
 //! The C sources are in `tests/c/` (the reader is taken from the README itself, so the README
 //! cannot drift from what is tested). They are compiled with `cc` from `PATH` when the tests
@@ -20,7 +21,7 @@ use nix::sys::stat::Mode;
 
 mod common;
 
-use common::{Running, TempPath, ipc, run, text};
+use common::{Running, TempPath, ipc, python3_found, run, text};
 
 /// A compiled C program, removed when the test is done with it.
 struct Built(PathBuf);
@@ -420,14 +421,7 @@ fn read_per_message(stdin: impl Into<Stdio>) -> Option<Output> {
         .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    match Command::new("python3").arg("--version").output() {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!("skipping: no `python3` on PATH");
-            None
-        }
-        Err(e) => panic!("running python3: {e}"),
-        Ok(_) => Some(Running::spawn(&mut cmd).output()),
-    }
+    python3_found().then(|| Running::spawn(&mut cmd).output())
 }
 
 #[test]
@@ -471,4 +465,53 @@ fn ipc_send_packets_into_a_pipe_are_what_a_reader_gets_one_read_each() {
     };
     assert!(read.status.success(), "reader: {}", text(&read.stderr));
     assert_messages("pipe", &text(&read.stdout), &messages);
+}
+
+/// Writes `ipc`'s frames (README, "frames") to the FIFO named by its first argument: message `i`
+/// of the sizes that follow is that many bytes of `'a' + i % 26`, and each frame goes in one
+/// `write`.
+const FRAME_WRITER: &str = "import os, struct, sys
+fd = os.open(sys.argv[1], os.O_WRONLY)
+for i, size in enumerate(int(s) for s in sys.argv[2:]):
+    head = 64 if size >= 4092 else 4
+    frame = struct.pack('<I', size).ljust(head, b'\\0') + bytes([97 + i % 26]) * size + b'\\xc3'
+    os.write(fd, frame)
+";
+
+#[test]
+fn a_python_writer_of_page_sized_frames_is_read_whole_by_ipc_recv() {
+    // With message_size=4096 a frame may exceed a page: the FIFO is sized up and a waiting
+    // receive reads all there is, so frames arrive cut anywhere between reads. Both header
+    // layouts, a page-sized frame (4091) and one just over (4092); more than the FIFO holds.
+    let sizes: Vec<usize> = [4096, 1, 4091, 4092, 4000, 4096].repeat(40);
+    if !python3_found() {
+        return;
+    }
+    let fifo = TempFifo::new();
+    fifo.make();
+    let recv = Running::spawn(
+        ipc()
+            .args(["recv", &fifo.spec("message_size=4096"), "--timeout", "30s"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    // Its output is collected while the writer runs: a megabyte does not fit a pipe.
+    let recv = std::thread::spawn(move || recv.output());
+    let mut writer = Command::new("python3");
+    writer
+        .args(["-c", FRAME_WRITER])
+        .arg(fifo.path())
+        .args(sizes.iter().map(usize::to_string))
+        .stderr(Stdio::piped());
+    let wrote = Running::spawn(&mut writer).output();
+    assert!(wrote.status.success(), "writer: {}", text(&wrote.stderr));
+    // Without --count, `ipc recv` exits 0 only at end of stream.
+    let recv = recv.join().expect("the receiver's waiter");
+    assert!(recv.status.success(), "recv: {}", text(&recv.stderr));
+    let expected: Vec<String> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| record(i, size))
+        .collect();
+    assert_messages("ipc recv", &text(&recv.stdout), &expected);
 }

@@ -127,3 +127,19 @@ impl Drop for ShmName {
         let _ = std::fs::remove_file(self.path());
     }
 }
+
+/// Whether `python3` is on `PATH` (if not, says that the test is skipped).
+pub fn python3_found() -> bool {
+    match Command::new("python3").arg("--version").output() {
+        Ok(_) => true,
+        Err(e) => {
+            assert_eq!(
+                e.kind(),
+                std::io::ErrorKind::NotFound,
+                "running python3: {e}"
+            );
+            eprintln!("skipping: no `python3` on PATH");
+            false
+        }
+    }
+}
